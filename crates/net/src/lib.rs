@@ -1,1 +1,40 @@
-//! placeholder
+//! Haven's production executor.
+//!
+//! In: one node's top [`haven_runtime::Component`], a [`NodeConfig`] (id,
+//! listening address, peers' addresses, data directory, [`Limits`]) and a
+//! shutdown signal.
+//! Out: the component running against the real world — TCP links to its
+//! peers with framed, versioned, checksummed messages; a disk worker on its
+//! data directory; timers on the monotonic clock; an RNG seeded by the OS —
+//! with its outputs logged and handed to the caller, and [`Counters`] the
+//! caller can read.
+//!
+//! The contract is exactly the runtime's: sends are best effort (a full
+//! per-peer queue drops, a broken connection loses or repeats what was in
+//! flight), timers fire at or after their deadline unless cancelled, and
+//! disk operations follow the semantics stated in `haven_runtime::disk`.
+//!
+//! Layout: [`run`] (node.rs) wires the parts; the event loop
+//! (event_loop.rs) drives the component's `Host`; link.rs sends to one peer,
+//! acceptor.rs and inbound.rs receive; [`frame`] is the wire format;
+//! disk.rs and disk_ops.rs execute disk requests.
+
+mod acceptor;
+mod backoff;
+mod config;
+mod counters;
+mod disk;
+mod disk_ops;
+mod error;
+mod event_loop;
+pub mod frame;
+mod inbound;
+mod link;
+mod node;
+mod send_queue;
+mod timers;
+
+pub use config::{FRAME_BYTES_MAX_FLOOR, Limits, NodeConfig};
+pub use counters::{Counters, CountersSnapshot};
+pub use error::NetError;
+pub use node::run;

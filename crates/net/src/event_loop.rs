@@ -1,0 +1,145 @@
+//! The single-threaded loop that drives one node's component.
+//!
+//! In: messages from peers and from the node itself (one bounded channel),
+//! timer deadlines, disk completions, and the shutdown signal.
+//! Out: calls into the component's [`Host`], whose effects it carries out:
+//! sends go to per-peer queues (or straight back into the inbound channel
+//! for the node itself), timers into a deadline queue, disk requests to the
+//! disk worker, outputs to the log and the caller's callback.
+//!
+//! Nothing here waits on a socket or the disk: every hand-off is a
+//! non-blocking push into a bounded queue that drops (and counts) when full.
+
+use crate::counters::{Counters, bump};
+use crate::disk::{Completion, DiskWorker};
+use crate::send_queue::SendQueue;
+use crate::timers::TimerQueue;
+use haven_runtime::host::Effects;
+use haven_runtime::{Component, Effect, Host, Instant, NodeId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+/// Timers fired in one turn before the loop looks at its other inputs, so
+/// a component that keeps setting zero-delay timers cannot starve them.
+const TIMER_FIRES_PER_TURN_MAX: usize = 1024;
+/// Distinct unknown destinations warned about; later ones log at debug.
+const UNKNOWN_PEER_WARNINGS_MAX: usize = 64;
+
+pub(crate) struct EventLoop<C: Component, F> {
+    host: Host<C>,
+    /// The node's clock origin: `Instant` is nanoseconds since it.
+    origin: tokio::time::Instant,
+    timers: TimerQueue,
+    queues: BTreeMap<NodeId, SendQueue<C::Msg>>,
+    to_self: mpsc::Sender<(NodeId, C::Msg)>,
+    disk: DiskWorker,
+    on_output: F,
+    counters: Arc<Counters>,
+    unknown_peers_warned: BTreeSet<NodeId>,
+}
+
+/// The loop's inputs other than shutdown.
+pub(crate) struct Inputs<M> {
+    pub(crate) inbound: mpsc::Receiver<(NodeId, M)>,
+    pub(crate) completions: mpsc::Receiver<Completion>,
+}
+
+impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
+    pub(crate) fn new(
+        host: Host<C>,
+        queues: BTreeMap<NodeId, SendQueue<C::Msg>>,
+        to_self: mpsc::Sender<(NodeId, C::Msg)>,
+        disk: DiskWorker,
+        on_output: F,
+        counters: Arc<Counters>,
+    ) -> Self {
+        let origin = tokio::time::Instant::now();
+        let timers = TimerQueue::default();
+        let unknown_peers_warned = BTreeSet::new();
+        EventLoop { host, origin, timers, queues, to_self, disk, on_output, counters, unknown_peers_warned }
+    }
+
+    /// Starts the component and runs it until `shutdown` resolves; returns
+    /// the disk worker for the caller to stop.
+    pub(crate) async fn run(mut self, mut inputs: Inputs<C::Msg>, shutdown: impl Future<Output = ()>) -> DiskWorker {
+        let mut effects: Effects<C> = Vec::new();
+        self.host.start(self.now(), &mut effects);
+        self.apply(&mut effects);
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let next_timer = self.timers.next_deadline();
+            let deadline = self.origin + Duration::from_nanos(next_timer.unwrap_or(Instant::ZERO).as_nanos());
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                () = tokio::time::sleep_until(deadline), if next_timer.is_some() => self.fire_due(&mut effects),
+                Some((id, result)) = inputs.completions.recv() => {
+                    self.host.complete(self.now(), id, result, &mut effects);
+                    self.apply(&mut effects);
+                }
+                Some((from, msg)) = inputs.inbound.recv() => {
+                    self.host.deliver(self.now(), from, msg, &mut effects);
+                    self.apply(&mut effects);
+                }
+            }
+        }
+        tracing::info!(timers = self.timers.len(), io_pending = self.host.io_pending(), "node stopping");
+        self.disk
+    }
+
+    fn now(&self) -> Instant {
+        let nanos = self.origin.elapsed().as_nanos();
+        Instant::from_nanos(u64::try_from(nanos).expect("node up for more than 584 years"))
+    }
+
+    fn fire_due(&mut self, effects: &mut Effects<C>) {
+        let now = self.now();
+        for _ in 0..TIMER_FIRES_PER_TURN_MAX {
+            let Some(id) = self.timers.pop_due(now) else { return };
+            self.host.fire(now, id, effects);
+            self.apply(effects);
+        }
+    }
+
+    fn apply(&mut self, effects: &mut Effects<C>) {
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Send { to, msg } => self.send(to, msg),
+                Effect::SetTimer { id, at } => self.timers.insert(id, at),
+                Effect::CancelTimer { id } => self.timers.cancel(id),
+                Effect::Io { id, request } => self.disk.submit(id, request),
+                Effect::Output(out) => {
+                    tracing::info!(output = ?out, "output");
+                    bump(&self.counters.outputs);
+                    (self.on_output)(out);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, to: NodeId, msg: C::Msg) {
+        if to == self.host.node() {
+            match self.to_self.try_send((to, msg)) {
+                Ok(()) => bump(&self.counters.messages_local),
+                Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
+                    bump(&self.counters.send_drops);
+                    tracing::debug!("inbound queue full, dropping a message to self");
+                }
+            }
+        } else if let Some(queue) = self.queues.get_mut(&to) {
+            queue.push(msg);
+        } else {
+            bump(&self.counters.send_drops);
+            let first =
+                self.unknown_peers_warned.len() < UNKNOWN_PEER_WARNINGS_MAX && self.unknown_peers_warned.insert(to);
+            if first {
+                tracing::warn!(to = %to, "message to a node not in the peer map, dropped");
+            } else {
+                tracing::debug!(to = %to, "message to a node not in the peer map, dropped");
+            }
+        }
+    }
+}

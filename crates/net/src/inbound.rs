@@ -1,0 +1,128 @@
+//! The receiving half of a link: one accepted connection.
+//!
+//! In: bytes from whoever connected. Out: `(sender, message)` pairs on the
+//! event loop's bounded inbound channel; or, for anything not a well-formed
+//! conversation with a known peer, an error log naming the remote address
+//! and the reason, a counter bump and a closed connection.
+//!
+//! A conversation is a hello (within `hello_timeout_ms_max`, from a node in
+//! the peer map, speaking `WIRE_VERSION`) followed by message frames. When
+//! the same peer connects again, the older connection is closed: the peer
+//! only dials anew when it believes the old one dead, and a half-open socket
+//! would otherwise linger forever.
+
+use crate::counters::{Counters, add, bump};
+use crate::frame::{Frame, FrameError, FrameReader};
+use haven_runtime::wire::WIRE_VERSION;
+use haven_runtime::{Message, NodeId};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::io::BufReader;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+/// Read buffer per connection.
+const READ_BUF_BYTES: usize = 64 * 1024;
+
+/// What every inbound connection of a node shares.
+#[derive(Debug)]
+pub(crate) struct InboundShared<M> {
+    /// For each known peer, the sequence number of its newest accepted
+    /// connection; older connections from that peer watch it and close.
+    pub(crate) newest: BTreeMap<NodeId, watch::Sender<u64>>,
+    pub(crate) inbound: mpsc::Sender<(NodeId, M)>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) frame_bytes_max: u32,
+    pub(crate) hello_timeout: Duration,
+}
+
+/// Why an inbound connection was closed.
+#[derive(Debug, Error)]
+enum InboundError {
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    #[error("no hello within {0:?}")]
+    HelloTimeout(Duration),
+    #[error("first frame is not a hello")]
+    NotHello,
+    #[error("hello from {0}, which is not in the peer map")]
+    UnknownNode(NodeId),
+    #[error("hello announces wire version {0}, this node speaks {WIRE_VERSION}")]
+    WireVersion(u8),
+    #[error("second hello on one connection")]
+    SecondHello,
+    #[error("superseded by a newer connection from the same peer")]
+    Superseded,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inbound<M> {
+    addr: SocketAddr,
+    seq: u64,
+    reader: FrameReader<BufReader<TcpStream>>,
+    shared: Arc<InboundShared<M>>,
+}
+
+impl<M: Message> Inbound<M> {
+    /// `seq` numbers this node's accepted connections, increasing.
+    pub(crate) fn new(stream: TcpStream, addr: SocketAddr, seq: u64, shared: Arc<InboundShared<M>>) -> Self {
+        let reader = FrameReader::new(BufReader::with_capacity(READ_BUF_BYTES, stream), shared.frame_bytes_max);
+        Inbound { addr, seq, reader, shared }
+    }
+
+    /// Receives until the peer closes, errs, or the node shuts down.
+    pub(crate) async fn run(mut self) {
+        match self.serve().await {
+            Ok(()) => tracing::debug!(addr = %self.addr, "inbound connection closed"),
+            Err(reason) => {
+                bump(&self.shared.counters.inbound_errors);
+                tracing::error!(addr = %self.addr, reason = %reason, "closing inbound connection");
+            }
+        }
+    }
+
+    async fn serve(&mut self) -> Result<(), InboundError> {
+        let Some(from) = self.hello().await? else { return Ok(()) };
+        let newest = &self.shared.newest[&from];
+        newest.send_replace(self.seq);
+        let mut superseded = newest.subscribe();
+        tracing::info!(addr = %self.addr, peer = %from, "peer connected");
+        loop {
+            let next = tokio::select! {
+                next = self.reader.next::<M>() => next?,
+                // Any change is a newer connection: sequence numbers only grow.
+                _ = superseded.changed() => return Err(InboundError::Superseded),
+            };
+            let Some((frame, len)) = next else { return Ok(()) };
+            add(&self.shared.counters.bytes_in, len as u64);
+            let Frame::Msg(msg) = frame else { return Err(InboundError::SecondHello) };
+            bump(&self.shared.counters.frames_in);
+            if self.shared.inbound.send((from, msg)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The peer's id from a valid hello, or `None` if it closed first.
+    async fn hello(&mut self) -> Result<Option<NodeId>, InboundError> {
+        let timeout = self.shared.hello_timeout;
+        let first = tokio::time::timeout(timeout, self.reader.next::<M>())
+            .await
+            .map_err(|_| InboundError::HelloTimeout(timeout))??;
+        let Some((frame, len)) = first else { return Ok(None) };
+        add(&self.shared.counters.bytes_in, len as u64);
+        match frame {
+            Frame::Hello { wire_version, .. } if wire_version != WIRE_VERSION => {
+                Err(InboundError::WireVersion(wire_version))
+            }
+            Frame::Hello { node, .. } if !self.shared.newest.contains_key(&node) => {
+                Err(InboundError::UnknownNode(node))
+            }
+            Frame::Hello { node, .. } => Ok(Some(node)),
+            Frame::Msg(_) => Err(InboundError::NotHello),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The sending half of the link to one peer.
+//!
+//! In: messages for that peer from its [`crate::send_queue::SendQueue`].
+//! Out: frames on an outbound TCP connection, opened and re-opened by this
+//! task with exponential backoff; counters; log lines.
+//!
+//! The connection is used only for sending: it starts with a hello, then
+//! carries message frames coalesced into writes of at most
+//! `write_batch_bytes_max`. The task also reads from the socket, not for
+//! data (a peer sends none) but to notice at once that the peer closed it.
+//! Messages wait in the bounded queue while disconnected; the batch being
+//! written when a connection breaks is written again on the next one, so a
+//! peer may see it twice, which best-effort delivery allows.
+
+use crate::backoff::Backoff;
+use crate::config::Limits;
+use crate::counters::{Counters, add, bump};
+use crate::frame::{self, Frame, FrameError};
+use haven_runtime::wire::WIRE_VERSION;
+use haven_runtime::{Message, NodeId};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+
+/// Why a connection ended.
+#[derive(Debug, Error)]
+enum LinkError {
+    #[error("connect timed out after {0:?}")]
+    ConnectTimeout(Duration),
+    #[error("write timed out after {0:?}")]
+    WriteTimeout(Duration),
+    #[error("closed by the peer")]
+    ClosedByPeer,
+    #[error("the peer sent data on a send-only connection")]
+    UnexpectedData,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+}
+
+#[derive(Debug)]
+pub(crate) struct Link<M> {
+    me: NodeId,
+    addr: SocketAddr,
+    queue: mpsc::Receiver<M>,
+    limits: Limits,
+    counters: Arc<Counters>,
+    /// Encoded frames not yet written.
+    batch: Vec<u8>,
+    batch_frames: u64,
+    scratch: Vec<u8>,
+}
+
+impl<M: Message> Link<M> {
+    pub(crate) fn new(
+        me: NodeId,
+        addr: SocketAddr,
+        queue: mpsc::Receiver<M>,
+        limits: Limits,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Link { me, addr, queue, limits, counters, batch: Vec::new(), batch_frames: 0, scratch: Vec::new() }
+    }
+
+    /// Connects, sends, reconnects, until the event loop drops the queue.
+    pub(crate) async fn run(mut self) {
+        let mut backoff = Backoff::new(self.limits.reconnect_backoff_ms_min, self.limits.reconnect_backoff_ms_max);
+        // Only a connection that lasted resets the backoff, so a peer that
+        // accepts and at once refuses us is not dialled in a tight loop.
+        let lasting = Duration::from_millis(self.limits.reconnect_backoff_ms_max);
+        let mut failures: u64 = 0;
+        loop {
+            let started = tokio::time::Instant::now();
+            let error = match self.connect().await {
+                Ok(stream) => match self.serve(stream).await {
+                    Ok(()) => return,
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            bump(&self.counters.connect_errors);
+            if started.elapsed() >= lasting {
+                backoff.reset();
+                failures = 0;
+            }
+            failures += 1;
+            // Say it once per outage; repeat quietly while the peer stays away.
+            if failures == 1 {
+                tracing::warn!(addr = %self.addr, error = %error, "link down, reconnecting");
+            } else {
+                tracing::debug!(addr = %self.addr, error = %error, failures, "reconnect failed");
+            }
+            let delay = backoff.next_delay(&mut rand::rng());
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn connect(&mut self) -> Result<TcpStream, LinkError> {
+        let timeout = self.limits.connect_timeout();
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| LinkError::ConnectTimeout(timeout))??;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    /// Sends until the connection breaks (`Err`) or the queue closes (`Ok`).
+    async fn serve(&mut self, stream: TcpStream) -> Result<(), LinkError> {
+        let (mut reader, mut writer) = stream.into_split();
+        let mut hello = Vec::new();
+        let hello_frame: Frame<M> = Frame::Hello { node: self.me, wire_version: WIRE_VERSION };
+        frame::encode(&hello_frame, self.limits.frame_bytes_max, &mut self.scratch, &mut hello)?;
+        self.write(&mut writer, &hello).await?;
+        add(&self.counters.bytes_out, hello.len() as u64);
+        bump(&self.counters.connects);
+        tracing::info!(addr = %self.addr, "link up");
+        self.flush(&mut writer).await?;
+        let mut probe = [0u8; 1];
+        loop {
+            tokio::select! {
+                msg = self.queue.recv() => {
+                    let Some(msg) = msg else { return Ok(()) };
+                    self.append(msg);
+                    while self.batch.len() < self.limits.write_batch_bytes_max {
+                        let Ok(msg) = self.queue.try_recv() else { break };
+                        self.append(msg);
+                    }
+                    self.flush(&mut writer).await?;
+                }
+                read = reader.read(&mut probe) => {
+                    return Err(if read? == 0 { LinkError::ClosedByPeer } else { LinkError::UnexpectedData });
+                }
+            }
+        }
+    }
+
+    fn append(&mut self, msg: M) {
+        match frame::encode(&Frame::Msg(msg), self.limits.frame_bytes_max, &mut self.scratch, &mut self.batch) {
+            Ok(_) => self.batch_frames += 1,
+            Err(e) => {
+                bump(&self.counters.send_drops);
+                tracing::error!(error = %e, "message not sent");
+            }
+        }
+    }
+
+    async fn flush(&mut self, writer: &mut OwnedWriteHalf) -> Result<(), LinkError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let written = self.write(writer, &batch).await;
+        self.batch = batch;
+        written?;
+        add(&self.counters.frames_out, self.batch_frames);
+        add(&self.counters.bytes_out, self.batch.len() as u64);
+        self.batch.clear();
+        self.batch_frames = 0;
+        // Keep a moderately sized buffer, not the largest batch ever seen.
+        self.batch.shrink_to(self.limits.write_batch_bytes_max);
+        Ok(())
+    }
+
+    async fn write(&self, writer: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<(), LinkError> {
+        let timeout = self.limits.write_timeout();
+        tokio::time::timeout(timeout, writer.write_all(bytes))
+            .await
+            .map_err(|_| LinkError::WriteTimeout(timeout))??;
+        Ok(())
+    }
+}

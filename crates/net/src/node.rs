@@ -1,0 +1,117 @@
+//! Running one node.
+//!
+//! In: a [`NodeConfig`], optionally an already-bound listener, the node's
+//! top component, a callback for its outputs and a shutdown future.
+//! Out: a running node until shutdown resolves — the listener and its
+//! inbound connections, one sender task per peer, the disk worker and the
+//! event loop — then everything closed and joined, so the same port and
+//! data directory can be used again at once.
+
+use crate::acceptor::Acceptor;
+use crate::config::NodeConfig;
+use crate::disk::DiskWorker;
+use crate::error::NetError;
+use crate::event_loop::{EventLoop, Inputs};
+use crate::inbound::InboundShared;
+use crate::link::Link;
+use crate::send_queue::SendQueue;
+use haven_runtime::{Component, Host};
+use rand::SeedableRng;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+/// Runs `component` as node `config.id` until `shutdown` resolves.
+///
+/// Use `listener` to hand over a socket bound beforehand (e.g. on port 0,
+/// to learn the port before building the peer map); otherwise the node binds
+/// `config.listen`. Every log line of the node carries `node = <id>`.
+pub async fn run<C, F, S>(
+    config: NodeConfig,
+    listener: Option<TcpListener>,
+    component: C,
+    on_output: F,
+    shutdown: S,
+) -> Result<(), NetError>
+where
+    C: Component + Send + 'static,
+    C::Timer: Send,
+    C::Io: Send,
+    C::Out: Send,
+    F: FnMut(C::Out) + Send + 'static,
+    S: Future<Output = ()>,
+{
+    config.check()?;
+    let span = tracing::info_span!("node", node = %config.id);
+    run_node(config, listener, component, on_output, shutdown).instrument(span).await
+}
+
+async fn run_node<C, F, S>(
+    config: NodeConfig,
+    listener: Option<TcpListener>,
+    component: C,
+    on_output: F,
+    shutdown: S,
+) -> Result<(), NetError>
+where
+    C: Component,
+    F: FnMut(C::Out),
+    S: Future<Output = ()>,
+{
+    let limits = &config.limits;
+    let counters = config.counters.clone();
+    tokio::fs::create_dir_all(&config.data_dir)
+        .await
+        .map_err(|source| NetError::DataDir { path: config.data_dir.clone(), source })?;
+    let listener = match listener {
+        Some(listener) => listener,
+        None => {
+            TcpListener::bind(config.listen).await.map_err(|source| NetError::Listen { addr: config.listen, source })?
+        }
+    };
+    let rng =
+        haven_runtime::Rng::try_from_rng(&mut rand::rngs::SysRng).map_err(|e| NetError::Entropy(e.to_string()))?;
+    let (disk, completions) = DiskWorker::spawn(
+        config.data_dir.clone(),
+        limits.disk_batch_len_max,
+        counters.clone(),
+        tracing::Span::current(),
+    )?;
+    tracing::info!(listen = ?listener.local_addr().ok(), peers = config.remote_peers().len(), "node starting");
+
+    let (inbound_tx, inbound) = mpsc::channel(limits.inbound_queue_len_max);
+    let mut tasks = JoinSet::new();
+    let shared = InboundShared {
+        newest: config.remote_peers().into_keys().map(|id| (id, watch::Sender::new(0))).collect(),
+        inbound: inbound_tx.clone(),
+        counters: counters.clone(),
+        frame_bytes_max: limits.frame_bytes_max,
+        hello_timeout: limits.hello_timeout(),
+    };
+    let acceptor = Acceptor::new(listener, limits.inbound_connections_max, Arc::new(shared));
+    tasks.spawn(acceptor.run().in_current_span());
+
+    let mut queues = BTreeMap::new();
+    let warning_interval = Duration::from_millis(limits.drop_warning_interval_ms_min);
+    for (peer, addr) in config.remote_peers() {
+        let (queue, rx) = SendQueue::new(peer, limits.send_queue_len_max, warning_interval, counters.clone());
+        queues.insert(peer, queue);
+        let link = Link::new(config.id, addr, rx, limits.clone(), counters.clone());
+        tasks.spawn(link.run().instrument(tracing::info_span!("link", peer = %peer)));
+    }
+
+    let host = Host::new(config.id, component, rng);
+    let event_loop = EventLoop::new(host, queues, inbound_tx, disk, on_output, counters);
+    let disk = event_loop.run(Inputs { inbound, completions }, shutdown).await;
+
+    // Aborting the tasks closes the listener and every connection; waiting
+    // for them means the port is free when we return.
+    tasks.shutdown().await;
+    disk.stop().await;
+    tracing::info!("node stopped");
+    Ok(())
+}
