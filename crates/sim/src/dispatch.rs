@@ -1,0 +1,324 @@
+//! Event handling: what each event does to the world.
+//!
+//! In: one event popped from the queue. Out: the node's host called (message
+//! delivered, timer fired, I/O completed) and the effects it returned carried
+//! out — messages routed through the network model, timers scheduled on the
+//! node's clock, disk requests submitted — all hashed into the trace.
+//!
+//! Stale events (for a crashed incarnation, a cancelled timer, an older
+//! clock) are dropped unseen; events for a paused node wait in its buffer.
+
+use crate::dist::chance;
+use crate::event::EventKind;
+use crate::network::Held;
+use crate::sim::Sim;
+use haven_runtime::{Component, Effect, IoId, NodeId, TimerId};
+use std::fmt::Write as _;
+
+impl<C: Component + 'static> Sim<C> {
+    /// Handles one event; true if it was processed (rather than dropped as
+    /// stale or deferred by a pause).
+    pub(crate) fn dispatch(&mut self, kind: EventKind<C::Msg>) -> bool {
+        if let Some(node) = kind.node() {
+            return self.node_event(node as usize, kind);
+        }
+        match kind {
+            EventKind::Resume { node, incarnation, pause } => self.on_resume(node as usize, incarnation, pause),
+            EventKind::Call { slot } => self.run_call(slot),
+            EventKind::ProcStart { proc } => self.proc_start(proc as usize),
+            EventKind::ProcFire { proc, index } => self.proc_fire(proc as usize, index),
+            EventKind::Heal => {
+                self.heal_all();
+                self.faults_over();
+            }
+            EventKind::Check => self.trace.tag("check"),
+            EventKind::End => {
+                self.trace.tag("end");
+                self.end_requested = true;
+            }
+            EventKind::Deliver { .. } | EventKind::Timer { .. } | EventKind::Io { .. } => {
+                unreachable!("node events are handled above")
+            }
+        }
+        true
+    }
+
+    fn node_event(&mut self, i: usize, kind: EventKind<C::Msg>) -> bool {
+        match kind {
+            EventKind::Deliver { from, to, incarnation, send_seq, arrived, msg } => {
+                if !self.nodes[i].runs(incarnation) {
+                    self.drop_message(from, to, &msg, "receiver down");
+                    return false;
+                }
+                if !arrived && let Some(f) = self.index(from) {
+                    if self.net.blocked(f, i) {
+                        self.drop_message(from, to, &msg, "blocked");
+                        return false;
+                    }
+                    if self.net.clogged(f, i) {
+                        self.hold(f, i, send_seq, Held { to_incarnation: incarnation, msg });
+                        return false;
+                    }
+                }
+                let arrived = EventKind::Deliver { from, to, incarnation, send_seq, arrived: true, msg };
+                self.unless_paused(i, arrived, |sim, kind| {
+                    let EventKind::Deliver { from, msg, .. } = kind else { unreachable!() };
+                    sim.deliver(i, from, msg);
+                })
+            }
+            EventKind::Timer { incarnation, epoch, id, .. } => {
+                let node = &self.nodes[i];
+                if !node.runs(incarnation) || node.timer_epoch != epoch || !node.timers.contains_key(&id) {
+                    return false;
+                }
+                self.unless_paused(i, kind, |sim, _| sim.fire(i, id))
+            }
+            EventKind::Io { incarnation, .. } => {
+                if !self.nodes[i].runs(incarnation) {
+                    return false;
+                }
+                self.unless_paused(i, kind, |sim, kind| {
+                    let EventKind::Io { id, op, .. } = kind else { unreachable!() };
+                    sim.complete_io(i, id, op);
+                })
+            }
+            _ => unreachable!("not a node event"),
+        }
+    }
+
+    /// Runs `f` now, or keeps the event for when the node's pause ends.
+    fn unless_paused(
+        &mut self,
+        i: usize,
+        kind: EventKind<C::Msg>,
+        f: impl FnOnce(&mut Self, EventKind<C::Msg>),
+    ) -> bool {
+        let node = &mut self.nodes[i];
+        if !node.paused {
+            f(self, kind);
+            return true;
+        }
+        let is_message = matches!(kind, EventKind::Deliver { .. });
+        if is_message && node.deferred.len() >= self.config.pause_held_len_max {
+            // Timers and I/O are never dropped: the host needs every I/O
+            // completed, and both are bounded by the host's own limits.
+            if let EventKind::Deliver { from, to, msg, .. } = kind {
+                self.drop_message(from, to, &msg, "paused node's buffer full");
+            }
+        } else {
+            node.deferred.push_back(kind);
+        }
+        false
+    }
+
+    fn deliver(&mut self, i: usize, from: NodeId, msg: C::Msg) {
+        self.counters.messages_delivered += 1;
+        let node = &self.nodes[i];
+        self.trace.tag("recv");
+        self.trace.u64(node.id.0);
+        self.trace.u64(u64::from(node.incarnation));
+        self.trace.u64(from.0);
+        self.trace.encoded(&msg);
+        if self.trace.on() {
+            let _ = write!(self.trace.begin(self.now), "{} recv from {from} {msg:?}", node.id);
+        }
+        let node = &mut self.nodes[i];
+        let host = node.host.as_mut().expect("a running node has a host");
+        host.deliver(node.clock.local(self.now), from, msg, &mut self.effects);
+        self.apply_effects(i);
+    }
+
+    fn fire(&mut self, i: usize, id: TimerId) {
+        self.counters.timers_fired += 1;
+        let node = &mut self.nodes[i];
+        node.timers.remove(&id);
+        self.trace.tag("fire");
+        self.trace.u64(node.id.0);
+        self.trace.u64(u64::from(node.incarnation));
+        self.trace.u64(id.0);
+        if self.trace.on() {
+            let _ = write!(self.trace.begin(self.now), "{} timer#{} fired", node.id, id.0);
+        }
+        let host = node.host.as_mut().expect("a running node has a host");
+        host.fire(node.clock.local(self.now), id, &mut self.effects);
+        self.apply_effects(i);
+    }
+
+    fn complete_io(&mut self, i: usize, id: IoId, op: crate::disk::DiskOp) {
+        self.counters.io_completed += 1;
+        let node = &mut self.nodes[i];
+        if self.trace.on() {
+            let _ = write!(self.trace.begin(self.now), "{} io#{} {:?}", node.id, id.0, op.request);
+        }
+        let result = node.disk.complete(op);
+        self.trace.tag("io");
+        self.trace.u64(node.id.0);
+        self.trace.u64(u64::from(node.incarnation));
+        self.trace.u64(id.0);
+        self.trace.encoded(&result);
+        if self.trace.on() {
+            let _ = write!(self.trace.note(), ": {result:?}");
+        }
+        let host = node.host.as_mut().expect("a running node has a host");
+        host.complete(node.clock.local(self.now), id, result, &mut self.effects);
+        self.apply_effects(i);
+    }
+
+    /// Carries out the effects the host just returned, in order.
+    pub(crate) fn apply_effects(&mut self, i: usize) {
+        let mut effects = std::mem::take(&mut self.effects);
+        for effect in effects.drain(..) {
+            self.apply(i, effect);
+        }
+        self.effects = effects;
+    }
+
+    fn apply(&mut self, i: usize, effect: Effect<C::Msg, C::Out>) {
+        if self.trace.on() && !matches!(effect, Effect::Send { .. }) {
+            let _ = write!(self.trace.effect(), "{effect:?}");
+        }
+        match effect {
+            Effect::Send { to, msg } => self.send(i, to, msg),
+            Effect::SetTimer { id, at } => {
+                self.trace.tag("set");
+                self.trace.u64(id.0);
+                self.trace.u64(at.as_nanos());
+                let node = &mut self.nodes[i];
+                node.timers.insert(id, at);
+                let (due, incarnation, epoch) = (node.clock.global_at(at), node.incarnation, node.timer_epoch);
+                self.push(due, EventKind::Timer { node: i as u32, incarnation, epoch, id });
+            }
+            Effect::CancelTimer { id } => {
+                self.trace.tag("cancel");
+                self.trace.u64(id.0);
+                self.nodes[i].timers.remove(&id);
+            }
+            Effect::Io { id, request } => {
+                self.trace.tag("io start");
+                self.trace.u64(id.0);
+                self.trace.encoded(&request);
+                let node = &mut self.nodes[i];
+                let (op, latency) = node.disk.submit(request);
+                let incarnation = node.incarnation;
+                self.push(self.now + latency, EventKind::Io { node: i as u32, incarnation, id, op });
+            }
+            Effect::Output(out) => {
+                self.trace.tag("output");
+                self.trace.debug(&out);
+                self.outputs.push((self.nodes[i].id, out));
+            }
+        }
+    }
+
+    /// Routes one message through the network model.
+    fn send(&mut self, i: usize, to: NodeId, msg: C::Msg) {
+        self.counters.messages_sent += 1;
+        self.trace.tag("send");
+        self.trace.u64(to.0);
+        self.trace.encoded(&msg);
+        if self.trace.on() {
+            let _ = write!(self.trace.effect(), "send {to} {msg:?}");
+        }
+        let Some(t) = self.index(to) else { return self.lost_at_send("unknown node") };
+        if self.net.blocked(i, t) {
+            return self.lost_at_send("blocked");
+        }
+        let link = self.net.config(i, t);
+        if chance(&mut self.net_rng, link.loss_probability) {
+            return self.lost_at_send("lost");
+        }
+        let incarnation = self.nodes[t].incarnation;
+        if chance(&mut self.net_rng, link.duplicate_probability) {
+            self.counters.messages_duplicated += 1;
+            self.trace.tag("dup");
+            if self.trace.on() {
+                self.trace.note().push_str(" [duplicated]");
+            }
+            self.route(i, t, incarnation, msg.clone());
+        }
+        self.route(i, t, incarnation, msg);
+    }
+
+    fn lost_at_send(&mut self, why: &'static str) {
+        self.counters.messages_dropped += 1;
+        self.trace.tag(why);
+        if self.trace.on() {
+            let _ = write!(self.trace.note(), " [{why}]");
+        }
+    }
+
+    /// Puts one copy on the wire, or in a clogged link's queue.
+    fn route(&mut self, f: usize, t: usize, incarnation: u32, msg: C::Msg) {
+        self.send_seq += 1;
+        if self.net.clogged(f, t) {
+            if self.trace.on() {
+                self.trace.note().push_str(" [clogged]");
+            }
+            return self.hold(f, t, self.send_seq, Held { to_incarnation: incarnation, msg });
+        }
+        let latency = self.net.config(f, t).latency.sample(&mut self.net_rng);
+        let (from, to, send_seq) = (self.ids[f], t as u32, self.send_seq);
+        self.push(self.now + latency, EventKind::Deliver { from, to, incarnation, send_seq, arrived: false, msg });
+    }
+
+    fn hold(&mut self, f: usize, t: usize, send_seq: u64, held: Held<C::Msg>) {
+        if !self.net.hold(f, t, send_seq, held) {
+            self.counters.messages_dropped += 1;
+            self.trace.tag("clog full");
+        }
+    }
+
+    /// Puts the messages of every link that just opened back on the wire,
+    /// each with a fresh latency but never overtaking an earlier one.
+    pub(crate) fn release_held(&mut self) {
+        for ((f, t), queue) in self.net.take_released() {
+            let mut due = self.now;
+            for (send_seq, held) in queue {
+                due = due.max(self.now + self.net.config(f, t).latency.sample(&mut self.net_rng));
+                let (from, to, incarnation) = (self.ids[f], t as u32, held.to_incarnation);
+                let msg = held.msg;
+                self.queue.push(due, EventKind::Deliver { from, to, incarnation, send_seq, arrived: false, msg });
+            }
+        }
+    }
+
+    fn drop_message(&mut self, from: NodeId, to: u32, msg: &C::Msg, why: &'static str) {
+        self.counters.messages_dropped += 1;
+        self.trace.tag(why);
+        self.trace.u64(from.0);
+        self.trace.u64(u64::from(to));
+        if self.trace.on() {
+            let to = self.ids[to as usize];
+            let _ = write!(self.trace.begin(self.now), "drop {from}->{to} {msg:?} ({why})");
+            self.trace.emit();
+        }
+    }
+
+    fn on_resume(&mut self, i: usize, incarnation: u32, pause: u32) {
+        let node = &self.nodes[i];
+        if node.runs(incarnation) && node.paused && node.pause_id == pause {
+            self.resume_now(i);
+        }
+    }
+
+    /// Ends a pause: what came due meanwhile runs next, in order.
+    pub(crate) fn resume_now(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.paused = false;
+        let deferred = std::mem::take(&mut node.deferred);
+        for kind in deferred {
+            self.queue.push(self.now, kind);
+        }
+        self.fault_changed("resume", i, 0);
+        if self.trace.on() {
+            let _ = write!(self.trace.begin(self.now), "resume {}", self.ids[i]);
+        }
+    }
+
+    pub(crate) fn fault_changed(&mut self, what: &'static str, a: usize, b: usize) {
+        self.faults_changed_at = self.now;
+        self.trace.tag(what);
+        self.trace.u64(a as u64);
+        self.trace.u64(b as u64);
+    }
+}
