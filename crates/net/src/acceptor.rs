@@ -56,7 +56,7 @@ impl<M: Message> Acceptor<M> {
                 tracing::debug!(%addr, error = %e, "set_nodelay failed");
             }
             seq += 1;
-            let span = tracing::info_span!("inbound", %addr);
+            let span = tracing::error_span!("inbound", %addr);
             connections.spawn(Inbound::new(stream, addr, seq, self.shared.clone()).run().instrument(span));
         }
     }

@@ -17,6 +17,9 @@ use std::time::Duration;
 
 /// Smallest accepted `frame_bytes_max`: room for a hello and small messages.
 pub const FRAME_BYTES_MAX_FLOOR: u32 = 1024;
+/// Largest accepted queue length or connection count, far above any sane
+/// setting and far below what would make tokio's channels panic.
+pub const LEN_MAX_CEILING: usize = 1 << 24;
 
 /// Bounds on everything the executor buffers, waits for or retries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +87,10 @@ impl Limits {
         if self.write_batch_bytes_max == 0 || self.disk_batch_len_max == 0 || self.inbound_connections_max == 0 {
             return bad("batch sizes and inbound_connections_max must be at least 1");
         }
+        let lens = [self.send_queue_len_max, self.inbound_queue_len_max, self.disk_batch_len_max];
+        if lens.into_iter().chain([self.inbound_connections_max]).any(|len| len > LEN_MAX_CEILING) {
+            return bad("queue lengths, disk_batch_len_max and inbound_connections_max must be at most 2^24");
+        }
         if self.reconnect_backoff_ms_min == 0 || self.reconnect_backoff_ms_min > self.reconnect_backoff_ms_max {
             return bad("need 0 < reconnect_backoff_ms_min <= reconnect_backoff_ms_max");
         }
@@ -150,6 +157,7 @@ mod tests {
             Limits { frame_bytes_max: 10, ..Limits::default() },
             Limits { reconnect_backoff_ms_min: 3_000, ..Limits::default() },
             Limits { hello_timeout_ms_max: 0, ..Limits::default() },
+            Limits { inbound_queue_len_max: usize::MAX, ..Limits::default() },
         ];
         for limits in broken {
             assert!(matches!(limits.check(), Err(NetError::Limits { .. })), "{limits:?} accepted");

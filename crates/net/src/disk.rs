@@ -15,12 +15,11 @@
 use crate::counters::{Counters, bump};
 use crate::disk_ops;
 use crate::error::NetError;
-use haven_runtime::host::IO_PENDING_MAX;
 use haven_runtime::{FileName, IoId, IoRequest, IoResult};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{self as std_mpsc, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self as std_mpsc, Receiver, Sender};
 use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 
@@ -32,7 +31,7 @@ pub(crate) type Completion = (IoId, IoResult);
 /// The event loop's handle on the worker thread.
 #[derive(Debug)]
 pub(crate) struct DiskWorker {
-    requests: SyncSender<(IoId, IoRequest)>,
+    requests: Sender<(IoId, IoRequest)>,
     thread: JoinHandle<()>,
 }
 
@@ -44,9 +43,9 @@ impl DiskWorker {
         counters: Arc<Counters>,
         span: tracing::Span,
     ) -> Result<(DiskWorker, mpsc::Receiver<Completion>), NetError> {
-        // The host refuses more than IO_PENDING_MAX pending requests, so a
-        // queue of that size never fills.
-        let (requests, rx) = std_mpsc::sync_channel(IO_PENDING_MAX);
+        // Unbounded here because the host already bounds it: it refuses to
+        // start more than IO_PENDING_MAX requests that have not completed.
+        let (requests, rx) = std_mpsc::channel();
         let (done, completions) = mpsc::channel(COMPLETIONS_LEN_MAX);
         let worker = Worker { dir, batch_len_max, counters, done };
         let thread = std::thread::Builder::new()
@@ -61,12 +60,10 @@ impl DiskWorker {
 
     /// Queues a request without waiting.
     pub(crate) fn submit(&self, id: IoId, request: IoRequest) {
-        match self.requests.try_send((id, request)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => panic!("more than {IO_PENDING_MAX} disk requests pending"),
-            // The worker only exits early if the event loop dropped its
-            // completions, i.e. never while the loop still submits.
-            Err(TrySendError::Disconnected(_)) => tracing::error!(io = id.0, "disk worker is gone"),
+        // The worker only exits early if the event loop dropped its
+        // completions, i.e. never while the loop still submits.
+        if self.requests.send((id, request)).is_err() {
+            tracing::error!(io = id.0, "disk worker is gone");
         }
     }
 

@@ -73,7 +73,6 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
             let next_timer = self.timers.next_deadline();
             let deadline = self.origin + Duration::from_nanos(next_timer.unwrap_or(Instant::ZERO).as_nanos());
             tokio::select! {
-                biased;
                 () = &mut shutdown => break,
                 () = tokio::time::sleep_until(deadline), if next_timer.is_some() => self.fire_due(&mut effects),
                 Some((id, result)) = inputs.completions.recv() => {

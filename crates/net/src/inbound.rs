@@ -77,6 +77,10 @@ impl<M: Message> Inbound<M> {
     pub(crate) async fn run(mut self) {
         match self.serve().await {
             Ok(()) => tracing::debug!(addr = %self.addr, "inbound connection closed"),
+            // The peer reconnected: routine, not the peer's fault.
+            Err(InboundError::Superseded) => {
+                tracing::info!(addr = %self.addr, "closing inbound connection superseded by a newer one")
+            }
             Err(reason) => {
                 bump(&self.shared.counters.inbound_errors);
                 tracing::error!(addr = %self.addr, reason = %reason, "closing inbound connection");

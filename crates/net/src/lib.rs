@@ -34,7 +34,7 @@ mod node;
 mod send_queue;
 mod timers;
 
-pub use config::{FRAME_BYTES_MAX_FLOOR, Limits, NodeConfig};
+pub use config::{FRAME_BYTES_MAX_FLOOR, LEN_MAX_CEILING, Limits, NodeConfig};
 pub use counters::{Counters, CountersSnapshot};
 pub use error::NetError;
 pub use node::run;

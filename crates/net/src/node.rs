@@ -46,7 +46,9 @@ where
     S: Future<Output = ()>,
 {
     config.check()?;
-    let span = tracing::info_span!("node", node = %config.id);
+    // ERROR level so the span (and the node id) is on every line whatever
+    // the subscriber's level filter.
+    let span = tracing::error_span!("node", node = %config.id);
     run_node(config, listener, component, on_output, shutdown).instrument(span).await
 }
 
@@ -101,7 +103,7 @@ where
         let (queue, rx) = SendQueue::new(peer, limits.send_queue_len_max, warning_interval, counters.clone());
         queues.insert(peer, queue);
         let link = Link::new(config.id, addr, rx, limits.clone(), counters.clone());
-        tasks.spawn(link.run().instrument(tracing::info_span!("link", peer = %peer)));
+        tasks.spawn(link.run().instrument(tracing::error_span!("link", peer = %peer)));
     }
 
     let host = Host::new(config.id, component, rng);
