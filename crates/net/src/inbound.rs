@@ -91,7 +91,18 @@ impl<M: Message> Inbound<M> {
     async fn serve(&mut self) -> Result<(), InboundError> {
         let Some(from) = self.hello().await? else { return Ok(()) };
         let newest = &self.shared.newest[&from];
-        newest.send_replace(self.seq);
+        let seq = self.seq;
+        // A newer connection whose hello overtook ours wins; we close.
+        let ours_is_newest = newest.send_if_modified(|current| {
+            let newer = seq > *current;
+            if newer {
+                *current = seq;
+            }
+            newer
+        });
+        if !ours_is_newest {
+            return Err(InboundError::Superseded);
+        }
         let mut superseded = newest.subscribe();
         tracing::info!(addr = %self.addr, peer = %from, "peer connected");
         loop {

@@ -15,7 +15,7 @@ use crate::event_loop::{EventLoop, Inputs};
 use crate::inbound::InboundShared;
 use crate::link::Link;
 use crate::send_queue::SendQueue;
-use haven_runtime::{Component, Host};
+use haven_runtime::{Component, Host, Message, NodeId};
 use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,7 +64,6 @@ where
     F: FnMut(C::Out),
     S: Future<Output = ()>,
 {
-    let limits = &config.limits;
     let counters = config.counters.clone();
     tokio::fs::create_dir_all(&config.data_dir)
         .await
@@ -77,19 +76,38 @@ where
     };
     let rng =
         haven_runtime::Rng::try_from_rng(&mut rand::rngs::SysRng).map_err(|e| NetError::Entropy(e.to_string()))?;
-    let (disk, completions) = DiskWorker::spawn(
-        config.data_dir.clone(),
-        limits.disk_batch_len_max,
-        counters.clone(),
-        tracing::Span::current(),
-    )?;
+    let span = tracing::Span::current();
+    let disk_batch_len_max = config.limits.disk_batch_len_max;
+    let (disk, completions) = DiskWorker::spawn(config.data_dir.clone(), disk_batch_len_max, counters.clone(), span)?;
     tracing::info!(listen = ?listener.local_addr().ok(), peers = config.remote_peers().len(), "node starting");
 
-    let (inbound_tx, inbound) = mpsc::channel(limits.inbound_queue_len_max);
+    let (inbound_tx, inbound) = mpsc::channel(config.limits.inbound_queue_len_max);
+    let (mut tasks, queues) = spawn_network(&config, listener, inbound_tx.clone());
+    let host = Host::new(config.id, component, rng);
+    let event_loop = EventLoop::new(host, queues, inbound_tx, disk, on_output, counters);
+    let disk = event_loop.run(Inputs { inbound, completions }, shutdown).await;
+
+    // Aborting the tasks closes the listener and every connection; waiting
+    // for them means the port is free when we return.
+    tasks.shutdown().await;
+    disk.stop().await;
+    tracing::info!("node stopped");
+    Ok(())
+}
+
+/// Starts the acceptor and one sender task per peer; returns the tasks and
+/// the queues that feed the senders.
+fn spawn_network<M: Message>(
+    config: &NodeConfig,
+    listener: TcpListener,
+    inbound: mpsc::Sender<(NodeId, M)>,
+) -> (JoinSet<()>, BTreeMap<NodeId, SendQueue<M>>) {
+    let limits = &config.limits;
+    let counters = &config.counters;
     let mut tasks = JoinSet::new();
     let shared = InboundShared {
         newest: config.remote_peers().into_keys().map(|id| (id, watch::Sender::new(0))).collect(),
-        inbound: inbound_tx.clone(),
+        inbound,
         counters: counters.clone(),
         frame_bytes_max: limits.frame_bytes_max,
         hello_timeout: limits.hello_timeout(),
@@ -105,15 +123,5 @@ where
         let link = Link::new(config.id, addr, rx, limits.clone(), counters.clone());
         tasks.spawn(link.run().instrument(tracing::error_span!("link", peer = %peer)));
     }
-
-    let host = Host::new(config.id, component, rng);
-    let event_loop = EventLoop::new(host, queues, inbound_tx, disk, on_output, counters);
-    let disk = event_loop.run(Inputs { inbound, completions }, shutdown).await;
-
-    // Aborting the tasks closes the listener and every connection; waiting
-    // for them means the port is free when we return.
-    tasks.shutdown().await;
-    disk.stop().await;
-    tracing::info!("node stopped");
-    Ok(())
+    (tasks, queues)
 }

@@ -23,7 +23,7 @@ async fn a_restarted_node_is_reconnected_both_ways() {
     cluster.nodes[1].stop().await;
     let node1 = &cluster.nodes[0];
     // Pongs already in flight may still land; after that, silence.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let before = node1.pongs_from(n2);
     let before3 = cluster.nodes[2].pongs_from(n2);
     tokio::time::sleep(Duration::from_millis(200)).await;
