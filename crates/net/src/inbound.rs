@@ -90,7 +90,7 @@ impl<M: Message> Inbound<M> {
 
     async fn serve(&mut self) -> Result<(), InboundError> {
         let Some(from) = self.hello().await? else { return Ok(()) };
-        let newest = &self.shared.newest[&from];
+        let Some(newest) = self.shared.newest.get(&from) else { return Err(InboundError::UnknownNode(from)) };
         let seq = self.seq;
         // A newer connection whose hello overtook ours wins; we close.
         let ours_is_newest = newest.send_if_modified(|current| {

@@ -162,8 +162,9 @@ impl<M: Message> Link<M> {
         add(&self.counters.bytes_out, self.batch.len() as u64);
         self.batch.clear();
         self.batch_frames = 0;
-        // Keep a moderately sized buffer, not the largest batch ever seen.
+        // Keep moderately sized buffers, not the largest batch or message ever seen.
         self.batch.shrink_to(self.limits.write_batch_bytes_max);
+        self.scratch.shrink_to(self.limits.write_batch_bytes_max);
         Ok(())
     }
 
@@ -173,5 +174,57 @@ impl<M: Message> Link<M> {
             .await
             .map_err(|_| LinkError::WriteTimeout(timeout))??;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::FrameReader;
+    use tokio::net::TcpListener;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    async fn next_frame(reader: &mut FrameReader<TcpStream>) -> Frame<u32> {
+        let next = tokio::time::timeout(WAIT, reader.next::<u32>()).await.expect("a frame in time");
+        next.expect("a valid frame").expect("not end of stream").0
+    }
+
+    async fn accept(listener: &TcpListener) -> FrameReader<TcpStream> {
+        let (stream, _) = tokio::time::timeout(WAIT, listener.accept()).await.expect("a connection").unwrap();
+        FrameReader::new(stream, 1024)
+    }
+
+    #[tokio::test]
+    async fn messages_queued_while_down_go_out_after_the_hello_on_every_connection() {
+        let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let limits = Limits { reconnect_backoff_ms_min: 5, reconnect_backoff_ms_max: 20, ..Limits::default() };
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = mpsc::channel(16);
+        let link = tokio::spawn(Link::new(NodeId(7), addr, rx, limits, counters.clone()).run());
+        for i in 0..5u32 {
+            tx.send(i).await.unwrap();
+        }
+        // Nobody listens yet: the link retries while the messages wait.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let mut reader = accept(&listener).await;
+        assert_eq!(next_frame(&mut reader).await, Frame::Hello { node: NodeId(7), wire_version: WIRE_VERSION });
+        for i in 0..5 {
+            assert_eq!(next_frame(&mut reader).await, Frame::Msg(i));
+        }
+        assert!(counters.snapshot().connect_errors >= 1);
+
+        // The receiver hangs up; the link notices, reconnects and says hello again.
+        drop(reader);
+        let mut reader = accept(&listener).await;
+        tx.send(99).await.unwrap();
+        assert_eq!(next_frame(&mut reader).await, Frame::Hello { node: NodeId(7), wire_version: WIRE_VERSION });
+        assert_eq!(next_frame(&mut reader).await, Frame::Msg(99));
+        let snapshot = counters.snapshot();
+        assert_eq!((snapshot.connects, snapshot.frames_out), (2, 6), "{snapshot:?}");
+
+        drop(tx);
+        tokio::time::timeout(WAIT, link).await.expect("the link ends with its queue").unwrap();
     }
 }
