@@ -58,6 +58,7 @@ impl<C: Component + 'static> Sim<C> {
         self.fault_changed("start", i, incarnation as usize);
         self.trace_line(format_args!("start {node} (incarnation {incarnation})"));
         self.apply_effects(i);
+        self.after_external_call();
     }
 
     /// The same as [`Sim::start`]: a crashed node comes back as a new
