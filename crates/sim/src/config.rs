@@ -28,13 +28,16 @@ pub struct SimConfig {
     pub clog_held_len_max: usize,
     /// Messages a paused node's buffer holds; beyond, they are dropped.
     pub pause_held_len_max: usize,
+    /// Events waiting in the queue after which the run stops with a
+    /// violation (a message flood).
+    pub queued_len_max: usize,
     /// Closures scheduled with `Sim::after` and not yet run.
     pub calls_pending_max: usize,
 }
 
 impl SimConfig {
     /// Defaults: LAN links, an SSD-like disk, at most one hour of virtual
-    /// time and 100 million events.
+    /// time, 100 million events, 10 million queued.
     pub fn new(seed: u64, nodes: usize) -> SimConfig {
         SimConfig {
             seed,
@@ -46,6 +49,7 @@ impl SimConfig {
             clog_held_len_max: 100_000,
             pause_held_len_max: 100_000,
             calls_pending_max: 1_000_000,
+            queued_len_max: 10_000_000,
         }
     }
 
@@ -62,6 +66,7 @@ impl SimConfig {
             ("clog_held_len_max", self.clog_held_len_max),
             ("pause_held_len_max", self.pause_held_len_max),
             ("calls_pending_max", self.calls_pending_max),
+            ("queued_len_max", self.queued_len_max),
         ];
         match limits.iter().find(|(_, v)| *v == 0) {
             Some((what, _)) => Err(ConfigError::ZeroLimit { what }),

@@ -314,11 +314,4 @@ impl<C: Component + 'static> Sim<C> {
             let _ = write!(self.trace.begin(self.now), "resume {}", self.ids[i]);
         }
     }
-
-    pub(crate) fn fault_changed(&mut self, what: &'static str, a: usize, b: usize) {
-        self.faults_changed_at = self.now;
-        self.trace.tag(what);
-        self.trace.u64(a as u64);
-        self.trace.u64(b as u64);
-    }
 }

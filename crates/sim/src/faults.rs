@@ -34,6 +34,15 @@ impl<C: Component + 'static> Sim<C> {
         true
     }
 
+    /// Notes a change of the faults: when, and in the hash.
+    pub(crate) fn fault_changed(&mut self, what: &'static str, a: usize, b: usize) {
+        self.faults_changed_at = self.now;
+        self.trace.tag(what);
+        self.trace.u64(self.now.as_nanos());
+        self.trace.u64(a as u64);
+        self.trace.u64(b as u64);
+    }
+
     fn trace_line(&mut self, line: std::fmt::Arguments<'_>) {
         if self.trace.on() {
             let _ = self.trace.begin(self.now).write_fmt(line);

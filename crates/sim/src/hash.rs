@@ -15,7 +15,7 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// A running FNV-1a 64 hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fnv64(u64);
+pub(crate) struct Fnv64(u64);
 
 impl Default for Fnv64 {
     fn default() -> Self {
@@ -24,23 +24,23 @@ impl Default for Fnv64 {
 }
 
 impl Fnv64 {
-    pub fn bytes(&mut self, bytes: &[u8]) {
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(FNV_PRIME);
         }
     }
 
-    pub fn u64(&mut self, v: u64) {
+    pub(crate) fn u64(&mut self, v: u64) {
         self.bytes(&v.to_le_bytes());
     }
 
     /// Length-prefixed, so that ("ab", "c") and ("a", "bc") differ.
-    pub fn slice(&mut self, bytes: &[u8]) {
+    pub(crate) fn slice(&mut self, bytes: &[u8]) {
         self.u64(bytes.len() as u64);
         self.bytes(bytes);
     }
 
-    pub fn value(self) -> u64 {
+    pub(crate) fn value(self) -> u64 {
         self.0
     }
 }

@@ -281,6 +281,7 @@ impl<C: Component + 'static> Sim<C> {
         let processed = self.dispatch(event.kind);
         self.in_event = false;
         if processed {
+            self.trace.u64(self.now.as_nanos());
             self.counters.events += 1;
             self.trace.emit();
             self.after_event();
@@ -307,6 +308,9 @@ impl<C: Component + 'static> Sim<C> {
             self.outcome = Some(Outcome::Ok);
         } else if self.counters.events >= self.config.events_max {
             let detail = format!("{} events processed: livelock or runaway scenario", self.counters.events);
+            self.stop(Violation { checker: "limit".into(), at: self.now, detail });
+        } else if self.queue.len() > self.config.queued_len_max {
+            let detail = format!("{} events queued: a message flood or a timer leak", self.queue.len());
             self.stop(Violation { checker: "limit".into(), at: self.now, detail });
         }
     }
