@@ -42,11 +42,16 @@ pub struct DiskConfig {
     pub torn_write_probability: f64,
     /// A write or truncate past this length fails with `NoSpace`.
     pub file_bytes_max: u64,
+    /// A write or truncate that would make the files' lengths add up to
+    /// more fails with `NoSpace`.
+    pub disk_bytes_max: u64,
     /// Creating a file beyond this many fails with `NoSpace`.
     pub files_max: usize,
     /// Volatile changes kept per file (and directory changes per disk); the
     /// oldest beyond it become durable, as a kernel's writeback would do.
     pub volatile_changes_max: usize,
+    /// Bytes of volatile writes kept per file, with the same writeback.
+    pub volatile_bytes_max: usize,
 }
 
 impl Default for DiskConfig {
@@ -63,8 +68,10 @@ impl Default for DiskConfig {
             read_latency: Dist::uniform(Duration::from_micros(10), Duration::from_micros(200)),
             torn_write_probability: 0.5,
             file_bytes_max: 256 << 20,
+            disk_bytes_max: 1 << 30,
             files_max: 10_000,
             volatile_changes_max: 4_096,
+            volatile_bytes_max: 64 << 20,
         }
     }
 }
@@ -81,6 +88,9 @@ impl DiskConfig {
         if self.volatile_changes_max == 0 {
             return Err(ConfigError::ZeroLimit { what: "disk volatile_changes_max" });
         }
+        if self.volatile_bytes_max == 0 {
+            return Err(ConfigError::ZeroLimit { what: "disk volatile_bytes_max" });
+        }
         Ok(())
     }
 }
@@ -92,6 +102,16 @@ struct InodeId(u64);
 enum Change {
     Write { offset: usize, data: Vec<u8> },
     Truncate { len: usize },
+}
+
+impl Change {
+    /// Memory the change holds while volatile.
+    fn bytes(&self) -> usize {
+        match self {
+            Change::Write { data, .. } => data.len(),
+            Change::Truncate { .. } => 0,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -107,6 +127,7 @@ struct Inode {
     data: Vec<u8>,
     durable: Vec<u8>,
     volatile: VecDeque<(u64, Change)>,
+    volatile_bytes: usize,
     changes: u64,
 }
 
@@ -138,6 +159,8 @@ pub struct SimDisk {
     dir_changes: u64,
     inodes: BTreeMap<InodeId, Inode>,
     next_inode: u64,
+    /// Sum of the visible files' lengths.
+    bytes_used: u64,
     full: bool,
     corrupt_read_probability: f64,
 }
@@ -153,6 +176,7 @@ impl SimDisk {
             dir_changes: 0,
             inodes: BTreeMap::new(),
             next_inode: 0,
+            bytes_used: 0,
             full: false,
             corrupt_read_probability: 0.0,
         }
@@ -239,28 +263,44 @@ impl SimDisk {
         Ok(IoDone::Read(bytes))
     }
 
-    /// `Some(end)` if a change reaching `end` bytes fits in a file.
-    fn fits(&self, end: Option<u64>) -> Option<usize> {
-        end.filter(|end| *end <= self.config.file_bytes_max).and_then(|end| usize::try_from(end).ok())
+    /// Whether a file of length `now` may become `len` bytes long: within
+    /// the file and disk limits, and addressable.
+    fn fits(&self, now: u64, len: u64) -> bool {
+        let used = self.bytes_used - now + len;
+        len <= self.config.file_bytes_max
+            && (len <= now || used <= self.config.disk_bytes_max)
+            && usize::try_from(len).is_ok()
+    }
+
+    fn len(&self, file: &FileName) -> u64 {
+        self.dir.get(file).map_or(0, |id| self.inodes[id].data.len() as u64)
     }
 
     fn write(&mut self, file: FileName, offset: u64, data: Vec<u8>) -> IoResult {
         if self.full {
             return Err(IoError::NoSpace);
         }
-        let end = self.fits(offset.checked_add(data.len() as u64)).ok_or(IoError::NoSpace)?;
+        let now = self.len(&file);
+        match offset.checked_add(data.len() as u64) {
+            Some(end) if self.fits(now, end.max(now)) => {}
+            _ => return Err(IoError::NoSpace),
+        }
         let id = match self.dir.get(&file) {
             Some(id) => *id,
             None if self.dir.len() >= self.config.files_max => return Err(IoError::NoSpace),
             None => self.create(file),
         };
-        self.change(id, Change::Write { offset: end - data.len(), data });
+        let offset = usize::try_from(offset).expect("checked by fits");
+        self.change(id, Change::Write { offset, data });
         Ok(IoDone::Written)
     }
 
     fn truncate(&mut self, file: &FileName, len: u64) -> IoResult {
         let id = *self.dir.get(file).ok_or(IoError::NotFound)?;
-        let len = self.fits(Some(len)).ok_or(IoError::NoSpace)?;
+        if !self.fits(self.len(file), len) {
+            return Err(IoError::NoSpace);
+        }
+        let len = usize::try_from(len).expect("checked by fits");
         self.change(id, Change::Truncate { len });
         Ok(IoDone::Truncated)
     }
@@ -276,12 +316,16 @@ impl SimDisk {
 
     fn change(&mut self, id: InodeId, change: Change) {
         let inode = self.inodes.get_mut(&id).expect("directory entry without inode");
+        let before = inode.data.len() as u64;
         apply(&mut inode.data, &change);
+        self.bytes_used = self.bytes_used - before + inode.data.len() as u64;
         inode.changes += 1;
+        inode.volatile_bytes += change.bytes();
         inode.volatile.push_back((inode.changes, change));
-        if inode.volatile.len() > self.config.volatile_changes_max
-            && let Some((_, oldest)) = inode.volatile.pop_front()
-        {
+        let (changes_max, bytes_max) = (self.config.volatile_changes_max, self.config.volatile_bytes_max);
+        while inode.volatile.len() > changes_max || inode.volatile_bytes > bytes_max {
+            let Some((_, oldest)) = inode.volatile.pop_front() else { break };
+            inode.volatile_bytes -= oldest.bytes();
             apply(&mut inode.durable, &oldest);
         }
     }
@@ -293,6 +337,7 @@ impl SimDisk {
         if let Some(inode) = self.inodes.get_mut(&id) {
             while inode.volatile.front().is_some_and(|(n, _)| *n <= seen) {
                 let (_, change) = inode.volatile.pop_front().expect("front checked");
+                inode.volatile_bytes -= change.bytes();
                 apply(&mut inode.durable, &change);
             }
         }
@@ -303,6 +348,7 @@ impl SimDisk {
         let id = *self.dir.get(&from).ok_or(IoError::NotFound)?;
         if from != to {
             self.dir.remove(&from);
+            self.bytes_used -= self.len(&to);
             let replaced = self.dir.insert(to.clone(), id);
             self.dir_change(DirChange::Unlink(from));
             self.dir_change(DirChange::Link(to, id));
@@ -314,6 +360,7 @@ impl SimDisk {
     }
 
     fn remove(&mut self, file: FileName) -> IoDone {
+        self.bytes_used -= self.len(&file);
         if let Some(id) = self.dir.remove(&file) {
             self.dir_change(DirChange::Unlink(file));
             self.collect(id);
@@ -371,6 +418,7 @@ impl SimDisk {
         for inode in self.inodes.values_mut() {
             inode.crash(&mut self.rng, torn_p);
         }
+        self.bytes_used = self.dir.values().map(|id| self.inodes[id].data.len() as u64).sum();
     }
 }
 
@@ -395,6 +443,7 @@ impl Inode {
             }
         }
         self.volatile.clear();
+        self.volatile_bytes = 0;
         self.data = image.clone();
         self.durable = image;
     }

@@ -138,6 +138,11 @@ impl<C: Component + 'static> Sim<C> {
         self.trace.set_sink(Some(Box::new(sink) as TraceSink));
     }
 
+    /// The same with a boxed sink, or `None` to stop tracing.
+    pub fn set_trace_sink(&mut self, sink: Option<TraceSink>) {
+        self.trace.set_sink(sink);
+    }
+
     pub fn seed(&self) -> u64 {
         self.seed
     }

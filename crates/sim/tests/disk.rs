@@ -291,3 +291,43 @@ fn errors_and_limits() {
     let partial = IoRequest::Read { file: name("b"), offset: 3, len_max: 10 };
     assert_eq!(rig.io(partial), Ok(IoDone::Read(b"\0x".to_vec())));
 }
+
+#[test]
+fn the_disk_as_a_whole_fills_up() {
+    let disk = DiskConfig { disk_bytes_max: 100, ..DiskConfig::default() };
+    let mut rig = Rig::new(4, disk);
+    rig.ok(write("a", 0, &[1; 60]));
+    assert_eq!(rig.io(write("b", 0, &[2; 50])), Err(IoError::NoSpace));
+    rig.ok(write("a", 0, &[3; 60]));
+    rig.ok(write("b", 0, &[2; 40]));
+    rig.ok(IoRequest::Truncate { file: name("a"), len: 10 });
+    rig.ok(write("b", 40, &[2; 50]));
+    assert_eq!(rig.io(write("c", 0, &[4; 1])), Err(IoError::NoSpace));
+    rig.ok(IoRequest::Remove { file: name("b") });
+    rig.ok(write("c", 0, &[4; 90]));
+    rig.ok(IoRequest::Rename { from: name("c"), to: name("a") });
+    rig.ok(write("d", 0, &[5; 10]));
+    assert_eq!(rig.io(write("d", 10, &[5; 1])), Err(IoError::NoSpace));
+    // Nothing was ever made durable: after a crash the disk is empty again.
+    rig.crash_restart();
+    rig.ok(write("e", 0, &[6; 100]));
+}
+
+#[test]
+fn beyond_the_volatile_bound_the_oldest_changes_become_durable() {
+    let disk = DiskConfig { volatile_changes_max: 2, ..DiskConfig::default() };
+    let mut lengths = Vec::new();
+    for seed in 0..20 {
+        let mut rig = Rig::new(seed, disk.clone());
+        rig.durable("f", b"");
+        for (i, byte) in b"abcd".iter().enumerate() {
+            rig.ok(write("f", i as u64, &[*byte]));
+        }
+        assert_eq!(rig.sim.disk(n(1)).durable_file("f"), Some(&b"ab"[..]), "written back as a kernel would");
+        rig.crash_restart();
+        let found = rig.contents("f").unwrap();
+        assert!(b"abcd".starts_with(&found) && found.len() >= 2, "seed {seed}: {found:?}");
+        lengths.push(found.len());
+    }
+    assert!(lengths.contains(&2) && lengths.contains(&4), "{lengths:?}");
+}
