@@ -59,6 +59,9 @@ impl SimConfig {
         }
         self.link.validate()?;
         self.disk.validate()?;
+        if self.calls_pending_max > u32::MAX as usize {
+            return Err(ConfigError::Above { what: "calls_pending_max", max: u64::from(u32::MAX) });
+        }
         if self.events_max == 0 {
             return Err(ConfigError::ZeroLimit { what: "events_max" });
         }

@@ -21,6 +21,8 @@ pub enum ConfigError {
     ProcessOrder { process: String },
     #[error("a simulation runs one scenario; this one already ran {procs} processes")]
     ScenarioTwice { procs: usize },
+    #[error("{what} must be at most {max}")]
+    Above { what: &'static str, max: u64 },
     #[error("{what} must be at least 1")]
     ZeroLimit { what: &'static str },
 }

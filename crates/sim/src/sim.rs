@@ -347,10 +347,13 @@ impl<C: Component + 'static> Sim<C> {
     /// checkers run after it). Used by scenario actions for follow-ups, such
     /// as the restart after a crash.
     ///
-    /// # Panics
-    /// Beyond `calls_pending_max` pending calls (a runaway scenario).
+    /// Beyond `calls_pending_max` pending calls the run stops with a
+    /// `limit` violation (a runaway scenario).
     pub fn after(&mut self, delay: Duration, f: impl FnOnce(&mut Sim<C>, &mut ChaCha8Rng) + 'static) {
-        assert!(self.calls_pending < self.config.calls_pending_max, "more than {} calls pending", self.calls_pending);
+        if self.calls_pending >= self.config.calls_pending_max {
+            let detail = format!("{} calls pending: a runaway scenario", self.calls_pending);
+            return self.stop(Violation { checker: "limit".into(), at: self.now, detail });
+        }
         let call: Call<C> = Box::new(f);
         let slot = match self.calls_free.pop() {
             Some(slot) => {
