@@ -29,7 +29,7 @@ impl Default for DetectorConfig {
         DetectorConfig {
             period: Duration::from_millis(50),
             timeout_initial: Duration::from_millis(200),
-            timeout_increment: Duration::from_millis(100),
+            timeout_increment: Duration::from_millis(250),
             timeout_max: Duration::from_millis(1000),
         }
     }

@@ -6,13 +6,14 @@
 //! `Trust` when a peer is first heard from, is restored after a suspicion,
 //! or answers with a new epoch (it restarted).
 //!
-//! Why it is eventually perfect: a suspicion is *false* when the pong that
-//! ends it answers a ping sent before the suspicion (the peer was alive,
-//! just slow). Each false suspicion grows that peer's timeout by
-//! `timeout_increment`, up to `timeout_max`, so once the timeout exceeds the
-//! real round trip no correct peer is suspected again. A restore by a pong to
-//! a ping sent after the suspicion proves nothing about slowness (the peer
-//! may really have been down), so it does not grow the timeout.
+//! Why it is eventually perfect: any pong from a suspected peer's current
+//! incarnation restores it. The suspicion was *false* when that pong answers
+//! a ping sent before the suspicion (the peer was alive, just slow); each
+//! false suspicion grows that peer's timeout by `timeout_increment`, up to
+//! `timeout_max`, so once the timeout exceeds the real round trip no correct
+//! peer is suspected again. A pong to a ping sent after the suspicion proves
+//! nothing about slowness (the peer may really have been down), so it
+//! restores without growing the timeout.
 //!
 //! Every ping carries the sender's clock reading and epoch and the pong
 //! echoes both: liveness is measured on the sender's own clock (no clock
@@ -132,11 +133,14 @@ impl PingDetector {
         if peer.epoch.is_some_and(|known| epoch < known) {
             return; // an answer from an incarnation that has since restarted
         }
-        peer.last_heard = peer.last_heard.max(echo_at.min(now));
-        if now.saturating_since(peer.last_heard) > peer.timeout {
-            return; // stale: proves nothing about the peer now
-        }
+        let echo_at = echo_at.min(now);
+        peer.last_heard = peer.last_heard.max(echo_at);
         if peer.suspected {
+            // Any answer proves the peer alive. If it answers a ping sent
+            // before we suspected it, we suspected too early: grow its
+            // timeout. Requiring a "fresh" answer instead would never
+            // restore a peer whose round trip exceeds its timeout, so the
+            // timeout could never grow to fit it.
             peer.suspected = false;
             if echo_at < peer.suspected_at {
                 peer.timeout = (peer.timeout + self.config.timeout_increment).min(self.config.timeout_max);

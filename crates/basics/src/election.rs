@@ -134,6 +134,8 @@ struct Running<D> {
 
 #[derive(Debug)]
 enum Phase<D> {
+    /// Built, `on_start` not yet called.
+    Created,
     Booting(Boot),
     Running(Running<D>),
     Halted,
@@ -150,7 +152,7 @@ pub struct ElectionNode<D: Detector = PingDetector> {
 impl<D: Detector> ElectionNode<D> {
     /// `nodes` is every member of the group, this one included.
     pub fn new(nodes: Vec<NodeId>, config: DetectorConfig) -> Self {
-        ElectionNode { nodes, config, phase: Phase::Halted }
+        ElectionNode { nodes, config, phase: Phase::Created }
     }
 
     /// The leader this node trusts; `None` while booting or halted.
@@ -159,6 +161,11 @@ impl<D: Detector> ElectionNode<D> {
             Phase::Running(r) => Some(r.omega.leader()),
             _ => None,
         }
+    }
+
+    /// True once the node stopped for good (see [`ElectionEvent::Fatal`]).
+    pub fn is_halted(&self) -> bool {
+        matches!(self.phase, Phase::Halted)
     }
 
     pub fn epoch(&self) -> Option<u64> {

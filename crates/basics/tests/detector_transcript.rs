@@ -117,17 +117,17 @@ fn false_suspicion_grows_the_timeout_and_a_real_outage_does_not() {
         tick_until(&mut host, &mut timer, 50, 250),
         vec![DetectorEvent::Suspect { node: N2 }, DetectorEvent::Suspect { node: N3 },]
     );
-    // n2 answers the ping sent at 0 ms, before it was suspected at 250 ms:
-    // it was alive, only slow. Its timeout grows to 300 ms.
+    // n2 answers the ping sent at 40 ms, before it was suspected at 250 ms:
+    // it was alive, only slow. Restored, and its timeout grows to 300 ms.
     let mut fx = Fx::new();
     host.deliver(ms(260), N2, pong(ms(40), 1), &mut fx);
-    assert_eq!(fx, vec![], "pong to a ping 220 ms old is stale against a 200 ms timeout");
-    host.deliver(ms(261), N2, pong(ms(100), 1), &mut fx);
     assert_eq!(fx, vec![Effect::Output(DetectorEvent::Trust { node: N2, epoch: 1 })]);
     assert_eq!(host.component().timeout_of(N2), Some(Duration::from_millis(300)));
     assert_eq!(host.component().false_suspicions(), 1);
-    // n3 answers a ping sent after its suspicion: restored, timeout unchanged.
     fx.clear();
+    host.deliver(ms(261), N2, pong(ms(100), 1), &mut fx);
+    assert_eq!(fx, vec![], "a later pong of the same incarnation changes nothing");
+    // n3 answers a ping sent after its suspicion: restored, timeout unchanged.
     host.deliver(ms(301), N3, pong(ms(300), 1), &mut fx);
     assert_eq!(fx, vec![Effect::Output(DetectorEvent::Trust { node: N3, epoch: 1 })]);
     assert_eq!(host.component().timeout_of(N3), Some(Duration::from_millis(200)));
@@ -167,4 +167,35 @@ fn pongs_from_old_incarnations_are_ignored() {
     let ours_before_restart = DetectorMsg::Pong { echo_at: ms(1), echo_epoch: 6, epoch: 5 };
     host.deliver(ms(3), N3, ours_before_restart, &mut fx);
     assert_eq!(fx, vec![], "answers a ping of our own previous incarnation");
+}
+
+/// Regression (found by the `election` scenario, seed 1): a peer whose round
+/// trip always exceeds the initial timeout must still be restored, and its
+/// timeout must grow until it fits; after that, no more suspicions.
+#[test]
+fn a_peer_slower_than_the_initial_timeout_is_learned() {
+    let (mut host, _) = started();
+    let mut timer = 1;
+    let rtt_ms = 300;
+    let mut suspicions_at = Vec::new();
+    for t in (50..=5000).step_by(50) {
+        if t >= rtt_ms {
+            // n2 and n3 answer every ping exactly 300 ms after it was sent.
+            let mut fx = Fx::new();
+            for peer in [N2, N3] {
+                host.deliver(ms(t - 1), peer, pong(ms(t - rtt_ms), 1), &mut fx);
+            }
+        }
+        for out in tick_until(&mut host, &mut timer, t, t) {
+            if let DetectorEvent::Suspect { node } = out {
+                suspicions_at.push((t, node));
+            }
+        }
+    }
+    assert!(!suspicions_at.is_empty(), "300 ms round trips must exceed the 200 ms initial timeout");
+    assert!(suspicions_at.iter().all(|&(t, _)| t < 1000), "still suspecting after 1 s: {suspicions_at:?}");
+    for peer in [N2, N3] {
+        assert!(!host.component().is_suspected(peer));
+        assert!(host.component().timeout_of(peer).unwrap() >= Duration::from_millis(rtt_ms));
+    }
 }
