@@ -29,6 +29,9 @@ impl<C: Component + 'static> Sim<C> {
             EventKind::ProcFire { proc, index } => self.proc_fire(proc as usize, index),
             EventKind::Heal => {
                 self.heal_all();
+                if let Some(hook) = self.heal_hook.take() {
+                    hook(self);
+                }
                 self.faults_over();
             }
             EventKind::Check => self.trace.tag("check"),

@@ -162,6 +162,12 @@ impl<C: Component + 'static> Sim<C> {
         Ok(())
     }
 
+    /// How the directed link `from` → `to` behaves now.
+    pub fn link_config(&self, from: NodeId, to: NodeId) -> &LinkConfig {
+        let (f, t) = (self.expect_index(from), self.expect_index(to));
+        self.net.config(f, t)
+    }
+
     /// Changes how every link without an override behaves.
     pub fn set_default_link(&mut self, config: LinkConfig) -> Result<(), ConfigError> {
         config.validate()?;

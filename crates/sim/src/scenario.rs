@@ -30,7 +30,11 @@ use std::time::Duration;
 pub struct Scenario<C: Component> {
     procs: Vec<Process<C>>,
     end: Option<(Vec<ProcId>, Duration)>,
+    on_heal: Option<HealHook<C>>,
 }
+
+/// Extra repairs of the terminal step (see [`Scenario::on_heal`]).
+pub(crate) type HealHook<C> = Box<dyn FnOnce(&mut Sim<C>)>;
 
 impl<C: Component> fmt::Debug for Scenario<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -40,7 +44,7 @@ impl<C: Component> fmt::Debug for Scenario<C> {
 
 impl<C: Component> Default for Scenario<C> {
     fn default() -> Self {
-        Scenario { procs: Vec::new(), end: None }
+        Scenario { procs: Vec::new(), end: None, on_heal: None }
     }
 }
 
@@ -60,6 +64,13 @@ impl<C: Component> Scenario<C> {
     /// the run ends when it does.
     pub fn end_after(&mut self, procs: &[ProcId], delay: Duration) {
         self.end = Some((procs.to_vec(), delay));
+    }
+
+    /// Extra repairs the terminal step makes right after `heal_all` and
+    /// before declaring the faults over, e.g. making lossy links reliable
+    /// (the global stabilisation time of partial synchrony).
+    pub fn on_heal(&mut self, f: impl FnOnce(&mut Sim<C>) + 'static) {
+        self.on_heal = Some(Box::new(f));
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -128,6 +139,7 @@ impl<C: Component + 'static> Sim<C> {
             }
             self.scenario_end = Some(ScenarioEnd { waiting, delay });
         }
+        self.heal_hook = scenario.on_heal;
         Ok(())
     }
 

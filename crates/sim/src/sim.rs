@@ -71,6 +71,7 @@ pub struct Sim<C: Component> {
     pub(crate) call_rng: Option<ChaCha8Rng>,
     pub(crate) procs: Vec<ProcState<C>>,
     pub(crate) scenario_end: Option<ScenarioEnd>,
+    pub(crate) heal_hook: Option<crate::scenario::HealHook<C>>,
     pub(crate) end_requested: bool,
     /// True while an event is processed; control calls made from outside
     /// (a test driving the simulator) run the checkers themselves.
@@ -125,6 +126,7 @@ impl<C: Component + 'static> Sim<C> {
             call_rng: Some(derive_rng(seed, "calls", 0, 0)),
             procs: Vec::new(),
             scenario_end: None,
+            heal_hook: None,
             end_requested: false,
             in_event: false,
             outcome: None,
