@@ -1,0 +1,28 @@
+//! Simulation scenarios: each builds a simulated cluster, a stochastic fault
+//! schedule and the checkers that must hold, for `haven sim` and the tests.
+//!
+//! In: a scenario name and a seed (and optionally a trace sink).
+//! Out: the run's [`RunReport`]. The registry ([`all`]) is what
+//! `haven sim list` prints and what the determinism tests iterate.
+
+pub mod election;
+
+use haven_sim::{RunReport, TraceSink};
+
+/// A named scenario and how to run one seed of it.
+#[derive(Clone, Copy, Debug)]
+pub struct ScenarioInfo {
+    pub name: &'static str,
+    /// What the scenario does and what it checks, for `haven sim list`.
+    pub summary: &'static str,
+    pub run: fn(seed: u64, trace: Option<TraceSink>) -> RunReport,
+}
+
+/// Every scenario, in the order `haven sim list` shows them.
+pub fn all() -> &'static [ScenarioInfo] {
+    &[ScenarioInfo { name: "election", summary: election::SUMMARY, run: election::run }]
+}
+
+pub fn find(name: &str) -> Option<&'static ScenarioInfo> {
+    all().iter().find(|s| s.name == name)
+}
