@@ -1,1 +1,33 @@
-fn main() {}
+//! `haven`: parses the command line, sets up logging on stderr, dispatches.
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+use haven_server::cli::{Cli, Command, DemoArgs};
+use haven_server::{demo, node_cmd, sim_cmd};
+use std::io::IsTerminal as _;
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_max_level(cli.log_level)
+        .with_target(false)
+        .init();
+    let result = match cli.command {
+        Command::Demo(args) => run_demo(args),
+        Command::Node(args) => node_cmd::run(args),
+        Command::Sim(command) => sim_cmd::run(command),
+    };
+    if let Err(error) = result {
+        // `{:#}` prints the whole chain of causes on one line, without a backtrace.
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run_demo(args: DemoArgs) -> Result<()> {
+    let binary = std::env::current_exe().context("finding the haven binary to start the nodes")?;
+    let dir = args.dir.unwrap_or_else(|| std::env::temp_dir().join(format!("haven-demo-{}", std::process::id())));
+    demo::run(&binary, &dir)
+}

@@ -1,0 +1,12 @@
+//! The `haven` binary's library: everything the command line does, so the
+//! integration tests can drive the same code.
+//!
+//! In: parsed command-line arguments. Out: running nodes, the demo's
+//! narration, the simulator's reports.
+
+pub mod cli;
+pub mod demo;
+pub mod event_line;
+pub mod local_cluster;
+pub mod node_cmd;
+pub mod sim_cmd;
