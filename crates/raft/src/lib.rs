@@ -1,1 +1,52 @@
-//! placeholder: being written
+//! Raft consensus as a pure, deterministic state machine.
+//!
+//! In: clock readings, messages from peers, client commands, and the
+//! caller's reports that what it was asked to persist is durable and what
+//! it was handed to apply is applied.
+//! Out: [`Ready`] batches — one persist request (hard state and entries
+//! for the WAL), messages that may be sent now, committed entries to apply
+//! — and the deadline of the next `tick`.
+//!
+//! The core does no I/O and owns no clock: it follows etcd's RawNode design
+//! (a step function plus a "ready" batch) on Haven's component model.
+//!
+//! **Time** is an explicit [`haven_runtime::Instant`] passed to every input,
+//! not logical ticks: the runtime's timers are deadlines, so the glue sets
+//! one timer at [`Raft::next_deadline`]; a node that was paused sees the
+//! real time that passed (a tick counter would silently lose it, which is
+//! unsafe for leases); and transcript tests state times directly.
+//! Election timeouts are drawn from a caller-seeded `ChaCha8Rng`.
+//!
+//! **Durability order** is enforced inside the core, not left to the
+//! caller: a message that depends on a term, vote or entries not yet
+//! durable (a granted vote, an append acknowledgement, any reply carrying
+//! a new term) is held back and appears in a `Ready` only after the caller
+//! reported the persist request it depends on with [`Raft::on_persisted`].
+//! The leader's replication is the one exception (thesis §10.2.1); it
+//! counts itself toward commit only through an acknowledgement that waits
+//! for its own persist like any other.
+
+mod config;
+mod election;
+mod entry;
+mod error;
+mod follower;
+mod gate;
+mod leadership;
+mod log;
+mod message;
+mod progress;
+mod raft;
+mod ready;
+mod replication;
+mod state;
+mod votes;
+
+pub use config::{Config, ConfigError};
+pub use entry::{ENTRY_OVERHEAD_BYTES, Entry, EntryKind, LogPosition, PayloadError};
+pub use error::{ProposeError, RestoreError, UsageError};
+pub use gate::PersistError;
+pub use message::{AppendOutcome, ConflictHint, Envelope, Message};
+pub use raft::{Counters, Raft, Setup};
+pub use ready::{PersistId, PersistRequest, Ready, Role, SoftState};
+pub use state::{DurableState, HardState, SnapshotMeta};

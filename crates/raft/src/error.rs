@@ -1,0 +1,43 @@
+//! Errors returned to the core's caller.
+//!
+//! In: nothing. Out: [`ProposeError`] (why a command was not accepted),
+//! [`RestoreError`] (why recovered state cannot be used) and [`UsageError`]
+//! (the caller broke the `Ready` protocol).
+
+use crate::config::ConfigError;
+use crate::entry::PayloadError;
+use crate::gate::PersistError;
+use haven_runtime::NodeId;
+use thiserror::Error;
+
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ProposeError {
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader { leader_hint: Option<NodeId> },
+    #[error("command of {bytes} bytes exceeds command_bytes_max of {bytes_max}")]
+    TooLarge { bytes: usize, bytes_max: usize },
+    #[error("{uncommitted} entries await commit, the limit is {uncommitted_max}; retry later")]
+    Backpressure { uncommitted: u64, uncommitted_max: u64 },
+}
+
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("voters {voters:?} must be non-empty, without duplicates, and include this node {me}")]
+    Voters { me: NodeId, voters: Vec<NodeId> },
+    #[error("log entry at position {position} has index {found}, expected {expected}")]
+    Gap { position: usize, expected: u64, found: u64 },
+    #[error("log entry {index} has term {term}, below the previous term {previous}")]
+    TermRegression { index: u64, term: u64, previous: u64 },
+    #[error("log entry {index} has a bad payload: {error}")]
+    Payload { index: u64, error: PayloadError },
+}
+
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum UsageError {
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    #[error("applied index {index} is not between the last applied {applied} and the last handed out {handed_out}")]
+    Applied { index: u64, applied: u64, handed_out: u64 },
+}

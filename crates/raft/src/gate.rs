@@ -1,0 +1,248 @@
+//! The durability gate: no message leaves before the state it asserts is on disk.
+//!
+//! In: notes that the hard state or the log changed; outgoing messages;
+//! the caller's reports that a persist request is durable.
+//! Out: persist request ids, the messages that may be sent now, and the
+//! messages to this node itself (its own vote, its own append ack) once
+//! they have become true on disk.
+//!
+//! The rule is deliberately coarse: a message generated while any change is
+//! not yet durable waits until every change made before it is durable.
+//! Votes, acknowledgements and replies carrying a new term are thereby
+//! always released after the term, vote and entries they depend on. The
+//! one exception, [`DurabilityGate::send_now`], is the leader's replication
+//! traffic, which may go out before the leader's own fsync (thesis
+//! §10.2.1); the leader counts itself toward commit only through a
+//! self-acknowledgement that passes this gate.
+
+use crate::message::{Envelope, Message};
+use crate::ready::PersistId;
+use crate::state::HardState;
+use haven_runtime::NodeId;
+use std::collections::VecDeque;
+use thiserror::Error;
+
+/// What changed since the last persist request was issued.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Unstable {
+    pub(crate) hard_state: bool,
+    /// The first log index to (re)write; the WAL drops its suffix from there.
+    pub(crate) entries_from: Option<u64>,
+}
+
+impl Unstable {
+    fn is_empty(&self) -> bool {
+        !self.hard_state && self.entries_from.is_none()
+    }
+}
+
+/// The caller broke the persist protocol.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum PersistError {
+    #[error(
+        "persist #{id} reported durable, but #{durable_last} is the last durable and #{issued_last} the last issued"
+    )]
+    UnknownId { id: u64, durable_last: u64, issued_last: u64 },
+}
+
+#[derive(Debug)]
+pub(crate) struct DurabilityGate {
+    me: NodeId,
+    unstable: Unstable,
+    issued_last: u64,
+    durable_last: u64,
+    /// Issued, not yet durable, oldest first, with the hard state each carries.
+    in_flight: VecDeque<(u64, Option<HardState>)>,
+    durable_hard_state: HardState,
+    /// Messages waiting for persist `tag`, in generation order (tags never decrease).
+    held: VecDeque<(u64, NodeId, Message)>,
+    ready: Vec<Envelope>,
+    queued_max: usize,
+    dropped: u64,
+}
+
+impl DurabilityGate {
+    pub(crate) fn new(me: NodeId, durable_hard_state: HardState, queued_max: usize) -> DurabilityGate {
+        DurabilityGate {
+            me,
+            unstable: Unstable::default(),
+            issued_last: 0,
+            durable_last: 0,
+            in_flight: VecDeque::new(),
+            durable_hard_state,
+            held: VecDeque::new(),
+            ready: Vec::new(),
+            queued_max,
+            dropped: 0,
+        }
+    }
+
+    pub(crate) fn note_hard_state(&mut self) {
+        self.unstable.hard_state = true;
+    }
+
+    pub(crate) fn note_entries_from(&mut self, index: u64) {
+        let from = self.unstable.entries_from.map_or(index, |from| from.min(index));
+        self.unstable.entries_from = Some(from);
+    }
+
+    /// Changes waiting to be issued as a persist request, if any.
+    pub(crate) fn unstable(&self) -> Option<Unstable> {
+        (!self.unstable.is_empty()).then_some(self.unstable)
+    }
+
+    /// Turns the unstable changes into persist request `id`; messages held
+    /// for "the next request" now wait for exactly this one.
+    pub(crate) fn issue(&mut self, hard_state: Option<HardState>) -> PersistId {
+        assert!(!self.unstable.is_empty(), "issuing a persist request with nothing to persist");
+        assert_eq!(hard_state.is_some(), self.unstable.hard_state, "hard state in the request iff it changed");
+        self.unstable = Unstable::default();
+        self.issued_last += 1;
+        self.in_flight.push_back((self.issued_last, hard_state));
+        PersistId(self.issued_last)
+    }
+
+    /// The hard state a crash right now would leave on disk.
+    pub(crate) fn durable_hard_state(&self) -> HardState {
+        self.durable_hard_state
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The persist a message generated now must wait for, if any.
+    fn barrier(&self) -> Option<u64> {
+        if !self.unstable.is_empty() {
+            Some(self.issued_last + 1)
+        } else if self.issued_last > self.durable_last {
+            Some(self.issued_last)
+        } else {
+            None
+        }
+    }
+
+    fn has_room(&mut self, to: NodeId) -> bool {
+        // Messages to self confirm durability; dropping one would stall an
+        // election or the leader's commit, so they are never dropped.
+        if to == self.me || self.held.len() + self.ready.len() < self.queued_max {
+            return true;
+        }
+        self.dropped += 1;
+        false
+    }
+
+    /// Sends `msg` as soon as everything changed before it is durable.
+    pub(crate) fn send(&mut self, to: NodeId, msg: Message) {
+        if !self.has_room(to) {
+            return;
+        }
+        match self.barrier() {
+            Some(tag) => self.held.push_back((tag, to, msg)),
+            None => {
+                assert_ne!(to, self.me, "a message to self confirms a change, so something must be pending");
+                self.ready.push(Envelope { to, msg });
+            }
+        }
+    }
+
+    /// Leader replication only: sends `msg` without waiting for local disk.
+    pub(crate) fn send_now(&mut self, to: NodeId, msg: Message) {
+        assert_ne!(to, self.me, "replication is never addressed to self");
+        if self.has_room(to) {
+            self.ready.push(Envelope { to, msg });
+        }
+    }
+
+    /// Persist `id` and every one before it are durable. Releases what
+    /// waited for them and returns the messages addressed to this node.
+    pub(crate) fn durable(&mut self, id: PersistId) -> Result<Vec<Message>, PersistError> {
+        let id = id.0;
+        if id <= self.durable_last || id > self.issued_last {
+            let (durable_last, issued_last) = (self.durable_last, self.issued_last);
+            return Err(PersistError::UnknownId { id, durable_last, issued_last });
+        }
+        self.durable_last = id;
+        while self.in_flight.front().is_some_and(|(issued, _)| *issued <= id) {
+            if let Some((_, Some(hard_state))) = self.in_flight.pop_front() {
+                self.durable_hard_state = hard_state;
+            }
+        }
+        let mut to_self = Vec::new();
+        while self.held.front().is_some_and(|(tag, _, _)| *tag <= id) {
+            let (_, to, msg) = self.held.pop_front().expect("front exists");
+            if to == self.me {
+                to_self.push(msg);
+            } else {
+                self.ready.push(Envelope { to, msg });
+            }
+        }
+        Ok(to_self)
+    }
+
+    pub(crate) fn take_ready(&mut self) -> Vec<Envelope> {
+        std::mem::take(&mut self.ready)
+    }
+
+    /// Persist requests issued and not yet reported durable.
+    pub(crate) fn persists_pending(&self) -> u64 {
+        self.issued_last - self.durable_last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: NodeId = NodeId(1);
+    const PEER: NodeId = NodeId(2);
+
+    fn ack(term: u64) -> Message {
+        Message::HeartbeatResponse { term }
+    }
+
+    #[test]
+    fn messages_wait_for_every_change_made_before_them() {
+        let mut gate = DurabilityGate::new(ME, HardState::default(), 100);
+        gate.send(PEER, ack(1));
+        assert_eq!(gate.take_ready().len(), 1, "nothing pending: sent at once");
+        gate.note_hard_state();
+        gate.send(PEER, ack(2));
+        let first = gate.issue(Some(HardState { term: 2, vote: None }));
+        gate.note_entries_from(1);
+        gate.send(PEER, ack(3));
+        let second = gate.issue(None);
+        assert!(gate.take_ready().is_empty());
+        assert_eq!(gate.durable(first), Ok(vec![]));
+        assert_eq!(gate.take_ready(), vec![Envelope { to: PEER, msg: ack(2) }]);
+        assert_eq!(gate.durable_hard_state().term, 2);
+        gate.send(PEER, ack(4));
+        assert!(gate.take_ready().is_empty(), "the second persist is still pending");
+        gate.durable(second).unwrap();
+        assert_eq!(gate.take_ready().len(), 2);
+    }
+
+    #[test]
+    fn self_messages_come_back_to_the_caller_and_ids_are_checked() {
+        let mut gate = DurabilityGate::new(ME, HardState::default(), 100);
+        gate.note_hard_state();
+        gate.send(ME, ack(5));
+        let id = gate.issue(Some(HardState { term: 5, vote: Some(ME) }));
+        assert_eq!(gate.durable(PersistId(2)), Err(PersistError::UnknownId { id: 2, durable_last: 0, issued_last: 1 }));
+        assert_eq!(gate.durable(id), Ok(vec![ack(5)]));
+        assert_eq!(gate.durable(id), Err(PersistError::UnknownId { id: 1, durable_last: 1, issued_last: 1 }));
+    }
+
+    #[test]
+    fn the_queue_is_bounded_but_self_messages_are_kept() {
+        let mut gate = DurabilityGate::new(ME, HardState::default(), 1);
+        gate.note_entries_from(1);
+        gate.send(PEER, ack(1));
+        gate.send(PEER, ack(1));
+        gate.send(ME, ack(1));
+        assert_eq!(gate.dropped(), 1);
+        let id = gate.issue(None);
+        assert_eq!(gate.durable(id), Ok(vec![ack(1)]));
+        assert_eq!(gate.take_ready().len(), 1);
+    }
+}

@@ -1,0 +1,85 @@
+//! A leader's view of its followers.
+//!
+//! In: the voter set, the leader's log length and clock at election.
+//! Out: per-follower [`Progress`], the quorum match index that drives the
+//! commit rule, and whether a quorum was heard from lately (check-quorum).
+
+use crate::progress::Progress;
+use haven_runtime::{Instant, NodeId};
+use std::collections::BTreeMap;
+
+#[derive(Debug)]
+pub(crate) struct Leadership {
+    pub(crate) progress: BTreeMap<NodeId, Progress>,
+    /// The leader's own durable log end, learned from its self-acknowledgements.
+    pub(crate) self_match: u64,
+    pub(crate) heartbeat_deadline: Instant,
+    pub(crate) quorum_check_deadline: Instant,
+}
+
+impl Leadership {
+    /// Every follower starts in probe at the leader's next index (§5.3).
+    pub(crate) fn new(
+        me: NodeId,
+        voters: &[NodeId],
+        next_index: u64,
+        heartbeat: Instant,
+        check: Instant,
+    ) -> Leadership {
+        let progress = voters.iter().filter(|&&v| v != me).map(|&v| (v, Progress::new(next_index))).collect();
+        Leadership { progress, self_match: 0, heartbeat_deadline: heartbeat, quorum_check_deadline: check }
+    }
+
+    fn match_of(&self, me: NodeId, voter: NodeId) -> u64 {
+        if voter == me {
+            return self.self_match;
+        }
+        self.progress.get(&voter).map_or(0, |p| p.match_index)
+    }
+
+    /// The highest index durable on a majority of voters.
+    pub(crate) fn quorum_match(&self, me: NodeId, voters: &[NodeId]) -> u64 {
+        let mut matches: Vec<u64> = voters.iter().map(|&v| self.match_of(me, v)).collect();
+        matches.sort_unstable_by(|a, b| b.cmp(a));
+        matches[voters.len() / 2]
+    }
+
+    /// Whether a majority (the leader included) was heard from since the last check.
+    pub(crate) fn quorum_active(&self, me: NodeId, voters: &[NodeId]) -> bool {
+        let active = voters.iter().filter(|&&v| v == me || self.progress.get(&v).is_some_and(|p| p.recent_active));
+        active.count() > voters.len() / 2
+    }
+
+    pub(crate) fn reset_activity(&mut self) {
+        for progress in self.progress.values_mut() {
+            progress.recent_active = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorum_match_is_the_majority_th_highest() {
+        let voters = [NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)];
+        let mut l = Leadership::new(NodeId(1), &voters, 1, Instant::ZERO, Instant::ZERO);
+        l.self_match = 9;
+        for (v, m) in [(2, 7), (3, 3), (4, 8), (5, 1)] {
+            l.progress.get_mut(&NodeId(v)).unwrap().match_index = m;
+        }
+        assert_eq!(l.quorum_match(NodeId(1), &voters), 7, "9, 8 and 7 are three of five");
+    }
+
+    #[test]
+    fn quorum_activity_counts_the_leader() {
+        let voters = [NodeId(1), NodeId(2), NodeId(3)];
+        let mut l = Leadership::new(NodeId(1), &voters, 1, Instant::ZERO, Instant::ZERO);
+        assert!(!l.quorum_active(NodeId(1), &voters));
+        l.progress.get_mut(&NodeId(3)).unwrap().recent_active = true;
+        assert!(l.quorum_active(NodeId(1), &voters));
+        l.reset_activity();
+        assert!(!l.quorum_active(NodeId(1), &voters));
+    }
+}

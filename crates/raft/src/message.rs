@@ -1,0 +1,99 @@
+//! The messages Raft nodes exchange.
+//!
+//! In: nothing (plain data). Out: the [`Message`] enum the glue serializes
+//! with the runtime's wire codec, and [`Envelope`], a message with its
+//! destination as [`crate::Ready`] hands it out.
+//!
+//! Heartbeats are separate from appends (as in etcd) so that a pipelined
+//! follower is never asked to check a log position that an in-flight append
+//! has not delivered yet; a heartbeat carries only a commit index that the
+//! follower is known to hold.
+
+use crate::entry::{Entry, LogPosition};
+use haven_runtime::NodeId;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Message {
+    /// "Would you vote for me in `term`?" (§9.6). `term` is the sender's
+    /// current term plus one; nobody changes term because of it.
+    PreVote {
+        term: u64,
+        last_log: LogPosition,
+    },
+    /// `term` is the proposed term when granted, the responder's term when not.
+    PreVoteResponse {
+        term: u64,
+        granted: bool,
+    },
+    Vote {
+        term: u64,
+        last_log: LogPosition,
+    },
+    VoteResponse {
+        term: u64,
+        granted: bool,
+    },
+    /// AppendEntries (§5.3): `entries` follow `prev` in the leader's log.
+    Append {
+        term: u64,
+        prev: LogPosition,
+        entries: Vec<Entry>,
+        commit: u64,
+    },
+    AppendResponse {
+        term: u64,
+        outcome: AppendOutcome,
+    },
+    /// `commit` is at most the follower's acknowledged match index.
+    Heartbeat {
+        term: u64,
+        commit: u64,
+    },
+    /// Also sent in reply to any append or heartbeat of a stale term, so
+    /// that a deposed leader learns the newer term.
+    HeartbeatResponse {
+        term: u64,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum AppendOutcome {
+    /// The follower's log matches the leader's up to `match_index`.
+    Accepted { match_index: u64 },
+    /// The follower does not hold `prev_index` with the leader's term.
+    Rejected { prev_index: u64, hint: ConflictHint },
+}
+
+/// What a follower tells the leader so that it can skip a whole term of
+/// conflicting entries in one round trip instead of one entry per round.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum ConflictHint {
+    /// The follower's log ends before the probed index.
+    LogTooShort { last_index: u64 },
+    /// At the probed index the follower holds `term`, whose first entry in
+    /// the follower's log is at `first_index`.
+    TermMismatch { term: u64, first_index: u64 },
+}
+
+impl Message {
+    pub fn term(&self) -> u64 {
+        match self {
+            Message::PreVote { term, .. }
+            | Message::PreVoteResponse { term, .. }
+            | Message::Vote { term, .. }
+            | Message::VoteResponse { term, .. }
+            | Message::Append { term, .. }
+            | Message::AppendResponse { term, .. }
+            | Message::Heartbeat { term, .. }
+            | Message::HeartbeatResponse { term } => *term,
+        }
+    }
+}
+
+/// A message and the node it goes to.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Envelope {
+    pub to: NodeId,
+    pub msg: Message,
+}

@@ -1,0 +1,67 @@
+//! The batch of work the core hands its caller after each input.
+//!
+//! In: nothing (plain data built by `Raft::take_ready`).
+//! Out: [`Ready`]: a persist request to carry out, messages to send now,
+//! committed entries to apply, and a role/leader change to report.
+//!
+//! The caller's loop is: feed an input (`step`, `tick`, `propose`,
+//! `on_persisted`, `applied`), call `take_ready`, then in any order
+//! (a) write `persist` to the WAL and, once it is fsynced, call
+//! `on_persisted(persist.id)`; (b) send `messages`; (c) apply `committed`
+//! and call `applied`. Messages that depend on a persist are not in any
+//! `Ready` until that persist is reported, so no order of (a), (b) and (c)
+//! can break durability.
+
+use crate::entry::Entry;
+use crate::message::Envelope;
+use crate::state::HardState;
+use haven_runtime::NodeId;
+
+/// Identifies a persist request; reported back through `on_persisted`.
+/// Requests must become durable in issue order (reporting one reports all
+/// earlier ones), which a WAL that appends and fsyncs in order gives.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct PersistId(pub u64);
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PersistRequest {
+    pub id: PersistId,
+    /// Write this hard state (term, vote) if present.
+    pub hard_state: Option<HardState>,
+    /// Contiguous entries; the WAL first drops any entry it holds with an
+    /// index at or above `entries[0].index` (a conflicting suffix).
+    pub entries: Vec<Entry>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+/// Volatile state the caller may want to observe (and report as outputs).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SoftState {
+    pub role: Role,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Ready {
+    pub persist: Option<PersistRequest>,
+    /// Safe to send immediately, in this order.
+    pub messages: Vec<Envelope>,
+    /// Committed entries, in log order, continuing the previous batch.
+    pub committed: Vec<Entry>,
+    /// Present when role, term or leader changed since the last `Ready`.
+    pub soft_state: Option<SoftState>,
+}
+
+impl Ready {
+    pub fn is_empty(&self) -> bool {
+        self.persist.is_none() && self.messages.is_empty() && self.committed.is_empty() && self.soft_state.is_none()
+    }
+}

@@ -1,0 +1,145 @@
+//! The leader's side of log replication (§5.3), the commit rule (§5.4.2)
+//! and check-quorum.
+//!
+//! In: heartbeat and check-quorum deadlines, append and heartbeat responses.
+//! Out: AppendEntries batches and heartbeats (sent without waiting for the
+//! leader's own fsync, §10.2.1), a commit index, and stepping down when a
+//! majority has not been heard from for a minimum election timeout.
+//!
+//! Appends are not sent when a proposal arrives but when the caller takes
+//! the next `Ready`: everything proposed in between travels in one batch
+//! per follower, up to `entries_per_append_max` entries and
+//! `append_bytes_max` bytes, with at most `inflight_appends_max` batches
+//! unacknowledged per follower.
+
+use crate::entry::LogPosition;
+use crate::message::{AppendOutcome, ConflictHint, Message};
+use crate::progress::ProgressState;
+use crate::raft::{Raft, RoleState};
+use haven_runtime::NodeId;
+
+impl Raft {
+    pub(crate) fn tick_leader(&mut self) {
+        let (now, heartbeat, check_every) =
+            (self.now, self.config.heartbeat_interval, self.config.election_timeout_min);
+        let RoleState::Leader(leadership) = &mut self.role else { return };
+        let heartbeat_due = now >= leadership.heartbeat_deadline;
+        if heartbeat_due {
+            leadership.heartbeat_deadline = now + heartbeat;
+        }
+        if now >= leadership.quorum_check_deadline {
+            if !leadership.quorum_active(self.id, &self.voters) {
+                self.become_follower(self.term, None);
+                return;
+            }
+            leadership.reset_activity();
+            leadership.quorum_check_deadline = now + check_every;
+        }
+        if heartbeat_due {
+            self.broadcast_heartbeats();
+        }
+    }
+
+    fn broadcast_heartbeats(&mut self) {
+        let RoleState::Leader(leadership) = &self.role else { return };
+        let beats: Vec<(NodeId, u64)> =
+            leadership.progress.iter().map(|(&peer, p)| (peer, p.match_index.min(self.commit))).collect();
+        for (peer, commit) in beats {
+            self.gate.send_now(peer, Message::Heartbeat { term: self.term, commit });
+        }
+    }
+
+    /// Sends every follower what its progress allows.
+    pub(crate) fn replicate_all(&mut self) {
+        for peer in self.peers() {
+            while let Some(msg) = self.next_append(peer) {
+                self.gate.send_now(peer, msg);
+            }
+        }
+    }
+
+    fn next_append(&mut self, peer: NodeId) -> Option<Message> {
+        let last_index = self.log.last_index();
+        let inflight_max = self.config.inflight_appends_max;
+        let RoleState::Leader(leadership) = &mut self.role else { return None };
+        let progress = leadership.progress.get_mut(&peer)?;
+        if !progress.can_send(last_index, inflight_max) {
+            return None;
+        }
+        let prev_index = progress.next_index - 1;
+        let Some(prev_term) = self.log.term_at(prev_index) else {
+            progress.state = ProgressState::NeedsSnapshot;
+            return None;
+        };
+        let entries =
+            self.log.batch(progress.next_index, self.config.entries_per_append_max, self.config.append_bytes_max);
+        progress.on_sent(entries.last().map_or(prev_index, |e| e.index), inflight_max);
+        let prev = LogPosition::new(prev_index, prev_term);
+        Some(Message::Append { term: self.term, prev, entries, commit: self.commit })
+    }
+
+    pub(crate) fn on_append_response(&mut self, from: NodeId, outcome: AppendOutcome) {
+        let last_index = self.log.last_index();
+        let claimed = match outcome {
+            AppendOutcome::Accepted { match_index } => match_index,
+            AppendOutcome::Rejected { prev_index, .. } => prev_index,
+        };
+        if claimed > last_index {
+            // Nobody can match or reject what we never sent.
+            self.counters.messages_invalid += 1;
+            return;
+        }
+        let hinted_next = match outcome {
+            AppendOutcome::Rejected { prev_index, hint } => self.hinted_next(prev_index, hint),
+            AppendOutcome::Accepted { .. } => 0,
+        };
+        let RoleState::Leader(leadership) = &mut self.role else { return };
+        if from == self.id {
+            leadership.self_match = leadership.self_match.max(claimed);
+            self.maybe_commit();
+            return;
+        }
+        let Some(progress) = leadership.progress.get_mut(&from) else { return };
+        progress.recent_active = true;
+        match outcome {
+            AppendOutcome::Accepted { match_index } => {
+                if progress.on_accepted(match_index) {
+                    self.maybe_commit();
+                }
+            }
+            AppendOutcome::Rejected { prev_index, .. } => {
+                progress.on_rejected(prev_index, hinted_next);
+            }
+        }
+    }
+
+    /// Where to probe next after a rejection of `prev_index`: past the end
+    /// of a short log, past our last entry of the follower's conflicting
+    /// term, or to the start of that term in the follower's log.
+    fn hinted_next(&self, prev_index: u64, hint: ConflictHint) -> u64 {
+        match hint {
+            ConflictHint::LogTooShort { last_index } => last_index.saturating_add(1),
+            ConflictHint::TermMismatch { term, first_index } => {
+                self.log.last_index_of_term(term, prev_index).map_or(first_index, |last| last + 1)
+            }
+        }
+    }
+
+    pub(crate) fn on_heartbeat_response(&mut self, from: NodeId) {
+        let inflight_max = self.config.inflight_appends_max;
+        let RoleState::Leader(leadership) = &mut self.role else { return };
+        if let Some(progress) = leadership.progress.get_mut(&from) {
+            progress.on_heartbeat_response(inflight_max);
+        }
+    }
+
+    /// §5.4.2: an index is committed by counting replicas only if it holds
+    /// an entry of the current term; earlier entries commit with it.
+    fn maybe_commit(&mut self) {
+        let RoleState::Leader(leadership) = &self.role else { return };
+        let quorum_match = leadership.quorum_match(self.id, &self.voters);
+        if quorum_match > self.commit && self.log.term_at(quorum_match) == Some(self.term) {
+            self.commit = quorum_match;
+        }
+    }
+}
