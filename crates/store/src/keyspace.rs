@@ -1,0 +1,311 @@
+//! The multi-version keyspace: etcd's MVCC store without leases.
+//!
+//! In: write transactions (puts and range deletes between `begin` and
+//! `end`), reads at a revision, history scans from a position, compactions.
+//! Out: key states at any retained revision, watch events in revision order,
+//! and the quota bytes the retained history occupies.
+//!
+//! The store revision starts at 1 and a write transaction that changes
+//! anything raises it by exactly one; its changes are numbered by `sub`.
+//! Every change is also appended to the event history, which compaction
+//! trims from the front, so history and versions are dropped together.
+
+use crate::error::{Compacted, StoreError};
+use crate::event::{Event, EventKind};
+use crate::key_history::{self, BadHistory, KeyHistory, Live};
+use crate::key_range::KeyRange;
+use crate::key_value::KeyValue;
+use crate::lease_id::LeaseId;
+use crate::revision::Revision;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+/// One change, in the event history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct EventRecord {
+    pub rev: Revision,
+    pub key: Vec<u8>,
+    pub kind: EventKind,
+}
+
+/// What a history scan returns: matching events, and where to resume.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventScan {
+    pub events: Vec<Event>,
+    /// The first change not yet examined (after the last one, the start of
+    /// the next revision).
+    pub next: Revision,
+}
+
+/// How much one history scan may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanLimits {
+    /// Matching events returned.
+    pub events_len_max: usize,
+    /// Changes examined, matching or not.
+    pub scanned_len_max: usize,
+    /// Stop only between revisions (the first revision is returned whole
+    /// even when it alone exceeds the limits).
+    pub whole_revisions: bool,
+}
+
+/// A key a delete removed, with what the store needs to know about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DeletedKey {
+    pub key: Vec<u8>,
+    pub lease: LeaseId,
+    /// The previous key-value, when asked for.
+    pub prev: Option<KeyValue>,
+}
+
+/// The write transaction in progress: its base revision and changes so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct OpenTxn {
+    begin: u64,
+    changes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Keyspace {
+    keys: BTreeMap<Vec<u8>, KeyHistory>,
+    events: VecDeque<EventRecord>,
+    revision: u64,
+    compact_revision: Option<u64>,
+    bytes_used: u64,
+    open: Option<OpenTxn>,
+}
+
+/// The keyspace as a snapshot stores it (quota bytes are recomputed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct KeyspaceImage {
+    pub keys: Vec<(Vec<u8>, KeyHistory)>,
+    pub events: Vec<EventRecord>,
+    pub revision: u64,
+    pub compact_revision: Option<u64>,
+}
+
+impl Default for Keyspace {
+    fn default() -> Keyspace {
+        // etcd's empty store answers at revision 1; the first write makes 2.
+        Keyspace {
+            keys: BTreeMap::new(),
+            events: VecDeque::new(),
+            revision: 1,
+            compact_revision: None,
+            bytes_used: 0,
+            open: None,
+        }
+    }
+}
+
+impl Keyspace {
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    pub fn compact_revision(&self) -> Option<u64> {
+        self.compact_revision
+    }
+
+    pub fn bytes_used(&self) -> u64 {
+        self.bytes_used
+    }
+
+    /// The revision a read of `revision` (0 = current) sees, or etcd's error.
+    pub fn read_revision(&self, revision: u64) -> Result<u64, StoreError> {
+        let base = self.open.map_or(self.revision, |t| t.begin);
+        if revision > base {
+            return Err(StoreError::FutureRevision { current_revision: base });
+        }
+        match self.compact_revision {
+            Some(c) if revision != 0 && revision < c => Err(StoreError::Compacted { compact_revision: c }),
+            _ if revision == 0 => Ok(self.revision),
+            _ => Ok(revision),
+        }
+    }
+
+    pub fn latest(&self, key: &[u8]) -> Option<(Revision, &Live)> {
+        self.keys.get(key)?.latest()
+    }
+
+    /// Keys alive at `main` within `range`, in key order.
+    pub fn live_at<'a>(
+        &'a self,
+        range: &'a KeyRange,
+        main: u64,
+    ) -> impl Iterator<Item = (&'a [u8], Revision, &'a Live)> + 'a {
+        let span = range.bounds().map(|b| self.keys.range::<[u8], _>(b));
+        span.into_iter().flatten().filter_map(move |(k, h)| h.at(main).map(|(r, l)| (k.as_slice(), r, l)))
+    }
+
+    pub fn begin(&mut self) {
+        assert!(self.open.is_none(), "write transactions do not nest: one apply is one transaction");
+        self.open = Some(OpenTxn { begin: self.revision, changes: 0 });
+    }
+
+    /// Closes the write transaction; returns whether it changed anything.
+    pub fn end(&mut self) -> bool {
+        let txn = self.open.take().expect("end without begin");
+        assert_eq!(self.revision, txn.begin + u64::from(txn.changes > 0), "a txn raises the revision at most once");
+        txn.changes > 0
+    }
+
+    /// The position of the next change; the first one raises the revision.
+    fn next_change(&mut self) -> Revision {
+        let txn = self.open.as_mut().expect("writes happen only inside begin/end");
+        let rev = Revision::new(txn.begin + 1, txn.changes);
+        txn.changes += 1;
+        self.revision = txn.begin + 1;
+        rev
+    }
+
+    pub fn put(&mut self, key: &[u8], value: Vec<u8>, lease: LeaseId) {
+        let rev = self.next_change();
+        let history = self.keys.entry(key.to_vec()).or_default();
+        self.bytes_used += history.put(key.len(), rev, value, lease);
+        self.events.push_back(EventRecord { rev, key: key.to_vec(), kind: EventKind::Put });
+    }
+
+    /// Deletes every live key in `range`, in key order.
+    pub fn delete_range(&mut self, range: &KeyRange, want_prev: bool) -> Vec<DeletedKey> {
+        let main = self.revision;
+        let live: Vec<DeletedKey> = self
+            .live_at(range, main)
+            .map(|(key, rev, live)| DeletedKey {
+                key: key.to_vec(),
+                lease: live.lease,
+                prev: want_prev.then(|| key_history::to_key_value(key, rev, live)),
+            })
+            .collect();
+        for d in &live {
+            self.delete(&d.key);
+        }
+        live
+    }
+
+    fn delete(&mut self, key: &[u8]) {
+        let rev = self.next_change();
+        let history = self.keys.get_mut(key).expect("only live keys are deleted");
+        self.bytes_used += history.delete(key.len(), rev);
+        self.events.push_back(EventRecord { rev, key: key.to_vec(), kind: EventKind::Delete });
+    }
+
+    /// Drops history no read at `at` or later needs (etcd's Compact).
+    pub fn compact(&mut self, at: u64) -> Result<(), StoreError> {
+        assert!(self.open.is_none(), "compaction is its own command, never inside a write");
+        if let Some(c) = self.compact_revision.filter(|&c| at <= c) {
+            return Err(StoreError::Compacted { compact_revision: c });
+        }
+        if at > self.revision {
+            return Err(StoreError::FutureRevision { current_revision: self.revision });
+        }
+        self.compact_revision = Some(at);
+        let mut freed = 0;
+        self.keys.retain(|key, history| {
+            freed += history.compact(key.len(), at);
+            !history.is_empty()
+        });
+        self.bytes_used -= freed;
+        while self.events.front().is_some_and(|e| e.rev.main < at) {
+            self.events.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Events from position `from` on, in revision order, within `limits`.
+    pub fn scan(&self, from: Revision, range: &KeyRange, limits: ScanLimits) -> Result<EventScan, Compacted> {
+        if let Some(c) = self.compact_revision.filter(|&c| from.main < c) {
+            return Err(Compacted { compact_revision: c });
+        }
+        let start = self.events.partition_point(|e| e.rev < from);
+        let (mut events, mut scanned) = (Vec::new(), 0);
+        for record in self.events.range(start..) {
+            let full = events.len() >= limits.events_len_max || scanned >= limits.scanned_len_max;
+            let boundary = !limits.whole_revisions || (scanned > 0 && record.rev.sub == 0);
+            if full && boundary {
+                return Ok(EventScan { events, next: record.rev });
+            }
+            scanned += 1;
+            if let Some(event) = range.contains(&record.key).then(|| self.event(record)).flatten() {
+                events.push(event);
+            }
+        }
+        Ok(EventScan { events, next: Revision::start_of(self.revision + 1) })
+    }
+
+    /// The event a record stands for; `None` only for a put at the
+    /// compaction point whose version compaction dropped, which happens when
+    /// the same txn put the key and then deleted it with a `"\0"` range end
+    /// (etcd's duplicate check lets that through, and its watch skips the put too).
+    fn event(&self, record: &EventRecord) -> Option<Event> {
+        let history = self.keys.get(&record.key);
+        let kv = match record.kind {
+            EventKind::Put => {
+                let live = history.and_then(|h| h.put_at(record.rev));
+                let at_floor = self.compact_revision == Some(record.rev.main);
+                assert!(live.is_some() || at_floor, "a put above the compaction point keeps its version");
+                key_history::to_key_value(&record.key, record.rev, live?)
+            }
+            EventKind::Delete => {
+                KeyValue { key: record.key.clone(), mod_revision: record.rev.main, ..KeyValue::default() }
+            }
+        };
+        // etcd reads prev_kv at mod_revision - 1, so it is absent once that is compacted.
+        let prev_main = record.rev.main - 1;
+        let prev_visible = self.compact_revision.is_none_or(|c| prev_main >= c);
+        let prev = history.filter(|_| prev_visible).and_then(|h| h.at(prev_main));
+        let prev_kv = prev.map(|(rev, live)| key_history::to_key_value(&record.key, rev, live));
+        Some(Event { kind: record.kind, kv, prev_kv })
+    }
+
+    pub fn image(&self) -> KeyspaceImage {
+        assert!(self.open.is_none(), "a snapshot is taken between applies");
+        KeyspaceImage {
+            keys: self.keys.iter().map(|(k, h)| (k.clone(), h.clone())).collect(),
+            events: self.events.iter().cloned().collect(),
+            revision: self.revision,
+            compact_revision: self.compact_revision,
+        }
+    }
+
+    /// Rebuilds a keyspace from a decoded image, checking every invariant
+    /// the code above relies on (a checksummed snapshot can still be wrong).
+    pub fn from_image(image: KeyspaceImage) -> Result<Keyspace, BadHistory> {
+        let KeyspaceImage { keys, events, revision, compact_revision } = image;
+        if revision == 0 || compact_revision.is_some_and(|c| c > revision) {
+            return Err(BadHistory("revision is 0 or below the compaction point"));
+        }
+        let mut ks = Keyspace { revision, compact_revision, ..Keyspace::default() };
+        for (key, history) in keys {
+            history.validate()?;
+            if key.is_empty() || history.revisions().any(|(r, _)| r.main > revision || r.main < 2) {
+                return Err(BadHistory("an empty key or a version outside 2..=revision"));
+            }
+            ks.bytes_used += history.bytes(key.len());
+            if ks.keys.insert(key, history).is_some() {
+                return Err(BadHistory("a key appears twice"));
+            }
+        }
+        ks.events = Self::validated_events(&ks, events)?;
+        Ok(ks)
+    }
+
+    fn validated_events(ks: &Keyspace, events: Vec<EventRecord>) -> Result<VecDeque<EventRecord>, BadHistory> {
+        let floor = ks.compact_revision.unwrap_or(0);
+        for pair in events.windows(2) {
+            if pair[1].rev <= pair[0].rev {
+                return Err(BadHistory("events are not in revision order"));
+            }
+        }
+        for e in &events {
+            let resolvable = match e.kind {
+                EventKind::Put => e.rev.main == floor || ks.keys.get(&e.key).is_some_and(|h| h.put_at(e.rev).is_some()),
+                EventKind::Delete => true,
+            };
+            if !resolvable || e.rev.main < floor || e.rev.main > ks.revision || e.rev.main < 2 {
+                return Err(BadHistory("an event outside the retained history"));
+            }
+        }
+        Ok(events.into())
+    }
+}
