@@ -1,0 +1,237 @@
+//! Recovery's pure core: segment images in, one log out.
+//!
+//! In: the snapshot's metadata (if any), then each segment's name and full
+//! contents, in sequence order, the last one flagged.
+//! Out: per segment, whether it ended cleanly or with a torn tail (only the
+//! last segment may); at the end, the latest hard state, the entries after
+//! the snapshot and the log's last index. Any other defect is
+//! `WalError::Corrupt` naming the file and offset.
+//!
+//! Replay rules, which the writer's invariants make exact:
+//! - each segment starts with a header matching its name, and its index
+//!   continues the log: `index_first` = last index + 1;
+//! - entries continue the log one by one, and an entry's term is never
+//!   below the one before it;
+//! - a truncation marker at `i` drops entries from `i` on;
+//! - a jump forward is accepted only if the snapshot covers the whole gap
+//!   (compaction removed those segments, or a snapshot replaced the log);
+//! - entries at or below the snapshot index are skipped, not kept.
+
+use crate::config::WalConfig;
+use crate::entry::{Entry, SnapshotMeta};
+use crate::error::WalError;
+use crate::format::{LOG_VERSION, LogRecord};
+use crate::segment_name::SegmentName;
+use haven_runtime::FileName;
+use haven_runtime::record::{self, Decoded, HEADER_BYTES, RecordError};
+
+/// How a segment's contents ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SegmentEnd {
+    Clean,
+    /// The bytes from `offset` on are an interrupted write (last segment only).
+    Torn {
+        offset: u64,
+        reason: String,
+    },
+}
+
+/// The log rebuilt so far.
+#[derive(Debug)]
+pub(crate) struct Replay {
+    record_payload_bytes_max: u32,
+    recover_bytes_max: u64,
+    snapshot: SnapshotMeta,
+    /// The index of the last entry in record order (possibly below the
+    /// snapshot); `None` before the first header.
+    index_prev: Option<u64>,
+    /// Entries above the snapshot: exactly `snapshot.index + 1 ..= index_prev`.
+    entries: Vec<Entry>,
+    entry_bytes: u64,
+    hard_state: Option<Vec<u8>>,
+}
+
+/// What replay hands to the rest of recovery.
+#[derive(Debug)]
+pub(crate) struct Replayed {
+    pub(crate) hard_state: Option<Vec<u8>>,
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) index_last: u64,
+    pub(crate) term_last: u64,
+}
+
+fn corrupt(file: &FileName, offset: usize, reason: impl Into<String>) -> WalError {
+    WalError::Corrupt { file: file.clone(), offset: offset as u64, reason: reason.into() }
+}
+
+impl Replay {
+    pub(crate) fn new(config: &WalConfig, snapshot: Option<SnapshotMeta>) -> Replay {
+        Replay {
+            record_payload_bytes_max: config.record_payload_bytes_max(),
+            recover_bytes_max: config.recover_bytes_max,
+            snapshot: snapshot.unwrap_or(SnapshotMeta { index: 0, term: 0 }),
+            index_prev: None,
+            entries: Vec::new(),
+            entry_bytes: 0,
+            hard_state: None,
+        }
+    }
+
+    /// Replays one segment's full contents.
+    pub(crate) fn segment(&mut self, name: SegmentName, image: &[u8], is_last: bool) -> Result<SegmentEnd, WalError> {
+        let file = name.file();
+        let mut offset = 0;
+        while offset < image.len() {
+            let rest = &image[offset..];
+            let (reaches_end, reason) = match record::decode(rest, &[LOG_VERSION], self.record_payload_bytes_max) {
+                Ok(Decoded::Record { payload, len_total, .. }) => {
+                    let rec = LogRecord::decode(payload).map_err(|r| corrupt(&file, offset, r))?;
+                    self.apply(name, offset == 0, rec).map_err(|e| e.at(&file, offset))?;
+                    offset += len_total;
+                    continue;
+                }
+                Ok(Decoded::Incomplete { len_total }) => {
+                    (true, format!("incomplete record: {} of {len_total} bytes", rest.len()))
+                }
+                Err(error) => (Self::bad_record_reaches_end(rest, &error), error.to_string()),
+            };
+            // Only the end of the last write can be torn; anything else
+            // would lose acknowledged records, so it must stop the node.
+            return if is_last && reaches_end {
+                Ok(SegmentEnd::Torn { offset: offset as u64, reason })
+            } else {
+                Err(corrupt(&file, offset, reason))
+            };
+        }
+        match (offset, is_last) {
+            (0, true) => Ok(SegmentEnd::Torn { offset: 0, reason: "empty segment".into() }),
+            (0, false) => Err(corrupt(&file, 0, "empty segment before the last one")),
+            _ => Ok(SegmentEnd::Clean),
+        }
+    }
+
+    /// Whether an invalid record could be the remains of an interrupted
+    /// write: it claims to run to the end of the file, or only zeros follow
+    /// (a file extended by a write whose data never reached the disk).
+    fn bad_record_reaches_end(rest: &[u8], error: &RecordError) -> bool {
+        let claimed_end = match error {
+            RecordError::Checksum { .. } => {
+                let len = u32::from_le_bytes(rest[1..5].try_into().expect("a checksum error implies a full header"));
+                HEADER_BYTES + len as usize
+            }
+            RecordError::UnknownVersion { .. } | RecordError::TooLarge { .. } => usize::MAX,
+        };
+        claimed_end >= rest.len() || rest.iter().all(|b| *b == 0)
+    }
+
+    fn apply(&mut self, name: SegmentName, at_start: bool, rec: LogRecord<'_>) -> Result<(), Fault> {
+        match rec {
+            LogRecord::Header { seq, index_first } => {
+                if !at_start {
+                    return Err(Fault::corrupt("segment header in the middle of a segment"));
+                }
+                if seq != name.seq || index_first != name.index_first {
+                    return Err(Fault::corrupt(format!("header says seq {seq}, index {index_first}; name disagrees")));
+                }
+                self.continue_at(index_first)?;
+                self.index_prev = Some(index_first - 1);
+            }
+            _ if at_start => return Err(Fault::corrupt("segment does not start with a header")),
+            LogRecord::Entry { index, term, payload } => self.entry(index, term, payload)?,
+            LogRecord::HardState(bytes) => self.hard_state = Some(bytes.to_vec()),
+            LogRecord::Truncate { index_from } => self.truncate(index_from)?,
+        }
+        self.check_invariant();
+        Ok(())
+    }
+
+    /// Checks that `index` may come next in the log.
+    fn continue_at(&self, index: u64) -> Result<(), Fault> {
+        let covered = self.snapshot.index.saturating_add(1);
+        let ok = match self.index_prev {
+            _ if index == 0 => false,
+            None => index <= covered,
+            Some(prev) => index == prev.saturating_add(1) || (index > prev && index <= covered),
+        };
+        if ok {
+            return Ok(());
+        }
+        let after = self.index_prev.map_or("the start".to_owned(), |p| format!("index {p}"));
+        Err(Fault::corrupt(format!(
+            "index {index} cannot follow {after} (snapshot covers up to {})",
+            self.snapshot.index
+        )))
+    }
+
+    fn entry(&mut self, index: u64, term: u64, payload: &[u8]) -> Result<(), Fault> {
+        self.continue_at(index)?;
+        // Only consecutive entries are compared: the snapshot's term is
+        // raft's to reconcile with the entries after it.
+        let term_prev = self.entries.last().map_or(0, |last| last.term);
+        if term < term_prev {
+            return Err(Fault::corrupt(format!("entry {index} has term {term}, below {term_prev} before it")));
+        }
+        self.index_prev = Some(index);
+        if index > self.snapshot.index {
+            self.entry_bytes += payload.len() as u64;
+            if self.entry_bytes > self.recover_bytes_max {
+                let (bytes, bytes_max) = (self.entry_bytes, self.recover_bytes_max);
+                return Err(Fault::Other(WalError::RecoverTooLarge { what: "recover_bytes_max", bytes, bytes_max }));
+            }
+            self.entries.push(Entry { index, term, payload: payload.to_vec() });
+        }
+        Ok(())
+    }
+
+    fn truncate(&mut self, index_from: u64) -> Result<(), Fault> {
+        let prev = self.index_prev.expect("a header precedes every other record");
+        if index_from == 0 || index_from > prev.saturating_add(1) {
+            return Err(Fault::corrupt(format!("truncation from {index_from} beyond the log's end {prev}")));
+        }
+        let keep = index_from.saturating_sub(self.snapshot.index + 1);
+        let keep = usize::try_from(keep).unwrap_or(usize::MAX).min(self.entries.len());
+        for dropped in self.entries.drain(keep..) {
+            self.entry_bytes -= dropped.payload.len() as u64;
+        }
+        self.index_prev = Some(index_from - 1);
+        Ok(())
+    }
+
+    fn check_invariant(&self) {
+        let above = self.index_prev.unwrap_or(0).saturating_sub(self.snapshot.index);
+        assert_eq!(self.entries.len() as u64, above, "entries are exactly those between the snapshot and the end");
+        if let (Some(first), Some(last)) = (self.entries.first(), self.entries.last()) {
+            assert_eq!(
+                (first.index, Some(last.index)),
+                (self.snapshot.index + 1, self.index_prev),
+                "entries contiguous"
+            );
+        }
+    }
+
+    pub(crate) fn finish(self) -> Replayed {
+        let index_last = self.index_prev.unwrap_or(0).max(self.snapshot.index);
+        let term_last = self.entries.last().map_or(self.snapshot.term, |e| e.term);
+        Replayed { hard_state: self.hard_state, entries: self.entries, index_last, term_last }
+    }
+}
+
+/// A replay failure before it is placed at a file and offset.
+#[derive(Debug)]
+enum Fault {
+    Corrupt(String),
+    Other(WalError),
+}
+
+impl Fault {
+    fn corrupt(reason: impl Into<String>) -> Fault {
+        Fault::Corrupt(reason.into())
+    }
+
+    fn at(self, file: &FileName, offset: usize) -> WalError {
+        match self {
+            Fault::Corrupt(reason) => corrupt(file, offset, reason),
+            Fault::Other(error) => error,
+        }
+    }
+}

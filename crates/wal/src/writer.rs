@@ -1,0 +1,242 @@
+//! Group commit: the queue of accepted records and the one batch in flight.
+//!
+//! In: encoded records of each accepted request (with its ticket and what
+//! the log looks like after it), and the completions of the batch's I/O.
+//! Out: the next disk request, and for each finished batch a [`BatchDone`]
+//! that acknowledges every request in it.
+//!
+//! While a batch is being written and synced, new requests wait in the
+//! queue; the next batch takes as many of them as fit `batch_bytes_max`,
+//! so N requests made during one sync cost one write and one sync. A batch
+//! that would push the segment past `segment_bytes_max` starts a new
+//! segment instead: header, a copy of the latest hard state, the batch, in
+//! one write; then a sync of the file and of the directory (the new name
+//! must survive a crash before anything in it is acknowledged).
+//!
+//! A failed write is retried at the same offset (rewriting the same bytes is
+//! harmless) up to `write_attempts_max` times. A failed sync is fatal: after
+//! a failed fsync the kernel may have dropped the dirty pages, so a later
+//! successful one proves nothing about them.
+
+use crate::config::WalConfig;
+use crate::error::{DiskOp, WalError};
+use crate::event::Ticket;
+use crate::format::LogRecord;
+use crate::segment_name::SegmentName;
+use haven_runtime::{FileName, IoDone, IoError, IoRequest, IoResult};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// One accepted request, encoded.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) ticket: Ticket,
+    /// The log's last index once this request is applied.
+    pub(crate) index_last: u64,
+    /// The hard state this request sets, if it is one.
+    pub(crate) hard_state: Option<Vec<u8>>,
+}
+
+/// The segment batches are appended to.
+#[derive(Debug)]
+struct Current {
+    name: SegmentName,
+    len: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BatchStep {
+    Write,
+    Sync,
+    SyncDir,
+}
+
+#[derive(Debug)]
+struct Batch {
+    file: FileName,
+    offset: u64,
+    data: Vec<u8>,
+    /// Set when the batch starts a new segment.
+    new_segment: Option<SegmentName>,
+    step: BatchStep,
+    attempts: u32,
+    through: Ticket,
+    index_last: u64,
+    hard_state: bool,
+}
+
+/// A batch made durable.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct BatchDone {
+    pub(crate) through: Ticket,
+    pub(crate) index_last: u64,
+    pub(crate) hard_state: bool,
+    pub(crate) new_segment: Option<SegmentName>,
+}
+
+#[derive(Debug)]
+pub(crate) enum WriterNext {
+    Io(IoRequest),
+    Done(BatchDone),
+    /// The write failed; call `retry` after `after`.
+    RetryAfter {
+        after: Duration,
+        error: IoError,
+        attempt: u32,
+    },
+    Fatal(WalError),
+}
+
+#[derive(Debug)]
+pub(crate) struct LogWriter {
+    config: WalConfig,
+    queue: VecDeque<Queued>,
+    queue_bytes: usize,
+    batch: Option<Batch>,
+    current: Option<Current>,
+    seq_last: u64,
+    /// The log's last index after every record handed to a batch.
+    index_last_written: u64,
+    /// The latest hard state handed to a batch: copied into new segments.
+    hard_state_written: Option<Vec<u8>>,
+}
+
+impl LogWriter {
+    /// A writer that starts a new segment (numbered above `seq_last`) with
+    /// its first batch: recovered segments are never appended to.
+    pub(crate) fn new(config: WalConfig, seq_last: u64, index_last: u64, hard_state: Option<Vec<u8>>) -> LogWriter {
+        LogWriter {
+            config,
+            queue: VecDeque::new(),
+            queue_bytes: 0,
+            batch: None,
+            current: None,
+            seq_last,
+            index_last_written: index_last,
+            hard_state_written: hard_state,
+        }
+    }
+
+    pub(crate) fn queue_bytes(&self) -> usize {
+        self.queue_bytes
+    }
+
+    /// Accepts a request, or refuses it so the caller pushes back.
+    pub(crate) fn push(&mut self, queued: Queued) -> Result<(), WalError> {
+        let bytes = queued.bytes.len();
+        if bytes > self.config.batch_bytes_max {
+            let bytes_max = self.config.batch_bytes_max as u64;
+            return Err(WalError::TooLarge { what: "one request", bytes: bytes as u64, bytes_max });
+        }
+        if self.queue_bytes + bytes > self.config.queue_bytes_max {
+            let (bytes_queued, bytes_max) = (self.queue_bytes, self.config.queue_bytes_max);
+            return Err(WalError::QueueFull { bytes_queued, bytes, bytes_max });
+        }
+        assert!(self.queue.back().is_none_or(|last| last.ticket < queued.ticket), "tickets grow");
+        self.queue_bytes += bytes;
+        self.queue.push_back(queued);
+        Ok(())
+    }
+
+    /// Starts the next batch if none is in flight and requests wait.
+    pub(crate) fn poll(&mut self) -> Option<IoRequest> {
+        if self.batch.is_some() || self.queue.is_empty() {
+            return None;
+        }
+        let batch = self.cut();
+        let request = IoRequest::Write { file: batch.file.clone(), offset: batch.offset, data: batch.data.clone() };
+        self.batch = Some(batch);
+        Some(request)
+    }
+
+    /// Takes the queued requests that fit one batch.
+    fn cut(&mut self) -> Batch {
+        let mut data = Vec::new();
+        let (mut through, mut index_last, mut hard_state) = (Ticket(0), self.index_last_written, false);
+        let index_first = self.index_last_written + 1;
+        let hard_state_before = self.hard_state_written.clone();
+        while let Some(next) = self.queue.front() {
+            if !data.is_empty() && data.len() + next.bytes.len() > self.config.batch_bytes_max {
+                break;
+            }
+            let next = self.queue.pop_front().expect("front checked");
+            self.queue_bytes -= next.bytes.len();
+            data.extend_from_slice(&next.bytes);
+            (through, index_last) = (next.ticket, next.index_last);
+            if let Some(state) = next.hard_state {
+                hard_state = true;
+                self.hard_state_written = Some(state);
+            }
+        }
+        assert!(!data.is_empty() && data.len() <= self.config.batch_bytes_max, "a batch holds 1..=max bytes");
+        self.index_last_written = index_last;
+        let fits = self.current.as_ref().is_some_and(|c| c.len + data.len() as u64 <= self.config.segment_bytes_max);
+        let (file, offset, new_segment, data) = match &self.current {
+            Some(current) if fits => (current.name.file(), current.len, None, data),
+            _ => {
+                self.seq_last += 1;
+                let name = SegmentName { seq: self.seq_last, index_first };
+                (name.file(), 0, Some(name), Self::segment_start(name, hard_state_before.as_deref(), data))
+            }
+        };
+        Batch { file, offset, data, new_segment, step: BatchStep::Write, attempts: 0, through, index_last, hard_state }
+    }
+
+    /// A new segment's first write: header, hard-state copy, then the batch.
+    fn segment_start(name: SegmentName, hard_state: Option<&[u8]>, batch: Vec<u8>) -> Vec<u8> {
+        let mut data = Vec::with_capacity(batch.len() + 64 + hard_state.map_or(0, <[u8]>::len));
+        LogRecord::Header { seq: name.seq, index_first: name.index_first }.encode(&mut data);
+        if let Some(state) = hard_state {
+            LogRecord::HardState(state).encode(&mut data);
+        }
+        data.extend_from_slice(&batch);
+        data
+    }
+
+    pub(crate) fn on_io(&mut self, result: IoResult) -> WriterNext {
+        let batch = self.batch.as_mut().expect("a log completion answers the batch in flight");
+        let step = batch.step;
+        match (step, result) {
+            (BatchStep::Write, Ok(IoDone::Written)) => {
+                let len = batch.offset + batch.data.len() as u64;
+                let name = batch.new_segment.unwrap_or_else(|| self.current.as_ref().expect("appending").name);
+                self.current = Some(Current { name, len });
+                batch.step = BatchStep::Sync;
+                WriterNext::Io(IoRequest::Sync { file: batch.file.clone() })
+            }
+            (BatchStep::Sync, Ok(IoDone::Synced)) if batch.new_segment.is_some() => {
+                batch.step = BatchStep::SyncDir;
+                WriterNext::Io(IoRequest::SyncDir)
+            }
+            (BatchStep::Sync, Ok(IoDone::Synced)) | (BatchStep::SyncDir, Ok(IoDone::DirSynced)) => {
+                let batch = self.batch.take().expect("checked");
+                let (through, index_last, hard_state) = (batch.through, batch.index_last, batch.hard_state);
+                WriterNext::Done(BatchDone { through, index_last, hard_state, new_segment: batch.new_segment })
+            }
+            (BatchStep::Write, Err(error)) => {
+                batch.attempts += 1;
+                if batch.attempts >= self.config.write_attempts_max {
+                    let file = Some(batch.file.clone());
+                    return WriterNext::Fatal(WalError::Disk { op: DiskOp::Write, file, error });
+                }
+                let doublings = (batch.attempts - 1).min(20);
+                let delay_ms = self.config.retry_delay_ms_min.saturating_mul(1 << doublings);
+                let after = Duration::from_millis(delay_ms.min(self.config.retry_delay_ms_max));
+                WriterNext::RetryAfter { after, error, attempt: batch.attempts }
+            }
+            (BatchStep::Sync | BatchStep::SyncDir, Err(error)) => {
+                let op = if step == BatchStep::Sync { DiskOp::Sync } else { DiskOp::SyncDir };
+                WriterNext::Fatal(WalError::Disk { op, file: Some(batch.file.clone()), error })
+            }
+            (step, Ok(done)) => panic!("executor answered log step {step:?} with {done:?}"),
+        }
+    }
+
+    /// Rewrites the batch whose write failed.
+    pub(crate) fn retry(&mut self) -> IoRequest {
+        let batch = self.batch.as_ref().expect("a retry is scheduled only for a failed batch");
+        assert_eq!(batch.step, BatchStep::Write, "only writes are retried");
+        IoRequest::Write { file: batch.file.clone(), offset: batch.offset, data: batch.data.clone() }
+    }
+}
