@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 /// Checks `req` as etcd's gRPC layer would.
 pub(crate) fn check_request(req: &Request, config: &StoreConfig) -> Result<(), StoreError> {
     match req {
-        Request::Range(r) => check_bytes(r.key.len() + r.range_end.len(), config).and_then(|()| check_range(r)),
+        Request::Range(r) => check_range_request(r, config),
         Request::Put(r) => check_sizes_put(r, config).and_then(|()| check_put(r)),
         Request::DeleteRange(r) => check_bytes(r.key.len() + r.range_end.len(), config).and_then(|()| check_delete(r)),
         Request::Txn(t) => check_txn_request(t, config),
@@ -43,6 +43,11 @@ fn check_txn_request(t: &TxnRequest, config: &StoreConfig) -> Result<(), StoreEr
     check_intervals(&t.success)?;
     check_intervals(&t.failure)?;
     Ok(())
+}
+
+/// The checks of a range read, which may also come outside the log.
+pub(crate) fn check_range_request(r: &RangeRequest, config: &StoreConfig) -> Result<(), StoreError> {
+    check_bytes(r.key.len() + r.range_end.len(), config).and_then(|()| check_range(r))
 }
 
 fn check_bytes(bytes: usize, config: &StoreConfig) -> Result<(), StoreError> {

@@ -102,6 +102,7 @@ impl Store {
     /// A range read between applies (a linearizable read after ReadIndex,
     /// or a serializable one).
     pub fn range(&self, r: &RangeRequest) -> Result<RangeResponse, StoreError> {
+        check::check_range_request(r, &self.config)?;
         let main = self.kv.read_revision(r.revision)?;
         Ok(range_read::read(&self.kv, r, main, &self.config))
     }
