@@ -359,6 +359,11 @@ impl Raft {
         self.id
     }
 
+    /// Every voter, sorted, this node included.
+    pub fn voters(&self) -> &[NodeId] {
+        &self.voters
+    }
+
     pub fn role(&self) -> Role {
         match self.role {
             RoleState::Follower => Role::Follower,

@@ -1,0 +1,441 @@
+//! An in-memory cluster of Raft cores driven by one seeded RNG, with the
+//! invariants of §5.4 checked after every step.
+//!
+//! In: a seed and a cluster size. Out: a run of random steps — deliver a
+//! random in-flight message (so messages reorder), drop or duplicate one,
+//! complete a node's oldest persist, advance the clock and tick, propose,
+//! crash a node (its unfinished persists are lost or torn) and restart it
+//! from its disk — and a panic naming the seed and step if any invariant
+//! breaks:
+//! - at most one leader per term (§5.2 election safety);
+//! - log matching (§5.3);
+//! - leader completeness: a leader of term T holds every entry known
+//!   committed by term T-1 or earlier (§5.4);
+//! - every node applies the same entry at each index (state machine safety);
+//! - every committed entry is on a majority of disks (durability order);
+//! - no node ever counts a protocol violation.
+
+use haven_raft::{DurableState, Entry, Envelope, HardState, Message, PersistRequest, Raft, Role, Setup};
+use haven_runtime::{Instant, NodeId};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+/// Messages in flight before new ones are dropped (a bounded network).
+const IN_FLIGHT_MAX: usize = 2_000;
+/// Messages due for delivery before the clock stops advancing, so that
+/// delivery keeps up with sending and latency stays near `LATENCY_MAX`.
+const DUE_BEFORE_CLOCK_STOPS_MAX: usize = 20;
+/// One-way latency range; a message overtakes others sent up to this much earlier.
+const LATENCY_MIN: Duration = Duration::from_millis(1);
+const LATENCY_MAX: Duration = Duration::from_millis(10);
+/// Rarely, a message is delayed much longer (to arrive from an old term).
+const LATENCY_SLOW: Duration = Duration::from_millis(400);
+
+#[derive(Debug, Clone)]
+struct InFlight {
+    at: Instant,
+    from: NodeId,
+    to: NodeId,
+    msg: Message,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Disk {
+    hard_state: HardState,
+    entries: Vec<Entry>,
+}
+
+impl Disk {
+    fn write(&mut self, persist: &PersistRequest) {
+        if let Some(hard_state) = persist.hard_state {
+            self.hard_state = hard_state;
+        }
+        if let Some(first) = persist.entries.first() {
+            self.entries.truncate(first.index as usize - 1);
+            self.entries.extend(persist.entries.iter().cloned());
+        }
+    }
+
+    /// A crash in the middle of `persist`: maybe the hard state, and some
+    /// prefix of the entries (after the truncation), reached the platter.
+    fn write_torn(&mut self, persist: &PersistRequest, rng: &mut ChaCha8Rng) {
+        if rng.random_bool(0.5)
+            && let Some(hard_state) = persist.hard_state
+        {
+            self.hard_state = hard_state;
+        }
+        if let Some(first) = persist.entries.first()
+            && rng.random_bool(0.5)
+        {
+            self.entries.truncate(first.index as usize - 1);
+            let kept = rng.random_range(0..=persist.entries.len());
+            self.entries.extend(persist.entries[..kept].iter().cloned());
+        }
+    }
+
+    fn holds(&self, entry: &Entry) -> bool {
+        self.entries.get(entry.index as usize - 1) == Some(entry)
+    }
+}
+
+#[derive(Debug)]
+struct Node {
+    raft: Option<Raft>,
+    disk: Disk,
+    persists: VecDeque<PersistRequest>,
+    /// Next index this incarnation must hand out for applying.
+    apply_next: u64,
+}
+
+/// What the whole run has learned, for checks that span nodes and time.
+#[derive(Debug, Default)]
+struct History {
+    leaders: BTreeMap<u64, NodeId>,
+    /// Each committed entry, with the lowest term of a node that reported it.
+    committed: BTreeMap<u64, (Entry, u64)>,
+}
+
+#[derive(Debug)]
+pub struct Cluster {
+    seed: u64,
+    step: u64,
+    rng: ChaCha8Rng,
+    now: Instant,
+    ids: Vec<NodeId>,
+    nodes: BTreeMap<NodeId, Node>,
+    network: Vec<InFlight>,
+    history: History,
+    proposed: u64,
+    /// A node cut off from all others until the given time.
+    isolated: Option<(NodeId, Instant)>,
+}
+
+fn config() -> haven_raft::Config {
+    haven_raft::Config { uncommitted_entries_max: 32, entries_per_append_max: 1, ..super::config() }
+}
+
+impl Cluster {
+    pub fn new(seed: u64, size: u64) -> Cluster {
+        let ids: Vec<NodeId> = (1..=size).map(NodeId).collect();
+        let mut cluster = Cluster {
+            seed,
+            step: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            now: Instant::ZERO,
+            ids: ids.clone(),
+            nodes: BTreeMap::new(),
+            network: Vec::new(),
+            history: History::default(),
+            proposed: 0,
+            isolated: None,
+        };
+        for id in ids {
+            let node = Node { raft: None, disk: Disk::default(), persists: VecDeque::new(), apply_next: 1 };
+            cluster.nodes.insert(id, node);
+            cluster.start(id);
+        }
+        cluster
+    }
+
+    fn start(&mut self, id: NodeId) {
+        let setup = Setup { id, voters: self.ids.clone(), config: config() };
+        let node = self.nodes.get_mut(&id).expect("known node");
+        let durable = DurableState {
+            hard_state: node.disk.hard_state,
+            snapshot: Default::default(),
+            entries: node.disk.entries.clone(),
+        };
+        let rng = ChaCha8Rng::seed_from_u64(self.rng.random());
+        let raft = Raft::restore(setup, durable, rng, self.now).expect("the disk holds what the core persisted");
+        node.raft = Some(raft);
+        node.apply_next = 1;
+    }
+
+    /// Runs `steps` random steps with faults, checking after each.
+    pub fn run_faulty(&mut self, steps: u64) {
+        for _ in 0..steps {
+            self.random_step(true);
+            self.check();
+        }
+    }
+
+    /// Heals everything and runs until a new command is applied on every
+    /// node; returns the simulated time that took, or panics after `limit`.
+    pub fn run_until_quiet_commit(&mut self, limit: Duration) -> Duration {
+        let crashed: Vec<NodeId> = self.nodes.iter().filter(|(_, n)| n.raft.is_none()).map(|(&id, _)| id).collect();
+        for id in crashed {
+            self.start(id);
+        }
+        let start = self.now;
+        let deadline = start + limit;
+        let mut index = None;
+        while self.now < deadline {
+            self.random_step(false);
+            self.check();
+            if index.is_none() {
+                index = self.propose();
+            }
+            if let Some(i) = index
+                && self.nodes.values().all(|n| n.apply_next > i)
+            {
+                return self.now.saturating_since(start);
+            }
+        }
+        panic!("seed {}: no command applied everywhere within {limit:?} after healing\n{}", self.seed, self.describe());
+    }
+
+    fn random_step(&mut self, faults: bool) {
+        self.step += 1;
+        let roll = self.rng.random_range(0..100);
+        match roll {
+            0..45 => self.deliver(),
+            45..65 => self.persist_one(),
+            65..85 => self.advance_clock(),
+            85..93 => {
+                self.propose();
+            }
+            93..95 if faults => self.drop_or_duplicate(),
+            95..96 if faults && self.seed % 2 == 1 => self.isolate(),
+            96..98 if faults => self.crash(),
+            98..100 if faults => self.restart(),
+            _ => self.deliver(),
+        }
+        for id in self.ids.clone() {
+            self.drain(id, faults);
+        }
+    }
+
+    fn due(&self) -> Vec<usize> {
+        (0..self.network.len()).filter(|&i| self.network[i].at <= self.now).collect()
+    }
+
+    /// Delivers a random due message, so messages reorder within the latency window.
+    fn deliver(&mut self) {
+        let due = self.due();
+        let Some(&i) = due.get(self.rng.random_range(0..due.len().max(1))) else {
+            return self.advance_clock();
+        };
+        let InFlight { from, to, msg, .. } = self.network.swap_remove(i);
+        if let Some(raft) = self.nodes.get_mut(&to).and_then(|n| n.raft.as_mut()) {
+            raft.step(self.now, from, msg);
+        }
+    }
+
+    fn drop_or_duplicate(&mut self) {
+        if self.network.is_empty() {
+            return;
+        }
+        let i = self.rng.random_range(0..self.network.len());
+        if self.rng.random_bool(0.7) {
+            self.network.swap_remove(i);
+        } else if self.network.len() < IN_FLIGHT_MAX {
+            let mut copy = self.network[i].clone();
+            copy.at = copy.at + Duration::from_millis(self.rng.random_range(0..50));
+            self.network.push(copy);
+        }
+    }
+
+    /// Cuts a random node off for a few election timeouts.
+    fn isolate(&mut self) {
+        let id = self.ids[self.rng.random_range(0..self.ids.len())];
+        self.isolated = Some((id, self.now + Duration::from_millis(self.rng.random_range(50..800))));
+    }
+
+    fn cut(&self, from: NodeId, to: NodeId) -> bool {
+        self.isolated.is_some_and(|(id, until)| self.now < until && (from == id || to == id))
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, msg: Message, faults: bool) {
+        if self.network.len() >= IN_FLIGHT_MAX || (faults && self.cut(from, to)) {
+            return;
+        }
+        let latency = if faults && self.rng.random_bool(0.01) {
+            LATENCY_SLOW
+        } else {
+            Duration::from_nanos(self.rng.random_range(LATENCY_MIN.as_nanos() as u64..=LATENCY_MAX.as_nanos() as u64))
+        };
+        self.network.push(InFlight { at: self.now + latency, from, to, msg });
+    }
+
+    fn persist_one(&mut self) {
+        let id = self.ids[self.rng.random_range(0..self.ids.len())];
+        let node = self.nodes.get_mut(&id).expect("known node");
+        let Some(raft) = node.raft.as_mut() else { return };
+        let Some(persist) = node.persists.pop_front() else { return };
+        node.disk.write(&persist);
+        raft.on_persisted(self.now, persist.id).expect("persists complete in order");
+    }
+
+    fn advance_clock(&mut self) {
+        if self.due().len() > DUE_BEFORE_CLOCK_STOPS_MAX {
+            return self.deliver();
+        }
+        self.now = self.now + Duration::from_millis(self.rng.random_range(1..=5));
+        for node in self.nodes.values_mut() {
+            if let Some(raft) = node.raft.as_mut()
+                && raft.next_deadline() <= self.now
+            {
+                raft.tick(self.now);
+            }
+        }
+    }
+
+    /// Proposes on a random leader; returns the index if one accepted.
+    fn propose(&mut self) -> Option<u64> {
+        let leaders: Vec<NodeId> = self.live().filter(|(_, r)| r.role() == Role::Leader).map(|(id, _)| id).collect();
+        let id = *leaders.get(self.rng.random_range(0..leaders.len().max(1)))?;
+        let command = format!("s{}-c{}", self.seed, self.proposed);
+        let raft = self.nodes.get_mut(&id)?.raft.as_mut()?;
+        let index = raft.propose(command.as_bytes()).ok()?;
+        self.proposed += 1;
+        Some(index)
+    }
+
+    fn crash(&mut self) {
+        let id = self.ids[self.rng.random_range(0..self.ids.len())];
+        let node = self.nodes.get_mut(&id).expect("known node");
+        if node.raft.take().is_none() {
+            return;
+        }
+        if let Some(persist) = node.persists.front() {
+            node.disk.write_torn(persist, &mut self.rng);
+        }
+        node.persists.clear();
+    }
+
+    fn restart(&mut self) {
+        let crashed: Vec<NodeId> = self.nodes.iter().filter(|(_, n)| n.raft.is_none()).map(|(&id, _)| id).collect();
+        if let Some(&id) = crashed.get(self.rng.random_range(0..crashed.len().max(1))) {
+            self.start(id);
+        }
+    }
+
+    /// Carries out everything node `id` asks for, except that persists are
+    /// queued (they complete in `persist_one`).
+    fn drain(&mut self, id: NodeId, faults: bool) {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        let Some(raft) = node.raft.as_mut() else { return };
+        let ready = raft.take_ready();
+        node.persists.extend(ready.persist);
+        if let Some(last) = ready.committed.last() {
+            raft.applied(last.index).expect("applied what was handed out");
+        }
+        let term = raft.term();
+        for entry in &ready.committed {
+            assert_eq!(entry.index, node.apply_next, "seed {}: {id} applies out of order", self.seed);
+            node.apply_next += 1;
+        }
+        for entry in ready.committed {
+            self.record_committed(id, term, entry);
+        }
+        for Envelope { to, msg } in ready.messages {
+            self.send(id, to, msg, faults);
+        }
+    }
+
+    fn record_committed(&mut self, id: NodeId, term: u64, entry: Entry) {
+        let seed = self.seed;
+        let (known, seen_at) = self.history.committed.entry(entry.index).or_insert_with(|| (entry.clone(), term));
+        assert_eq!(*known, entry, "seed {seed}: {id} applied a different entry at index {}", entry.index);
+        *seen_at = (*seen_at).min(term);
+    }
+
+    fn live(&self) -> impl Iterator<Item = (NodeId, &Raft)> {
+        self.nodes.iter().filter_map(|(&id, n)| n.raft.as_ref().map(|r| (id, r)))
+    }
+
+    fn check(&mut self) {
+        let context = format!("seed {} step {}", self.seed, self.step);
+        self.check_one_leader_per_term(&context);
+        self.check_log_matching(&context);
+        self.check_leader_completeness(&context);
+        self.check_committed_on_majority_disks(&context);
+        for (id, raft) in self.live() {
+            assert_eq!(raft.counters().protocol_violations, 0, "{context}: {id} saw a protocol violation");
+        }
+    }
+
+    fn check_one_leader_per_term(&mut self, context: &str) {
+        let leaders: Vec<(u64, NodeId)> =
+            self.live().filter(|(_, r)| r.role() == Role::Leader).map(|(id, r)| (r.term(), id)).collect();
+        for (term, id) in leaders {
+            let first = *self.history.leaders.entry(term).or_insert(id);
+            assert_eq!(first, id, "{context}: two leaders in term {term}");
+        }
+    }
+
+    fn check_log_matching(&self, context: &str) {
+        let live: Vec<(NodeId, &Raft)> = self.live().collect();
+        for (i, &(a, ra)) in live.iter().enumerate() {
+            for &(b, rb) in &live[i + 1..] {
+                let mut diverged = false;
+                for index in 1..=ra.last_log().index.min(rb.last_log().index) {
+                    let (ea, eb) = (ra.entry(index).expect("in log"), rb.entry(index).expect("in log"));
+                    if ea.term != eb.term {
+                        diverged = true;
+                        continue;
+                    }
+                    assert!(!diverged && ea == eb, "{context}: logs of {a} and {b} break log matching at {index}");
+                }
+            }
+        }
+    }
+
+    fn check_leader_completeness(&self, context: &str) {
+        for (id, raft) in self.live().filter(|(_, r)| r.role() == Role::Leader) {
+            for (entry, seen_at) in self.history.committed.values() {
+                if *seen_at < raft.term() {
+                    let held = raft.entry(entry.index);
+                    assert_eq!(
+                        held,
+                        Some(entry),
+                        "{context}: leader {id} of term {} lacks a committed entry",
+                        raft.term()
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_committed_on_majority_disks(&self, context: &str) {
+        let majority = self.ids.len() / 2 + 1;
+        for (entry, _) in self.history.committed.values() {
+            let copies = self.nodes.values().filter(|n| n.disk.holds(entry)).count();
+            assert!(copies >= majority, "{context}: committed {entry:?} is on {copies} disks only");
+        }
+    }
+
+    /// One line per node, for failure messages.
+    pub fn describe(&self) -> String {
+        let mut out = format!("at {} with {} messages in flight\n", self.now, self.network.len());
+        for (id, node) in &self.nodes {
+            let Some(r) = node.raft.as_ref() else {
+                out += &format!("{id}: crashed\n");
+                continue;
+            };
+            out += &format!(
+                "{id}: {:?} term {} leader {:?} commit {} last {:?} applied-next {} persists {} deadline {} {:?}\n",
+                r.role(),
+                r.term(),
+                r.leader(),
+                r.commit_index(),
+                r.last_log(),
+                node.apply_next,
+                node.persists.len(),
+                r.next_deadline(),
+                r.counters()
+            );
+        }
+        out
+    }
+
+    pub fn committed_len(&self) -> usize {
+        self.history.committed.len()
+    }
+
+    pub fn terms_with_leaders(&self) -> usize {
+        self.history.leaders.len()
+    }
+}
