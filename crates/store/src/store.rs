@@ -37,6 +37,8 @@ pub struct Store {
 
 impl Store {
     pub fn new(config: StoreConfig) -> Store {
+        assert!(config.lease_ttl_seconds_min >= 1, "a lease shorter than a second expires before any keep-alive");
+        assert!(config.txn_ops_len_max >= 1 && config.range_kvs_len_max >= 1, "zero limits refuse everything");
         Store { config, kv: Keyspace::default(), leases: LeaseTable::default() }
     }
 
