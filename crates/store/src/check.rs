@@ -31,7 +31,7 @@ pub(crate) fn check_request(req: &Request, config: &StoreConfig) -> Result<(), S
 
 fn check_txn_request(t: &TxnRequest, config: &StoreConfig) -> Result<(), StoreError> {
     let mut size = Size::default();
-    size.add_txn(t, config)?;
+    size.add_txn(t, config, 0)?;
     if size.bytes > config.request_bytes_max {
         return Err(StoreError::RequestTooLarge);
     }
@@ -69,10 +69,13 @@ struct Size {
 }
 
 impl Size {
-    fn add_txn(&mut self, t: &TxnRequest, config: &StoreConfig) -> Result<(), StoreError> {
+    fn add_txn(&mut self, t: &TxnRequest, config: &StoreConfig, depth: u64) -> Result<(), StoreError> {
         self.ops += (t.compare.len() + t.success.len() + t.failure.len()) as u64;
-        // Stop early: a hostile request could otherwise make this walk long.
-        if self.ops > config.txn_ops_total_len_max {
+        // Stop early: a hostile request could otherwise make this walk long
+        // or deep. etcd's budget rule already refuses nesting deeper than
+        // the op budget (each level spends at least one op), so this
+        // refuses nothing etcd accepts.
+        if self.ops > config.txn_ops_total_len_max || depth > config.txn_ops_len_max {
             return Err(StoreError::TooManyOps);
         }
         for c in &t.compare {
@@ -89,7 +92,7 @@ impl Size {
                     self.bytes += (p.key.len() + p.value.len()) as u64;
                 }
                 RequestOp::DeleteRange(d) => self.bytes += (d.key.len() + d.range_end.len()) as u64,
-                RequestOp::Txn(inner) => self.add_txn(inner, config)?,
+                RequestOp::Txn(inner) => self.add_txn(inner, config, depth + 1)?,
             }
         }
         Ok(())

@@ -217,3 +217,19 @@ fn an_empty_compare_key_is_refused() {
     };
     assert_eq!(txn(&mut s, t), Err(StoreError::EmptyKey));
 }
+
+#[test]
+fn deep_nesting_is_refused_by_the_op_budget_without_deep_recursion() {
+    let mut s = store();
+    let mut t = TxnRequest { success: vec![put_op("leaf", "v")], ..TxnRequest::default() };
+    for _ in 0..128 {
+        t = TxnRequest { success: vec![RequestOp::Txn(t)], ..TxnRequest::default() };
+    }
+    assert_eq!(txn(&mut s, t), Err(StoreError::TooManyOps), "129 levels exceed a budget of 128");
+    let mut shallow = TxnRequest { success: vec![put_op("leaf", "v")], ..TxnRequest::default() };
+    for _ in 0..100 {
+        shallow = TxnRequest { success: vec![RequestOp::Txn(shallow)], ..TxnRequest::default() };
+    }
+    assert!(txn(&mut s, shallow).unwrap().succeeded, "etcd accepts 101 levels of one op each");
+    assert_eq!(get(&s, "leaf").unwrap().value, b"v");
+}
