@@ -12,7 +12,8 @@
 //!   continues the log: `index_first` = last index + 1;
 //! - entries continue the log one by one, and an entry's term is never
 //!   below the one before it;
-//! - a truncation marker at `i` drops entries from `i` on;
+//! - a truncation marker at `i` drops entries from `i` on (at most one past
+//!   the log's end, or past the snapshot that replaced the log);
 //! - a jump forward is accepted only if the snapshot covers the whole gap
 //!   (compaction removed those segments, or a snapshot replaced the log);
 //! - entries at or below the snapshot index are skipped, not kept.
@@ -185,8 +186,14 @@ impl Replay {
 
     fn truncate(&mut self, index_from: u64) -> Result<(), Fault> {
         let prev = self.index_prev.expect("a header precedes every other record");
-        if index_from == 0 || index_from > prev.saturating_add(1) {
-            return Err(Fault::corrupt(format!("truncation from {index_from} beyond the log's end {prev}")));
+        // Past a snapshot that replaced the log, the log's end is the
+        // snapshot's index even if no entry reaches it: nothing to drop.
+        let end = prev.max(self.snapshot.index);
+        if index_from == 0 || index_from > end.saturating_add(1) {
+            return Err(Fault::corrupt(format!("truncation from {index_from} beyond the log's end {end}")));
+        }
+        if index_from > prev {
+            return Ok(());
         }
         let keep = index_from.saturating_sub(self.snapshot.index + 1);
         let keep = usize::try_from(keep).unwrap_or(usize::MAX).min(self.entries.len());
