@@ -112,17 +112,20 @@ impl Replay {
     }
 
     /// Whether an invalid record could be the remains of an interrupted
-    /// write: it claims to run to the end of the file, or only zeros follow
-    /// (a file extended by a write whose data never reached the disk).
+    /// write: only zeros from here on (a file extended by a write whose data
+    /// never reached the disk), or a checksum mismatch on a record whose
+    /// stated length runs to the end of the file. A bad version or length
+    /// with bytes after it could be a flipped bit in front of acknowledged
+    /// records, so it is not a tear.
     fn bad_record_reaches_end(rest: &[u8], error: &RecordError) -> bool {
-        let claimed_end = match error {
+        let tail_record = match error {
             RecordError::Checksum { .. } => {
                 let len = u32::from_le_bytes(rest[1..5].try_into().expect("a checksum error implies a full header"));
-                HEADER_BYTES + len as usize
+                HEADER_BYTES + len as usize >= rest.len()
             }
-            RecordError::UnknownVersion { .. } | RecordError::TooLarge { .. } => usize::MAX,
+            RecordError::UnknownVersion { .. } | RecordError::TooLarge { .. } => false,
         };
-        claimed_end >= rest.len() || rest.iter().all(|b| *b == 0)
+        tail_record || rest.iter().all(|b| *b == 0)
     }
 
     fn apply(&mut self, name: SegmentName, at_start: bool, rec: LogRecord<'_>) -> Result<(), Fault> {
@@ -239,6 +242,156 @@ impl Fault {
         match self {
             Fault::Corrupt(reason) => corrupt(file, offset, reason),
             Fault::Other(error) => error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(seq: u64, index_first: u64) -> SegmentName {
+        SegmentName { seq, index_first }
+    }
+
+    fn image(records: &[LogRecord<'_>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for rec in records {
+            rec.encode(&mut out);
+        }
+        out
+    }
+
+    fn header(seq: u64, index_first: u64) -> LogRecord<'static> {
+        LogRecord::Header { seq, index_first }
+    }
+
+    fn entry(index: u64, term: u64) -> LogRecord<'static> {
+        LogRecord::Entry { index, term, payload: b"x" }
+    }
+
+    fn replay(snapshot: Option<SnapshotMeta>) -> Replay {
+        Replay::new(&WalConfig::default(), snapshot)
+    }
+
+    fn indexes(replayed: &Replayed) -> Vec<u64> {
+        replayed.entries.iter().map(|e| e.index).collect()
+    }
+
+    fn corrupt_reason(result: Result<SegmentEnd, WalError>) -> (u64, String) {
+        match result {
+            Err(WalError::Corrupt { offset, reason, .. }) => (offset, reason),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn markers_drop_entries_and_the_log_continues_after_them() {
+        let mut r = replay(None);
+        let seg = image(&[header(1, 1), entry(1, 1), entry(2, 1), entry(3, 1), LogRecord::Truncate { index_from: 2 }]);
+        assert_eq!(r.segment(name(1, 1), &seg, false), Ok(SegmentEnd::Clean));
+        let seg = image(&[header(2, 2), entry(2, 2), LogRecord::HardState(b"v")]);
+        assert_eq!(r.segment(name(2, 2), &seg, true), Ok(SegmentEnd::Clean));
+        let replayed = r.finish();
+        assert_eq!((indexes(&replayed), replayed.index_last, replayed.term_last), (vec![1, 2], 2, 2));
+        assert_eq!(replayed.hard_state.as_deref(), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn a_gap_is_accepted_only_below_the_snapshot() {
+        let seg1 = image(&[header(1, 1), entry(1, 1), entry(2, 1)]);
+        let seg3 = image(&[header(3, 9), entry(9, 1), entry(10, 1)]);
+        let mut covered = replay(Some(SnapshotMeta { index: 8, term: 1 }));
+        covered.segment(name(1, 1), &seg1, false).unwrap();
+        assert_eq!(covered.segment(name(3, 9), &seg3, true), Ok(SegmentEnd::Clean));
+        assert_eq!(indexes(&covered.finish()), vec![9, 10]);
+        let mut uncovered = replay(Some(SnapshotMeta { index: 7, term: 1 }));
+        uncovered.segment(name(1, 1), &seg1, false).unwrap();
+        let (offset, reason) = corrupt_reason(uncovered.segment(name(3, 9), &seg3, true));
+        assert_eq!(offset, 0);
+        assert!(reason.contains("cannot follow index 2"), "{reason}");
+    }
+
+    #[test]
+    fn a_log_must_start_within_the_snapshot() {
+        let seg = image(&[header(4, 20), entry(20, 1)]);
+        assert!(replay(Some(SnapshotMeta { index: 19, term: 1 })).segment(name(4, 20), &seg, true).is_ok());
+        let (_, reason) =
+            corrupt_reason(replay(Some(SnapshotMeta { index: 18, term: 1 })).segment(name(4, 20), &seg, true));
+        assert!(reason.contains("cannot follow the start"), "{reason}");
+    }
+
+    #[test]
+    fn headers_must_match_the_name_and_come_first() {
+        let seg = image(&[header(1, 1), entry(1, 1)]);
+        let (_, reason) = corrupt_reason(replay(None).segment(name(2, 1), &seg, true));
+        assert!(reason.contains("name disagrees"), "{reason}");
+        let seg = image(&[entry(1, 1)]);
+        assert!(corrupt_reason(replay(None).segment(name(1, 1), &seg, true)).1.contains("start with a header"));
+        let seg = image(&[header(1, 1), header(1, 1)]);
+        assert!(corrupt_reason(replay(None).segment(name(1, 1), &seg, true)).1.contains("middle"));
+    }
+
+    #[test]
+    fn decreasing_terms_and_repeated_indexes_are_corruption() {
+        let seg = image(&[header(1, 1), entry(1, 3), entry(2, 2)]);
+        assert!(corrupt_reason(replay(None).segment(name(1, 1), &seg, true)).1.contains("below"));
+        let seg = image(&[header(1, 1), entry(1, 3), entry(1, 3)]);
+        assert!(corrupt_reason(replay(None).segment(name(1, 1), &seg, true)).1.contains("cannot follow"));
+    }
+
+    #[test]
+    fn only_a_tail_reaching_the_end_of_the_last_segment_is_torn() {
+        let seg = image(&[header(1, 1), entry(1, 1), entry(2, 1)]);
+        let last_at = image(&[header(1, 1), entry(1, 1)]).len() as u64;
+        // Cut short: torn in the last segment, corrupt in an earlier one.
+        let cut = &seg[..seg.len() - 1];
+        assert!(
+            matches!(replay(None).segment(name(1, 1), cut, true), Ok(SegmentEnd::Torn { offset, .. }) if offset == last_at)
+        );
+        assert_eq!(corrupt_reason(replay(None).segment(name(1, 1), cut, false)).0, last_at);
+        // Zeros after the records (a write whose data never landed): torn.
+        let mut zeros = seg.clone();
+        zeros.extend_from_slice(&[0; 40]);
+        assert!(
+            matches!(replay(None).segment(name(1, 1), &zeros, true), Ok(SegmentEnd::Torn { offset, .. }) if offset == seg.len() as u64)
+        );
+        // A bad version byte followed by valid records: corrupt, even last.
+        let entry_1 = last_at as usize - image(&[entry(1, 1)]).len();
+        let mut flipped = seg.clone();
+        flipped[entry_1 + 4] ^= 0xff; // the top byte of entry 1's length
+        assert_eq!(corrupt_reason(replay(None).segment(name(1, 1), &flipped, true)).0, entry_1 as u64);
+        let mut garbage = seg;
+        garbage.extend_from_slice(&[7, 1, 2, 3]);
+        assert!(replay(None).segment(name(1, 1), &garbage, true).is_err(), "non-zero bytes of an unknown version");
+    }
+
+    #[test]
+    fn recovery_is_bounded_by_recover_bytes_max() {
+        let config = WalConfig { recover_bytes_max: 64 << 20, segment_bytes_max: 64 << 20, ..WalConfig::default() };
+        let mut r = Replay::new(&WalConfig { recover_bytes_max: 5, ..config }, None);
+        let big = [0u8; 6];
+        let seg = image(&[header(1, 1), LogRecord::Entry { index: 1, term: 1, payload: &big }]);
+        assert!(matches!(
+            r.segment(name(1, 1), &seg, true),
+            Err(WalError::RecoverTooLarge { bytes: 6, bytes_max: 5, .. })
+        ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), last: bool) {
+            let _ = replay(None).segment(name(1, 1), &bytes, last);
+        }
+
+        #[test]
+        fn any_flipped_bit_of_an_earlier_segment_is_corruption(bit in 0usize..10_000) {
+            let seg = image(&[header(1, 1), entry(1, 1), LogRecord::HardState(b"hs"), entry(2, 2), LogRecord::Truncate { index_from: 2 }]);
+            let bit = bit % (seg.len() * 8);
+            let mut flipped = seg.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let result = replay(None).segment(name(1, 1), &flipped, false);
+            proptest::prop_assert!(matches!(result, Err(WalError::Corrupt { .. })), "bit {}: {:?}", bit, result);
         }
     }
 }

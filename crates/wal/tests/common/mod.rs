@@ -29,7 +29,9 @@ impl From<NoMsg> for Cmd {
 #[derive(Debug)]
 pub enum Tag {
     Wal(WalIo),
-    Poke,
+    /// The raw write of a poke, then its sync (so a crash keeps it).
+    Poke(FileName),
+    PokeSync,
 }
 
 impl From<WalIo> for Tag {
@@ -113,7 +115,7 @@ impl Component for Harness {
     fn on_message(&mut self, ctx: &mut impl CtxFor<Self>, _: NodeId, cmd: Cmd) {
         if let Cmd::Poke { file, offset, data } = &cmd {
             let file = FileName::new(file).expect("valid name");
-            ctx.io(IoRequest::Write { file, offset: *offset, data: data.clone() }, Tag::Poke);
+            ctx.io(IoRequest::Write { file: file.clone(), offset: *offset, data: data.clone() }, Tag::Poke(file));
             return;
         }
         let mut events = Vec::new();
@@ -139,7 +141,10 @@ impl Component for Harness {
                 self.wal.on_io(&mut ctx.sub(&mut events), id, tag, result);
                 Self::forward(ctx, events);
             }
-            Tag::Poke => ctx.output(Out::Poked(result)),
+            Tag::Poke(file) if result.is_ok() => {
+                ctx.io(IoRequest::Sync { file }, Tag::PokeSync);
+            }
+            Tag::Poke(_) | Tag::PokeSync => ctx.output(Out::Poked(result)),
         }
     }
 }
