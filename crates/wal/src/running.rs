@@ -246,7 +246,7 @@ impl Running {
             return Err(WalError::CompactBeyondSnapshot { index, index_snapshot: self.snapshot.index });
         }
         // Every entry of a segment is below the index the next one starts at.
-        let covered = self.segments.windows(2).take_while(|w| w[1].index_first <= index + 1).count();
+        let covered = self.segments.windows(2).take_while(|w| w[1].index_first <= index.saturating_add(1)).count();
         if covered == 0 {
             return Ok(0);
         }
