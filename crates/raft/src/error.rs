@@ -30,6 +30,8 @@ pub enum RestoreError {
     Gap { position: usize, expected: u64, found: u64 },
     #[error("log entry {index} has term {term}, below the previous term {previous}")]
     TermRegression { index: u64, term: u64, previous: u64 },
+    #[error("term {term} exceeds the largest valid term {term_max}")]
+    TermTooLarge { term: u64, term_max: u64 },
     #[error("log entry {index} has a bad payload: {error}")]
     Payload { index: u64, error: PayloadError },
 }

@@ -6,8 +6,9 @@
 //!
 //! A rejection carries a hint (our last index, or the conflicting term and
 //! where it starts in our log) so the leader skips a whole term per round
-//! trip. Entries at or below our commit index are never truncated: a
-//! message asking for that is dropped and counted as a protocol violation.
+//! trip. Entries at or below our commit index are never truncated: an
+//! append that starts below it is answered with the commit index instead
+//! of being checked.
 
 use crate::entry::{Entry, LogPosition};
 use crate::message::{AppendOutcome, ConflictHint, Message};
@@ -50,9 +51,7 @@ impl Raft {
             AppendOutcome::Rejected { prev_index: prev.index, hint: self.conflict_hint(prev.index) }
         } else {
             let last_new = prev.index + entries.len() as u64;
-            if !self.merge(entries) {
-                return;
-            }
+            self.merge(entries);
             // §5.3: commit no further than what this message proved we share.
             self.commit_to(commit.min(last_new));
             AppendOutcome::Accepted { match_index: last_new }
@@ -72,23 +71,21 @@ impl Raft {
 
     /// Appends what is new in `entries` (which follow a matching position),
     /// truncating our log at the first conflict (§5.3, log matching).
-    fn merge(&mut self, entries: Vec<Entry>) -> bool {
+    fn merge(&mut self, entries: Vec<Entry>) {
         let Some(first_new) = entries.iter().position(|e| self.log.term_at(e.index) != Some(e.term)) else {
-            return true; // a duplicate or delayed append: we hold all of it
+            return; // a duplicate or delayed append: we hold all of it
         };
         let index = entries[first_new].index;
         if self.log.term_at(index).is_some() {
-            if index <= self.commit {
-                self.counters.protocol_violations += 1;
-                return false;
-            }
+            // Entries follow a prev position at or above our commit index,
+            // so a committed entry can never be the one replaced here.
+            assert!(index > self.commit, "truncating committed entry {index} (commit {})", self.commit);
             self.log.truncate_from(index);
         }
         for entry in entries.into_iter().skip(first_new) {
             self.log.append(entry);
         }
         self.gate.note_entries_from(index);
-        true
     }
 
     fn conflict_hint(&self, prev_index: u64) -> ConflictHint {

@@ -46,7 +46,7 @@ pub use config::{Config, ConfigError};
 pub use entry::{ENTRY_OVERHEAD_BYTES, Entry, EntryKind, LogPosition, PayloadError};
 pub use error::{ProposeError, RestoreError, UsageError};
 pub use gate::PersistError;
-pub use message::{AppendOutcome, ConflictHint, Envelope, Message};
+pub use message::{AppendOutcome, ConflictHint, Envelope, Message, TERM_MAX};
 pub use raft::{Counters, Raft, Setup};
 pub use ready::{PersistId, PersistRequest, Ready, Role, SoftState};
 pub use state::{DurableState, HardState, SnapshotMeta};

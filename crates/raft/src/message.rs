@@ -13,6 +13,11 @@ use crate::entry::{Entry, LogPosition};
 use haven_runtime::NodeId;
 use serde::{Deserialize, Serialize};
 
+/// Terms above this are refused as invalid. No real cluster gets near it (a
+/// billion elections a second would take 292 years), and the headroom
+/// means `term + 1` can never overflow, whatever a peer sends.
+pub const TERM_MAX: u64 = u64::MAX >> 1;
+
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Message {
     /// "Would you vote for me in `term`?" (§9.6). `term` is the sender's

@@ -16,7 +16,7 @@ use crate::error::{ProposeError, RestoreError, UsageError};
 use crate::gate::DurabilityGate;
 use crate::leadership::Leadership;
 use crate::log::RaftLog;
-use crate::message::{AppendOutcome, Message};
+use crate::message::{AppendOutcome, Message, TERM_MAX};
 use crate::ready::{PersistRequest, Ready, Role, SoftState};
 use crate::state::{DurableState, HardState};
 use crate::votes::Tally;
@@ -44,8 +44,8 @@ pub struct Counters {
     pub messages_dropped: u64,
     /// Vote requests ignored because a leader was heard from recently.
     pub votes_ignored_in_lease: u64,
-    /// Messages that could only come from a second leader in our term or a
-    /// leader contradicting our committed entries: misconfiguration or a bug.
+    /// Appends or heartbeats from a second leader in our term: only
+    /// misconfiguration (two nodes with one id) or a bug can cause them.
     pub protocol_violations: u64,
 }
 
@@ -119,14 +119,16 @@ impl Raft {
             counters: Counters::default(),
         };
         raft.reset_election_deadline();
+        raft.reported = Some(raft.soft_state());
         Ok(raft)
     }
 
     /// A message from peer `from`. Anything a peer can send is handled
-    /// without panicking; what is malformed is counted and dropped.
+    /// without panicking; what is malformed (including a term above
+    /// [`TERM_MAX`]) is counted and dropped.
     pub fn step(&mut self, now: Instant, from: NodeId, msg: Message) {
         self.advance_clock(now);
-        if from == self.id || self.voters.binary_search(&from).is_err() {
+        if from == self.id || self.voters.binary_search(&from).is_err() || msg.term() > TERM_MAX {
             self.counters.messages_invalid += 1;
             return;
         }
@@ -346,8 +348,13 @@ impl Raft {
         batch
     }
 
+    pub fn soft_state(&self) -> SoftState {
+        SoftState { role: self.role(), term: self.term, leader: self.leader }
+    }
+
+    /// The soft state if it changed since the last `Ready` (or since restore).
     fn soft_state_change(&mut self) -> Option<SoftState> {
-        let now = SoftState { role: self.role(), term: self.term, leader: self.leader };
+        let now = self.soft_state();
         if self.reported == Some(now) {
             return None;
         }
@@ -433,11 +440,18 @@ fn validated_voters(setup: &Setup) -> Result<Vec<NodeId>, RestoreError> {
 
 /// Recovered state is input from disk: check everything `RaftLog` assumes.
 fn validate_log(durable: &DurableState) -> Result<(), RestoreError> {
+    let term = durable.hard_state.term.max(durable.snapshot.last.term);
+    if term > TERM_MAX {
+        return Err(RestoreError::TermTooLarge { term, term_max: TERM_MAX });
+    }
     let mut previous = durable.snapshot.last;
     for (position, entry) in durable.entries.iter().enumerate() {
         let expected = previous.index + 1;
         if entry.index != expected {
             return Err(RestoreError::Gap { position, expected, found: entry.index });
+        }
+        if entry.term > TERM_MAX {
+            return Err(RestoreError::TermTooLarge { term: entry.term, term_max: TERM_MAX });
         }
         if entry.term < previous.term {
             return Err(RestoreError::TermRegression { index: entry.index, term: entry.term, previous: previous.term });
