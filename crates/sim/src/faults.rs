@@ -56,6 +56,11 @@ impl<C: Component + 'static> Sim<C> {
         if self.nodes[i].host.is_some() {
             return;
         }
+        if !self.in_event {
+            // Checkers after this call must see its outputs only, not those
+            // of the last event, which they have already judged.
+            self.outputs.clear();
+        }
         let component = (self.factory)(node);
         let n = &mut self.nodes[i];
         n.incarnation += 1;
