@@ -8,14 +8,10 @@ mod common;
 use common::*;
 use haven_raft::{
     AppendOutcome, Config, ConflictHint, ENTRY_OVERHEAD_BYTES, Entry, HardState, Message, PersistId, ProposeError,
-    Raft, Setup, UsageError,
+    Raft, UsageError,
 };
 use haven_runtime::{Instant, NodeId};
 use std::time::Duration;
-
-fn accepted(term: u64, match_index: u64) -> Message {
-    Message::AppendResponse { term, outcome: AppendOutcome::Accepted { match_index } }
-}
 
 fn rejected(term: u64, prev_index: u64, hint: ConflictHint) -> Message {
     Message::AppendResponse { term, outcome: AppendOutcome::Rejected { prev_index, hint } }
@@ -27,22 +23,6 @@ fn append(term: u64, prev: (u64, u64), entries: Vec<Entry>, commit: u64) -> Mess
 
 fn cmd(index: u64, term: u64, text: &str) -> Entry {
     Entry::command(index, term, text.as_bytes())
-}
-
-/// n1 leads term 1 of three; both followers acknowledged the no-op, which is
-/// committed and handed out.
-fn caught_up_leader_with(config: Config) -> (Raft, Instant) {
-    let mut n1 = Raft::new(Setup { id: N1, voters: voters(3), config }, rng(1), ms(0)).unwrap();
-    let (_, t) = elect(&mut n1);
-    n1.step(t, N2, accepted(1, 1));
-    n1.step(t, N3, accepted(1, 1));
-    let r = n1.take_ready();
-    assert_eq!((r.messages, r.committed, n1.commit_index()), (vec![], vec![Entry::noop(1, 1)], 1));
-    (n1, t)
-}
-
-fn caught_up_leader() -> (Raft, Instant) {
-    caught_up_leader_with(config())
 }
 
 fn propose_all(raft: &mut Raft, texts: &[&str]) {

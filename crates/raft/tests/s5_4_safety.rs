@@ -10,11 +10,7 @@ use haven_raft::{
     AppendOutcome, Config, ConflictHint, DurableState, Entry, HardState, Message, Raft, RestoreError, Role, Setup,
     SnapshotMeta,
 };
-use haven_runtime::{Instant, NodeId};
-
-fn accepted(term: u64, match_index: u64) -> Message {
-    Message::AppendResponse { term, outcome: AppendOutcome::Accepted { match_index } }
-}
+use haven_runtime::NodeId;
 
 fn append(term: u64, prev: (u64, u64), entries: Vec<Entry>, commit: u64) -> Message {
     Message::Append { term, prev: pos(prev.0, prev.1), entries, commit }
@@ -87,17 +83,6 @@ fn s5_4_2_figure_8_an_earlier_term_entry_on_a_majority_can_still_be_overwritten(
     voter.step(ms(2), N5, append(5, (1, 1), vec![command(2, 3)], 0));
     assert_eq!(settle(&mut voter, ms(2)), vec![to(N5, accepted(5, 2))]);
     assert_eq!(voter.entry(2), Some(&command(2, 3)), "2@t2 was replaced by 2@t3");
-}
-
-/// n1 leads term 1 of three; both followers hold the committed no-op.
-fn caught_up_leader() -> (Raft, Instant) {
-    let mut n1 = fresh(N1, 3);
-    let (_, t) = elect(&mut n1);
-    n1.step(t, N2, accepted(1, 1));
-    n1.step(t, N3, accepted(1, 1));
-    n1.take_ready();
-    assert_eq!(n1.commit_index(), 1);
-    (n1, t)
 }
 
 #[test]

@@ -6,7 +6,8 @@
 pub mod cluster;
 
 use haven_raft::{
-    Config, DurableState, Entry, Envelope, HardState, LogPosition, Message, Raft, Ready, Role, Setup, SnapshotMeta,
+    AppendOutcome, Config, DurableState, Entry, Envelope, HardState, LogPosition, Message, Raft, Ready, Role, Setup,
+    SnapshotMeta,
 };
 use haven_runtime::{Instant, NodeId};
 use rand::SeedableRng;
@@ -120,4 +121,24 @@ pub fn elect(raft: &mut Raft) -> (Vec<Envelope>, Instant) {
     }
     assert_eq!(raft.role(), Role::Leader, "all peers granted");
     (settle(raft, now), now)
+}
+
+pub fn accepted(term: u64, match_index: u64) -> Message {
+    Message::AppendResponse { term, outcome: AppendOutcome::Accepted { match_index } }
+}
+
+/// n1 leads term 1 of three; both followers acknowledged the no-op, which
+/// is committed and handed out.
+pub fn caught_up_leader_with(config: Config) -> (Raft, Instant) {
+    let mut n1 = Raft::new(Setup { id: N1, voters: voters(3), config }, rng(1), ms(0)).expect("valid setup");
+    let (_, t) = elect(&mut n1);
+    n1.step(t, N2, accepted(1, 1));
+    n1.step(t, N3, accepted(1, 1));
+    let r = n1.take_ready();
+    assert_eq!((r.messages, r.committed, n1.commit_index()), (vec![], vec![Entry::noop(1, 1)], 1));
+    (n1, t)
+}
+
+pub fn caught_up_leader() -> (Raft, Instant) {
+    caught_up_leader_with(config())
 }
