@@ -19,23 +19,13 @@
 
 use crate::describe;
 use crate::history::{CompareOp, OpId, Operation};
+use crate::owned::Owned;
 use crate::partition::{KeyCompare, KeyHistory, KeyInput, KeyOp, KeyOutput, KeyWrite, Seen, TxnBranch, ValueId};
 use crate::verdict::{Partition, Violation};
 use std::collections::BTreeMap;
 
-/// Revision -> the answered change that created it, over the whole history.
-pub type Owners = BTreeMap<u64, OpId>;
-
-pub fn owners(history: &[Operation]) -> Owners {
-    let changes = history.iter().enumerate().filter_map(|(id, op)| {
-        let output = &op.response.as_ref()?.output;
-        output.is_change().then_some((output.revision(), id))
-    });
-    changes.collect()
-}
-
-pub fn find(key: &KeyHistory, history: &[Operation], owners: &Owners) -> Option<Violation> {
-    never_written(key, history, owners).or_else(|| stale_read(key, history)).or_else(|| lost_update(key, history))
+pub fn find(key: &KeyHistory, history: &[Operation], owned: &Owned) -> Option<Violation> {
+    never_written(key, history, owned).or_else(|| stale_read(key, history)).or_else(|| lost_update(key, history))
 }
 
 /// What the operation showed of the key, if it showed it.
@@ -63,26 +53,26 @@ fn put_of(op: &KeyOp) -> Option<(ValueId, Option<u64>)> {
     }
 }
 
-fn never_written(key: &KeyHistory, history: &[Operation], owners: &Owners) -> Option<Violation> {
+fn never_written(key: &KeyHistory, history: &[Operation], owned: &Owned) -> Option<Violation> {
     for reader in &key.ops {
         let Some(Some(seen)) = shown(reader) else { continue };
         // Revisions of changes are unique (checked before), so a timed-out put
         // cannot have a revision that an answered change owns.
-        let free = !owners.contains_key(&seen.mod_revision);
+        let free = owned.owner(seen.mod_revision).is_none();
         let could_write = |op: &KeyOp| {
             put_of(op).is_some_and(|(v, rev)| v == seen.value && rev.map_or(free, |r| r == seen.mod_revision))
         };
         if key.ops.iter().any(could_write) {
             continue;
         }
-        let value = describe::bytes(&key.values[seen.value as usize]);
+        let value = key.value_text(seen.value);
         let mut text = format!(
             "{} shows value {value} with mod_revision {}, but no put of {value} on this key can have that revision",
             describe::op(reader.op, &history[reader.op]),
             seen.mod_revision
         );
         let mut ops = vec![reader.op];
-        if let Some(&owner) = owners.get(&seen.mod_revision) {
+        if let Some(owner) = owned.owner(seen.mod_revision) {
             text += &format!("; revision {} is that of {}", seen.mod_revision, describe::op(owner, &history[owner]));
             ops.push(owner);
         }

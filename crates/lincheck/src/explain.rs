@@ -13,6 +13,7 @@
 use crate::describe;
 use crate::history::Operation;
 use crate::model::{KeyState, Kv, Mismatch};
+use crate::owned::Owned;
 use crate::partition::{KeyHistory, KeyInput, Seen};
 use crate::search::{StepError, step_all};
 use crate::verdict::{Limits, Partition, Violation};
@@ -20,11 +21,17 @@ use crate::verdict::{Limits, Partition, Violation};
 /// Stuck operations listed in an explanation; the rest are counted.
 const LISTED_LEN_MAX: usize = 4;
 
-pub fn explain(key: &KeyHistory, history: &[Operation], deepest: &[usize], limits: &Limits) -> Violation {
+pub fn explain(
+    key: &KeyHistory,
+    history: &[Operation],
+    deepest: &[usize],
+    owned: &Owned,
+    limits: &Limits,
+) -> Violation {
     let mut states = vec![KeyState::default()];
     let mut placed = vec![false; key.ops.len()];
     for &i in deepest {
-        states = step_all(&states, &key.ops[i], limits).expect("the search found this prefix valid");
+        states = step_all(&states, &key.ops[i], owned, limits).expect("the search found this prefix valid");
         placed[i] = true;
     }
     let deadline = (0..key.ops.len()).filter(|&i| !placed[i]).filter_map(|i| key.ops[i].return_ns).min();
@@ -44,7 +51,7 @@ pub fn explain(key: &KeyHistory, history: &[Operation], deepest: &[usize], limit
     text += &format!(", and leaves the key {}. ", state(key, &states));
     let mut refused = 0;
     for &i in &next {
-        let Err(StepError::Mismatch(mismatch)) = step_all(&states, &key.ops[i], limits) else { continue };
+        let Err(StepError::Mismatch(mismatch)) = step_all(&states, &key.ops[i], owned, limits) else { continue };
         refused += 1;
         if refused <= LISTED_LEN_MAX {
             let op = key.ops[i].op;
@@ -78,7 +85,7 @@ fn holds(key: &KeyHistory, kv: Option<Kv>) -> String {
         None => "absent".to_string(),
         Some(kv) => {
             let revision = kv.mod_revision.known().map_or(format!(">= {}", kv.mod_revision.lo()), |r| r.to_string());
-            let value = describe::bytes(&key.values[kv.value as usize]);
+            let value = key.value_text(kv.value);
             format!("holding {value} (version {}, mod_revision {revision})", kv.version)
         }
     }
@@ -87,12 +94,9 @@ fn holds(key: &KeyHistory, kv: Option<Kv>) -> String {
 fn shows(key: &KeyHistory, seen: Option<Seen>) -> String {
     match seen {
         None => "absent".to_string(),
-        Some(s) => format!(
-            "holding {} (version {}, mod_revision {})",
-            describe::bytes(&key.values[s.value as usize]),
-            s.version,
-            s.mod_revision
-        ),
+        Some(s) => {
+            format!("holding {} (version {}, mod_revision {})", key.value_text(s.value), s.version, s.mod_revision)
+        }
     }
 }
 

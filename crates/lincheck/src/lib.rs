@@ -32,6 +32,7 @@ pub mod explain;
 pub mod history;
 pub mod memo;
 pub mod model;
+pub mod owned;
 pub mod partition;
 pub mod rev_range;
 pub mod revisions;
@@ -68,19 +69,19 @@ fn decide(history: &[Operation], limits: Limits) -> Result<Verdict, HistoryError
     if let Some(violation) = revisions::check(history) {
         return Ok(Verdict::Violation(violation));
     }
-    let owners = direct::owners(history);
+    let owned = owned::Owned::new(history);
     let keys = KeyHistory::split(history);
-    if let Some(violation) = keys.iter().find_map(|key| direct::find(key, history, &owners)) {
+    if let Some(violation) = keys.iter().find_map(|key| direct::find(key, history, &owned)) {
         return Ok(Verdict::Violation(violation));
     }
     let mut steps_left = limits.steps_max;
     let mut undecided = None;
     for key in &keys {
         let before = steps_left;
-        match search::search(key, &limits, &mut steps_left) {
+        match search::search(key, &owned, &limits, &mut steps_left) {
             Outcome::Linearizable => {}
             Outcome::Stuck { deepest } => {
-                return Ok(Verdict::Violation(explain::explain(key, history, &deepest, &limits)));
+                return Ok(Verdict::Violation(explain::explain(key, history, &deepest, &owned, &limits)));
             }
             Outcome::GaveUp => {
                 let partition = Partition::Key(key.key.clone());

@@ -15,6 +15,7 @@
 //! A txn comparing an unknown revision may go both ways, so one state can
 //! lead to two.
 
+use crate::owned::Owned;
 use crate::partition::{KeyCompare, KeyInput, KeyOp, KeyOutput, KeyWrite, Seen, TxnBranch, ValueId};
 use crate::rev_range::RevRange;
 use std::cmp::Ordering;
@@ -54,43 +55,51 @@ pub enum Mismatch {
 impl KeyState {
     /// Appends to `next` every state `op` may lead to (one, or two for a txn
     /// whose compare cannot be decided); on failure appends nothing.
-    pub fn step(&self, op: &KeyOp, next: &mut Vec<KeyState>) -> Result<(), Mismatch> {
+    pub fn step(&self, op: &KeyOp, owned: &Owned, next: &mut Vec<KeyState>) -> Result<(), Mismatch> {
         let output = op.output.as_ref();
         match (op.input, output) {
-            (KeyInput::Read, Some(KeyOutput::Read { revision, seen })) => next.push(self.read(*revision, *seen)?),
+            (KeyInput::Read, Some(KeyOutput::Read { revision, seen })) => {
+                next.push(self.read(*revision, *seen, owned)?)
+            }
             (KeyInput::Read, _) => unreachable!("partitioning drops reads without a response"),
-            (KeyInput::Put { value, prev_kv }, output) => next.push(self.put(value, prev_kv, output)?),
-            (KeyInput::Delete, output) => next.push(self.delete(output)?),
-            (KeyInput::Txn { compare, write }, output) => self.txn(compare, write, output, next)?,
+            (KeyInput::Put { value, prev_kv }, output) => next.push(self.put(value, prev_kv, output, owned)?),
+            (KeyInput::Delete, output) => next.push(self.delete(output, owned)?),
+            (KeyInput::Txn { compare, write }, output) => self.txn(compare, write, output, owned, next)?,
         }
         Ok(())
     }
 
-    fn read(mut self, revision: u64, seen: Option<Seen>) -> Result<KeyState, Mismatch> {
+    fn read(mut self, revision: u64, seen: Option<Seen>, owned: &Owned) -> Result<KeyState, Mismatch> {
         self.at(revision)?;
-        self.observe(seen)?;
+        self.observe(seen, owned)?;
         Ok(self)
     }
 
-    fn put(mut self, value: ValueId, prev_kv: bool, output: Option<&KeyOutput>) -> Result<KeyState, Mismatch> {
+    fn put(
+        mut self,
+        value: ValueId,
+        prev_kv: bool,
+        output: Option<&KeyOutput>,
+        owned: &Owned,
+    ) -> Result<KeyState, Mismatch> {
         let revision = match output {
             None => None,
             Some(KeyOutput::Put { revision, prev }) => {
                 self.change_at(*revision)?;
                 if prev_kv {
-                    self.observe(*prev)?;
+                    self.observe(*prev, owned)?;
                 }
                 Some(*revision)
             }
             Some(other) => unreachable!("validation pairs a put with a put output, not {other:?}"),
         };
-        Ok(self.write(value, revision))
+        Ok(self.write(value, revision, owned))
     }
 
-    fn delete(mut self, output: Option<&KeyOutput>) -> Result<KeyState, Mismatch> {
+    fn delete(mut self, output: Option<&KeyOutput>, owned: &Owned) -> Result<KeyState, Mismatch> {
         match output {
             None if self.kv.is_some() => {
-                self.floor = self.floor.saturating_add(1);
+                self.floor = owned.next_free(self.floor.saturating_add(1));
                 self.kv = None;
             }
             None => {}
@@ -118,9 +127,10 @@ impl KeyState {
         compare: KeyCompare,
         write: KeyWrite,
         output: Option<&KeyOutput>,
+        owned: &Owned,
         next: &mut Vec<KeyState>,
     ) -> Result<(), Mismatch> {
-        let (held, failed) = self.compare(compare);
+        let (held, failed) = self.compare(compare, owned);
         let branch = match output {
             None => None,
             Some(KeyOutput::Txn { revision, branch }) => Some((*revision, *branch)),
@@ -130,14 +140,14 @@ impl KeyState {
         let claims_failed = branch.is_none_or(|(_, b)| matches!(b, TxnBranch::Got(_)));
         let mut error = Mismatch::Branch { compare_held: claims_held, holds: self.kv };
         if let Some(state) = held.filter(|_| claims_held) {
-            match state.txn_write(write, branch) {
+            match state.txn_write(write, branch, owned) {
                 Ok(state) => next.push(state),
                 Err(e) => error = e,
             }
         }
         if let Some(mut state) = failed.filter(|_| claims_failed) {
             let read = match branch {
-                Some((revision, TxnBranch::Got(seen))) => state.at(revision).and_then(|()| state.observe(seen)),
+                Some((revision, TxnBranch::Got(seen))) => state.at(revision).and_then(|()| state.observe(seen, owned)),
                 _ => Ok(()),
             };
             match read {
@@ -148,14 +158,19 @@ impl KeyState {
         if next.is_empty() { Err(error) } else { Ok(()) }
     }
 
-    fn txn_write(mut self, write: KeyWrite, branch: Option<(u64, TxnBranch)>) -> Result<KeyState, Mismatch> {
+    fn txn_write(
+        mut self,
+        write: KeyWrite,
+        branch: Option<(u64, TxnBranch)>,
+        owned: &Owned,
+    ) -> Result<KeyState, Mismatch> {
         match (write, branch) {
-            (KeyWrite::Put(value), None) => Ok(self.write(value, None)),
+            (KeyWrite::Put(value), None) => Ok(self.write(value, None, owned)),
             (KeyWrite::Put(value), Some((revision, _))) => {
                 self.change_at(revision)?;
-                Ok(self.write(value, Some(revision)))
+                Ok(self.write(value, Some(revision), owned))
             }
-            (KeyWrite::Delete, None) => self.delete(None),
+            (KeyWrite::Delete, None) => self.delete(None, owned),
             (KeyWrite::Delete, Some((revision, TxnBranch::Deleted(deleted)))) => {
                 self.delete_answered(revision, deleted)?;
                 Ok(self)
@@ -167,7 +182,7 @@ impl KeyState {
     }
 
     /// The parts of this state where `compare` holds and where it does not.
-    fn compare(&self, compare: KeyCompare) -> (Option<KeyState>, Option<KeyState>) {
+    fn compare(&self, compare: KeyCompare, owned: &Owned) -> (Option<KeyState>, Option<KeyState>) {
         let decided = |holds: bool| if holds { (Some(*self), None) } else { (None, Some(*self)) };
         match (compare, self.kv) {
             // etcd: comparing the value of a missing key is always false.
@@ -176,8 +191,22 @@ impl KeyState {
             (KeyCompare::Version(op, n), kv) => decided(holds(op, kv.map_or(0, |kv| kv.version).cmp(&n))),
             (KeyCompare::ModRevision(op, r), None) => decided(holds(op, 0.cmp(&r))),
             (KeyCompare::ModRevision(op, r), Some(kv)) => {
-                let (yes, no) = kv.mod_revision.split(op, r);
-                let with = |range: RevRange| KeyState { kv: Some(Kv { mod_revision: range, ..kv }), ..*self };
+                let (mut yes, mut no) = kv.mod_revision.split(op, r);
+                // An unknown revision cannot be one that an answered change owns.
+                let owned_pin = |part: &mut Option<RevRange>| {
+                    if kv.mod_revision.known().is_none()
+                        && part.and_then(RevRange::known).is_some_and(|p| owned.owner(p).is_some())
+                    {
+                        *part = None;
+                    }
+                };
+                owned_pin(&mut yes);
+                owned_pin(&mut no);
+                // Learning that the unknown revision is higher also raises the floor.
+                let with = |range: RevRange| KeyState {
+                    kv: Some(Kv { mod_revision: range, ..kv }),
+                    floor: self.floor.max(range.lo()),
+                };
                 (yes.map(with), no.map(with))
             }
         }
@@ -208,11 +237,15 @@ impl KeyState {
         Ok(())
     }
 
-    fn observe(&mut self, seen: Option<Seen>) -> Result<(), Mismatch> {
+    fn observe(&mut self, seen: Option<Seen>, owned: &Owned) -> Result<(), Mismatch> {
         let mismatch = Mismatch::Read { holds: self.kv, returned: seen };
         match (&mut self.kv, seen) {
             (None, None) => Ok(()),
             (Some(kv), Some(seen)) if kv.value == seen.value && kv.version == seen.version => {
+                // An unknown revision cannot be one that an answered change owns.
+                if kv.mod_revision.known().is_none() && owned.owner(seen.mod_revision).is_some() {
+                    return Err(mismatch);
+                }
                 kv.mod_revision = kv.mod_revision.pin(seen.mod_revision).ok_or(mismatch)?;
                 Ok(())
             }
@@ -221,11 +254,11 @@ impl KeyState {
     }
 
     /// Installs a put of `value`; `revision: None` when its response is missing.
-    fn write(mut self, value: ValueId, revision: Option<u64>) -> KeyState {
+    fn write(mut self, value: ValueId, revision: Option<u64>, owned: &Owned) -> KeyState {
         let mod_revision = match revision {
             Some(revision) => RevRange::exactly(revision),
             None => {
-                self.floor = self.floor.saturating_add(1);
+                self.floor = owned.next_free(self.floor.saturating_add(1));
                 RevRange::at_least(self.floor)
             }
         };

@@ -19,7 +19,7 @@
 //! Read-only operations without a response are dropped: they changed nothing.
 
 use crate::history::{
-    CompareOp, CompareTarget, Input, KeyRange, KeyValue, OpId, Operation, Output, TxnOutcome, TxnWrite,
+    Compare, CompareOp, CompareTarget, Input, KeyRange, KeyValue, OpId, Operation, Output, TxnOutcome, TxnWrite,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,8 +31,11 @@ pub type ValueId = u32;
 pub struct KeyHistory {
     pub key: Vec<u8>,
     pub ops: Vec<KeyOp>,
-    /// Every value named by the ops, sorted and distinct.
+    /// The values responses show or compares name, sorted and distinct
+    /// (with every written value too, if a txn compares values by order).
     pub values: Vec<Vec<u8>>,
+    /// The id shared by all other written values, if there are any.
+    pub unobserved: Option<ValueId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,7 +49,7 @@ pub struct KeyOp {
     pub output: Option<KeyOutput>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum KeyInput {
     /// A get, or one key's part of a range.
     Read,
@@ -68,7 +71,7 @@ pub enum KeyCompare {
     ModRevision(CompareOp, u64),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum KeyWrite {
     Put(ValueId),
     Delete,
@@ -89,6 +92,22 @@ pub enum TxnBranch {
     Got(Option<Seen>),
 }
 
+impl KeyOutput {
+    /// Where the response puts the operation in revision order: its revision,
+    /// and for equal revisions the change before the reads that see it. On one
+    /// key, answered operations can only take effect in this order.
+    pub fn revision_order(&self) -> (u64, bool) {
+        match *self {
+            KeyOutput::Read { revision, .. } => (revision, true),
+            KeyOutput::Put { revision, .. } => (revision, false),
+            KeyOutput::Delete { revision, deleted } => (revision, !deleted),
+            KeyOutput::Txn { revision, branch } => {
+                (revision, !matches!(branch, TxnBranch::Put | TxnBranch::Deleted(true)))
+            }
+        }
+    }
+}
+
 /// The key as a response showed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Seen {
@@ -98,6 +117,14 @@ pub struct Seen {
 }
 
 impl KeyHistory {
+    /// The value for a human.
+    pub fn value_text(&self, id: ValueId) -> String {
+        match self.values.get(id as usize) {
+            Some(value) => crate::describe::bytes(value),
+            None => "a value no response shows".to_string(),
+        }
+    }
+
     /// Splits `history` by key; keys come out in byte order.
     pub fn split(history: &[Operation]) -> Vec<KeyHistory> {
         let keys = known_keys(history);
@@ -144,40 +171,60 @@ fn known_keys(history: &[Operation]) -> BTreeSet<Vec<u8>> {
 fn compile(key: &[u8], ops: &[(OpId, &Operation)]) -> KeyHistory {
     let values = Interner::collect(key, ops);
     let ops = ops.iter().map(|&(id, op)| values.compile(key, id, op)).collect();
-    KeyHistory { key: key.to_vec(), ops, values: values.sorted }
+    KeyHistory { key: key.to_vec(), ops, values: values.sorted, unobserved: values.unobserved }
 }
 
 /// The values of one key's operations, numbered in byte order so that ids
 /// compare as the values do (txn value compares use `<` and `>`).
+///
+/// Values that are written but that no response shows and no compare names
+/// share one id when no txn compares values by order: such values cannot be
+/// told apart by anything the history shows, and sharing the id makes
+/// timed-out puts of them interchangeable for the search (a client that
+/// writes unique values gets many of them during a partition).
 struct Interner {
     sorted: Vec<Vec<u8>>,
+    unobserved: Option<ValueId>,
 }
 
 impl Interner {
     fn collect(key: &[u8], ops: &[(OpId, &Operation)]) -> Interner {
-        let mut all = BTreeSet::new();
+        let mut observed = BTreeSet::new();
+        let mut written = BTreeSet::new();
+        let mut ordered = false;
         for (_, op) in ops {
             match &op.input {
                 Input::Put { value, .. } | Input::Txn { on_success: TxnWrite::Put { value }, .. } => {
-                    all.insert(value.clone());
+                    written.insert(value.clone());
                 }
                 _ => {}
             }
-            if let Input::Txn { compare: crate::history::Compare { target: CompareTarget::Value(v), .. }, .. } =
-                &op.input
-            {
-                all.insert(v.clone());
+            if let Input::Txn { compare: Compare { target: CompareTarget::Value(v), op }, .. } = &op.input {
+                observed.insert(v.clone());
+                ordered |= matches!(op, CompareOp::Less | CompareOp::Greater);
             }
             if let Some(response) = &op.response {
-                all.extend(seen_kvs(key, &response.output).map(|kv| kv.value.clone()));
+                observed.extend(seen_kvs(key, &response.output).map(|kv| kv.value.clone()));
             }
         }
-        Interner { sorted: all.into_iter().collect() }
+        if ordered {
+            observed.append(&mut written);
+        }
+        let sorted: Vec<Vec<u8>> = observed.into_iter().collect();
+        let has_unobserved = written.iter().any(|v| sorted.binary_search(v).is_err());
+        let unobserved = has_unobserved.then(|| Self::to_id(sorted.len()));
+        Interner { sorted, unobserved }
+    }
+
+    fn to_id(index: usize) -> ValueId {
+        ValueId::try_from(index).expect("a key's history names fewer than 2^32 values")
     }
 
     fn id(&self, value: &[u8]) -> ValueId {
-        let index = self.sorted.binary_search_by(|v| v.as_slice().cmp(value)).expect("every value was collected");
-        ValueId::try_from(index).expect("a key's history names fewer than 2^32 values")
+        match self.sorted.binary_search_by(|v| v.as_slice().cmp(value)) {
+            Ok(index) => Self::to_id(index),
+            Err(_) => self.unobserved.expect("a value missing from the sorted ones is unobserved"),
+        }
     }
 
     fn compile(&self, key: &[u8], op: OpId, operation: &Operation) -> KeyOp {

@@ -18,8 +18,10 @@
 
 use crate::memo::{Linearized, Memo};
 use crate::model::{KeyState, Mismatch};
-use crate::partition::{KeyHistory, KeyOp};
+use crate::owned::Owned;
+use crate::partition::{KeyHistory, KeyInput, KeyOp};
 use crate::verdict::Limits;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -40,11 +42,11 @@ pub enum StepError {
 }
 
 /// The possible states after `op` from any of `states`, sorted and distinct.
-pub fn step_all(states: &[KeyState], op: &KeyOp, limits: &Limits) -> Result<Vec<KeyState>, StepError> {
+pub fn step_all(states: &[KeyState], op: &KeyOp, owned: &Owned, limits: &Limits) -> Result<Vec<KeyState>, StepError> {
     let mut next = Vec::with_capacity(states.len());
     let mut first_error = None;
     for state in states {
-        if let Err(e) = state.step(op, &mut next) {
+        if let Err(e) = state.step(op, owned, &mut next) {
             first_error.get_or_insert(e);
         }
     }
@@ -137,59 +139,194 @@ impl Entries {
     }
 }
 
-/// One linearized operation and the states from before it.
+/// Which calls are tried: answered ones first, then those without a
+/// response. An operation without a response only matters if some later
+/// response needs it, so trying it last finds linearizations with much less
+/// backtracking when many calls timed out; the space searched is the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    Answered,
+    Unanswered,
+}
+
+/// One linearized operation, the states from before it, and the pass it was tried in.
 struct Frame {
     op: usize,
     states: Vec<KeyState>,
+    pass: Pass,
+}
+
+/// Where the search is: the configuration and the next call to try.
+struct Search<'a> {
+    ops: &'a [KeyOp],
+    limits: &'a Limits,
+    owned: &'a Owned,
+    entries: Entries,
+    linearized: Linearized,
+    memo: Memo,
+    states: Vec<KeyState>,
+    stack: Vec<Frame>,
+    deepest: Vec<usize>,
+    /// Answered operations not yet placed, in revision order.
+    unplaced: BTreeSet<((u64, bool), usize)>,
+    cursor: usize,
+    pass: Pass,
+    /// For an operation without a response, the one with the same input and
+    /// no response called just before it (see [`twins`]).
+    twin_before: Vec<Option<usize>>,
+}
+
+/// Links each operation without a response to the previous one (by call
+/// time) with the same input. Two such operations are interchangeable once
+/// both are called, so the search only ever places the earlier-called first:
+/// placing the later one instead reaches the same states under another name.
+fn twins(ops: &[KeyOp]) -> Vec<Option<usize>> {
+    let mut unanswered: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].return_ns.is_none()).collect();
+    unanswered.sort_by_key(|&i| (ops[i].call_ns, i));
+    let mut last: BTreeMap<KeyInput, usize> = BTreeMap::new();
+    let mut twin_before = vec![None; ops.len()];
+    for i in unanswered {
+        twin_before[i] = last.insert(ops[i].input, i);
+    }
+    twin_before
 }
 
 /// Searches for a linearization of `history`, spending at most `*steps_left` steps.
-pub fn search(history: &KeyHistory, limits: &Limits, steps_left: &mut u64) -> Outcome {
-    let ops = &history.ops;
-    let answered = ops.iter().filter(|op| op.return_ns.is_some()).count();
-    let mut answered_placed = 0;
-    let mut entries = Entries::new(ops);
-    let mut linearized = Linearized::new(ops.len());
-    let mut memo = Memo::default();
-    let mut states = vec![KeyState::default()];
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut deepest: Vec<usize> = Vec::new();
-    let mut cursor = entries.next[HEAD];
-    while answered_placed < answered {
-        if cursor == NIL || !entries.is_call[cursor] {
-            let Some(frame) = stack.pop() else { return Outcome::Stuck { deepest } };
-            linearized.remove(frame.op);
-            entries.unlift(frame.op);
-            answered_placed -= usize::from(ops[frame.op].return_ns.is_some());
-            states = frame.states;
-            cursor = entries.next[entries.call_of[frame.op]];
-            continue;
-        }
+pub fn search(history: &KeyHistory, owned: &Owned, limits: &Limits, steps_left: &mut u64) -> Outcome {
+    let mut search = Search::new(&history.ops, owned, limits);
+    while !search.unplaced.is_empty() {
+        let Some(node) = search.next_candidate() else {
+            if search.backtrack() {
+                continue;
+            }
+            return Outcome::Stuck { deepest: search.deepest };
+        };
         if *steps_left == 0 {
             return Outcome::GaveUp;
         }
         *steps_left -= 1;
-        let op = entries.op[cursor];
-        match step_all(&states, &ops[op], limits) {
-            Err(StepError::TooManyStates) => return Outcome::GaveUp,
-            Err(StepError::Mismatch(_)) => cursor = entries.next[cursor],
-            Ok(next) => {
-                linearized.insert(op);
-                if !memo.insert(&linearized, &next) {
-                    linearized.remove(op);
-                    cursor = entries.next[cursor];
-                    continue;
-                }
-                entries.lift(op);
-                answered_placed += usize::from(ops[op].return_ns.is_some());
-                stack.push(Frame { op, states: std::mem::replace(&mut states, next) });
-                if stack.len() > deepest.len() {
-                    deepest = stack.iter().map(|f| f.op).collect();
-                }
-                cursor = entries.next[HEAD];
-            }
+        if search.try_linearize(node) == Err(StepError::TooManyStates) {
+            return Outcome::GaveUp;
         }
     }
-    assert_eq!(linearized.len(), stack.len(), "the stack holds exactly the linearized operations");
+    assert_eq!(search.linearized.len(), search.stack.len(), "the stack holds exactly the linearized operations");
     Outcome::Linearizable
+}
+
+impl<'a> Search<'a> {
+    fn new(ops: &'a [KeyOp], owned: &'a Owned, limits: &'a Limits) -> Self {
+        let entries = Entries::new(ops);
+        let cursor = entries.next[HEAD];
+        Search {
+            ops,
+            limits,
+            owned,
+            entries,
+            linearized: Linearized::new(ops.len()),
+            memo: Memo::default(),
+            states: vec![KeyState::default()],
+            stack: Vec::new(),
+            deepest: Vec::new(),
+            unplaced: ops.iter().enumerate().filter_map(|(i, op)| Some((op.output?.revision_order(), i))).collect(),
+            cursor,
+            pass: Pass::Answered,
+            twin_before: twins(ops),
+        }
+    }
+
+    /// The next call entry to try at this depth: calls before the first
+    /// pending return (an operation called later cannot go before it).
+    fn next_candidate(&mut self) -> Option<usize> {
+        let (first_order, _) =
+            *self.unplaced.first().expect("the search stops once every answered operation is placed");
+        let earliest = self.unplaced.iter().take_while(|(order, _)| *order == first_order);
+        if !earliest.clone().any(|&(_, op)| self.callable(op)) {
+            // What returns before they are called comes later in revision order: a dead end.
+            return None;
+        }
+        loop {
+            if self.cursor == NIL || !self.entries.is_call[self.cursor] {
+                if self.pass == Pass::Unanswered {
+                    return None;
+                }
+                self.pass = Pass::Unanswered;
+                self.cursor = self.entries.next[HEAD];
+                continue;
+            }
+            let op = self.entries.op[self.cursor];
+            let answered = self.ops[op].return_ns.is_some();
+            let twin_waits = self.twin_before[op].is_some_and(|twin| !self.linearized.contains(twin));
+            // An answered operation placed before one earlier in revision
+            // order would make that one fail, so only the earliest may go.
+            let out_of_order = self.ops[op].output.is_some_and(|o| o.revision_order() != first_order);
+            if answered == (self.pass == Pass::Answered) && !twin_waits && !out_of_order {
+                return Some(self.cursor);
+            }
+            self.cursor = self.entries.next[self.cursor];
+        }
+    }
+
+    /// Whether `op` is called before the earliest pending return.
+    fn callable(&self, op: usize) -> bool {
+        let mut node = self.entries.next[HEAD];
+        while node != NIL && self.entries.is_call[node] {
+            node = self.entries.next[node];
+        }
+        node == NIL || self.ops[op].call_ns <= self.ops[self.entries.op[node]].return_ns.expect("a return entry")
+    }
+
+    /// Linearizes the operation of call entry `node` next if the model allows
+    /// it and the configuration is new; otherwise moves on to the next entry.
+    fn try_linearize(&mut self, node: usize) -> Result<(), StepError> {
+        let op = self.entries.op[node];
+        self.cursor = self.entries.next[node];
+        let mut next = match step_all(&self.states, &self.ops[op], self.owned, self.limits) {
+            Ok(next) => next,
+            Err(StepError::Mismatch(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if self.ops[op].return_ns.is_none() {
+            // A timed-out change must fit below the next answered operation in
+            // revision order: states it pushes past that are dead already.
+            let (revision, is_read) = self.unplaced.first().expect("answered operations remain").0;
+            next.retain(|state| if is_read { state.floor <= revision } else { state.floor < revision });
+            // One that changes nothing now is never needed now: every
+            // continuation from after it also works without it, as it can
+            // always take effect last (or never).
+            if next.is_empty() || next == self.states {
+                return Ok(());
+            }
+        }
+        self.linearized.insert(op);
+        if !self.memo.insert(&self.linearized, &next) {
+            self.linearized.remove(op);
+            return Ok(());
+        }
+        self.entries.lift(op);
+        if let Some(output) = &self.ops[op].output {
+            self.unplaced.remove(&(output.revision_order(), op));
+        }
+        let states = std::mem::replace(&mut self.states, next);
+        self.stack.push(Frame { op, states, pass: self.pass });
+        if self.stack.len() > self.deepest.len() {
+            self.deepest = self.stack.iter().map(|f| f.op).collect();
+        }
+        self.cursor = self.entries.next[HEAD];
+        self.pass = Pass::Answered;
+        Ok(())
+    }
+
+    /// Takes back the last linearized operation; false if there is none.
+    fn backtrack(&mut self) -> bool {
+        let Some(frame) = self.stack.pop() else { return false };
+        self.linearized.remove(frame.op);
+        self.entries.unlift(frame.op);
+        if let Some(output) = &self.ops[frame.op].output {
+            self.unplaced.insert((output.revision_order(), frame.op));
+        }
+        self.states = frame.states;
+        self.pass = frame.pass;
+        self.cursor = self.entries.next[self.entries.call_of[frame.op]];
+        true
+    }
 }

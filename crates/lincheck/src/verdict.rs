@@ -46,7 +46,10 @@ pub enum Partition {
 /// Bounds on the checker's work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Search steps (tries to linearize an operation) over all keys.
+    /// Search steps (tries to linearize an operation) over all keys. Memory
+    /// grows with it: at most one memo entry per step, each about the key's
+    /// operation count / 8 bytes plus 64 (so ~200 MB for 1M steps on a key with
+    /// 1,000 operations, in the worst case; typical runs use a few percent).
     pub steps_max: u64,
     /// Possible key states tracked at once along one search path; more than one
     /// arises only when a txn compares the unknown revision of a timed-out write.
@@ -57,7 +60,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { steps_max: 2_000_000, states_len_max: 64, ops_len_max: 1_000_000 }
+        Limits { steps_max: 1_000_000, states_len_max: 64, ops_len_max: 1_000_000 }
     }
 }
 
