@@ -25,6 +25,12 @@
 //!
 //! Timed-out operations may take effect at any time after their call, or
 //! never; timed-out reads are dropped.
+//!
+//! Not checked: `create_revision`, leases, range limits and counts,
+//! multi-key deletes and txns (the model has none); that revisions have no
+//! gaps; a range's consistency across keys where only writes that timed out
+//! (revision unknown) could explain it. Revisions are assumed to come from
+//! one store where every change takes a new, higher revision, as in etcd.
 
 pub mod describe;
 pub mod direct;

@@ -11,7 +11,8 @@
 //! header revision may not be below it, which checks each key's writes and
 //! reads against the order of revisions (e.g. a range's part is pinned to its
 //! header revision). A change whose response is missing gets an unknown
-//! revision above the floor (a [`RevRange`]), narrowed by later operations.
+//! revision above the floor that no answered change owns (a [`RevRange`]),
+//! narrowed by later operations.
 //! A txn comparing an unknown revision may go both ways, so one state can
 //! lead to two.
 

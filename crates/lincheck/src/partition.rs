@@ -245,7 +245,8 @@ impl Interner {
                 KeyInput::Txn { compare, write }
             }
         };
-        let output = operation.response.as_ref().map(|r| self.output(key, &r.output));
+        let prev_kv = matches!(operation.input, Input::Put { prev_kv: true, .. });
+        let output = operation.response.as_ref().map(|r| self.output(key, &r.output, prev_kv));
         KeyOp {
             op,
             call_ns: operation.call_ns,
@@ -255,7 +256,8 @@ impl Interner {
         }
     }
 
-    fn output(&self, key: &[u8], output: &Output) -> KeyOutput {
+    /// `prev_kv`: whether a put asked for its previous value (else it is ignored).
+    fn output(&self, key: &[u8], output: &Output, prev_kv: bool) -> KeyOutput {
         let revision = output.revision();
         let seen = |kv: Option<&KeyValue>| {
             kv.map(|kv| Seen { value: self.id(&kv.value), version: kv.version, mod_revision: kv.mod_revision })
@@ -263,7 +265,7 @@ impl Interner {
         match output {
             Output::Get { kv, .. } => KeyOutput::Read { revision, seen: seen(kv.as_ref()) },
             Output::Range { kvs, .. } => KeyOutput::Read { revision, seen: seen(kvs.iter().find(|kv| kv.key == key)) },
-            Output::Put { prev, .. } => KeyOutput::Put { revision, prev: seen(prev.as_ref()) },
+            Output::Put { prev, .. } => KeyOutput::Put { revision, prev: seen(prev.as_ref().filter(|_| prev_kv)) },
             Output::Delete { deleted, .. } => KeyOutput::Delete { revision, deleted: *deleted > 0 },
             Output::Txn { outcome, .. } => {
                 let branch = match outcome {

@@ -1,20 +1,32 @@
-//! The Wing–Gong search with Lowe's memoization, over one key's operations.
+//! The Wing–Gong search with Lowe's memoization, over one key's operations,
+//! steered by revisions.
 //!
-//! In: a [`KeyHistory`], the limits, and the steps left in the caller's budget.
+//! In: a [`KeyHistory`], the revisions answered changes own, the limits, and
+//! the steps left in the caller's budget.
 //! Out: [`Outcome::Linearizable`], [`Outcome::Stuck`] with the longest valid
 //! prefix found (for the explanation), or [`Outcome::GaveUp`].
 //!
 //! Calls and returns sit in one list in time order (a call before a return at
-//! the same instant: touching operations count as concurrent). The search
-//! walks the list from its head: at a call it tries to linearize that
-//! operation next — if the model accepts it and the (linearized set, states)
-//! configuration is new, it removes the operation's call and return from the
-//! list and starts again at the head; at a return (an operation that had to
-//! take effect by then but has not) or at the end, it takes back the last
-//! operation and tries the call after it. An operation without a response has
-//! no return, so it never blocks; the search succeeds once every answered
-//! operation is placed, since the rest can always take effect afterwards (the
-//! model accepts any operation with no response in any state).
+//! the same instant: touching operations count as concurrent). At each depth
+//! the search tries the calls before the first pending return; if the model
+//! accepts one and the (linearized set, states) configuration is new, it
+//! removes that operation's entries and goes one level deeper, else it tries
+//! the next call; when none is left it takes back the last operation. It
+//! succeeds once every answered operation is placed: the rest can take effect
+//! afterwards, or never.
+//!
+//! What keeps it fast (each rule only skips configurations that cannot
+//! lead to a linearization):
+//! - *revision order*: on one key, an answered operation can only follow the
+//!   answered ones below it in (revision, change before read) order — the
+//!   model's `floor` would refuse them afterwards — so only the earliest
+//!   unplaced ones are tried, and none if they are not callable yet;
+//! - *free revisions*: a timed-out change takes a revision no answered change
+//!   owns, and must stay below the next answered operation in that order;
+//! - *answered first*: timed-out operations are tried after answered ones;
+//! - *no-ops*: a timed-out operation that changes nothing now is not placed now;
+//! - *twins*: of timed-out operations with the same input, the earlier-called
+//!   is placed first.
 
 use crate::memo::{Linearized, Memo};
 use crate::model::{KeyState, Mismatch};
@@ -141,7 +153,7 @@ impl Entries {
 
 /// Which calls are tried: answered ones first, then those without a
 /// response. An operation without a response only matters if some later
-/// response needs it, so trying it last finds linearizations with much less
+/// response needs it, so trying it last finds linearizations with less
 /// backtracking when many calls timed out; the space searched is the same.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pass {

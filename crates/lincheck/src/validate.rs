@@ -78,7 +78,11 @@ fn check_kind(op: OpId, input: &Input, output: &Output) -> Result<(), HistoryErr
 fn check_shape(id: OpId, op: &Operation, output: &Output) -> Option<Violation> {
     let problem = match (&op.input, output) {
         (Input::Range { range }, Output::Range { kvs, .. }) => range_problem(range, kvs),
-        (Input::Get { key }, Output::Get { kv: Some(kv), .. }) if kv.key != *key => {
+        (Input::Get { key }, Output::Get { kv: Some(kv), .. })
+        | (Input::Put { key, prev_kv: true, .. }, Output::Put { prev: Some(kv), .. })
+        | (Input::Txn { key, .. }, Output::Txn { outcome: TxnOutcome::Got { kv: Some(kv) }, .. })
+            if kv.key != *key =>
+        {
             Some(format!("it returned key {}", describe::bytes(&kv.key)))
         }
         (_, Output::Delete { deleted, .. }) if *deleted > 1 => Some("a single-key delete removed several keys".into()),

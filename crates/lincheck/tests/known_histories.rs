@@ -241,3 +241,58 @@ fn malformed_histories_are_refused() {
     let too_long = [put(1, 0, 10, "x", "a", 2), put(1, 20, 30, "x", "b", 3)];
     assert!(check(&too_long, Limits { ops_len_max: 1, ..Limits::default() }).is_err());
 }
+
+fn txn_mod_greater(at: (u64, u64, u64), key: &str, than: u64, value: &str, revision: u64) -> haven_lincheck::Operation {
+    use haven_lincheck::{Compare, CompareOp, CompareTarget, Input, Operation, Output, Response, TxnWrite};
+    let compare = Compare { target: CompareTarget::ModRevision(than), op: CompareOp::Greater };
+    let input = Input::Txn { key: b(key), compare, on_success: TxnWrite::Put { value: b(value) } };
+    let output = Output::Txn { revision, outcome: TxnOutcome::Put };
+    Operation { client: at.0, call_ns: at.1, input, response: Some(Response { return_ns: at.2, output }) }
+}
+
+#[test]
+fn a_compare_on_the_unknown_revision_of_a_timed_out_write_may_hold() {
+    // `mod_revision > 2` held, so the timed-out put took effect (at revision 3 or 4).
+    let history = [
+        put(1, 0, 10, "x", "a", 2),
+        put_timeout(2, 20, "x", "b"),
+        txn_mod_greater((3, 100, 110), "x", 2, "c", 5),
+        get(3, 120, 130, "x", Some(("c", 5, 3)), 5),
+    ];
+    assert_linearizable(&history);
+}
+
+#[test]
+fn a_compare_that_held_must_agree_with_the_versions_seen_later() {
+    // Version 2 after the txn says the timed-out put never happened, so
+    // `mod_revision > 2` could not have held.
+    let history = [
+        put(1, 0, 10, "x", "a", 2),
+        put_timeout(2, 20, "x", "b"),
+        txn_mod_greater((3, 100, 110), "x", 2, "c", 5),
+        get(3, 120, 130, "x", Some(("c", 5, 2)), 5),
+    ];
+    assert_violation(&history, &[3]);
+}
+
+#[test]
+fn a_timed_out_write_needs_a_free_revision() {
+    // Revisions 2, 3 and 4 all belong to answered writes, so the timed-out put
+    // of "b" cannot sit between "a" (2) and the read at 4 that sees version 2.
+    let history = [
+        put(1, 0, 10, "x", "a", 2),
+        put_timeout(2, 15, "x", "b"),
+        put(3, 20, 30, "y", "c", 3),
+        put(3, 40, 50, "x", "d", 4),
+        get(4, 60, 70, "x", Some(("d", 4, 3)), 4),
+    ];
+    assert_violation(&history, &[4]);
+    let with_gap = [
+        put(1, 0, 10, "x", "a", 2),
+        put_timeout(2, 15, "x", "b"),
+        put(3, 20, 30, "y", "c", 4),
+        put(3, 40, 50, "x", "d", 5),
+        get(4, 60, 70, "x", Some(("d", 5, 3)), 5),
+    ];
+    assert_linearizable(&with_gap);
+}
