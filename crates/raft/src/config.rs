@@ -33,6 +33,9 @@ pub struct Config {
     /// Outgoing messages queued (ready or waiting for a persist) before new
     /// ones are dropped; dropping is safe, Raft retransmits.
     pub messages_queued_max: usize,
+    /// ReadIndex requests a leader holds, waiting or confirmed and not yet
+    /// taken in a `Ready`, before refusing more.
+    pub reads_pending_max: usize,
 }
 
 impl Default for Config {
@@ -48,6 +51,7 @@ impl Default for Config {
             command_bytes_max: 1024 * 1024,
             apply_batch_entries_max: 1024,
             messages_queued_max: 64 * 1024,
+            reads_pending_max: 4096,
         }
     }
 }
@@ -72,7 +76,7 @@ impl Config {
         if heartbeat.is_zero() || heartbeat >= min {
             return Err(ConfigError::Heartbeat { heartbeat, election: min });
         }
-        let limits: [(&'static str, u64); 7] = [
+        let limits: [(&'static str, u64); 8] = [
             ("entries_per_append_max", self.entries_per_append_max as u64),
             ("append_bytes_max", self.append_bytes_max as u64),
             ("inflight_appends_max", self.inflight_appends_max as u64),
@@ -80,6 +84,7 @@ impl Config {
             ("command_bytes_max", self.command_bytes_max as u64),
             ("apply_batch_entries_max", self.apply_batch_entries_max),
             ("messages_queued_max", self.messages_queued_max as u64),
+            ("reads_pending_max", self.reads_pending_max as u64),
         ];
         match limits.iter().find(|(_, value)| *value == 0) {
             Some((name, _)) => Err(ConfigError::ZeroLimit { name }),

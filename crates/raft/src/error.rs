@@ -1,8 +1,9 @@
 //! Errors returned to the core's caller.
 //!
 //! In: nothing. Out: [`ProposeError`] (why a command was not accepted),
-//! [`RestoreError`] (why recovered state cannot be used) and [`UsageError`]
-//! (the caller broke the `Ready` protocol).
+//! [`ReadError`] (why a read was not), [`RestoreError`] (why recovered
+//! state cannot be used) and [`UsageError`] (the caller broke the `Ready`
+//! protocol).
 
 use crate::config::ConfigError;
 use crate::entry::PayloadError;
@@ -18,6 +19,16 @@ pub enum ProposeError {
     TooLarge { bytes: usize, bytes_max: usize },
     #[error("{uncommitted} entries await commit, the limit is {uncommitted_max}; retry later")]
     Backpressure { uncommitted: u64, uncommitted_max: u64 },
+}
+
+/// Why a ReadIndex request was not accepted. A follower does not forward
+/// reads: the caller redirects the client to `leader_hint`, as for writes.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ReadError {
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader { leader_hint: Option<NodeId> },
+    #[error("{pending} reads are pending, the limit is {pending_max}; retry later")]
+    Backpressure { pending: usize, pending_max: usize },
 }
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]

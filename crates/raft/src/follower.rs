@@ -59,14 +59,14 @@ impl Raft {
         self.gate.send(from, Message::AppendResponse { term: self.term, outcome });
     }
 
-    pub(crate) fn on_heartbeat(&mut self, from: NodeId, commit: u64) {
+    pub(crate) fn on_heartbeat(&mut self, from: NodeId, commit: u64, round: u64) {
         if !self.accept_leader(from) {
             return;
         }
         // The leader sends at most our acknowledged match index, which our
         // durable log holds; the bound is defence against a bad peer.
         self.commit_to(commit.min(self.log.last_index()));
-        self.gate.send(from, Message::HeartbeatResponse { term: self.term });
+        self.gate.send(from, Message::HeartbeatResponse { term: self.term, round });
     }
 
     /// Appends what is new in `entries` (which follow a matching position),

@@ -198,7 +198,7 @@ mod tests {
     const PEER: NodeId = NodeId(2);
 
     fn ack(term: u64) -> Message {
-        Message::HeartbeatResponse { term }
+        Message::HeartbeatResponse { term, round: 0 }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! In: the voter set, the leader's log length and clock at election.
 //! Out: per-follower [`Progress`], the quorum match index that drives the
-//! commit rule, and whether a quorum was heard from lately (check-quorum).
+//! commit rule, the heartbeat round a quorum answered (ReadIndex), and
+//! whether a quorum was heard from lately (check-quorum).
 
 use crate::progress::Progress;
 use haven_runtime::{Instant, NodeId};
@@ -15,6 +16,13 @@ pub(crate) struct Leadership {
     pub(crate) self_match: u64,
     pub(crate) heartbeat_deadline: Instant,
     pub(crate) quorum_check_deadline: Instant,
+    /// The index of this term's first entry (the no-op): until it commits,
+    /// the commit index may lag what earlier leaders acknowledged.
+    pub(crate) term_start: u64,
+    /// Heartbeat broadcasts so far in this term; each is one round.
+    pub(crate) read_round: u64,
+    /// A read waits for a round that has not been broadcast yet.
+    pub(crate) read_round_wanted: bool,
 }
 
 impl Leadership {
@@ -27,21 +35,35 @@ impl Leadership {
         check: Instant,
     ) -> Leadership {
         let progress = voters.iter().filter(|&&v| v != me).map(|&v| (v, Progress::new(next_index))).collect();
-        Leadership { progress, self_match: 0, heartbeat_deadline: heartbeat, quorum_check_deadline: check }
+        Leadership {
+            progress,
+            self_match: 0,
+            heartbeat_deadline: heartbeat,
+            quorum_check_deadline: check,
+            term_start: next_index,
+            read_round: 0,
+            read_round_wanted: false,
+        }
     }
 
-    fn match_of(&self, me: NodeId, voter: NodeId) -> u64 {
-        if voter == me {
-            return self.self_match;
-        }
-        self.progress.get(&voter).map_or(0, |p| p.match_index)
+    /// The highest value that a majority of `voters` reached, where the
+    /// leader's own value is `mine` and a follower's is `of(progress)`.
+    fn quorum_value(&self, me: NodeId, voters: &[NodeId], mine: u64, of: impl Fn(&Progress) -> u64) -> u64 {
+        let value = |v: &NodeId| if *v == me { mine } else { self.progress.get(v).map_or(0, &of) };
+        let mut values: Vec<u64> = voters.iter().map(value).collect();
+        values.sort_unstable_by(|a, b| b.cmp(a));
+        values[voters.len() / 2]
     }
 
     /// The highest index durable on a majority of voters.
     pub(crate) fn quorum_match(&self, me: NodeId, voters: &[NodeId]) -> u64 {
-        let mut matches: Vec<u64> = voters.iter().map(|&v| self.match_of(me, v)).collect();
-        matches.sort_unstable_by(|a, b| b.cmp(a));
-        matches[voters.len() / 2]
+        self.quorum_value(me, voters, self.self_match, |p| p.match_index)
+    }
+
+    /// The latest heartbeat round a majority of voters answered (the
+    /// leader answers every round it sends).
+    pub(crate) fn quorum_round(&self, me: NodeId, voters: &[NodeId]) -> u64 {
+        self.quorum_value(me, voters, self.read_round, |p| p.round_acked)
     }
 
     /// Whether a majority (the leader included) was heard from since the last check.

@@ -51,14 +51,19 @@ pub enum Message {
         outcome: AppendOutcome,
     },
     /// `commit` is at most the follower's acknowledged match index.
+    /// `round` numbers the leader's heartbeat broadcasts in its term; the
+    /// follower echoes it, so that a ReadIndex registered before round r is
+    /// confirmed by a majority's answers to round r or later (§6.4).
     Heartbeat {
         term: u64,
         commit: u64,
+        round: u64,
     },
-    /// Also sent in reply to any append or heartbeat of a stale term, so
-    /// that a deposed leader learns the newer term.
+    /// Also sent in reply to any append or heartbeat of a stale term (with
+    /// round 0), so that a deposed leader learns the newer term.
     HeartbeatResponse {
         term: u64,
+        round: u64,
     },
 }
 
@@ -91,7 +96,7 @@ impl Message {
             | Message::Append { term, .. }
             | Message::AppendResponse { term, .. }
             | Message::Heartbeat { term, .. }
-            | Message::HeartbeatResponse { term } => *term,
+            | Message::HeartbeatResponse { term, .. } => *term,
         }
     }
 }

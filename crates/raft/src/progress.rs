@@ -33,11 +33,19 @@ pub(crate) struct Progress {
     pub(crate) state: ProgressState,
     /// Heard from since the last check-quorum round.
     pub(crate) recent_active: bool,
+    /// The latest heartbeat round this follower answered (for ReadIndex).
+    pub(crate) round_acked: u64,
 }
 
 impl Progress {
     pub(crate) fn new(next_index: u64) -> Progress {
-        Progress { match_index: 0, next_index, state: ProgressState::Probe { sent: false }, recent_active: false }
+        Progress {
+            match_index: 0,
+            next_index,
+            state: ProgressState::Probe { sent: false },
+            recent_active: false,
+            round_acked: 0,
+        }
     }
 
     pub(crate) fn can_send(&self, last_index: u64, inflight_max: usize) -> bool {

@@ -17,6 +17,7 @@ use crate::gate::DurabilityGate;
 use crate::leadership::Leadership;
 use crate::log::RaftLog;
 use crate::message::{AppendOutcome, Message, TERM_MAX};
+use crate::reads::{ReadQueue, ReadState};
 use crate::ready::{PersistRequest, Ready, Role, SoftState};
 use crate::state::{DurableState, HardState};
 use crate::votes::Tally;
@@ -81,6 +82,10 @@ pub struct Raft {
     pub(crate) gate: DurabilityGate,
     reported: Option<SoftState>,
     pub(crate) counters: Counters,
+    pub(crate) reads: ReadQueue,
+    /// Confirmed reads and failed read contexts for the next `Ready`.
+    pub(crate) read_states: Vec<ReadState>,
+    pub(crate) reads_failed: Vec<u64>,
 }
 
 impl Raft {
@@ -117,6 +122,9 @@ impl Raft {
             gate,
             reported: None,
             counters: Counters::default(),
+            reads: ReadQueue::default(),
+            read_states: Vec::new(),
+            reads_failed: Vec::new(),
         };
         raft.reset_election_deadline();
         raft.reported = Some(raft.soft_state());
@@ -175,12 +183,23 @@ impl Raft {
 
     /// Everything the caller must do now; see `ready.rs` for the protocol.
     pub fn take_ready(&mut self) -> Ready {
-        if matches!(self.role, RoleState::Leader(_)) {
+        if let RoleState::Leader(leadership) = &self.role {
+            if leadership.read_round_wanted {
+                self.broadcast_heartbeats();
+            }
             self.replicate_all();
+            self.confirm_reads();
         }
         let persist = self.issue_persist();
         let messages = self.gate.take_ready();
-        Ready { persist, messages, committed: self.committed_batch(), soft_state: self.soft_state_change() }
+        Ready {
+            persist,
+            messages,
+            committed: self.committed_batch(),
+            soft_state: self.soft_state_change(),
+            read_states: std::mem::take(&mut self.read_states),
+            reads_failed: std::mem::take(&mut self.reads_failed),
+        }
     }
 
     /// Persist request `id` (and so every earlier one) is durable.
@@ -228,14 +247,14 @@ impl Raft {
                     self.on_append_response(from, outcome);
                 }
             }
-            Message::Heartbeat { term, commit } => {
+            Message::Heartbeat { term, commit, round } => {
                 if self.accept_term(from, term, true) {
-                    self.on_heartbeat(from, commit);
+                    self.on_heartbeat(from, commit, round);
                 }
             }
-            Message::HeartbeatResponse { term } => {
+            Message::HeartbeatResponse { term, round } => {
                 if self.accept_term(from, term, false) {
-                    self.on_heartbeat_response(from);
+                    self.on_heartbeat_response(from, round);
                 }
             }
         }
@@ -252,7 +271,7 @@ impl Raft {
             }
             std::cmp::Ordering::Less => {
                 if from_leader {
-                    self.gate.send(from, Message::HeartbeatResponse { term: self.term });
+                    self.gate.send(from, Message::HeartbeatResponse { term: self.term, round: 0 });
                 }
                 false
             }
@@ -262,6 +281,9 @@ impl Raft {
 
     pub(crate) fn become_follower(&mut self, term: u64, leader: Option<NodeId>) {
         assert!(term >= self.term, "term must never decrease: {} -> {term}", self.term);
+        if matches!(self.role, RoleState::Leader(_)) {
+            self.fail_reads();
+        }
         if term > self.term {
             self.term = term;
             self.vote = None;

@@ -2,7 +2,8 @@
 //!
 //! In: nothing (plain data built by `Raft::take_ready`).
 //! Out: [`Ready`]: a persist request to carry out, messages to send now,
-//! committed entries to apply, and a role/leader change to report.
+//! committed entries to apply, a role/leader change to report, and reads
+//! confirmed or failed.
 //!
 //! The caller's loop is: feed an input (`step`, `tick`, `propose`,
 //! `on_persisted`, `applied`), call `take_ready`, then in any order
@@ -14,6 +15,7 @@
 
 use crate::entry::Entry;
 use crate::message::Envelope;
+use crate::reads::ReadState;
 use crate::state::HardState;
 use haven_runtime::NodeId;
 
@@ -58,10 +60,19 @@ pub struct Ready {
     pub committed: Vec<Entry>,
     /// Present when role, term or leader changed since the last `Ready`.
     pub soft_state: Option<SoftState>,
+    /// Reads confirmed by ReadIndex: serve each once `applied >= index`.
+    pub read_states: Vec<ReadState>,
+    /// Contexts of reads that will never be confirmed (leadership ended).
+    pub reads_failed: Vec<u64>,
 }
 
 impl Ready {
     pub fn is_empty(&self) -> bool {
-        self.persist.is_none() && self.messages.is_empty() && self.committed.is_empty() && self.soft_state.is_none()
+        self.persist.is_none()
+            && self.messages.is_empty()
+            && self.committed.is_empty()
+            && self.soft_state.is_none()
+            && self.read_states.is_empty()
+            && self.reads_failed.is_empty()
     }
 }

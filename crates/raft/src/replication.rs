@@ -40,12 +40,16 @@ impl Raft {
         }
     }
 
-    fn broadcast_heartbeats(&mut self) {
-        let RoleState::Leader(leadership) = &self.role else { return };
+    /// Starts a new heartbeat round; its answers also confirm reads.
+    pub(crate) fn broadcast_heartbeats(&mut self) {
+        let RoleState::Leader(leadership) = &mut self.role else { return };
+        leadership.read_round += 1;
+        leadership.read_round_wanted = false;
+        let round = leadership.read_round;
         let beats: Vec<(NodeId, u64)> =
             leadership.progress.iter().map(|(&peer, p)| (peer, p.match_index.min(self.commit))).collect();
         for (peer, commit) in beats {
-            self.gate.send_now(peer, Message::Heartbeat { term: self.term, commit });
+            self.gate.send_now(peer, Message::Heartbeat { term: self.term, commit, round });
         }
     }
 
@@ -125,12 +129,19 @@ impl Raft {
         }
     }
 
-    pub(crate) fn on_heartbeat_response(&mut self, from: NodeId) {
+    pub(crate) fn on_heartbeat_response(&mut self, from: NodeId, round: u64) {
         let inflight_max = self.config.inflight_appends_max;
         let RoleState::Leader(leadership) = &mut self.role else { return };
+        if round > leadership.read_round {
+            // Nobody can answer a round we never sent.
+            self.counters.messages_invalid += 1;
+            return;
+        }
         if let Some(progress) = leadership.progress.get_mut(&from) {
             progress.on_heartbeat_response(inflight_max);
+            progress.round_acked = progress.round_acked.max(round);
         }
+        self.confirm_reads();
     }
 
     /// §5.4.2: an index is committed by counting replicas only if it holds
@@ -140,6 +151,7 @@ impl Raft {
         let quorum_match = leadership.quorum_match(self.id, &self.voters);
         if quorum_match > self.commit && self.log.term_at(quorum_match) == Some(self.term) {
             self.commit = quorum_match;
+            self.index_waiting_reads();
         }
     }
 }

@@ -15,6 +15,7 @@ const FAULTY_STEPS: u64 = 1_500;
 fn safety_holds_under_random_faults_and_the_cluster_recovers_when_healed() {
     let mut committed_total = 0;
     let mut elections_total = 0;
+    let mut reads_total = 0;
     for seed in 0..SEEDS {
         let size = if seed % 3 == 0 { 5 } else { 3 };
         let mut cluster = Cluster::new(seed, size);
@@ -22,9 +23,11 @@ fn safety_holds_under_random_faults_and_the_cluster_recovers_when_healed() {
         cluster.run_until_quiet_commit(Duration::from_secs(20));
         committed_total += cluster.committed_len();
         elections_total += cluster.terms_with_leaders();
+        reads_total += cluster.reads_confirmed();
     }
-    eprintln!("committed {committed_total}, leader terms {elections_total}");
+    eprintln!("committed {committed_total}, leader terms {elections_total}, reads {reads_total}");
     // The checks above are vacuous if nothing happens: demand real progress.
     assert!(committed_total as u64 > SEEDS * 10, "only {committed_total} entries committed over {SEEDS} seeds");
     assert!(elections_total as u64 > SEEDS * 2, "only {elections_total} leader terms over {SEEDS} seeds");
+    assert!(reads_total > SEEDS * 5, "only {reads_total} reads confirmed over {SEEDS} seeds");
 }

@@ -74,8 +74,8 @@ fn message(rng: &mut ChaCha8Rng, near: Near) -> Message {
             Message::Append { term, prev, entries: entries(rng, prev, term), commit: around(rng, near.last_log.index) }
         }
         5 => Message::AppendResponse { term, outcome: outcome(rng, near) },
-        6 => Message::Heartbeat { term, commit: around(rng, near.last_log.index) },
-        _ => Message::HeartbeatResponse { term },
+        6 => Message::Heartbeat { term, commit: around(rng, near.last_log.index), round: around(rng, 1) },
+        _ => Message::HeartbeatResponse { term, round: around(rng, 1) },
     }
 }
 

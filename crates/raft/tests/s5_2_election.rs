@@ -107,7 +107,7 @@ fn a_refused_pre_vote_returns_the_node_to_follower_in_the_same_term() {
 #[test]
 fn pre_vote_does_not_disturb_a_follower_that_hears_from_its_leader() {
     let mut n2 = restored(N2, 3, HardState { term: 1, vote: None }, &[]);
-    n2.step(ms(10), N1, Message::Heartbeat { term: 1, commit: 0 });
+    n2.step(ms(10), N1, Message::Heartbeat { term: 1, commit: 0, round: 1 });
     settle(&mut n2, ms(10));
     // Within the lease (100 ms after the heartbeat): refused with our term, no change.
     n2.step(ms(50), N3, pre_vote(2, 0, 0));
@@ -160,7 +160,7 @@ fn check_quorum_keeps_a_leader_that_hears_from_a_majority() {
     let mut n1 = fresh(N1, 3);
     let (_, t) = elect(&mut n1);
     for round in 1..=5 {
-        n1.step(t + Duration::from_millis(100 * round - 50), N2, Message::HeartbeatResponse { term: 1 });
+        n1.step(t + Duration::from_millis(100 * round - 50), N2, Message::HeartbeatResponse { term: 1, round: 0 });
         tick_until(&mut n1, t + Duration::from_millis(100 * round));
         assert_eq!(n1.role(), Role::Leader, "round {round}: n1 and n2 are a majority");
     }
@@ -183,10 +183,10 @@ fn a_higher_term_in_any_reply_makes_a_leader_a_follower_of_that_term() {
 #[test]
 fn a_stale_leader_is_told_the_newer_term_and_changes_nothing() {
     let mut n2 = restored(N2, 3, HardState { term: 3, vote: None }, &[1]);
-    n2.step(ms(1), N1, Message::Heartbeat { term: 2, commit: 1 });
+    n2.step(ms(1), N1, Message::Heartbeat { term: 2, commit: 1, round: 1 });
     n2.step(ms(1), N1, Message::Append { term: 2, prev: pos(1, 1), entries: vec![command(2, 2)], commit: 1 });
     let r = ready(&mut n2);
-    let newer = Message::HeartbeatResponse { term: 3 };
+    let newer = Message::HeartbeatResponse { term: 3, round: 0 };
     assert_eq!(r.messages, vec![to(N1, newer.clone()), to(N1, newer)]);
     assert_eq!((r.persist, n2.last_log(), n2.commit_index(), n2.leader()), (None, pos(1, 1), 0, None));
 }
@@ -200,7 +200,7 @@ fn a_candidate_yields_to_a_leader_of_its_own_term() {
     n1.step(t, N2, Message::PreVoteResponse { term: 1, granted: true });
     settle(&mut n1, t);
     assert_eq!(n1.role(), Role::Candidate);
-    n1.step(t, N3, Message::Heartbeat { term: 1, commit: 0 });
+    n1.step(t, N3, Message::Heartbeat { term: 1, commit: 0, round: 1 });
     assert_eq!((n1.role(), n1.term(), n1.leader()), (Role::Follower, 1, Some(N3)));
-    assert_eq!(settle(&mut n1, t), vec![to(N3, Message::HeartbeatResponse { term: 1 })]);
+    assert_eq!(settle(&mut n1, t), vec![to(N3, Message::HeartbeatResponse { term: 1, round: 1 })]);
 }

@@ -172,7 +172,8 @@ fn commit_travels_to_followers_bounded_by_what_they_hold() {
     assert_eq!(n1.next_deadline(), beat);
     n1.tick(beat);
     let heartbeats = n1.take_ready().messages;
-    let (to_n2, to_n3) = (Message::Heartbeat { term: 1, commit: 4 }, Message::Heartbeat { term: 1, commit: 1 });
+    let (to_n2, to_n3) =
+        (Message::Heartbeat { term: 1, commit: 4, round: 1 }, Message::Heartbeat { term: 1, commit: 1, round: 1 });
     assert_eq!(heartbeats, vec![to(N2, to_n2), to(N3, to_n3)], "n3 only acknowledged index 1");
 }
 
@@ -182,7 +183,7 @@ fn a_follower_learns_commit_from_appends_and_heartbeats_and_hands_entries_out_on
     n2.step(ms(1), N1, append(1, (0, 0), vec![cmd(1, 1, "x"), cmd(2, 1, "y")], 1));
     let r = n2.take_ready();
     assert_eq!((n2.commit_index(), r.committed), (1, vec![cmd(1, 1, "x")]));
-    n2.step(ms(2), N1, Message::Heartbeat { term: 1, commit: 9 });
+    n2.step(ms(2), N1, Message::Heartbeat { term: 1, commit: 9, round: 1 });
     let r = n2.take_ready();
     assert_eq!((n2.commit_index(), r.committed), (2, vec![cmd(2, 1, "y")]), "bounded by our log");
     assert_eq!(n2.applied(2), Ok(()));
@@ -192,7 +193,7 @@ fn a_follower_learns_commit_from_appends_and_heartbeats_and_hands_entries_out_on
 #[test]
 fn proposals_are_refused_off_the_leader_and_beyond_the_limits() {
     let mut n2 = fresh(N2, 3);
-    n2.step(ms(1), N3, Message::Heartbeat { term: 1, commit: 0 });
+    n2.step(ms(1), N3, Message::Heartbeat { term: 1, commit: 0, round: 1 });
     assert_eq!(n2.propose(b"x"), Err(ProposeError::NotLeader { leader_hint: Some(N3) }));
     let config = Config { uncommitted_entries_max: 3, ..config() };
     let (mut n1, _) = caught_up_leader_with(config);
@@ -207,7 +208,7 @@ fn a_heartbeat_response_reopens_a_window_whose_appends_were_lost() {
     propose_all(&mut n1, &["a", "b", "c", "d", "e", "f", "g"]);
     settle(&mut n1, t);
     // Both appends to n2 are lost; n2 still answers heartbeats.
-    n1.step(t, N2, Message::HeartbeatResponse { term: 1 });
+    n1.step(t, N2, Message::HeartbeatResponse { term: 1, round: 0 });
     let r = n1.take_ready();
     assert_eq!(r.messages, vec![to(N2, append(1, (7, 1), vec![cmd(8, 1, "g")], 1))]);
     // n2 rejects it for the gap; n1 falls back to probing from n2's match.

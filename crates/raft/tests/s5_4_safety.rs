@@ -126,7 +126,7 @@ fn an_append_ack_lost_in_a_crash_promised_nothing() {
     let r = n2.take_ready();
     assert!(r.persist.is_some() && r.messages.is_empty(), "the ack waits for the entry's persist");
     let mut n2 = Raft::restore(setup(N2, 3), DurableState::default(), rng(2), ms(5)).unwrap();
-    n2.step(ms(6), N1, Message::Heartbeat { term: 1, commit: 1 });
+    n2.step(ms(6), N1, Message::Heartbeat { term: 1, commit: 1, round: 1 });
     settle(&mut n2, ms(6));
     assert_eq!(n2.commit_index(), 0, "a heartbeat cannot commit what the restarted node lacks");
 }
@@ -134,7 +134,7 @@ fn an_append_ack_lost_in_a_crash_promised_nothing() {
 #[test]
 fn committed_entries_are_never_truncated_even_by_a_newer_leader() {
     let mut n2 = restored(N2, 3, HardState { term: 1, vote: None }, &[1, 1, 1]);
-    n2.step(ms(1), N1, Message::Heartbeat { term: 1, commit: 2 });
+    n2.step(ms(1), N1, Message::Heartbeat { term: 1, commit: 2, round: 1 });
     settle(&mut n2, ms(1));
     n2.step(ms(2), N3, append(2, (1, 1), vec![Entry::command(2, 2, b"other")], 0));
     let replies = settle(&mut n2, ms(2));
@@ -145,7 +145,7 @@ fn committed_entries_are_never_truncated_even_by_a_newer_leader() {
 #[test]
 fn a_second_leader_in_one_term_is_refused_and_counted() {
     let mut n2 = restored(N2, 3, HardState { term: 1, vote: None }, &[]);
-    n2.step(ms(1), N1, Message::Heartbeat { term: 1, commit: 0 });
+    n2.step(ms(1), N1, Message::Heartbeat { term: 1, commit: 0, round: 1 });
     settle(&mut n2, ms(1));
     n2.step(ms(2), N3, append(1, (0, 0), vec![command(1, 1)], 0));
     assert_eq!(settle(&mut n2, ms(2)), vec![]);

@@ -13,6 +13,8 @@
 //!   committed by term T-1 or earlier (§5.4);
 //! - every node applies the same entry at each index (state machine safety);
 //! - every committed entry is on a majority of disks (durability order);
+//! - a read confirmed by ReadIndex (§6.4) has an index at or above every
+//!   commit index any node knew when the read was asked for;
 //! - no node ever counts a protocol violation.
 
 use haven_raft::{DurableState, Entry, Envelope, HardState, Message, PersistRequest, Raft, Role, Setup};
@@ -95,6 +97,11 @@ struct History {
     leaders: BTreeMap<u64, NodeId>,
     /// Each committed entry, with the lowest term of a node that reported it.
     committed: BTreeMap<u64, (Entry, u64)>,
+    /// Reads asked for and not yet answered: the node asked and the highest
+    /// commit index known anywhere at that moment.
+    reads: BTreeMap<u64, (NodeId, u64)>,
+    reads_asked: u64,
+    reads_confirmed: u64,
 }
 
 #[derive(Debug)]
@@ -110,6 +117,9 @@ pub struct Cluster {
     proposed: u64,
     /// A node cut off from all others until the given time.
     isolated: Option<(NodeId, Instant)>,
+    /// A node that is stopped (no ticks, deliveries, disk or output) until
+    /// the given time, then resumes with the clock jumped forward.
+    paused: Option<(NodeId, Instant)>,
 }
 
 fn config() -> haven_raft::Config {
@@ -130,6 +140,7 @@ impl Cluster {
             history: History::default(),
             proposed: 0,
             isolated: None,
+            paused: None,
         };
         for id in ids {
             let node = Node { raft: None, disk: Disk::default(), persists: VecDeque::new(), apply_next: 1 };
@@ -168,6 +179,7 @@ impl Cluster {
         for id in crashed {
             self.start(id);
         }
+        self.paused = None;
         let start = self.now;
         let deadline = start + limit;
         let mut index = None;
@@ -193,11 +205,13 @@ impl Cluster {
             0..45 => self.deliver(),
             45..65 => self.persist_one(),
             65..85 => self.advance_clock(),
-            85..93 => {
+            85..90 => {
                 self.propose();
             }
+            90..93 => self.read(),
             93..95 if faults => self.drop_or_duplicate(),
             95..96 if faults && self.seed % 2 == 1 => self.isolate(),
+            95..96 if faults => self.pause(),
             96..98 if faults => self.crash(),
             98..100 if faults => self.restart(),
             _ => self.deliver(),
@@ -208,7 +222,28 @@ impl Cluster {
     }
 
     fn due(&self) -> Vec<usize> {
-        (0..self.network.len()).filter(|&i| self.network[i].at <= self.now).collect()
+        (0..self.network.len())
+            .filter(|&i| self.network[i].at <= self.now && !self.is_paused(self.network[i].to))
+            .collect()
+    }
+
+    fn is_paused(&self, id: NodeId) -> bool {
+        self.paused.is_some_and(|(paused, until)| paused == id && self.now < until)
+    }
+
+    /// Stops a node, a leader if there is one, for a few election
+    /// timeouts: long enough for a new leader to commit, so that a resumed
+    /// leader may act on stale beliefs (the case ReadIndex guards against).
+    fn pause(&mut self) {
+        if self.paused.is_some_and(|(_, until)| self.now < until) {
+            return;
+        }
+        let leaders = self.running_leaders();
+        let id = match leaders.first() {
+            Some(&leader) => leader,
+            None => self.ids[self.rng.random_range(0..self.ids.len())],
+        };
+        self.paused = Some((id, self.now + Duration::from_millis(self.rng.random_range(150..700))));
     }
 
     /// Delivers a random due message, so messages reorder within the latency window.
@@ -261,6 +296,9 @@ impl Cluster {
 
     fn persist_one(&mut self) {
         let id = self.ids[self.rng.random_range(0..self.ids.len())];
+        if self.is_paused(id) {
+            return;
+        }
         let node = self.nodes.get_mut(&id).expect("known node");
         let Some(raft) = node.raft.as_mut() else { return };
         let Some(persist) = node.persists.pop_front() else { return };
@@ -273,9 +311,11 @@ impl Cluster {
             return self.deliver();
         }
         self.now = self.now + Duration::from_millis(self.rng.random_range(1..=5));
-        for node in self.nodes.values_mut() {
+        let paused = self.paused.filter(|&(_, until)| self.now < until).map(|(id, _)| id);
+        for (&id, node) in &mut self.nodes {
             if let Some(raft) = node.raft.as_mut()
                 && raft.next_deadline() <= self.now
+                && paused != Some(id)
             {
                 raft.tick(self.now);
             }
@@ -284,7 +324,7 @@ impl Cluster {
 
     /// Proposes on a random leader; returns the index if one accepted.
     fn propose(&mut self) -> Option<u64> {
-        let leaders: Vec<NodeId> = self.live().filter(|(_, r)| r.role() == Role::Leader).map(|(id, _)| id).collect();
+        let leaders = self.running_leaders();
         let id = *leaders.get(self.rng.random_range(0..leaders.len().max(1)))?;
         let command = format!("s{}-c{}", self.seed, self.proposed);
         let raft = self.nodes.get_mut(&id)?.raft.as_mut()?;
@@ -293,12 +333,33 @@ impl Cluster {
         Some(index)
     }
 
+    /// Leaders that are not paused, which clients can reach.
+    fn running_leaders(&self) -> Vec<NodeId> {
+        let leaders = self.live().filter(|(id, r)| r.role() == Role::Leader && !self.is_paused(*id));
+        leaders.map(|(id, _)| id).collect()
+    }
+
+    /// Asks a random leader for a ReadIndex read.
+    fn read(&mut self) {
+        let leaders = self.running_leaders();
+        let Some(&id) = leaders.get(self.rng.random_range(0..leaders.len().max(1))) else { return };
+        let known = self.live().map(|(_, r)| r.commit_index()).max().unwrap_or(0);
+        let floor = known.max(self.history.committed.keys().next_back().copied().unwrap_or(0));
+        let ctx = self.history.reads_asked;
+        let raft = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()).expect("a live leader");
+        if raft.read_index(ctx).is_ok() {
+            self.history.reads_asked += 1;
+            self.history.reads.insert(ctx, (id, floor));
+        }
+    }
+
     fn crash(&mut self) {
         let id = self.ids[self.rng.random_range(0..self.ids.len())];
         let node = self.nodes.get_mut(&id).expect("known node");
         if node.raft.take().is_none() {
             return;
         }
+        self.history.reads.retain(|_, (asked, _)| *asked != id);
         if let Some(persist) = node.persists.front() {
             node.disk.write_torn(persist, &mut self.rng);
         }
@@ -315,6 +376,9 @@ impl Cluster {
     /// Carries out everything node `id` asks for, except that persists are
     /// queued (they complete in `persist_one`).
     fn drain(&mut self, id: NodeId, faults: bool) {
+        if self.is_paused(id) {
+            return;
+        }
         let node = self.nodes.get_mut(&id).expect("known node");
         let Some(raft) = node.raft.as_mut() else { return };
         let ready = raft.take_ready();
@@ -327,8 +391,20 @@ impl Cluster {
             assert_eq!(entry.index, node.apply_next, "seed {}: {id} applies out of order", self.seed);
             node.apply_next += 1;
         }
+        let commit = raft.commit_index();
         for entry in ready.committed {
             self.record_committed(id, term, entry);
+        }
+        for ctx in ready.reads_failed {
+            self.history.reads.remove(&ctx).expect("a read fails once, on the node asked");
+        }
+        for read in ready.read_states {
+            let (asked, floor) = self.history.reads.remove(&read.ctx).expect("a read is confirmed once");
+            let seed = self.seed;
+            assert_eq!(asked, id, "seed {seed}: read {} confirmed by another node", read.ctx);
+            assert!(read.index >= floor, "seed {seed}: read index {} below the known commit {floor}", read.index);
+            assert!(read.index <= commit, "seed {seed}: read index beyond the reader's commit");
+            self.history.reads_confirmed += 1;
         }
         for Envelope { to, msg } in ready.messages {
             self.send(id, to, msg, faults);
@@ -433,6 +509,10 @@ impl Cluster {
 
     pub fn committed_len(&self) -> usize {
         self.history.committed.len()
+    }
+
+    pub fn reads_confirmed(&self) -> u64 {
+        self.history.reads_confirmed
     }
 
     pub fn terms_with_leaders(&self) -> usize {

@@ -39,6 +39,7 @@ pub fn config() -> Config {
         command_bytes_max: 1024,
         apply_batch_entries_max: 64,
         messages_queued_max: 1024,
+        reads_pending_max: 4,
     }
 }
 
