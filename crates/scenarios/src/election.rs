@@ -137,12 +137,13 @@ fn make_far_nodes<D: Detector + 'static>(sim: &mut Sim<Node<D>>, rng: &mut ChaCh
     }
 }
 
-type BoxedAction<D> = Box<dyn FnMut(&mut Sim<Node<D>>, &mut ChaCha8Rng, u32)>;
+type BoxedAction<C> = Box<dyn FnMut(&mut Sim<C>, &mut ChaCha8Rng, u32)>;
 
 /// A partition of a random kind, healed after a random hold.
-fn any_partition<D: Detector + 'static>() -> impl FnMut(&mut Sim<Node<D>>, &mut ChaCha8Rng, u32) + 'static {
+pub fn any_partition<C: haven_runtime::Component + 'static>() -> impl FnMut(&mut Sim<C>, &mut ChaCha8Rng, u32) + 'static
+{
     let hold = Dist::uniform(ms(500), secs(4));
-    let mut kinds: Vec<BoxedAction<D>> = vec![
+    let mut kinds: Vec<BoxedAction<C>> = vec![
         Box::new(actions::split_majority_minority(hold.clone())),
         Box::new(actions::bridge(hold.clone())),
         Box::new(actions::isolate_one(hold.clone())),

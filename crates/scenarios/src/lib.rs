@@ -6,6 +6,7 @@
 //! `haven sim list` prints and what the determinism tests iterate.
 
 pub mod election;
+pub mod kv;
 
 use haven_sim::{RunReport, TraceSink};
 
@@ -20,7 +21,10 @@ pub struct ScenarioInfo {
 
 /// Every scenario, in the order `haven sim list` shows them.
 pub fn all() -> &'static [ScenarioInfo] {
-    &[ScenarioInfo { name: "election", summary: election::SUMMARY, run: election::run }]
+    &[
+        ScenarioInfo { name: "election", summary: election::SUMMARY, run: election::run },
+        ScenarioInfo { name: "kv-linearizable", summary: kv::linearizable::SUMMARY, run: kv::linearizable::run },
+    ]
 }
 
 pub fn find(name: &str) -> Option<&'static ScenarioInfo> {

@@ -1,0 +1,196 @@
+//! The `kv-linearizable` scenario.
+//!
+//! In: a seed. Out: a [`RunReport`]; its violation names a broken Raft
+//! invariant, a stalled cluster, or a non-linearizable client history.
+//!
+//! 3 replicas (5 on every fourth seed) and 3 clients doing random get, put,
+//! delete, compare-and-set transactions and prefix ranges on 4 keys, with
+//! 250 ms attempt timeouts and up to 8 attempts. The network loses and
+//! duplicates 1% of messages; clocks drift up to ±200 ppm. For about 20 s,
+//! replicas crash and restart (a crash loses unsynced writes and may tear
+//! the last one), pause, are partitioned (majority/minority, bridge,
+//! isolation, one-way — clients included) and clogged. Then everything is
+//! healed.
+
+use super::client::{ClientConfig, KvClient};
+use super::history::Recorder;
+use super::invariants::RaftInvariants;
+use super::node::{KvNode, KvOut};
+use crate::election::any_partition;
+use haven_lincheck::{self as lin, Verdict};
+use haven_runtime::NodeId;
+use haven_sim::{
+    Dist, LinkConfig, Outcome, ProcId, Process, RunReport, Scenario, Sim, SimConfig, SimTime, TraceSink, Violation,
+    actions,
+};
+use haven_station::{Replica, ReplicaConfig};
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+pub const SUMMARY: &str = "3 replicas (5 on every fourth seed) of Raft + WAL + the etcd-model store, and 3 clients \
+doing random get/put/delete/compare-and-set txn/prefix range on 4 keys with timeouts and retries (exactly-once \
+sessions). 1% loss and duplication, drifting clocks. For about 20 s: replica crashes that lose unsynced writes and \
+tear the last one, pauses, partitions of every kind (clients included) and clogging. Safety, after every event: one \
+leader per term, no two replicas apply different entries at an index, a new leader holds every applied entry, log \
+matching. Liveness: within 10 s of healing, every client completes an operation. At the end: the whole client \
+history is linearizable (Wing-Gong/Lowe, per key, with global revision checks).";
+
+const CLIENTS: u64 = 3;
+const KEYS: u32 = 4;
+pub const CONVERGE_WITHIN: Duration = Duration::from_secs(10);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// What the checkers share: the history being recorded and the invariants.
+#[derive(Debug, Default)]
+struct Shared {
+    recorder: Recorder,
+    invariants: RaftInvariants,
+    /// Global time of each client's latest completed operation.
+    last_done: std::collections::BTreeMap<NodeId, SimTime>,
+}
+
+pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
+    let replicas: u64 = if seed % 4 == 3 { 5 } else { 3 };
+    let mut config = SimConfig::new(seed, (replicas + CLIENTS) as usize);
+    config.link = LinkConfig { latency: Dist::lan(), loss_probability: 0.01, duplicate_probability: 0.01 };
+    let voters: Vec<NodeId> = (1..=replicas).map(NodeId).collect();
+    let client_config = ClientConfig {
+        servers: voters.clone(),
+        keys: KEYS,
+        attempt_timeout: ms(250),
+        attempts_max: 8,
+        think_max: ms(20),
+    };
+    let factory = move |id: NodeId| {
+        if id.0 <= replicas {
+            KvNode::Replica(Box::new(Replica::new(ReplicaConfig::new(voters.clone()))))
+        } else {
+            KvNode::Client(Box::new(KvClient::new(client_config.clone())))
+        }
+    };
+    let mut sim = Sim::new(config, factory).expect("the kv scenario's configuration is valid");
+    if let Some(sink) = trace {
+        sim.set_trace(sink);
+    }
+    let shared = Rc::new(RefCell::new(Shared::default()));
+    let s = shared.clone();
+    sim.add_safety("raft invariants and history", move |sim| record_and_check(&mut s.borrow_mut(), sim));
+    let s = shared.clone();
+    sim.add_liveness("clients progress after healing", CONVERGE_WITHIN, ms(1), move |sim| {
+        clients_progressed(&s.borrow(), sim)
+    });
+    let report = sim.run(scenario(replicas));
+    finish(report, &shared.borrow())
+}
+
+fn record_and_check(shared: &mut Shared, sim: &Sim<KvNode>) -> Result<(), String> {
+    shared.invariants.check(sim)?;
+    let now = sim.now().as_nanos();
+    for (node, out) in sim.last_outputs() {
+        match out {
+            KvOut::Client(super::client::ClientEvent::Invoke { op, request }) => {
+                shared.recorder.invoke(node.0, *op, request.clone(), now)
+            }
+            KvOut::Client(super::client::ClientEvent::Complete { op, result }) => {
+                shared.recorder.complete(node.0, *op, result.as_ref(), now)?;
+                if result.is_some() {
+                    shared.last_done.insert(*node, sim.now());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn clients_progressed(shared: &Shared, sim: &Sim<KvNode>) -> Result<(), String> {
+    let healed = sim.faults_over_at().expect("liveness runs after healing");
+    let clients = sim.node_ids().iter().filter(|n| sim.component(**n).is_some_and(|c| c.replica().is_none()));
+    for client in clients {
+        let done = shared.last_done.get(client).copied();
+        if done.is_none_or(|t| t < healed) {
+            return Err(format!("{client} completed no operation since healing at {healed} (last: {done:?})"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the whole history once the run is over.
+fn finish(report: RunReport, shared: &Shared) -> RunReport {
+    if !report.is_ok() {
+        return report;
+    }
+    let violation = |detail: String| {
+        let at = report.sim_time;
+        RunReport {
+            outcome: Outcome::Violation(Violation { checker: "linearizability".into(), at, detail }),
+            ..report.clone()
+        }
+    };
+    let ops = shared.recorder.operations();
+    match lin::check(ops, lin::Limits::default()) {
+        Ok(Verdict::Linearizable) => report,
+        Ok(Verdict::Violation(v)) => violation(format!("{} ({} operations)", v.explanation, ops.len())),
+        Ok(Verdict::Unknown { partition, steps }) => {
+            violation(format!("the checker gave up on {partition} after {steps} steps; a give-up counts as a failure"))
+        }
+        Err(e) => violation(format!("malformed history: {e}")),
+    }
+}
+
+fn scenario(replicas: u64) -> Scenario<KvNode> {
+    let mut s = Scenario::new();
+    s.add(Process::new("clocks", 1, Dist::ZERO, actions::randomize_clocks(secs(5), 200)));
+    let boot =
+        s.add(Process::new("boot", (replicas + CLIENTS) as u32, Dist::uniform(ms(0), ms(50)), actions::start_each()));
+    let after_boot = |p: Process<KvNode>| p.after_end_of(boot, secs(1));
+    let faults: Vec<ProcId> = vec![
+        s.add(after_boot(Process::new(
+            "crash-restart",
+            5,
+            Dist::exponential(secs(3)),
+            crash_restart_replica(replicas),
+        ))),
+        s.add(after_boot(Process::new("pause", 4, Dist::exponential(secs(4)), pause_replica(replicas)))),
+        s.add(after_boot(Process::new("partition", 4, Dist::exponential(secs(4)), any_partition()))),
+        s.add(after_boot(Process::new(
+            "clog",
+            1,
+            Dist::exponential(secs(8)),
+            actions::swizzle(Dist::uniform(ms(50), ms(300))),
+        ))),
+    ];
+    s.end_after(&faults, secs(1));
+    s
+}
+
+fn pick_replica(sim: &Sim<KvNode>, replicas: u64, rng: &mut ChaCha8Rng) -> Option<NodeId> {
+    let up: Vec<NodeId> = (1..=replicas).map(NodeId).filter(|&n| sim.is_up(n)).collect();
+    (!up.is_empty()).then(|| up[rng.random_range(0..up.len())])
+}
+
+fn crash_restart_replica(replicas: u64) -> impl FnMut(&mut Sim<KvNode>, &mut ChaCha8Rng, u32) + 'static {
+    move |sim, rng, _| {
+        let Some(node) = pick_replica(sim, replicas, rng) else { return };
+        sim.crash(node);
+        let down = Dist::uniform(ms(100), secs(2)).sample(rng);
+        sim.after(down, move |sim, _| sim.restart(node));
+    }
+}
+
+fn pause_replica(replicas: u64) -> impl FnMut(&mut Sim<KvNode>, &mut ChaCha8Rng, u32) + 'static {
+    move |sim, rng, _| {
+        let Some(node) = pick_replica(sim, replicas, rng) else { return };
+        sim.pause(node, Dist::uniform(ms(100), ms(1500)).sample(rng));
+    }
+}

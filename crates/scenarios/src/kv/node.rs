@@ -1,0 +1,122 @@
+//! A simulated node of a station cluster: a replica or a client.
+//!
+//! In/out: whatever the wrapped component takes and emits, mapped into one
+//! set of types so replicas and clients share one simulation.
+
+use super::client::{ClientEvent, ClientTimer, KvClient};
+use haven_basics::Never;
+use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
+use haven_station::{Replica, ReplicaEvent, ReplicaIo, ReplicaTimer, StationMsg};
+
+#[derive(Debug)]
+pub enum KvNode {
+    Replica(Box<Replica>),
+    Client(Box<KvClient>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvTimer {
+    Replica(ReplicaTimer),
+    Client(ClientTimer),
+}
+
+#[derive(Debug)]
+pub enum KvIo {
+    Replica(ReplicaIo),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvOut {
+    Replica(ReplicaEvent),
+    Client(ClientEvent),
+}
+
+impl From<ReplicaTimer> for KvTimer {
+    fn from(t: ReplicaTimer) -> Self {
+        KvTimer::Replica(t)
+    }
+}
+impl From<ClientTimer> for KvTimer {
+    fn from(t: ClientTimer) -> Self {
+        KvTimer::Client(t)
+    }
+}
+impl From<ReplicaIo> for KvIo {
+    fn from(io: ReplicaIo) -> Self {
+        KvIo::Replica(io)
+    }
+}
+impl From<Never> for KvIo {
+    fn from(never: Never) -> Self {
+        match never {}
+    }
+}
+
+impl KvNode {
+    pub fn replica(&self) -> Option<&Replica> {
+        match self {
+            KvNode::Replica(r) => Some(r),
+            KvNode::Client(_) => None,
+        }
+    }
+}
+
+/// Runs `f` on the wrapped component with a sub-context, then reports its
+/// outputs as this node's.
+macro_rules! delegate {
+    ($self:ident, $ctx:ident, |$c:ident, $sub:ident| $body:expr) => {
+        match $self {
+            KvNode::Replica($c) => {
+                let mut outs = Vec::new();
+                let $sub = &mut $ctx.sub(&mut outs);
+                $body;
+                outs.into_iter().for_each(|o| $ctx.output(KvOut::Replica(o)));
+            }
+            KvNode::Client($c) => {
+                let mut outs = Vec::new();
+                let $sub = &mut $ctx.sub(&mut outs);
+                $body;
+                outs.into_iter().for_each(|o| $ctx.output(KvOut::Client(o)));
+            }
+        }
+    };
+}
+
+impl Component for KvNode {
+    type Msg = StationMsg;
+    type Timer = KvTimer;
+    type Io = KvIo;
+    type Out = KvOut;
+
+    fn on_start(&mut self, ctx: &mut impl CtxFor<Self>) {
+        delegate!(self, ctx, |c, sub| c.on_start(sub));
+    }
+
+    fn on_message(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, msg: StationMsg) {
+        delegate!(self, ctx, |c, sub| c.on_message(sub, from, msg));
+    }
+
+    fn on_timer(&mut self, ctx: &mut impl CtxFor<Self>, id: TimerId, timer: KvTimer) {
+        match (self, timer) {
+            (KvNode::Replica(r), KvTimer::Replica(t)) => {
+                let mut outs = Vec::new();
+                r.on_timer(&mut ctx.sub(&mut outs), id, t);
+                outs.into_iter().for_each(|o| ctx.output(KvOut::Replica(o)));
+            }
+            (KvNode::Client(c), KvTimer::Client(t)) => {
+                let mut outs = Vec::new();
+                c.on_timer(&mut ctx.sub(&mut outs), id, t);
+                outs.into_iter().for_each(|o| ctx.output(KvOut::Client(o)));
+            }
+            (node, timer) => panic!("timer {timer:?} fired on the wrong kind of node {node:?}"),
+        }
+    }
+
+    fn on_io(&mut self, ctx: &mut impl CtxFor<Self>, id: IoId, tag: KvIo, result: IoResult) {
+        let KvIo::Replica(tag) = tag;
+        let KvNode::Replica(r) = self else { panic!("a client completed replica i/o") };
+        let mut outs = Vec::new();
+        r.on_io(&mut ctx.sub(&mut outs), id, tag, result);
+        outs.into_iter().for_each(|o| ctx.output(KvOut::Replica(o)));
+    }
+}

@@ -1,0 +1,28 @@
+//! One replica of the station: the Raft core, the write-ahead log and the
+//! key-value store composed into a single component, so the same code runs
+//! in the simulator and in the `haven station` daemon.
+//!
+//! In: Raft messages from peer replicas, client requests, timer firings and
+//! disk completions.
+//! Out: Raft messages, client replies, disk requests (through the WAL), and
+//! [`ReplicaEvent`] observations (role changes, applied entries) that the
+//! simulator's checkers and the daemon's logs consume.
+//!
+//! Client requests carry a client id and a sequence number; the replicated
+//! [`Sessions`] table makes a retried command apply exactly once (Raft
+//! thesis §6.3).
+
+pub mod command;
+pub mod config;
+pub mod msg;
+pub mod persist;
+pub mod replica;
+pub mod sessions;
+pub mod state_machine;
+
+pub use command::Command;
+pub use config::ReplicaConfig;
+pub use msg::{ClientReply, ClientRequest, ReplyError, StationMsg};
+pub use replica::{Replica, ReplicaEvent, ReplicaIo, ReplicaTimer};
+pub use sessions::Sessions;
+pub use state_machine::StateMachine;

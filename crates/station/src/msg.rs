@@ -1,0 +1,44 @@
+//! What travels between replicas, and between clients and replicas.
+//!
+//! In/out: one message enum for every node of a station cluster, so a
+//! simulated cluster of replicas and clients shares one message type.
+
+use haven_raft::Message;
+use haven_runtime::NodeId;
+use haven_store::{Request, Response, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// A client's request. `seq` grows by one per new command of this client;
+/// a retry of the same command reuses it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRequest {
+    pub client: u64,
+    pub seq: u64,
+    pub request: Request,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplyError {
+    /// Ask `leader_hint` (if known) instead.
+    NotLeader { leader_hint: Option<NodeId> },
+    /// The request was applied and refused by the store (etcd's error).
+    Store(StoreError),
+    /// A newer command of this client was applied already: this one is a
+    /// stale retry whose answer is no longer kept.
+    SessionExpired,
+    /// The replica cannot take more work now; retry later.
+    Busy,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientReply {
+    pub seq: u64,
+    pub result: Result<Response, ReplyError>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StationMsg {
+    Raft(Message),
+    Request(ClientRequest),
+    Reply(ClientReply),
+}
