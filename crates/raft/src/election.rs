@@ -35,13 +35,14 @@ impl Raft {
         let RoleState::PreCandidate(tally) = &mut self.role else { return };
         tally.record(from, granted);
         match tally.outcome(self.id, &self.voters) {
-            Outcome::Won => self.campaign(),
+            Outcome::Won => self.campaign(false),
             Outcome::Lost => self.become_follower(self.term, None),
             Outcome::Pending => {}
         }
     }
 
-    fn campaign(&mut self) {
+    /// `transfer`: started by the leader's TimeoutNow rather than a timeout.
+    pub(crate) fn campaign(&mut self, transfer: bool) {
         self.term += 1;
         self.vote = Some(self.id);
         self.gate.note_hard_state();
@@ -50,7 +51,7 @@ impl Raft {
         self.reset_election_deadline();
         let (term, last_log) = (self.term, self.log.last());
         for peer in self.peers() {
-            self.gate.send(peer, Message::Vote { term, last_log });
+            self.gate.send(peer, Message::Vote { term, last_log, transfer });
         }
         // Our own vote counts only once term and vote are durable.
         self.gate.send(self.id, Message::VoteResponse { term, granted: true });

@@ -1,7 +1,8 @@
 //! Errors returned to the core's caller.
 //!
 //! In: nothing. Out: [`ProposeError`] (why a command was not accepted),
-//! [`ReadError`] (why a read was not), [`RestoreError`] (why recovered
+//! [`ReadError`] (why a read was not), [`TransferError`] (why a leadership
+//! transfer was not started), [`RestoreError`] (why recovered
 //! state cannot be used) and [`UsageError`] (the caller broke the `Ready`
 //! protocol).
 
@@ -19,6 +20,8 @@ pub enum ProposeError {
     TooLarge { bytes: usize, bytes_max: usize },
     #[error("{uncommitted} entries await commit, the limit is {uncommitted_max}; retry later")]
     Backpressure { uncommitted: u64, uncommitted_max: u64 },
+    #[error("leadership is being transferred to {to}; retry there or after the transfer")]
+    Transferring { to: NodeId },
 }
 
 /// Why a ReadIndex request was not accepted. A follower does not forward
@@ -29,6 +32,17 @@ pub enum ReadError {
     NotLeader { leader_hint: Option<NodeId> },
     #[error("{pending} reads are pending, the limit is {pending_max}; retry later")]
     Backpressure { pending: usize, pending_max: usize },
+}
+
+/// Why a leadership transfer was not started.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum TransferError {
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader { leader_hint: Option<NodeId> },
+    #[error("{node} is not a voter other than the leader")]
+    NotAVoter { node: NodeId },
+    #[error("a transfer to {to} is already in progress")]
+    InProgress { to: NodeId },
 }
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 //! whether a quorum was heard from lately (check-quorum).
 
 use crate::progress::Progress;
+use crate::transfer::Transfer;
 use haven_runtime::{Instant, NodeId};
 use std::collections::BTreeMap;
 
@@ -23,6 +24,7 @@ pub(crate) struct Leadership {
     pub(crate) read_round: u64,
     /// A read waits for a round that has not been broadcast yet.
     pub(crate) read_round_wanted: bool,
+    pub(crate) transfer: Option<Transfer>,
 }
 
 impl Leadership {
@@ -43,6 +45,7 @@ impl Leadership {
             term_start: next_index,
             read_round: 0,
             read_round_wanted: false,
+            transfer: None,
         }
     }
 

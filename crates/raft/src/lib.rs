@@ -42,11 +42,12 @@ mod reads;
 mod ready;
 mod replication;
 mod state;
+mod transfer;
 mod votes;
 
 pub use config::{Config, ConfigError};
 pub use entry::{ENTRY_OVERHEAD_BYTES, Entry, EntryKind, LogPosition, PayloadError};
-pub use error::{ProposeError, ReadError, RestoreError, UsageError};
+pub use error::{ProposeError, ReadError, RestoreError, TransferError, UsageError};
 pub use gate::PersistError;
 pub use message::{AppendOutcome, ConflictHint, Envelope, Message, TERM_MAX};
 pub use raft::{Counters, Raft, Setup};

@@ -31,9 +31,12 @@ pub enum Message {
         term: u64,
         granted: bool,
     },
+    /// `transfer`: the candidate was told to run by the leader (TimeoutNow,
+    /// thesis §3.10), so voters grant it even within a leader's lease.
     Vote {
         term: u64,
         last_log: LogPosition,
+        transfer: bool,
     },
     VoteResponse {
         term: u64,
@@ -58,6 +61,11 @@ pub enum Message {
         term: u64,
         commit: u64,
         round: u64,
+    },
+    /// Leadership transfer (thesis §3.10): the leader of `term` tells an
+    /// up-to-date follower to start an election at once, without pre-vote.
+    TimeoutNow {
+        term: u64,
     },
     /// Also sent in reply to any append or heartbeat of a stale term (with
     /// round 0), so that a deposed leader learns the newer term.
@@ -96,7 +104,8 @@ impl Message {
             | Message::Append { term, .. }
             | Message::AppendResponse { term, .. }
             | Message::Heartbeat { term, .. }
-            | Message::HeartbeatResponse { term, .. } => *term,
+            | Message::HeartbeatResponse { term, .. }
+            | Message::TimeoutNow { term } => *term,
         }
     }
 }

@@ -156,7 +156,10 @@ impl Raft {
     /// When `tick` must be called next.
     pub fn next_deadline(&self) -> Instant {
         match &self.role {
-            RoleState::Leader(l) => l.heartbeat_deadline.min(l.quorum_check_deadline),
+            RoleState::Leader(l) => {
+                let next = l.heartbeat_deadline.min(l.quorum_check_deadline);
+                l.transfer.map_or(next, |t| next.min(t.deadline))
+            }
             _ => self.election_deadline,
         }
     }
@@ -168,6 +171,7 @@ impl Raft {
         if !matches!(self.role, RoleState::Leader(_)) {
             return Err(ProposeError::NotLeader { leader_hint: self.leader });
         }
+        self.check_no_transfer()?;
         if command.len() > self.config.command_bytes_max {
             return Err(ProposeError::TooLarge { bytes: command.len(), bytes_max: self.config.command_bytes_max });
         }
@@ -225,8 +229,8 @@ impl Raft {
         match msg {
             Message::PreVote { term, last_log } => self.on_pre_vote(from, term, last_log),
             Message::PreVoteResponse { term, granted } => self.on_pre_vote_response(from, term, granted),
-            Message::Vote { term, last_log } => {
-                if term > self.term && self.in_lease() {
+            Message::Vote { term, last_log, transfer } => {
+                if term > self.term && self.in_lease() && !transfer {
                     self.counters.votes_ignored_in_lease += 1;
                 } else if self.accept_term(from, term, false) {
                     self.on_vote(from, last_log);
@@ -255,6 +259,11 @@ impl Raft {
             Message::HeartbeatResponse { term, round } => {
                 if self.accept_term(from, term, false) {
                     self.on_heartbeat_response(from, round);
+                }
+            }
+            Message::TimeoutNow { term } => {
+                if self.accept_term(from, term, true) {
+                    self.on_timeout_now(from);
                 }
             }
         }
@@ -323,6 +332,10 @@ impl Raft {
     pub(crate) fn in_lease(&self) -> bool {
         matches!(self.role, RoleState::Leader(_))
             || self.leader_contact.is_some_and(|at| self.now < at + self.config.election_timeout_min)
+    }
+
+    pub(crate) fn is_voter(&self, id: NodeId) -> bool {
+        self.voters.binary_search(&id).is_ok()
     }
 
     pub(crate) fn peers(&self) -> Vec<NodeId> {

@@ -22,6 +22,7 @@ impl Raft {
     pub(crate) fn tick_leader(&mut self) {
         let (now, heartbeat, check_every) =
             (self.now, self.config.heartbeat_interval, self.config.election_timeout_min);
+        self.expire_transfer();
         let RoleState::Leader(leadership) = &mut self.role else { return };
         let heartbeat_due = now >= leadership.heartbeat_deadline;
         if heartbeat_due {
@@ -109,6 +110,7 @@ impl Raft {
             AppendOutcome::Accepted { match_index } => {
                 if progress.on_accepted(match_index) {
                     self.maybe_commit();
+                    self.send_timeout_now_if_caught_up();
                 }
             }
             AppendOutcome::Rejected { prev_index, .. } => {

@@ -64,10 +64,11 @@ fn outcome(rng: &mut ChaCha8Rng, near: Near) -> AppendOutcome {
 fn message(rng: &mut ChaCha8Rng, near: Near) -> Message {
     // Mostly the subject's own term, so that appends are not all stale.
     let term = if rng.random_bool(0.6) { near.term } else { around(rng, near.term) };
-    match rng.random_range(0..8) {
+    match rng.random_range(0..9) {
+        8 => Message::TimeoutNow { term },
         0 => Message::PreVote { term, last_log: position(rng, near) },
         1 => Message::PreVoteResponse { term, granted: rng.random_bool(0.7) },
-        2 => Message::Vote { term, last_log: position(rng, near) },
+        2 => Message::Vote { term, last_log: position(rng, near), transfer: rng.random_bool(0.2) },
         3 => Message::VoteResponse { term, granted: rng.random_bool(0.7) },
         4 => {
             let prev = position(rng, near);

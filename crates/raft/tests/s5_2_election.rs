@@ -13,7 +13,7 @@ fn pre_vote(term: u64, index: u64, last_term: u64) -> Message {
 }
 
 fn vote(term: u64, index: u64, last_term: u64) -> Message {
-    Message::Vote { term, last_log: pos(index, last_term) }
+    Message::Vote { term, last_log: pos(index, last_term), transfer: false }
 }
 
 #[test]

@@ -22,7 +22,7 @@ fn s5_4_1_votes_go_only_to_logs_at_least_as_up_to_date() {
     let cases = [((2, 2), true), ((3, 2), true), ((1, 3), true), ((1, 2), false), ((9, 1), false)];
     for ((index, term), granted) in cases {
         let mut voter = restored(N2, 3, HardState { term: 2, vote: None }, &[1, 2]);
-        voter.step(ms(1), N1, Message::Vote { term: 3, last_log: pos(index, term) });
+        voter.step(ms(1), N1, Message::Vote { term: 3, last_log: pos(index, term), transfer: false });
         let replies = settle(&mut voter, ms(1));
         assert_eq!(replies, vec![to(N1, Message::VoteResponse { term: 3, granted })], "candidate at {index}@t{term}");
         assert_eq!(voter.hard_state().vote, granted.then_some(N1));
@@ -78,7 +78,7 @@ fn s5_4_2_figure_8_an_earlier_term_entry_is_committed_only_under_a_current_term_
 #[test]
 fn s5_4_2_figure_8_an_earlier_term_entry_on_a_majority_can_still_be_overwritten() {
     let mut voter = restored(N2, 5, HardState { term: 4, vote: None }, &[1, 2]);
-    voter.step(ms(1), N5, Message::Vote { term: 5, last_log: pos(2, 3) });
+    voter.step(ms(1), N5, Message::Vote { term: 5, last_log: pos(2, 3), transfer: false });
     assert_eq!(settle(&mut voter, ms(1)), vec![to(N5, Message::VoteResponse { term: 5, granted: true })]);
     voter.step(ms(2), N5, append(5, (1, 1), vec![command(2, 3)], 0));
     assert_eq!(settle(&mut voter, ms(2)), vec![to(N5, accepted(5, 2))]);
@@ -110,12 +110,12 @@ fn followers_alone_can_commit_while_the_leader_disk_is_slow() {
 #[test]
 fn a_vote_lost_in_a_crash_was_never_seen_so_voting_again_is_safe() {
     let mut n2 = fresh(N2, 3);
-    n2.step(ms(1), N1, Message::Vote { term: 1, last_log: pos(0, 0) });
+    n2.step(ms(1), N1, Message::Vote { term: 1, last_log: pos(0, 0), transfer: false });
     let r = n2.take_ready();
     assert!(r.persist.is_some() && r.messages.is_empty(), "the grant waits for the vote's persist");
     // Crash before the persist completes: the disk still holds nothing.
     let mut n2 = Raft::restore(setup(N2, 3), DurableState::default(), rng(2), ms(5)).unwrap();
-    n2.step(ms(6), N3, Message::Vote { term: 1, last_log: pos(0, 0) });
+    n2.step(ms(6), N3, Message::Vote { term: 1, last_log: pos(0, 0), transfer: false });
     assert_eq!(settle(&mut n2, ms(6)), vec![to(N3, Message::VoteResponse { term: 1, granted: true })]);
 }
 

@@ -4,6 +4,7 @@
 //! In: a seed and a cluster size. Out: a run of random steps — deliver a
 //! random in-flight message (so messages reorder), drop or duplicate one,
 //! complete a node's oldest persist, advance the clock and tick, propose,
+//! read (ReadIndex), transfer leadership, pause a node,
 //! crash a node (its unfinished persists are lost or torn) and restart it
 //! from its disk — and a panic naming the seed and step if any invariant
 //! breaks:
@@ -102,6 +103,7 @@ struct History {
     reads: BTreeMap<u64, (NodeId, u64)>,
     reads_asked: u64,
     reads_confirmed: u64,
+    transfers_started: u64,
 }
 
 #[derive(Debug)]
@@ -205,9 +207,10 @@ impl Cluster {
             0..45 => self.deliver(),
             45..65 => self.persist_one(),
             65..85 => self.advance_clock(),
-            85..90 => {
+            85..89 => {
                 self.propose();
             }
+            89..90 if faults => self.transfer(),
             90..93 => self.read(),
             93..95 if faults => self.drop_or_duplicate(),
             95..96 if faults && self.seed % 2 == 1 => self.isolate(),
@@ -337,6 +340,21 @@ impl Cluster {
     fn running_leaders(&self) -> Vec<NodeId> {
         let leaders = self.live().filter(|(id, r)| r.role() == Role::Leader && !self.is_paused(*id));
         leaders.map(|(id, _)| id).collect()
+    }
+
+    /// Asks a random leader to hand leadership to a random other voter.
+    /// Rare: a transfer holds proposals back for up to an election timeout.
+    fn transfer(&mut self) {
+        if !self.rng.random_bool(0.2) {
+            return;
+        }
+        let leaders = self.running_leaders();
+        let Some(&id) = leaders.get(self.rng.random_range(0..leaders.len().max(1))) else { return };
+        let target = self.ids[self.rng.random_range(0..self.ids.len())];
+        let raft = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()).expect("a live leader");
+        if raft.transfer_leader(target).is_ok() {
+            self.history.transfers_started += 1;
+        }
     }
 
     /// Asks a random leader for a ReadIndex read.
@@ -509,6 +527,10 @@ impl Cluster {
 
     pub fn committed_len(&self) -> usize {
         self.history.committed.len()
+    }
+
+    pub fn transfers_started(&self) -> u64 {
+        self.history.transfers_started
     }
 
     pub fn reads_confirmed(&self) -> u64 {
