@@ -11,8 +11,9 @@
 //! log suffix first when the request rewrites it), report it persisted when
 //! the WAL's group commit covering it is durable, send every released
 //! message, apply committed entries in order, and keep one timer at Raft's
-//! next deadline. Reads go through the log for now (linearizable, if
-//! slower than ReadIndex). A WAL failure halts the replica: it reports
+//! next deadline. Range reads take no log entry: the leader asks Raft for a
+//! ReadIndex (thesis §6.4) and answers once its applied index reaches the
+//! confirmed read index. A WAL failure halts the replica: it reports
 //! `Fatal` and answers nothing until restarted, which recovers from disk.
 
 use crate::command::Command;
@@ -21,9 +22,11 @@ use crate::msg::{ClientReply, ClientRequest, ReplyError, StationMsg};
 use crate::persist::PersistTracker;
 use crate::state_machine::{Applied, StateMachine};
 use haven_raft::{
-    DurableState, Entry, HardState, PersistRequest, ProposeError, Raft, Ready, Role, Setup, SnapshotMeta,
+    DurableState, Entry, HardState, PersistRequest, ProposeError, Raft, ReadError, ReadState, Ready, Role, Setup,
+    SnapshotMeta,
 };
 use haven_runtime::{Component, CtxFor, Instant, IoId, IoResult, NodeId, TimerId};
+use haven_store::{RangeRequest, Request, Response};
 use haven_wal::{NoMsg, Recovered, Ticket, Wal, WalEvent, WalIo, WalTimer};
 use rand::SeedableRng;
 use std::collections::BTreeMap;
@@ -91,6 +94,18 @@ struct Running {
     waiters: BTreeMap<(u64, u64), NodeId>,
     timer: Option<(Instant, TimerId)>,
     role: Role,
+    /// Reads waiting for Raft to confirm their read index, by context.
+    reads_asked: BTreeMap<u64, PendingRead>,
+    /// Confirmed reads waiting for the applied index to reach theirs.
+    reads_confirmed: BTreeMap<(u64, u64), PendingRead>,
+    read_ctx_next: u64,
+}
+
+#[derive(Debug)]
+struct PendingRead {
+    to: NodeId,
+    seq: u64,
+    range: RangeRequest,
 }
 
 #[derive(Debug)]
@@ -176,6 +191,9 @@ impl Replica {
             waiters: BTreeMap::new(),
             timer: None,
             role: Role::Follower,
+            reads_asked: BTreeMap::new(),
+            reads_confirmed: BTreeMap::new(),
+            read_ctx_next: 1,
         };
         self.phase = Phase::Running(Box::new(running));
         self.drive(ctx)
@@ -210,14 +228,29 @@ impl Replica {
         let Phase::Running(r) = &mut self.phase else {
             return reply(ctx, from, request.seq, Err(ReplyError::NotLeader { leader_hint: None }));
         };
-        if r.waiters.len() >= waiters_max {
+        if r.waiters.len() + r.reads_asked.len() + r.reads_confirmed.len() >= waiters_max {
             return reply(ctx, from, request.seq, Err(ReplyError::Busy));
         }
-        let (client, seq) = (request.client, request.seq);
-        let command = Command { client, seq, request: request.request }.encode();
-        match r.raft.propose(&command) {
+        match request.request {
+            Request::Range(range) => r.ask_read(ctx, from, request.seq, range),
+            other => r.propose(ctx, from, request.client, request.seq, other),
+        }
+        if let Err(reason) = self.drive(ctx) {
+            self.fail(ctx, reason);
+        }
+    }
+}
+
+fn reply(ctx: &mut impl CtxFor<Replica>, to: NodeId, seq: u64, result: Result<Response, ReplyError>) {
+    ctx.send(to, StationMsg::Reply(ClientReply { seq, result }));
+}
+
+impl Running {
+    fn propose(&mut self, ctx: &mut impl CtxFor<Replica>, from: NodeId, client: u64, seq: u64, request: Request) {
+        let command = Command { client, seq, request }.encode();
+        match self.raft.propose(&command) {
             Ok(_) => {
-                r.waiters.insert((client, seq), from);
+                self.waiters.insert((client, seq), from);
             }
             Err(ProposeError::NotLeader { leader_hint }) => {
                 reply(ctx, from, seq, Err(ReplyError::NotLeader { leader_hint }))
@@ -226,17 +259,47 @@ impl Replica {
                 reply(ctx, from, seq, Err(ReplyError::Busy))
             }
         }
-        if let Err(reason) = self.drive(ctx) {
-            self.fail(ctx, reason);
+    }
+
+    fn ask_read(&mut self, ctx: &mut impl CtxFor<Replica>, from: NodeId, seq: u64, range: RangeRequest) {
+        let read_ctx = self.read_ctx_next;
+        match self.raft.read_index(read_ctx) {
+            Ok(()) => {
+                self.read_ctx_next += 1;
+                self.reads_asked.insert(read_ctx, PendingRead { to: from, seq, range });
+            }
+            Err(ReadError::NotLeader { leader_hint }) => {
+                reply(ctx, from, seq, Err(ReplyError::NotLeader { leader_hint }))
+            }
+            Err(ReadError::Backpressure { .. }) => reply(ctx, from, seq, Err(ReplyError::Busy)),
         }
     }
-}
 
-fn reply(ctx: &mut impl CtxFor<Replica>, to: NodeId, seq: u64, result: Result<haven_store::Response, ReplyError>) {
-    ctx.send(to, StationMsg::Reply(ClientReply { seq, result }));
-}
+    /// Serves every confirmed read whose index the state machine reached.
+    fn serve_reads(&mut self, ctx: &mut impl CtxFor<Replica>) {
+        let applied = self.sm.applied_index();
+        while let Some(entry) = self.reads_confirmed.first_entry() {
+            if entry.key().0 > applied {
+                break;
+            }
+            let read = entry.remove();
+            let result = self.sm.store().range(&read.range).map(Response::Range).map_err(ReplyError::Store);
+            reply(ctx, read.to, read.seq, result);
+        }
+    }
 
-impl Running {
+    fn on_reads(&mut self, ctx: &mut impl CtxFor<Replica>, confirmed: Vec<ReadState>, failed: Vec<u64>) {
+        for ReadState { ctx: read_ctx, index } in confirmed {
+            let read = self.reads_asked.remove(&read_ctx).expect("raft confirms only reads it was asked");
+            self.reads_confirmed.insert((index, read_ctx), read);
+        }
+        for read_ctx in failed {
+            let read = self.reads_asked.remove(&read_ctx).expect("raft fails only reads it was asked");
+            reply(ctx, read.to, read.seq, Err(ReplyError::NotLeader { leader_hint: self.raft.leader() }));
+        }
+        self.serve_reads(ctx);
+    }
+
     fn handle(&mut self, ctx: &mut impl CtxFor<Replica>, ready: Ready) -> Result<(), String> {
         if let Some(soft) = ready.soft_state {
             ctx.output(ReplicaEvent::Role { role: soft.role, term: soft.term, leader: soft.leader });
@@ -257,6 +320,7 @@ impl Running {
         if let Some(last) = ready.committed.last() {
             self.raft.applied(last.index).map_err(|e| format!("raft refused applied({}): {e}", last.index))?;
         }
+        self.on_reads(ctx, ready.read_states, ready.reads_failed);
         Ok(())
     }
 

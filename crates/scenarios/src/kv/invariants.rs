@@ -15,7 +15,7 @@
 //!   the whole prefix; checked every `LOG_MATCHING_EVERY` events (it walks
 //!   whole logs).
 
-use super::node::{KvNode, KvOut};
+use super::node::{KvNode, KvOut, StationReplica};
 use haven_raft::{Raft, Role};
 use haven_runtime::NodeId;
 use haven_sim::Sim;
@@ -31,12 +31,12 @@ pub struct RaftInvariants {
     events: u64,
 }
 
-fn raft(sim: &Sim<KvNode>, node: NodeId) -> Option<&Raft> {
-    sim.component(node)?.replica()?.raft()
+fn raft<R: StationReplica>(sim: &Sim<KvNode<R>>, node: NodeId) -> Option<&Raft> {
+    StationReplica::raft(sim.component(node)?.replica()?)
 }
 
 impl RaftInvariants {
-    pub fn check(&mut self, sim: &Sim<KvNode>) -> Result<(), String> {
+    pub fn check<R: StationReplica>(&mut self, sim: &Sim<KvNode<R>>) -> Result<(), String> {
         for (node, out) in sim.last_outputs() {
             match out {
                 KvOut::Replica(ReplicaEvent::Role { role: Role::Leader, term, .. }) => {
@@ -55,7 +55,7 @@ impl RaftInvariants {
         Ok(())
     }
 
-    fn new_leader(&mut self, sim: &Sim<KvNode>, node: NodeId, term: u64) -> Result<(), String> {
+    fn new_leader<R: StationReplica>(&mut self, sim: &Sim<KvNode<R>>, node: NodeId, term: u64) -> Result<(), String> {
         if let Some(&other) = self.leaders.get(&term)
             && other != node
         {
@@ -102,7 +102,7 @@ impl RaftInvariants {
 }
 
 /// Log matching over every pair of running replicas.
-pub fn log_matching(sim: &Sim<KvNode>) -> Result<(), String> {
+pub fn log_matching<R: StationReplica>(sim: &Sim<KvNode<R>>) -> Result<(), String> {
     let rafts: Vec<(NodeId, &Raft)> = sim.node_ids().iter().filter_map(|&n| Some((n, raft(sim, n)?))).collect();
     for (i, (a, ra)) in rafts.iter().enumerate() {
         for (b, rb) in &rafts[i + 1..] {

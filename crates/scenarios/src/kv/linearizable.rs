@@ -15,7 +15,7 @@
 use super::client::{ClientConfig, KvClient};
 use super::history::Recorder;
 use super::invariants::RaftInvariants;
-use super::node::{KvNode, KvOut};
+use super::node::{KvNode, KvOut, StationReplica};
 use crate::election::any_partition;
 use haven_lincheck::{self as lin, Verdict};
 use haven_runtime::NodeId;
@@ -60,6 +60,16 @@ struct Shared {
 }
 
 pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
+    run_with(seed, trace, Replica::new)
+}
+
+/// One seed with any replica built from its configuration (tests plant
+/// broken variants by wrapping [`Replica`]).
+pub fn run_with<R: StationReplica>(
+    seed: u64,
+    trace: Option<TraceSink>,
+    make_replica: impl Fn(ReplicaConfig) -> R + 'static,
+) -> RunReport {
     let replicas: u64 = if seed % 4 == 3 { 5 } else { 3 };
     let mut config = SimConfig::new(seed, (replicas + CLIENTS) as usize);
     config.link = LinkConfig { latency: Dist::lan(), loss_probability: 0.01, duplicate_probability: 0.01 };
@@ -73,7 +83,7 @@ pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
     };
     let factory = move |id: NodeId| {
         if id.0 <= replicas {
-            KvNode::Replica(Box::new(Replica::new(ReplicaConfig::new(voters.clone()))))
+            KvNode::Replica(Box::new(make_replica(ReplicaConfig::new(voters.clone()))))
         } else {
             KvNode::Client(Box::new(KvClient::new(client_config.clone())))
         }
@@ -89,11 +99,11 @@ pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
     sim.add_liveness("clients progress after healing", CONVERGE_WITHIN, ms(1), move |sim| {
         clients_progressed(&s.borrow(), sim)
     });
-    let report = sim.run(scenario(replicas));
+    let report = sim.run(scenario::<R>(replicas));
     finish(report, &shared.borrow())
 }
 
-fn record_and_check(shared: &mut Shared, sim: &Sim<KvNode>) -> Result<(), String> {
+fn record_and_check<R: StationReplica>(shared: &mut Shared, sim: &Sim<KvNode<R>>) -> Result<(), String> {
     shared.invariants.check(sim)?;
     let now = sim.now().as_nanos();
     for (node, out) in sim.last_outputs() {
@@ -113,7 +123,7 @@ fn record_and_check(shared: &mut Shared, sim: &Sim<KvNode>) -> Result<(), String
     Ok(())
 }
 
-fn clients_progressed(shared: &Shared, sim: &Sim<KvNode>) -> Result<(), String> {
+fn clients_progressed<R: StationReplica>(shared: &Shared, sim: &Sim<KvNode<R>>) -> Result<(), String> {
     let healed = sim.faults_over_at().expect("liveness runs after healing");
     let clients = sim.node_ids().iter().filter(|n| sim.component(**n).is_some_and(|c| c.replica().is_none()));
     for client in clients {
@@ -148,12 +158,12 @@ fn finish(report: RunReport, shared: &Shared) -> RunReport {
     }
 }
 
-fn scenario(replicas: u64) -> Scenario<KvNode> {
+fn scenario<R: StationReplica>(replicas: u64) -> Scenario<KvNode<R>> {
     let mut s = Scenario::new();
     s.add(Process::new("clocks", 1, Dist::ZERO, actions::randomize_clocks(secs(5), 200)));
     let boot =
         s.add(Process::new("boot", (replicas + CLIENTS) as u32, Dist::uniform(ms(0), ms(50)), actions::start_each()));
-    let after_boot = |p: Process<KvNode>| p.after_end_of(boot, secs(1));
+    let after_boot = |p: Process<KvNode<R>>| p.after_end_of(boot, secs(1));
     let faults: Vec<ProcId> = vec![
         s.add(after_boot(Process::new(
             "crash-restart",
@@ -174,12 +184,14 @@ fn scenario(replicas: u64) -> Scenario<KvNode> {
     s
 }
 
-fn pick_replica(sim: &Sim<KvNode>, replicas: u64, rng: &mut ChaCha8Rng) -> Option<NodeId> {
+fn pick_replica<R: StationReplica>(sim: &Sim<KvNode<R>>, replicas: u64, rng: &mut ChaCha8Rng) -> Option<NodeId> {
     let up: Vec<NodeId> = (1..=replicas).map(NodeId).filter(|&n| sim.is_up(n)).collect();
     (!up.is_empty()).then(|| up[rng.random_range(0..up.len())])
 }
 
-fn crash_restart_replica(replicas: u64) -> impl FnMut(&mut Sim<KvNode>, &mut ChaCha8Rng, u32) + 'static {
+fn crash_restart_replica<R: StationReplica>(
+    replicas: u64,
+) -> impl FnMut(&mut Sim<KvNode<R>>, &mut ChaCha8Rng, u32) + 'static {
     move |sim, rng, _| {
         let Some(node) = pick_replica(sim, replicas, rng) else { return };
         sim.crash(node);
@@ -188,7 +200,7 @@ fn crash_restart_replica(replicas: u64) -> impl FnMut(&mut Sim<KvNode>, &mut Cha
     }
 }
 
-fn pause_replica(replicas: u64) -> impl FnMut(&mut Sim<KvNode>, &mut ChaCha8Rng, u32) + 'static {
+fn pause_replica<R: StationReplica>(replicas: u64) -> impl FnMut(&mut Sim<KvNode<R>>, &mut ChaCha8Rng, u32) + 'static {
     move |sim, rng, _| {
         let Some(node) = pick_replica(sim, replicas, rng) else { return };
         sim.pause(node, Dist::uniform(ms(100), ms(1500)).sample(rng));

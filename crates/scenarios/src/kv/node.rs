@@ -5,12 +5,29 @@
 
 use super::client::{ClientEvent, ClientTimer, KvClient};
 use haven_basics::Never;
+use haven_raft::Raft;
 use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
 use haven_station::{Replica, ReplicaEvent, ReplicaIo, ReplicaTimer, StationMsg};
+use std::fmt::Debug;
+
+/// What the scenarios need of a replica: the component, and a view of its
+/// Raft core for the invariant checkers. Tests plant broken variants by
+/// wrapping [`Replica`].
+pub trait StationReplica:
+    Component<Msg = StationMsg, Timer = ReplicaTimer, Io = ReplicaIo, Out = ReplicaEvent> + Debug + 'static
+{
+    fn raft(&self) -> Option<&Raft>;
+}
+
+impl StationReplica for Replica {
+    fn raft(&self) -> Option<&Raft> {
+        Replica::raft(self)
+    }
+}
 
 #[derive(Debug)]
-pub enum KvNode {
-    Replica(Box<Replica>),
+pub enum KvNode<R: StationReplica = Replica> {
+    Replica(Box<R>),
     Client(Box<KvClient>),
 }
 
@@ -52,8 +69,8 @@ impl From<Never> for KvIo {
     }
 }
 
-impl KvNode {
-    pub fn replica(&self) -> Option<&Replica> {
+impl<R: StationReplica> KvNode<R> {
+    pub fn replica(&self) -> Option<&R> {
         match self {
             KvNode::Replica(r) => Some(r),
             KvNode::Client(_) => None,
@@ -82,7 +99,7 @@ macro_rules! delegate {
     };
 }
 
-impl Component for KvNode {
+impl<R: StationReplica> Component for KvNode<R> {
     type Msg = StationMsg;
     type Timer = KvTimer;
     type Io = KvIo;
