@@ -41,4 +41,9 @@ pub enum StationMsg {
     Raft(Message),
     Request(ClientRequest),
     Reply(ClientReply),
+    /// An operator's request to hand leadership to `to` (etcd's move-leader).
+    /// Ignored by a replica that is not the leader; best effort otherwise.
+    TransferLeader {
+        to: NodeId,
+    },
 }

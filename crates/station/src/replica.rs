@@ -255,9 +255,9 @@ impl Running {
             Err(ProposeError::NotLeader { leader_hint }) => {
                 reply(ctx, from, seq, Err(ReplyError::NotLeader { leader_hint }))
             }
-            Err(ProposeError::TooLarge { .. } | ProposeError::Backpressure { .. }) => {
-                reply(ctx, from, seq, Err(ReplyError::Busy))
-            }
+            Err(
+                ProposeError::TooLarge { .. } | ProposeError::Backpressure { .. } | ProposeError::Transferring { .. },
+            ) => reply(ctx, from, seq, Err(ReplyError::Busy)),
         }
     }
 
@@ -418,6 +418,14 @@ impl Component for Replica {
                 }
             }
             StationMsg::Request(request) => self.on_request(ctx, from, request),
+            StationMsg::TransferLeader { to } => {
+                let Phase::Running(r) = &mut self.phase else { return };
+                // Best effort: a refusal (not leader, transfer running) leaves things as they are.
+                let _ = r.raft.transfer_leader(to);
+                if let Err(reason) = self.drive(ctx) {
+                    self.fail(ctx, reason);
+                }
+            }
             StationMsg::Reply(_) => {} // replicas do not send requests
         }
     }

@@ -9,7 +9,8 @@
 //! duplicates 1% of messages; clocks drift up to ±200 ppm. For about 20 s,
 //! replicas crash and restart (a crash loses unsynced writes and may tear
 //! the last one), pause, are partitioned (majority/minority, bridge,
-//! isolation, one-way — clients included) and clogged. Then everything is
+//! isolation, one-way — clients included) and clogged, and the leader is
+//! asked to hand leadership over. Then everything is
 //! healed.
 
 use super::client::{ClientConfig, KvClient};
@@ -18,12 +19,13 @@ use super::invariants::RaftInvariants;
 use super::node::{KvNode, KvOut, StationReplica};
 use crate::election::any_partition;
 use haven_lincheck::{self as lin, Verdict};
+use haven_raft::Role;
 use haven_runtime::NodeId;
 use haven_sim::{
     Dist, LinkConfig, Outcome, ProcId, Process, RunReport, Scenario, Sim, SimConfig, SimTime, TraceSink, Violation,
     actions,
 };
-use haven_station::{Replica, ReplicaConfig};
+use haven_station::{Replica, ReplicaConfig, StationMsg};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
@@ -33,7 +35,7 @@ use std::time::Duration;
 pub const SUMMARY: &str = "3 replicas (5 on every fourth seed) of Raft + WAL + the etcd-model store, and 3 clients \
 doing random get/put/delete/compare-and-set txn/prefix range on 4 keys with timeouts and retries (exactly-once \
 sessions). 1% loss and duplication, drifting clocks. For about 20 s: replica crashes that lose unsynced writes and \
-tear the last one, pauses, partitions of every kind (clients included) and clogging. Safety, after every event: one \
+tear the last one, pauses, partitions of every kind (clients included), clogging and leadership transfers. Safety, after every event: one \
 leader per term, no two replicas apply different entries at an index, a new leader holds every applied entry, log \
 matching. Liveness: within 10 s of healing, every client completes an operation. At the end: the whole client \
 history is linearizable (Wing-Gong/Lowe, per key, with global revision checks).";
@@ -179,6 +181,7 @@ fn scenario<R: StationReplica>(replicas: u64) -> Scenario<KvNode<R>> {
             Dist::exponential(secs(8)),
             actions::swizzle(Dist::uniform(ms(50), ms(300))),
         ))),
+        s.add(after_boot(Process::new("transfer", 4, Dist::exponential(secs(4)), transfer_leadership(replicas)))),
     ];
     s.end_after(&faults, secs(1));
     s
@@ -197,6 +200,21 @@ fn crash_restart_replica<R: StationReplica>(
         sim.crash(node);
         let down = Dist::uniform(ms(100), secs(2)).sample(rng);
         sim.after(down, move |sim, _| sim.restart(node));
+    }
+}
+
+/// Asks the current leader (if any) to hand leadership to another replica.
+fn transfer_leadership<R: StationReplica>(
+    replicas: u64,
+) -> impl FnMut(&mut Sim<KvNode<R>>, &mut ChaCha8Rng, u32) + 'static {
+    move |sim, rng, _| {
+        let is_leader = |sim: &Sim<KvNode<R>>, n: NodeId| {
+            sim.component(n).and_then(|c| c.replica()).and_then(|r| r.raft()).is_some_and(|r| r.role() == Role::Leader)
+        };
+        let Some(leader) = (1..=replicas).map(NodeId).find(|&n| sim.is_up(n) && is_leader(sim, n)) else { return };
+        let others: Vec<NodeId> = (1..=replicas).map(NodeId).filter(|&n| n != leader).collect();
+        let to = others[rng.random_range(0..others.len())];
+        sim.inject(leader, leader, StationMsg::TransferLeader { to });
     }
 }
 
