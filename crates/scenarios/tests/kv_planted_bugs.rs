@@ -40,7 +40,7 @@ impl Component for LeaderLocalReads {
         {
             let store = self.0.state_machine().expect("a leader is running").store();
             let result = store.range(range).map(Response::Range).map_err(ReplyError::Store);
-            ctx.send(from, StationMsg::Reply(ClientReply { seq: request.seq, result }));
+            ctx.send(from, StationMsg::Reply(ClientReply { client: request.client, seq: request.seq, result }));
             return;
         }
         self.0.on_message(ctx, from, msg);

@@ -38,6 +38,21 @@ pub enum Command {
     /// The deterministic simulator: list scenarios, run or sweep seeds, benchmark.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Benchmarks that print figures (run them on an otherwise idle machine).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Committed writes per second of a 3-member group in one process (the
+    /// shape of openraft's "minimal" benchmark: in-process, in-memory network,
+    /// no disk delay), with 1 and with 256 concurrent clients.
+    RaftCore {
+        /// Writes to acknowledge in the 1-client run (the 256-client run does 10 times as many).
+        #[arg(long, default_value_t = 20_000)]
+        writes: u64,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! In: parsed command-line arguments. Out: running nodes, the demo's
 //! narration, the simulator's reports.
 
+pub mod bench_cmd;
 pub mod cli;
 pub mod demo;
 pub mod event_line;

@@ -3,7 +3,7 @@
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use haven_server::cli::{Cli, Command, DemoArgs};
-use haven_server::{demo, node_cmd, sim_cmd};
+use haven_server::{bench_cmd, demo, node_cmd, sim_cmd};
 use std::io::IsTerminal as _;
 
 fn main() {
@@ -18,6 +18,7 @@ fn main() {
         Command::Demo(args) => run_demo(args),
         Command::Node(args) => node_cmd::run(args),
         Command::Sim(command) => sim_cmd::run(command),
+        Command::Bench(command) => bench_cmd::run(command),
     };
     if let Err(error) = result {
         // `{:#}` prints the whole chain of causes on one line, without a backtrace.

@@ -32,6 +32,8 @@ pub enum ReplyError {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientReply {
+    /// The session this answers (one node may run many sessions).
+    pub client: u64,
     pub seq: u64,
     pub result: Result<Response, ReplyError>,
 }

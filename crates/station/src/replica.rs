@@ -104,6 +104,7 @@ struct Running {
 #[derive(Debug)]
 struct PendingRead {
     to: NodeId,
+    client: u64,
     seq: u64,
     range: RangeRequest,
 }
@@ -226,13 +227,13 @@ impl Replica {
     fn on_request(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, request: ClientRequest) {
         let waiters_max = self.config.waiters_max;
         let Phase::Running(r) = &mut self.phase else {
-            return reply(ctx, from, request.seq, Err(ReplyError::NotLeader { leader_hint: None }));
+            return reply(ctx, from, (request.client, request.seq), Err(ReplyError::NotLeader { leader_hint: None }));
         };
         if r.waiters.len() + r.reads_asked.len() + r.reads_confirmed.len() >= waiters_max {
-            return reply(ctx, from, request.seq, Err(ReplyError::Busy));
+            return reply(ctx, from, (request.client, request.seq), Err(ReplyError::Busy));
         }
         match request.request {
-            Request::Range(range) => r.ask_read(ctx, from, request.seq, range),
+            Request::Range(range) => r.ask_read(ctx, from, (request.client, request.seq), range),
             other => r.propose(ctx, from, request.client, request.seq, other),
         }
         if let Err(reason) = self.drive(ctx) {
@@ -241,8 +242,9 @@ impl Replica {
     }
 }
 
-fn reply(ctx: &mut impl CtxFor<Replica>, to: NodeId, seq: u64, result: Result<Response, ReplyError>) {
-    ctx.send(to, StationMsg::Reply(ClientReply { seq, result }));
+fn reply(ctx: &mut impl CtxFor<Replica>, to: NodeId, session: (u64, u64), result: Result<Response, ReplyError>) {
+    let (client, seq) = session;
+    ctx.send(to, StationMsg::Reply(ClientReply { client, seq, result }));
 }
 
 impl Running {
@@ -253,25 +255,31 @@ impl Running {
                 self.waiters.insert((client, seq), from);
             }
             Err(ProposeError::NotLeader { leader_hint }) => {
-                reply(ctx, from, seq, Err(ReplyError::NotLeader { leader_hint }))
+                reply(ctx, from, (client, seq), Err(ReplyError::NotLeader { leader_hint }))
             }
             Err(
                 ProposeError::TooLarge { .. } | ProposeError::Backpressure { .. } | ProposeError::Transferring { .. },
-            ) => reply(ctx, from, seq, Err(ReplyError::Busy)),
+            ) => reply(ctx, from, (client, seq), Err(ReplyError::Busy)),
         }
     }
 
-    fn ask_read(&mut self, ctx: &mut impl CtxFor<Replica>, from: NodeId, seq: u64, range: RangeRequest) {
+    fn ask_read(
+        &mut self,
+        ctx: &mut impl CtxFor<Replica>,
+        from: NodeId,
+        (client, seq): (u64, u64),
+        range: RangeRequest,
+    ) {
         let read_ctx = self.read_ctx_next;
         match self.raft.read_index(read_ctx) {
             Ok(()) => {
                 self.read_ctx_next += 1;
-                self.reads_asked.insert(read_ctx, PendingRead { to: from, seq, range });
+                self.reads_asked.insert(read_ctx, PendingRead { to: from, client, seq, range });
             }
             Err(ReadError::NotLeader { leader_hint }) => {
-                reply(ctx, from, seq, Err(ReplyError::NotLeader { leader_hint }))
+                reply(ctx, from, (client, seq), Err(ReplyError::NotLeader { leader_hint }))
             }
-            Err(ReadError::Backpressure { .. }) => reply(ctx, from, seq, Err(ReplyError::Busy)),
+            Err(ReadError::Backpressure { .. }) => reply(ctx, from, (client, seq), Err(ReplyError::Busy)),
         }
     }
 
@@ -284,7 +292,7 @@ impl Running {
             }
             let read = entry.remove();
             let result = self.sm.store().range(&read.range).map(Response::Range).map_err(ReplyError::Store);
-            reply(ctx, read.to, read.seq, result);
+            reply(ctx, read.to, (read.client, read.seq), result);
         }
     }
 
@@ -295,7 +303,12 @@ impl Running {
         }
         for read_ctx in failed {
             let read = self.reads_asked.remove(&read_ctx).expect("raft fails only reads it was asked");
-            reply(ctx, read.to, read.seq, Err(ReplyError::NotLeader { leader_hint: self.raft.leader() }));
+            reply(
+                ctx,
+                read.to,
+                (read.client, read.seq),
+                Err(ReplyError::NotLeader { leader_hint: self.raft.leader() }),
+            );
         }
         self.serve_reads(ctx);
     }
@@ -365,14 +378,14 @@ impl Running {
             Some(Err(error)) => Err(ReplyError::Store(error)),
             None => Err(ReplyError::SessionExpired),
         };
-        reply(ctx, to, seq, result);
+        reply(ctx, to, (client, seq), result);
     }
 
     /// A deposed leader answers its waiting clients so they retry elsewhere;
     /// their sessions make the retries safe whatever happens to the entries.
     fn fail_waiters(&mut self, ctx: &mut impl CtxFor<Replica>, leader_hint: Option<NodeId>) {
-        for ((_, seq), to) in std::mem::take(&mut self.waiters) {
-            reply(ctx, to, seq, Err(ReplyError::NotLeader { leader_hint }));
+        for (session, to) in std::mem::take(&mut self.waiters) {
+            reply(ctx, to, session, Err(ReplyError::NotLeader { leader_hint }));
         }
     }
 

@@ -4,6 +4,7 @@
 //! set of types so replicas and clients share one simulation.
 
 use super::client::{ClientEvent, ClientTimer, KvClient};
+use super::load::{LoadGen, Retry};
 use haven_basics::Never;
 use haven_raft::Raft;
 use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
@@ -29,12 +30,15 @@ impl StationReplica for Replica {
 pub enum KvNode<R: StationReplica = Replica> {
     Replica(Box<R>),
     Client(Box<KvClient>),
+    /// A benchmark's load generator.
+    Load(Box<LoadGen>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KvTimer {
     Replica(ReplicaTimer),
     Client(ClientTimer),
+    Load(usize),
 }
 
 #[derive(Debug)]
@@ -46,6 +50,7 @@ pub enum KvIo {
 pub enum KvOut {
     Replica(ReplicaEvent),
     Client(ClientEvent),
+    Load(Retry),
 }
 
 impl From<ReplicaTimer> for KvTimer {
@@ -56,6 +61,11 @@ impl From<ReplicaTimer> for KvTimer {
 impl From<ClientTimer> for KvTimer {
     fn from(t: ClientTimer) -> Self {
         KvTimer::Client(t)
+    }
+}
+impl From<usize> for KvTimer {
+    fn from(slot: usize) -> Self {
+        KvTimer::Load(slot)
     }
 }
 impl From<ReplicaIo> for KvIo {
@@ -73,7 +83,14 @@ impl<R: StationReplica> KvNode<R> {
     pub fn replica(&self) -> Option<&R> {
         match self {
             KvNode::Replica(r) => Some(r),
-            KvNode::Client(_) => None,
+            KvNode::Client(_) | KvNode::Load(_) => None,
+        }
+    }
+
+    pub fn load(&self) -> Option<&LoadGen> {
+        match self {
+            KvNode::Load(l) => Some(l),
+            _ => None,
         }
     }
 }
@@ -94,6 +111,12 @@ macro_rules! delegate {
                 let $sub = &mut $ctx.sub(&mut outs);
                 $body;
                 outs.into_iter().for_each(|o| $ctx.output(KvOut::Client(o)));
+            }
+            KvNode::Load($c) => {
+                let mut outs = Vec::new();
+                let $sub = &mut $ctx.sub(&mut outs);
+                $body;
+                outs.into_iter().for_each(|o| $ctx.output(KvOut::Load(o)));
             }
         }
     };
@@ -124,6 +147,11 @@ impl<R: StationReplica> Component for KvNode<R> {
                 let mut outs = Vec::new();
                 c.on_timer(&mut ctx.sub(&mut outs), id, t);
                 outs.into_iter().for_each(|o| ctx.output(KvOut::Client(o)));
+            }
+            (KvNode::Load(l), KvTimer::Load(t)) => {
+                let mut outs = Vec::new();
+                l.on_timer(&mut ctx.sub(&mut outs), id, t);
+                outs.into_iter().for_each(|o| ctx.output(KvOut::Load(o)));
             }
             (node, timer) => panic!("timer {timer:?} fired on the wrong kind of node {node:?}"),
         }
