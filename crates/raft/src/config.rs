@@ -36,6 +36,10 @@ pub struct Config {
     /// ReadIndex requests a leader holds, waiting or confirmed and not yet
     /// taken in a `Ready`, before refusing more.
     pub reads_pending_max: usize,
+    /// Bytes of snapshot data in one InstallSnapshot message.
+    pub snapshot_chunk_bytes_max: usize,
+    /// The largest snapshot a follower accepts (it buffers one in memory).
+    pub snapshot_bytes_max: u64,
 }
 
 impl Default for Config {
@@ -52,6 +56,8 @@ impl Default for Config {
             apply_batch_entries_max: 1024,
             messages_queued_max: 64 * 1024,
             reads_pending_max: 4096,
+            snapshot_chunk_bytes_max: 1024 * 1024,
+            snapshot_bytes_max: 1 << 32,
         }
     }
 }
@@ -76,7 +82,7 @@ impl Config {
         if heartbeat.is_zero() || heartbeat >= min {
             return Err(ConfigError::Heartbeat { heartbeat, election: min });
         }
-        let limits: [(&'static str, u64); 8] = [
+        let limits: [(&'static str, u64); 10] = [
             ("entries_per_append_max", self.entries_per_append_max as u64),
             ("append_bytes_max", self.append_bytes_max as u64),
             ("inflight_appends_max", self.inflight_appends_max as u64),
@@ -85,6 +91,8 @@ impl Config {
             ("apply_batch_entries_max", self.apply_batch_entries_max),
             ("messages_queued_max", self.messages_queued_max as u64),
             ("reads_pending_max", self.reads_pending_max as u64),
+            ("snapshot_chunk_bytes_max", self.snapshot_chunk_bytes_max as u64),
+            ("snapshot_bytes_max", self.snapshot_bytes_max),
         ];
         match limits.iter().find(|(_, value)| *value == 0) {
             Some((name, _)) => Err(ConfigError::ZeroLimit { name }),

@@ -2,13 +2,15 @@
 //!
 //! In: nothing. Out: [`ProposeError`] (why a command was not accepted),
 //! [`ReadError`] (why a read was not), [`TransferError`] (why a leadership
-//! transfer was not started), [`RestoreError`] (why recovered
+//! transfer was not started), [`CompactError`] and [`SnapshotError`] (why
+//! a compaction or snapshot was refused), [`RestoreError`] (why recovered
 //! state cannot be used) and [`UsageError`] (the caller broke the `Ready`
 //! protocol).
 
 use crate::config::ConfigError;
 use crate::entry::PayloadError;
 use crate::gate::PersistError;
+use crate::membership::MembershipError;
 use haven_runtime::NodeId;
 use thiserror::Error;
 
@@ -45,6 +47,28 @@ pub enum TransferError {
     InProgress { to: NodeId },
 }
 
+/// Why `compact` refused.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum CompactError {
+    #[error("index {index} is not applied yet (applied {applied})")]
+    NotApplied { index: u64, applied: u64 },
+    #[error("index {index} is below the current snapshot at {snapshot_index}")]
+    AlreadyCompacted { index: u64, snapshot_index: u64 },
+}
+
+/// Why `provide_snapshot` refused the bytes it was given.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum SnapshotError {
+    #[error("snapshot at {index} is older than the log's start at {first_index}")]
+    Stale { index: u64, first_index: u64 },
+    #[error("snapshot at {index} is beyond the commit index {commit}")]
+    NotCommitted { index: u64, commit: u64 },
+    #[error("snapshot at {index} has term {term}, the log has {log_term}")]
+    TermMismatch { index: u64, term: u64, log_term: u64 },
+    #[error("snapshot of {bytes} bytes exceeds snapshot_bytes_max of {bytes_max}")]
+    TooLarge { bytes: u64, bytes_max: u64 },
+}
+
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum RestoreError {
     #[error(transparent)]
@@ -59,6 +83,8 @@ pub enum RestoreError {
     TermTooLarge { term: u64, term_max: u64 },
     #[error("log entry {index} has a bad payload: {error}")]
     Payload { index: u64, error: PayloadError },
+    #[error("the snapshot's configuration is invalid: {0}")]
+    Membership(#[from] MembershipError),
 }
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
@@ -67,4 +93,8 @@ pub enum UsageError {
     Persist(#[from] PersistError),
     #[error("applied index {index} is not between the last applied {applied} and the last handed out {handed_out}")]
     Applied { index: u64, applied: u64, handed_out: u64 },
+    #[error("no received snapshot at {index} awaits installation")]
+    NoSnapshotToInstall { index: u64 },
+    #[error("snapshot installed while entries up to {handed_out} were handed out but only {applied} applied")]
+    InstalledBeforeApplied { applied: u64, handed_out: u64 },
 }

@@ -18,7 +18,7 @@ use haven_runtime::NodeId;
 impl Raft {
     /// The sender of an append or heartbeat in our term is its leader.
     /// Returns false if that contradicts what we know of this term.
-    fn accept_leader(&mut self, from: NodeId) -> bool {
+    pub(crate) fn accept_leader(&mut self, from: NodeId) -> bool {
         let second_leader = match self.role {
             RoleState::Leader(_) => true,
             _ => self.leader.is_some_and(|leader| leader != from),
@@ -40,7 +40,8 @@ impl Raft {
             self.counters.messages_invalid += 1;
             return;
         }
-        if !self.accept_leader(from) {
+        if !self.accept_leader(from) || self.installing.is_some() {
+            // While a snapshot is being installed the log stays as it is.
             return;
         }
         let outcome = if prev.index < self.commit {

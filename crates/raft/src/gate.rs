@@ -86,6 +86,17 @@ impl DurabilityGate {
         self.unstable.entries_from = Some(from);
     }
 
+    /// The log now starts at `first_index` (compaction or an installed
+    /// snapshot): unissued entries before it are covered by the snapshot,
+    /// and none are left if the log ends before it.
+    pub(crate) fn note_log_start(&mut self, first_index: u64, last_index: u64) {
+        if let Some(from) = self.unstable.entries_from
+            && from < first_index
+        {
+            self.unstable.entries_from = (first_index <= last_index).then_some(first_index);
+        }
+    }
+
     /// Changes waiting to be issued as a persist request, if any.
     pub(crate) fn unstable(&self) -> Option<Unstable> {
         (!self.unstable.is_empty()).then_some(self.unstable)

@@ -1,7 +1,8 @@
 //! The in-memory copy of the Raft log after the last snapshot.
 //!
 //! In: entries appended by the leader or accepted from one, suffix
-//! truncations on conflict. Out: terms at indexes, batches for
+//! truncations on conflict, compaction up to a snapshot taken here, and a
+//! snapshot installed from the leader. Out: terms at indexes, batches for
 //! AppendEntries, and the term-boundary lookups fast backtracking needs.
 //!
 //! Every entry here is either durable already (restored) or part of a
@@ -69,6 +70,33 @@ impl RaftLog {
     pub(crate) fn truncate_from(&mut self, index: u64) {
         let offset = self.offset(index).expect("truncation point must be an entry after the snapshot");
         self.entries.truncate(offset);
+    }
+
+    /// The position entries up to which are compacted away.
+    pub(crate) fn snapshot(&self) -> LogPosition {
+        self.snapshot
+    }
+
+    /// Discards entries up to `index`, which a snapshot taken here covers.
+    pub(crate) fn compact_to(&mut self, index: u64) {
+        let term = self.term_at(index).expect("compaction point must be in the log");
+        let drop = usize::try_from(index - self.snapshot.index).expect("in the log, so it fits");
+        self.entries.drain(..drop);
+        self.snapshot = LogPosition::new(index, term);
+    }
+
+    /// A snapshot from the leader replaces the log up to `last`. Entries
+    /// after it are kept if ours holds `last` itself (log matching then
+    /// says they agree with the leader's up to there); otherwise the whole
+    /// log goes. Returns whether entries were kept.
+    pub(crate) fn install_snapshot(&mut self, last: LogPosition) -> bool {
+        if last.index > self.snapshot.index && self.term_at(last.index) == Some(last.term) {
+            self.compact_to(last.index);
+            return true;
+        }
+        self.entries.clear();
+        self.snapshot = last;
+        false
     }
 
     /// Entries `lo..=hi`, which must all be present.
@@ -164,6 +192,31 @@ mod tests {
         assert_eq!(log.batch(3, 10, 1).len(), 1, "one entry even if it alone exceeds the byte limit");
         assert_eq!(log.batch(3, 10, 2 * (ENTRY_OVERHEAD_BYTES + 1)).len(), 2);
         assert!(log.batch(7, 10, 100).is_empty());
+    }
+
+    #[test]
+    fn compaction_keeps_terms_from_the_new_snapshot_on() {
+        let mut log = log();
+        log.compact_to(4);
+        assert_eq!(
+            (log.first_index(), log.term_at(4), log.term_at(3), log.last()),
+            (5, Some(2), None, LogPosition::new(6, 4))
+        );
+        log.compact_to(6);
+        assert_eq!((log.first_index(), log.last()), (7, LogPosition::new(6, 4)));
+    }
+
+    #[test]
+    fn an_installed_snapshot_keeps_the_suffix_only_if_it_matches() {
+        let mut log = log();
+        assert!(log.install_snapshot(LogPosition::new(5, 2)));
+        assert_eq!((log.first_index(), log.last()), (6, LogPosition::new(6, 4)));
+        let mut log = self::log();
+        assert!(!log.install_snapshot(LogPosition::new(5, 3)), "term 3 at 5 conflicts with our term 2");
+        assert_eq!((log.first_index(), log.last()), (6, LogPosition::new(5, 3)));
+        let mut log = self::log();
+        assert!(!log.install_snapshot(LogPosition::new(9, 4)), "beyond our log");
+        assert_eq!(log.last(), LogPosition::new(9, 4));
     }
 
     #[test]

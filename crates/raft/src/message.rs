@@ -10,6 +10,7 @@
 //! follower is known to hold.
 
 use crate::entry::{Entry, LogPosition};
+use crate::state::SnapshotMeta;
 use haven_runtime::NodeId;
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +63,24 @@ pub enum Message {
         commit: u64,
         round: u64,
     },
+    /// One chunk of the snapshot described by `meta` (§7): bytes
+    /// `offset..offset + data.len()` of `total_bytes`. One chunk is in
+    /// flight per follower.
+    InstallSnapshot {
+        term: u64,
+        meta: SnapshotMeta,
+        offset: u64,
+        total_bytes: u64,
+        data: Vec<u8>,
+    },
+    /// The follower holds the first `received_bytes` of the snapshot ending
+    /// at `last` (0: start over). The last chunk is answered, once the
+    /// snapshot is installed and durable, by an append acknowledgement.
+    InstallSnapshotResponse {
+        term: u64,
+        last: LogPosition,
+        received_bytes: u64,
+    },
     /// Leadership transfer (thesis §3.10): the leader of `term` tells an
     /// up-to-date follower to start an election at once, without pre-vote.
     TimeoutNow {
@@ -105,7 +124,9 @@ impl Message {
             | Message::AppendResponse { term, .. }
             | Message::Heartbeat { term, .. }
             | Message::HeartbeatResponse { term, .. }
-            | Message::TimeoutNow { term } => *term,
+            | Message::TimeoutNow { term }
+            | Message::InstallSnapshot { term, .. }
+            | Message::InstallSnapshotResponse { term, .. } => *term,
         }
     }
 }

@@ -3,12 +3,14 @@
 //! In: sends, acknowledgements, rejections and heartbeat responses for one
 //! follower. Out: whether another AppendEntries may go now, from which index.
 //!
-//! Two states, as in etcd: `Probe` sends one append at a time until the
-//! follower's match point is found (after an election or a rejection);
-//! `Replicate` streams appends optimistically, at most `inflight_appends_max`
-//! unacknowledged. `NeedsSnapshot` parks a follower whose next entry was
-//! compacted away; sending snapshots is phase 2.
+//! As in etcd: `Probe` sends one append at a time until the follower's
+//! match point is found (after an election or a rejection); `Replicate`
+//! streams appends optimistically, at most `inflight_appends_max`
+//! unacknowledged; `Snapshot` sends a snapshot one chunk at a time to a
+//! follower whose next entry was compacted away, and `NeedsSnapshot` parks
+//! it while the caller has not supplied the snapshot's bytes yet.
 
+use crate::entry::LogPosition;
 use std::collections::VecDeque;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +24,14 @@ pub(crate) enum ProgressState {
         inflight: VecDeque<u64>,
     },
     NeedsSnapshot,
+    /// Sending the snapshot ending at `last`: the follower holds its first
+    /// `offset` bytes; `sent_round` is the heartbeat round current when the
+    /// outstanding chunk left (None: nothing outstanding).
+    Snapshot {
+        last: LogPosition,
+        offset: u64,
+        sent_round: Option<u64>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +62,34 @@ impl Progress {
         match &self.state {
             ProgressState::Probe { sent } => !sent,
             ProgressState::Replicate { inflight } => inflight.len() < inflight_max && self.next_index <= last_index,
-            ProgressState::NeedsSnapshot => false,
+            ProgressState::NeedsSnapshot | ProgressState::Snapshot { .. } => false,
+        }
+    }
+
+    /// Starts (over) sending the snapshot ending at `last`.
+    pub(crate) fn start_snapshot(&mut self, last: LogPosition) {
+        self.state = ProgressState::Snapshot { last, offset: 0, sent_round: None };
+    }
+
+    /// A chunk went out while heartbeat round `round` was current.
+    pub(crate) fn on_chunk_sent(&mut self, round: u64) {
+        let ProgressState::Snapshot { sent_round, .. } = &mut self.state else {
+            panic!("chunks are sent only to a follower receiving a snapshot")
+        };
+        assert!(sent_round.is_none(), "one chunk in flight");
+        *sent_round = Some(round);
+    }
+
+    /// The follower holds `received` bytes of the snapshot ending at `last`.
+    /// Returns false if that is not the snapshot being sent.
+    pub(crate) fn on_snapshot_received(&mut self, last: LogPosition, received: u64) -> bool {
+        match &mut self.state {
+            ProgressState::Snapshot { last: sending, offset, sent_round } if *sending == last => {
+                *offset = received;
+                *sent_round = None;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -66,7 +103,9 @@ impl Progress {
                 inflight.push_back(last_sent);
                 self.next_index = last_sent + 1;
             }
-            ProgressState::NeedsSnapshot => panic!("nothing is sent to a follower that needs a snapshot"),
+            ProgressState::NeedsSnapshot | ProgressState::Snapshot { .. } => {
+                panic!("appends are not sent to a follower that needs a snapshot")
+            }
         }
     }
 
@@ -81,7 +120,12 @@ impl Progress {
                 self.next_index = match_index + 1;
                 self.state = ProgressState::Replicate { inflight: VecDeque::new() };
             }
-            ProgressState::Probe { .. } | ProgressState::NeedsSnapshot => {}
+            // The follower installed the snapshot: it continues after it.
+            ProgressState::Snapshot { last, .. } if match_index >= last.index => {
+                self.next_index = match_index + 1;
+                self.state = ProgressState::Replicate { inflight: VecDeque::new() };
+            }
+            ProgressState::Probe { .. } | ProgressState::NeedsSnapshot | ProgressState::Snapshot { .. } => {}
             ProgressState::Replicate { inflight } => {
                 while inflight.front().is_some_and(|&last| last <= match_index) {
                     inflight.pop_front();
@@ -99,7 +143,7 @@ impl Progress {
         let current = match &self.state {
             ProgressState::Probe { .. } => self.next_index.checked_sub(1) == Some(prev_index),
             ProgressState::Replicate { .. } => prev_index > self.match_index,
-            ProgressState::NeedsSnapshot => false,
+            ProgressState::NeedsSnapshot | ProgressState::Snapshot { .. } => false,
         };
         if !current {
             return false;
@@ -110,16 +154,21 @@ impl Progress {
         true
     }
 
-    /// The follower is alive: retry a probe, and if the window is full
-    /// assume the oldest append was lost so that replication cannot stall.
-    pub(crate) fn on_heartbeat_response(&mut self, inflight_max: usize) {
+    /// The follower is alive and answered heartbeat `round`: retry a
+    /// probe; if the window is full assume the oldest append was lost so
+    /// that replication cannot stall; resend a chunk that left before that
+    /// round and is still unanswered.
+    pub(crate) fn on_heartbeat_response(&mut self, inflight_max: usize, round: u64) {
         self.recent_active = true;
         match &mut self.state {
             ProgressState::Probe { sent } => *sent = false,
             ProgressState::Replicate { inflight } if inflight.len() >= inflight_max => {
                 inflight.pop_front();
             }
-            ProgressState::Replicate { .. } | ProgressState::NeedsSnapshot => {}
+            ProgressState::Snapshot { sent_round, .. } if sent_round.is_some_and(|sent| round > sent) => {
+                *sent_round = None;
+            }
+            ProgressState::Replicate { .. } | ProgressState::NeedsSnapshot | ProgressState::Snapshot { .. } => {}
         }
     }
 }
@@ -161,7 +210,28 @@ mod tests {
         p.on_accepted(0);
         p.on_sent(1, 1);
         assert!(!p.can_send(2, 1));
-        p.on_heartbeat_response(1);
+        p.on_heartbeat_response(1, 0);
         assert!(p.can_send(2, 1));
+    }
+
+    #[test]
+    fn a_snapshot_goes_one_chunk_at_a_time_and_ends_in_replicate_after_the_install() {
+        let mut p = Progress::new(5);
+        let last = LogPosition::new(9, 2);
+        p.start_snapshot(last);
+        p.on_chunk_sent(3);
+        p.on_heartbeat_response(2, 3);
+        assert_eq!(p.state, ProgressState::Snapshot { last, offset: 0, sent_round: Some(3) }, "round 3 is not later");
+        assert!(!p.on_snapshot_received(LogPosition::new(8, 2), 10), "another snapshot's answer");
+        assert!(p.on_snapshot_received(last, 10));
+        p.on_chunk_sent(3);
+        p.on_heartbeat_response(2, 4);
+        assert_eq!(p.state, ProgressState::Snapshot { last, offset: 10, sent_round: None }, "presumed lost: resend");
+        assert!(!p.on_rejected(4, 1), "rejections of old appends are stale");
+        p.on_accepted(8);
+        assert!(matches!(p.state, ProgressState::Snapshot { .. }), "below the snapshot: a stale ack");
+        p.on_accepted(9);
+        assert_eq!((p.match_index, p.next_index), (9, 10));
+        assert_eq!(p.state, ProgressState::Replicate { inflight: VecDeque::new() });
     }
 }

@@ -18,8 +18,11 @@ use crate::leadership::Leadership;
 use crate::log::RaftLog;
 use crate::message::{AppendOutcome, Message, TERM_MAX};
 use crate::reads::{ReadQueue, ReadState};
-use crate::ready::{PersistRequest, Ready, Role, SoftState};
-use crate::state::{DurableState, HardState};
+use crate::ready::{PersistRequest, Ready, ReceivedSnapshot, Role, SoftState};
+use crate::snapshot_inbox::SnapshotInbox;
+use crate::snapshot_install::Chunk;
+use crate::snapshots::{CachedSnapshot, SnapshotRequest};
+use crate::state::{DurableState, HardState, SnapshotMeta};
 use crate::votes::Tally;
 use haven_runtime::{Instant, NodeId};
 use rand::RngExt;
@@ -76,8 +79,8 @@ pub struct Raft {
     pub(crate) log: RaftLog,
     pub(crate) commit: u64,
     /// Next committed index to hand out for applying.
-    apply_next: u64,
-    applied: u64,
+    pub(crate) apply_next: u64,
+    pub(crate) applied: u64,
     pub(crate) election_deadline: Instant,
     pub(crate) gate: DurabilityGate,
     reported: Option<SoftState>,
@@ -86,6 +89,14 @@ pub struct Raft {
     /// Confirmed reads and failed read contexts for the next `Ready`.
     pub(crate) read_states: Vec<ReadState>,
     pub(crate) reads_failed: Vec<u64>,
+    /// The latest snapshot the caller supplied, for lagging followers.
+    pub(crate) snapshot_cache: Option<CachedSnapshot>,
+    pub(crate) snapshot_request: SnapshotRequest,
+    pub(crate) inbox: SnapshotInbox,
+    /// Complete, not yet handed to the caller.
+    pub(crate) received_snapshot: Option<ReceivedSnapshot>,
+    /// Received (and maybe handed out), not yet installed; with its sender.
+    pub(crate) installing: Option<(SnapshotMeta, NodeId)>,
 }
 
 impl Raft {
@@ -125,6 +136,11 @@ impl Raft {
             reads: ReadQueue::default(),
             read_states: Vec::new(),
             reads_failed: Vec::new(),
+            snapshot_cache: None,
+            snapshot_request: SnapshotRequest::None,
+            inbox: SnapshotInbox::default(),
+            received_snapshot: None,
+            installing: None,
         };
         raft.reset_election_deadline();
         raft.reported = Some(raft.soft_state());
@@ -203,6 +219,8 @@ impl Raft {
             soft_state: self.soft_state_change(),
             read_states: std::mem::take(&mut self.read_states),
             reads_failed: std::mem::take(&mut self.reads_failed),
+            snapshot_needed: self.take_snapshot_request(),
+            snapshot: self.received_snapshot.take(),
         }
     }
 
@@ -259,6 +277,16 @@ impl Raft {
             Message::HeartbeatResponse { term, round } => {
                 if self.accept_term(from, term, false) {
                     self.on_heartbeat_response(from, round);
+                }
+            }
+            Message::InstallSnapshot { term, meta, offset, total_bytes, data } => {
+                if self.accept_term(from, term, true) {
+                    self.on_install_snapshot(from, Chunk { meta, offset, total_bytes, data });
+                }
+            }
+            Message::InstallSnapshotResponse { term, last, received_bytes } => {
+                if self.accept_term(from, term, false) {
+                    self.on_install_snapshot_response(from, last, received_bytes);
                 }
             }
             Message::TimeoutNow { term } => {
@@ -371,6 +399,9 @@ impl Raft {
     }
 
     fn committed_batch(&mut self) -> Vec<Entry> {
+        if self.installing.is_some() {
+            return Vec::new();
+        }
         let handed_out = self.apply_next - 1;
         let outstanding = handed_out - self.applied;
         let room = self.config.apply_batch_entries_max.saturating_sub(outstanding);
@@ -475,6 +506,7 @@ fn validated_voters(setup: &Setup) -> Result<Vec<NodeId>, RestoreError> {
 
 /// Recovered state is input from disk: check everything `RaftLog` assumes.
 fn validate_log(durable: &DurableState) -> Result<(), RestoreError> {
+    durable.snapshot.validate()?;
     let term = durable.hard_state.term.max(durable.snapshot.last.term);
     if term > TERM_MAX {
         return Err(RestoreError::TermTooLarge { term, term_max: TERM_MAX });

@@ -3,7 +3,9 @@
 //! In: nothing (plain data built by `Raft::take_ready`).
 //! Out: [`Ready`]: a persist request to carry out, messages to send now,
 //! committed entries to apply, a role/leader change to report, and reads
-//! confirmed or failed.
+//! confirmed or failed, and snapshot traffic: a request for the bytes of
+//! the latest snapshot (leader) or a received snapshot to install
+//! (follower, then `on_snapshot_installed`).
 //!
 //! The caller's loop is: feed an input (`step`, `tick`, `propose`,
 //! `on_persisted`, `applied`), call `take_ready`, then in any order
@@ -16,7 +18,7 @@
 use crate::entry::Entry;
 use crate::message::Envelope;
 use crate::reads::ReadState;
-use crate::state::HardState;
+use crate::state::{HardState, SnapshotMeta};
 use haven_runtime::NodeId;
 
 /// Identifies a persist request; reported back through `on_persisted`.
@@ -33,6 +35,21 @@ pub struct PersistRequest {
     /// Contiguous entries; the WAL first drops any entry it holds with an
     /// index at or above `entries[0].index` (a conflicting suffix).
     pub entries: Vec<Entry>,
+}
+
+/// A complete snapshot received from the leader. The caller, in order:
+/// applies every entry handed out before it; replaces the state machine
+/// with `data`; makes the snapshot durable with `meta` and tells the WAL
+/// that the log now starts after `meta.last` — dropping every entry, not
+/// only those up to `meta.last.index`, unless `log_kept_after`; then calls
+/// `Raft::on_snapshot_installed(&meta)`. No committed entries are handed
+/// out in between.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ReceivedSnapshot {
+    pub meta: SnapshotMeta,
+    pub data: Vec<u8>,
+    /// Our log holds `meta.last`, so the entries after it stay.
+    pub log_kept_after: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -64,6 +81,12 @@ pub struct Ready {
     pub read_states: Vec<ReadState>,
     /// Contexts of reads that will never be confirmed (leadership ended).
     pub reads_failed: Vec<u64>,
+    /// A follower needs compacted entries: hand the latest snapshot to
+    /// `Raft::provide_snapshot` (asked again each check-quorum period
+    /// while it is missing).
+    pub snapshot_needed: bool,
+    /// A snapshot to install; see [`ReceivedSnapshot`].
+    pub snapshot: Option<ReceivedSnapshot>,
 }
 
 impl Ready {
@@ -74,5 +97,7 @@ impl Ready {
             && self.soft_state.is_none()
             && self.read_states.is_empty()
             && self.reads_failed.is_empty()
+            && !self.snapshot_needed
+            && self.snapshot.is_none()
     }
 }

@@ -35,6 +35,7 @@ impl Raft {
             }
             leadership.reset_activity();
             leadership.quorum_check_deadline = now + check_every;
+            self.renew_snapshot_request();
         }
         if heartbeat_due {
             self.broadcast_heartbeats();
@@ -64,6 +65,9 @@ impl Raft {
     }
 
     fn next_append(&mut self, peer: NodeId) -> Option<Message> {
+        if self.needs_snapshot(peer) {
+            return self.next_snapshot_chunk(peer);
+        }
         let last_index = self.log.last_index();
         let inflight_max = self.config.inflight_appends_max;
         let RoleState::Leader(leadership) = &mut self.role else { return None };
@@ -72,15 +76,21 @@ impl Raft {
             return None;
         }
         let prev_index = progress.next_index - 1;
-        let Some(prev_term) = self.log.term_at(prev_index) else {
-            progress.state = ProgressState::NeedsSnapshot;
-            return None;
-        };
+        let prev_term = self.log.term_at(prev_index).expect("needs_snapshot checked that it is not compacted");
         let entries =
             self.log.batch(progress.next_index, self.config.entries_per_append_max, self.config.append_bytes_max);
         progress.on_sent(entries.last().map_or(prev_index, |e| e.index), inflight_max);
         let prev = LogPosition::new(prev_index, prev_term);
         Some(Message::Append { term: self.term, prev, entries, commit: self.commit })
+    }
+
+    /// Whether `peer` is receiving a snapshot or needs entries that are compacted.
+    fn needs_snapshot(&self, peer: NodeId) -> bool {
+        let RoleState::Leader(leadership) = &self.role else { return false };
+        leadership.progress.get(&peer).is_some_and(|p| {
+            matches!(p.state, ProgressState::NeedsSnapshot | ProgressState::Snapshot { .. })
+                || self.log.term_at(p.next_index - 1).is_none()
+        })
     }
 
     pub(crate) fn on_append_response(&mut self, from: NodeId, outcome: AppendOutcome) {
@@ -140,7 +150,7 @@ impl Raft {
             return;
         }
         if let Some(progress) = leadership.progress.get_mut(&from) {
-            progress.on_heartbeat_response(inflight_max);
+            progress.on_heartbeat_response(inflight_max, round);
             progress.round_acked = progress.round_acked.max(round);
         }
         self.confirm_reads();

@@ -2,12 +2,14 @@
 //!
 //! In: the core's term and vote; on restart, the bytes the WAL read back.
 //! Out: [`HardState`] and its encoding; [`SnapshotMeta`], the log position a
-//! snapshot covers; [`DurableState`], everything `Raft::restore` needs.
+//! snapshot covers and the configuration in force there, and its encoding;
+//! [`DurableState`], everything `Raft::restore` needs.
 //!
 //! The commit index is deliberately not durable: a restarted node learns it
 //! again from the leader, and persisting it would cost a write per commit.
 
 use crate::entry::{Entry, LogPosition};
+use crate::membership::{Membership, MembershipError};
 use haven_runtime::NodeId;
 use haven_runtime::wire::{self, WireError};
 use serde::{Deserialize, Serialize};
@@ -33,10 +35,34 @@ impl HardState {
     }
 }
 
-/// The last log position a snapshot covers; (0, 0) when there is none.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+/// What a snapshot covers: its last log position ((0, 0) when there is
+/// none) and the configuration in force at that position (no voters when
+/// unknown: then `Setup::voters` applies). The caller stores it with the
+/// snapshot's bytes ([`SnapshotMeta::to_bytes`]).
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct SnapshotMeta {
     pub last: LogPosition,
+    pub membership: Membership,
+}
+
+impl SnapshotMeta {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        wire::encode(self, &mut out).expect("snapshot metadata always encodes");
+        out
+    }
+
+    /// Decodes [`SnapshotMeta::to_bytes`], validating a recorded configuration.
+    pub fn from_bytes(bytes: &[u8]) -> Result<SnapshotMeta, MembershipError> {
+        let meta: SnapshotMeta = wire::decode(bytes).map_err(|e| MembershipError::Decode(e.to_string()))?;
+        meta.validate()?;
+        Ok(meta)
+    }
+
+    /// A configuration, if recorded, must be valid.
+    pub fn validate(&self) -> Result<(), MembershipError> {
+        if self.membership == Membership::default() { Ok(()) } else { self.membership.validate() }
+    }
 }
 
 /// What the WAL recovered: the input of `Raft::restore`.
@@ -58,5 +84,17 @@ mod tests {
         assert_eq!(HardState::from_bytes(&hs.to_bytes()), Ok(hs));
         assert!(HardState::from_bytes(&[]).is_err());
         assert!(HardState::from_bytes(&[7, 9, 9]).is_err());
+    }
+
+    #[test]
+    fn snapshot_meta_round_trips_and_a_bad_configuration_is_rejected() {
+        let meta = SnapshotMeta {
+            last: LogPosition::new(9, 2),
+            membership: Membership::new(vec![NodeId(1), NodeId(2)], vec![NodeId(3)]),
+        };
+        assert_eq!(SnapshotMeta::from_bytes(&meta.to_bytes()), Ok(meta));
+        let bad = SnapshotMeta { membership: Membership::new(vec![NodeId(1)], vec![NodeId(1)]), ..Default::default() };
+        assert_eq!(SnapshotMeta::from_bytes(&bad.to_bytes()), Err(MembershipError::LearnerVotes(NodeId(1))));
+        assert!(SnapshotMeta::from_bytes(&[1, 2]).is_err());
     }
 }

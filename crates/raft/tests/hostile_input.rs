@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use haven_raft::{AppendOutcome, ConflictHint, Entry, HardState, LogPosition, Message, Raft, Role};
+use haven_raft::{AppendOutcome, ConflictHint, Entry, HardState, LogPosition, Message, Raft, Role, SnapshotMeta};
 use haven_runtime::{Instant, NodeId};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -64,8 +64,14 @@ fn outcome(rng: &mut ChaCha8Rng, near: Near) -> AppendOutcome {
 fn message(rng: &mut ChaCha8Rng, near: Near) -> Message {
     // Mostly the subject's own term, so that appends are not all stale.
     let term = if rng.random_bool(0.6) { near.term } else { around(rng, near.term) };
-    match rng.random_range(0..9) {
+    match rng.random_range(0..11) {
         8 => Message::TimeoutNow { term },
+        9 => {
+            let meta = SnapshotMeta { last: position(rng, near), ..SnapshotMeta::default() };
+            let (offset, total_bytes) = (around(rng, 2), around(rng, 4));
+            Message::InstallSnapshot { term, meta, offset, total_bytes, data: vec![7; rng.random_range(0..4)] }
+        }
+        10 => Message::InstallSnapshotResponse { term, last: position(rng, near), received_bytes: around(rng, 2) },
         0 => Message::PreVote { term, last_log: position(rng, near) },
         1 => Message::PreVoteResponse { term, granted: rng.random_bool(0.7) },
         2 => Message::Vote { term, last_log: position(rng, near), transfer: rng.random_bool(0.2) },

@@ -184,7 +184,7 @@ fn restore_after_a_torn_persist_adopts_the_term_of_the_entries_without_a_vote() 
 fn restore_from_a_snapshot_starts_the_log_and_commit_after_it() {
     let durable = DurableState {
         hard_state: HardState { term: 2, vote: None },
-        snapshot: SnapshotMeta { last: pos(10, 2) },
+        snapshot: SnapshotMeta { last: pos(10, 2), ..SnapshotMeta::default() },
         entries: vec![command(11, 2)],
     };
     let mut raft = Raft::restore(setup(N2, 3), durable, rng(2), ms(0)).unwrap();

@@ -4,7 +4,8 @@
 //! In: a seed and a cluster size. Out: a run of random steps — deliver a
 //! random in-flight message (so messages reorder), drop or duplicate one,
 //! complete a node's oldest persist, advance the clock and tick, propose,
-//! read (ReadIndex), transfer leadership, pause a node,
+//! read (ReadIndex), transfer leadership, pause a node, snapshot and
+//! compact a node's log (lagging followers then get InstallSnapshot),
 //! crash a node (its unfinished persists are lost or torn) and restart it
 //! from its disk — and a panic naming the seed and step if any invariant
 //! breaks:
@@ -13,16 +14,22 @@
 //! - leader completeness: a leader of term T holds every entry known
 //!   committed by term T-1 or earlier (§5.4);
 //! - every node applies the same entry at each index (state machine safety);
-//! - every committed entry is on a majority of disks (durability order);
+//! - every committed entry is on a majority of disks (durability order),
+//!   counting a snapshot that covers it;
+//! - a snapshot a follower installs is the state machine of the committed
+//!   prefix it claims to cover;
 //! - a read confirmed by ReadIndex (§6.4) has an index at or above every
 //!   commit index any node knew when the read was asked for;
 //! - no node ever counts a protocol violation.
 
-use haven_raft::{DurableState, Entry, Envelope, HardState, Message, PersistRequest, Raft, Role, Setup};
+use super::disk::Disk;
+use super::machine::Machine;
+use haven_raft::{Entry, Envelope, Message, PersistRequest, Raft, ReceivedSnapshot, Role, Setup};
 use haven_runtime::{Instant, NodeId};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Messages in flight before new ones are dropped (a bounded network).
@@ -44,52 +51,13 @@ struct InFlight {
     msg: Message,
 }
 
-#[derive(Debug, Default, Clone)]
-struct Disk {
-    hard_state: HardState,
-    entries: Vec<Entry>,
-}
-
-impl Disk {
-    fn write(&mut self, persist: &PersistRequest) {
-        if let Some(hard_state) = persist.hard_state {
-            self.hard_state = hard_state;
-        }
-        if let Some(first) = persist.entries.first() {
-            self.entries.truncate(first.index as usize - 1);
-            self.entries.extend(persist.entries.iter().cloned());
-        }
-    }
-
-    /// A crash in the middle of `persist`: maybe the hard state, and some
-    /// prefix of the entries (after the truncation), reached the platter.
-    fn write_torn(&mut self, persist: &PersistRequest, rng: &mut ChaCha8Rng) {
-        if rng.random_bool(0.5)
-            && let Some(hard_state) = persist.hard_state
-        {
-            self.hard_state = hard_state;
-        }
-        if let Some(first) = persist.entries.first()
-            && rng.random_bool(0.5)
-        {
-            self.entries.truncate(first.index as usize - 1);
-            let kept = rng.random_range(0..=persist.entries.len());
-            self.entries.extend(persist.entries[..kept].iter().cloned());
-        }
-    }
-
-    fn holds(&self, entry: &Entry) -> bool {
-        self.entries.get(entry.index as usize - 1) == Some(entry)
-    }
-}
-
 #[derive(Debug)]
 struct Node {
     raft: Option<Raft>,
     disk: Disk,
     persists: VecDeque<PersistRequest>,
-    /// Next index this incarnation must hand out for applying.
-    apply_next: u64,
+    /// This incarnation's state machine.
+    machine: Machine,
 }
 
 /// What the whole run has learned, for checks that span nodes and time.
@@ -104,6 +72,8 @@ struct History {
     reads_asked: u64,
     reads_confirmed: u64,
     transfers_started: u64,
+    compactions: u64,
+    snapshots_installed: u64,
 }
 
 #[derive(Debug)]
@@ -145,7 +115,8 @@ impl Cluster {
             paused: None,
         };
         for id in ids {
-            let node = Node { raft: None, disk: Disk::default(), persists: VecDeque::new(), apply_next: 1 };
+            let node =
+                Node { raft: None, disk: Disk::default(), persists: VecDeque::new(), machine: Machine::default() };
             cluster.nodes.insert(id, node);
             cluster.start(id);
         }
@@ -155,15 +126,14 @@ impl Cluster {
     fn start(&mut self, id: NodeId) {
         let setup = Setup { id, voters: self.ids.clone(), config: config() };
         let node = self.nodes.get_mut(&id).expect("known node");
-        let durable = DurableState {
-            hard_state: node.disk.hard_state,
-            snapshot: Default::default(),
-            entries: node.disk.entries.clone(),
-        };
         let rng = ChaCha8Rng::seed_from_u64(self.rng.random());
-        let raft = Raft::restore(setup, durable, rng, self.now).expect("the disk holds what the core persisted");
+        let raft =
+            Raft::restore(setup, node.disk.durable(), rng, self.now).expect("the disk holds what the core persisted");
         node.raft = Some(raft);
-        node.apply_next = 1;
+        node.machine = match node.disk.snapshot.last.index {
+            0 => Machine::default(),
+            _ => Machine::from_snapshot(&node.disk.snapshot_data),
+        };
     }
 
     /// Runs `steps` random steps with faults, checking after each.
@@ -192,7 +162,7 @@ impl Cluster {
                 index = self.propose();
             }
             if let Some(i) = index
-                && self.nodes.values().all(|n| n.apply_next > i)
+                && self.nodes.values().all(|n| n.machine.apply_next > i)
             {
                 return self.now.saturating_since(start);
             }
@@ -205,7 +175,8 @@ impl Cluster {
         let roll = self.rng.random_range(0..100);
         match roll {
             0..45 => self.deliver(),
-            45..65 => self.persist_one(),
+            45..63 => self.persist_one(),
+            63..65 => self.compact(),
             65..85 => self.advance_clock(),
             85..89 => {
                 self.propose();
@@ -342,6 +313,40 @@ impl Cluster {
         leaders.map(|(id, _)| id).collect()
     }
 
+    /// A random running node snapshots its state machine and compacts its log.
+    fn compact(&mut self) {
+        let id = self.ids[self.rng.random_range(0..self.ids.len())];
+        if self.is_paused(id) {
+            return;
+        }
+        let node = self.nodes.get_mut(&id).expect("known node");
+        let Some(raft) = node.raft.as_mut() else { return };
+        let applied = node.machine.apply_next - 1;
+        if applied <= node.disk.snapshot.last.index {
+            return;
+        }
+        let meta = raft.compact(applied).expect("the applied index is compactable");
+        node.disk.save_snapshot(meta, node.machine.snapshot(), true);
+        self.history.compactions += 1;
+    }
+
+    /// Installs a snapshot received from the leader, after checking that it
+    /// is the state machine of the committed prefix it claims to cover.
+    fn install(&mut self, id: NodeId, snapshot: ReceivedSnapshot) {
+        let ReceivedSnapshot { meta, data, log_kept_after } = snapshot;
+        let index = meta.last.index;
+        let prefix: Vec<&Entry> = self.history.committed.range(1..=index).map(|(_, (e, _))| e).collect();
+        assert_eq!(prefix.len() as u64, index, "seed {}: a snapshot covers uncommitted entries", self.seed);
+        let machine = Machine::from_snapshot(&data);
+        assert_eq!(machine, Machine::of_prefix(prefix.into_iter()), "seed {}: snapshot content differs", self.seed);
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.disk.save_snapshot(meta.clone(), data, log_kept_after);
+        node.machine = machine;
+        let raft = node.raft.as_mut().expect("a live node installs");
+        raft.on_snapshot_installed(&meta).expect("installed after applying what was handed out");
+        self.history.snapshots_installed += 1;
+    }
+
     /// Asks a random leader to hand leadership to a random other voter.
     /// Rare: a transfer holds proposals back for up to an election timeout.
     fn transfer(&mut self) {
@@ -406,12 +411,19 @@ impl Cluster {
         }
         let term = raft.term();
         for entry in &ready.committed {
-            assert_eq!(entry.index, node.apply_next, "seed {}: {id} applies out of order", self.seed);
-            node.apply_next += 1;
+            assert_eq!(entry.index, node.machine.apply_next, "seed {}: {id} applies out of order", self.seed);
+            node.machine.apply(entry);
+        }
+        if ready.snapshot_needed {
+            let data = Arc::from(node.disk.snapshot_data.as_slice());
+            raft.provide_snapshot(node.disk.snapshot.clone(), data).expect("the disk's snapshot is usable");
         }
         let commit = raft.commit_index();
         for entry in ready.committed {
             self.record_committed(id, term, entry);
+        }
+        if let Some(snapshot) = ready.snapshot {
+            self.install(id, snapshot);
         }
         for ctx in ready.reads_failed {
             self.history.reads.remove(&ctx).expect("a read fails once, on the node asked");
@@ -465,7 +477,9 @@ impl Cluster {
         for (i, &(a, ra)) in live.iter().enumerate() {
             for &(b, rb) in &live[i + 1..] {
                 let mut diverged = false;
-                for index in 1..=ra.last_log().index.min(rb.last_log().index) {
+                // Compacted entries were applied, which the applied-entry check covers.
+                let first = ra.first_index().max(rb.first_index());
+                for index in first..=ra.last_log().index.min(rb.last_log().index) {
                     let (ea, eb) = (ra.entry(index).expect("in log"), rb.entry(index).expect("in log"));
                     if ea.term != eb.term {
                         diverged = true;
@@ -480,7 +494,7 @@ impl Cluster {
     fn check_leader_completeness(&self, context: &str) {
         for (id, raft) in self.live().filter(|(_, r)| r.role() == Role::Leader) {
             for (entry, seen_at) in self.history.committed.values() {
-                if *seen_at < raft.term() {
+                if *seen_at < raft.term() && entry.index >= raft.first_index() {
                     let held = raft.entry(entry.index);
                     assert_eq!(
                         held,
@@ -516,7 +530,7 @@ impl Cluster {
                 r.leader(),
                 r.commit_index(),
                 r.last_log(),
-                node.apply_next,
+                node.machine.apply_next,
                 node.persists.len(),
                 r.next_deadline(),
                 r.counters()
@@ -527,6 +541,10 @@ impl Cluster {
 
     pub fn committed_len(&self) -> usize {
         self.history.committed.len()
+    }
+
+    pub fn snapshots_installed(&self) -> u64 {
+        self.history.snapshots_installed
     }
 
     pub fn transfers_started(&self) -> u64 {

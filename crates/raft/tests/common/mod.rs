@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod disk;
+pub mod machine;
 
 use haven_raft::{
     AppendOutcome, Config, DurableState, Entry, Envelope, HardState, LogPosition, Message, Raft, Ready, Role, Setup,
@@ -40,6 +42,8 @@ pub fn config() -> Config {
         apply_batch_entries_max: 64,
         messages_queued_max: 1024,
         reads_pending_max: 4,
+        snapshot_chunk_bytes_max: 4,
+        snapshot_bytes_max: 64,
     }
 }
 
