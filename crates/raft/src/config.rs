@@ -40,6 +40,9 @@ pub struct Config {
     pub snapshot_chunk_bytes_max: usize,
     /// The largest snapshot a follower accepts (it buffers one in memory).
     pub snapshot_bytes_max: u64,
+    /// How many entries a learner may lag behind the leader's log and still
+    /// be promoted to voter (0: fully caught up).
+    pub promote_lag_entries_max: u64,
 }
 
 impl Default for Config {
@@ -58,6 +61,7 @@ impl Default for Config {
             reads_pending_max: 4096,
             snapshot_chunk_bytes_max: 1024 * 1024,
             snapshot_bytes_max: 1 << 32,
+            promote_lag_entries_max: 1024,
         }
     }
 }

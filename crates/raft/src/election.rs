@@ -24,7 +24,7 @@ impl Raft {
         self.set_leader(None);
         self.reset_election_deadline();
         let (term, last_log) = (self.term + 1, self.log.last());
-        for peer in self.peers() {
+        for peer in self.voting_peers() {
             self.gate.send(peer, Message::PreVote { term, last_log });
         }
         // A pre-vote promises nothing, so our own counts at once.
@@ -34,7 +34,7 @@ impl Raft {
     fn record_pre_vote(&mut self, from: NodeId, granted: bool) {
         let RoleState::PreCandidate(tally) = &mut self.role else { return };
         tally.record(from, granted);
-        match tally.outcome(self.id, &self.voters) {
+        match tally.outcome(self.id, self.log.membership()) {
             Outcome::Won => self.campaign(false),
             Outcome::Lost => self.become_follower(self.term, None),
             Outcome::Pending => {}
@@ -50,7 +50,7 @@ impl Raft {
         self.set_leader(None);
         self.reset_election_deadline();
         let (term, last_log) = (self.term, self.log.last());
-        for peer in self.peers() {
+        for peer in self.voting_peers() {
             self.gate.send(peer, Message::Vote { term, last_log, transfer });
         }
         // Our own vote counts only once term and vote are durable.
@@ -96,7 +96,7 @@ impl Raft {
     pub(crate) fn on_vote_response(&mut self, from: NodeId, granted: bool) {
         let RoleState::Candidate(tally) = &mut self.role else { return };
         tally.record(from, granted);
-        match tally.outcome(self.id, &self.voters) {
+        match tally.outcome(self.id, self.log.membership()) {
             Outcome::Won => self.become_leader(),
             Outcome::Lost => self.become_follower(self.term, None),
             Outcome::Pending => {}

@@ -5,9 +5,10 @@
 //! it, and back: [`Entry::kind`] decodes the payload without copying it.
 //!
 //! Payload layout: one tag byte, then the body. A command's body is the
-//! client's bytes verbatim; a no-op has no body; a configuration body is
-//! reserved for joint consensus (phase 2) and carried opaquely until then.
+//! client's bytes verbatim; a no-op has no body; a configuration's body is
+//! a [`Membership`] in wire encoding, validated whenever the kind is read.
 
+use crate::membership::{Membership, MembershipError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use thiserror::Error;
@@ -55,7 +56,7 @@ pub enum EntryKind<'a> {
     Command(&'a [u8]),
     /// Appended by a new leader so that its term has an entry to commit (§5.4.2).
     Noop,
-    /// A membership change; the encoding is reserved for phase 2.
+    /// A configuration (`Membership::to_bytes`), in force once appended.
     Config(&'a [u8]),
 }
 
@@ -67,6 +68,8 @@ pub enum PayloadError {
     UnknownTag(u8),
     #[error("no-op entry carries {0} body bytes")]
     NoopWithBody(usize),
+    #[error("configuration entry is invalid: {0}")]
+    Config(MembershipError),
 }
 
 impl EntryKind<'_> {
@@ -107,7 +110,10 @@ impl Entry {
             TAG_COMMAND => Ok(EntryKind::Command(body)),
             TAG_NOOP if body.is_empty() => Ok(EntryKind::Noop),
             TAG_NOOP => Err(PayloadError::NoopWithBody(body.len())),
-            TAG_CONFIG => Ok(EntryKind::Config(body)),
+            TAG_CONFIG => {
+                Membership::from_bytes(body).map_err(PayloadError::Config)?;
+                Ok(EntryKind::Config(body))
+            }
             other => Err(PayloadError::UnknownTag(other)),
         }
     }
@@ -137,7 +143,9 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_through_the_payload() {
-        for kind in [EntryKind::Command(b"put x"), EntryKind::Command(b""), EntryKind::Noop, EntryKind::Config(b"c")] {
+        let config = Membership::new(vec![haven_runtime::NodeId(1)], vec![]).to_bytes();
+        for kind in [EntryKind::Command(b"put x"), EntryKind::Command(b""), EntryKind::Noop, EntryKind::Config(&config)]
+        {
             let entry = Entry::new(4, 2, kind);
             assert_eq!(entry.kind(), Ok(kind));
         }
@@ -149,6 +157,8 @@ mod tests {
         assert_eq!(bad(vec![]), Some(PayloadError::Empty));
         assert_eq!(bad(vec![0]), Some(PayloadError::UnknownTag(0)));
         assert_eq!(bad(vec![TAG_NOOP, 9]), Some(PayloadError::NoopWithBody(1)));
+        assert!(matches!(bad(vec![TAG_CONFIG, 0, 0, 0]), Some(PayloadError::Config(MembershipError::NoVoters))));
+        assert!(matches!(bad(vec![TAG_CONFIG, 9]), Some(PayloadError::Config(MembershipError::Decode(_)))));
     }
 
     #[test]

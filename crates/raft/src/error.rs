@@ -73,8 +73,8 @@ pub enum SnapshotError {
 pub enum RestoreError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("voters {voters:?} must be non-empty, without duplicates, and include this node {me}")]
-    Voters { me: NodeId, voters: Vec<NodeId> },
+    #[error("bootstrap voters {voters:?} must be non-empty, without duplicates, at most MEMBERS_MAX")]
+    Voters { voters: Vec<NodeId> },
     #[error("log entry at position {position} has index {found}, expected {expected}")]
     Gap { position: usize, expected: u64, found: u64 },
     #[error("log entry {index} has term {term}, below the previous term {previous}")]

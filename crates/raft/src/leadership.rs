@@ -1,10 +1,12 @@
 //! A leader's view of its followers.
 //!
-//! In: the voter set, the leader's log length and clock at election.
+//! In: the members (voters and learners), the leader's log length and
+//! clock at election, and membership changes.
 //! Out: per-follower [`Progress`], the quorum match index that drives the
 //! commit rule, the heartbeat round a quorum answered (ReadIndex), and
 //! whether a quorum was heard from lately (check-quorum).
 
+use crate::membership::Membership;
 use crate::progress::Progress;
 use crate::transfer::Transfer;
 use haven_runtime::{Instant, NodeId};
@@ -31,12 +33,12 @@ impl Leadership {
     /// Every follower starts in probe at the leader's next index (§5.3).
     pub(crate) fn new(
         me: NodeId,
-        voters: &[NodeId],
+        members: &[NodeId],
         next_index: u64,
         heartbeat: Instant,
         check: Instant,
     ) -> Leadership {
-        let progress = voters.iter().filter(|&&v| v != me).map(|&v| (v, Progress::new(next_index))).collect();
+        let progress = members.iter().filter(|&&v| v != me).map(|&v| (v, Progress::new(next_index))).collect();
         Leadership {
             progress,
             self_match: 0,
@@ -49,30 +51,35 @@ impl Leadership {
         }
     }
 
-    /// The highest value that a majority of `voters` reached, where the
+    /// Tracks exactly `members` (other than `me`) after a configuration
+    /// change; newcomers start in probe at `next_index`.
+    pub(crate) fn sync_members(&mut self, me: NodeId, members: &[NodeId], next_index: u64) {
+        self.progress.retain(|id, _| members.contains(id));
+        for &id in members.iter().filter(|&&id| id != me) {
+            self.progress.entry(id).or_insert_with(|| Progress::new(next_index));
+        }
+    }
+
+    /// The highest value a quorum of `membership` reached, where the
     /// leader's own value is `mine` and a follower's is `of(progress)`.
-    fn quorum_value(&self, me: NodeId, voters: &[NodeId], mine: u64, of: impl Fn(&Progress) -> u64) -> u64 {
-        let value = |v: &NodeId| if *v == me { mine } else { self.progress.get(v).map_or(0, &of) };
-        let mut values: Vec<u64> = voters.iter().map(value).collect();
-        values.sort_unstable_by(|a, b| b.cmp(a));
-        values[voters.len() / 2]
+    fn quorum_value(&self, me: NodeId, membership: &Membership, mine: u64, of: impl Fn(&Progress) -> u64) -> u64 {
+        membership.quorum_value(|id| if id == me { mine } else { self.progress.get(&id).map_or(0, &of) })
     }
 
-    /// The highest index durable on a majority of voters.
-    pub(crate) fn quorum_match(&self, me: NodeId, voters: &[NodeId]) -> u64 {
-        self.quorum_value(me, voters, self.self_match, |p| p.match_index)
+    /// The highest index durable on a quorum.
+    pub(crate) fn quorum_match(&self, me: NodeId, membership: &Membership) -> u64 {
+        self.quorum_value(me, membership, self.self_match, |p| p.match_index)
     }
 
-    /// The latest heartbeat round a majority of voters answered (the
-    /// leader answers every round it sends).
-    pub(crate) fn quorum_round(&self, me: NodeId, voters: &[NodeId]) -> u64 {
-        self.quorum_value(me, voters, self.read_round, |p| p.round_acked)
+    /// The latest heartbeat round a quorum answered (the leader answers
+    /// every round it sends).
+    pub(crate) fn quorum_round(&self, me: NodeId, membership: &Membership) -> u64 {
+        self.quorum_value(me, membership, self.read_round, |p| p.round_acked)
     }
 
-    /// Whether a majority (the leader included) was heard from since the last check.
-    pub(crate) fn quorum_active(&self, me: NodeId, voters: &[NodeId]) -> bool {
-        let active = voters.iter().filter(|&&v| v == me || self.progress.get(&v).is_some_and(|p| p.recent_active));
-        active.count() > voters.len() / 2
+    /// Whether a quorum (the leader included, if it votes) was heard from since the last check.
+    pub(crate) fn quorum_active(&self, me: NodeId, membership: &Membership) -> bool {
+        membership.is_quorum(|id| id == me || self.progress.get(&id).is_some_and(|p| p.recent_active))
     }
 
     pub(crate) fn reset_activity(&mut self) {
@@ -90,6 +97,7 @@ mod tests {
     fn quorum_match_is_the_majority_th_highest() {
         let voters = [NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)];
         let mut l = Leadership::new(NodeId(1), &voters, 1, Instant::ZERO, Instant::ZERO);
+        let voters = Membership::new(voters.to_vec(), vec![]);
         l.self_match = 9;
         for (v, m) in [(2, 7), (3, 3), (4, 8), (5, 1)] {
             l.progress.get_mut(&NodeId(v)).unwrap().match_index = m;
@@ -101,6 +109,7 @@ mod tests {
     fn quorum_activity_counts_the_leader() {
         let voters = [NodeId(1), NodeId(2), NodeId(3)];
         let mut l = Leadership::new(NodeId(1), &voters, 1, Instant::ZERO, Instant::ZERO);
+        let voters = Membership::new(voters.to_vec(), vec![]);
         assert!(!l.quorum_active(NodeId(1), &voters));
         l.progress.get_mut(&NodeId(3)).unwrap().recent_active = true;
         assert!(l.quorum_active(NodeId(1), &voters));

@@ -26,6 +26,7 @@
 //! counts itself toward commit only through an acknowledgement that waits
 //! for its own persist like any other.
 
+mod conf_change;
 mod config;
 mod election;
 mod entry;
@@ -35,6 +36,7 @@ mod gate;
 mod leadership;
 mod log;
 mod membership;
+mod membership_log;
 mod message;
 mod progress;
 mod raft;
@@ -49,6 +51,7 @@ mod state;
 mod transfer;
 mod votes;
 
+pub use conf_change::ConfChangeError;
 pub use config::{Config, ConfigError};
 pub use entry::{ENTRY_OVERHEAD_BYTES, Entry, EntryKind, LogPosition, PayloadError};
 pub use error::{CompactError, ProposeError, ReadError, RestoreError, SnapshotError, TransferError, UsageError};

@@ -10,6 +10,8 @@
 //! know which, the durability gate does.
 
 use crate::entry::{Entry, LogPosition};
+use crate::membership::Membership;
+use crate::membership_log::MembershipLog;
 
 #[derive(Debug)]
 pub(crate) struct RaftLog {
@@ -17,12 +19,16 @@ pub(crate) struct RaftLog {
     snapshot: LogPosition,
     /// `entries[i].index == snapshot.index + 1 + i`; terms never decrease.
     entries: Vec<Entry>,
+    /// Follows every change above.
+    memberships: MembershipLog,
 }
 
 impl RaftLog {
-    /// `entries` must already be validated as contiguous after `snapshot`.
-    pub(crate) fn new(snapshot: LogPosition, entries: Vec<Entry>) -> RaftLog {
-        let log = RaftLog { snapshot, entries };
+    /// `entries` must already be validated as contiguous after `snapshot`;
+    /// `base` is the configuration in force at the snapshot.
+    pub(crate) fn new(snapshot: LogPosition, entries: Vec<Entry>, base: Membership) -> RaftLog {
+        let memberships = MembershipLog::new(base, &entries);
+        let log = RaftLog { snapshot, entries, memberships };
         for (offset, entry) in log.entries.iter().enumerate() {
             assert_eq!(entry.index, snapshot.index + 1 + offset as u64, "restored log has a gap");
         }
@@ -39,6 +45,21 @@ impl RaftLog {
 
     pub(crate) fn last_index(&self) -> u64 {
         self.last().index
+    }
+
+    /// The configuration in force: the latest one in the log.
+    pub(crate) fn membership(&self) -> &Membership {
+        self.memberships.current()
+    }
+
+    /// The index of the entry that set [`RaftLog::membership`] (0: none in the log).
+    pub(crate) fn membership_index(&self) -> u64 {
+        self.memberships.current_index()
+    }
+
+    /// The configuration in force at `index` (from the snapshot on).
+    pub(crate) fn membership_at(&self, index: u64) -> &Membership {
+        self.memberships.at(index)
     }
 
     fn offset(&self, index: u64) -> Option<usize> {
@@ -63,6 +84,7 @@ impl RaftLog {
         let last = self.last();
         assert_eq!(entry.index, last.index + 1, "log appends must be contiguous");
         assert!(entry.term >= last.term, "terms in a log never decrease (entry {entry:?} after {last:?})");
+        self.memberships.on_append(&entry);
         self.entries.push(entry);
     }
 
@@ -70,6 +92,7 @@ impl RaftLog {
     pub(crate) fn truncate_from(&mut self, index: u64) {
         let offset = self.offset(index).expect("truncation point must be an entry after the snapshot");
         self.entries.truncate(offset);
+        self.memberships.on_truncate(index);
     }
 
     /// The position entries up to which are compacted away.
@@ -83,20 +106,24 @@ impl RaftLog {
         let drop = usize::try_from(index - self.snapshot.index).expect("in the log, so it fits");
         self.entries.drain(..drop);
         self.snapshot = LogPosition::new(index, term);
+        self.memberships.on_compact(index);
     }
 
     /// A snapshot from the leader replaces the log up to `last`. Entries
     /// after it are kept if ours holds `last` itself (log matching then
     /// says they agree with the leader's up to there); otherwise the whole
     /// log goes. Returns whether entries were kept.
-    pub(crate) fn install_snapshot(&mut self, last: LogPosition) -> bool {
-        if last.index > self.snapshot.index && self.term_at(last.index) == Some(last.term) {
-            self.compact_to(last.index);
-            return true;
+    pub(crate) fn install_snapshot(&mut self, last: LogPosition, membership: Membership) -> bool {
+        let kept = last.index > self.snapshot.index && self.term_at(last.index) == Some(last.term);
+        if kept {
+            let drop = usize::try_from(last.index - self.snapshot.index).expect("in the log, so it fits");
+            self.entries.drain(..drop);
+        } else {
+            self.entries.clear();
         }
-        self.entries.clear();
         self.snapshot = last;
-        false
+        self.memberships.on_install(last.index, membership, kept);
+        kept
     }
 
     /// Entries `lo..=hi`, which must all be present.
@@ -163,7 +190,7 @@ mod tests {
     fn log() -> RaftLog {
         let terms = [1, 2, 2, 4];
         let entries = terms.iter().enumerate().map(|(i, &t)| Entry::noop(3 + i as u64, t)).collect();
-        RaftLog::new(LogPosition::new(2, 1), entries)
+        RaftLog::new(LogPosition::new(2, 1), entries, Membership::new(vec![haven_runtime::NodeId(1)], vec![]))
     }
 
     #[test]
@@ -209,13 +236,14 @@ mod tests {
     #[test]
     fn an_installed_snapshot_keeps_the_suffix_only_if_it_matches() {
         let mut log = log();
-        assert!(log.install_snapshot(LogPosition::new(5, 2)));
+        let base = || Membership::new(vec![haven_runtime::NodeId(1)], vec![]);
+        assert!(log.install_snapshot(LogPosition::new(5, 2), base()));
         assert_eq!((log.first_index(), log.last()), (6, LogPosition::new(6, 4)));
         let mut log = self::log();
-        assert!(!log.install_snapshot(LogPosition::new(5, 3)), "term 3 at 5 conflicts with our term 2");
+        assert!(!log.install_snapshot(LogPosition::new(5, 3), base()), "term 3 at 5 conflicts with our term 2");
         assert_eq!((log.first_index(), log.last()), (6, LogPosition::new(5, 3)));
         let mut log = self::log();
-        assert!(!log.install_snapshot(LogPosition::new(9, 4)), "beyond our log");
+        assert!(!log.install_snapshot(LogPosition::new(9, 4), base()), "beyond our log");
         assert_eq!(log.last(), LogPosition::new(9, 4));
     }
 

@@ -14,8 +14,8 @@ use thiserror::Error;
 /// Members of one configuration, bounding what a peer can make us track.
 pub const MEMBERS_MAX: usize = 64;
 
-/// Every list is sorted and without duplicates; voters, outgoing voters
-/// and learners may overlap only between `voters` and `voters_outgoing`.
+/// Every list is sorted and without duplicates; a learner is never in
+/// `voters` (it may be in `voters_outgoing`: a voter being demoted).
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct Membership {
     /// The voters of the configuration in force (C_new, or the new half of
@@ -114,7 +114,8 @@ impl Membership {
         if lists.iter().any(|list| list.windows(2).any(|w| w[0] >= w[1])) {
             return Err(MembershipError::NotSorted);
         }
-        if let Some(&id) = self.learners.iter().find(|&&id| self.is_voter(id)) {
+        // A voter of C_old may be a learner of C_new: it is demoted when the joint configuration ends.
+        if let Some(&id) = self.learners.iter().find(|&&id| self.voters.binary_search(&id).is_ok()) {
             return Err(MembershipError::LearnerVotes(id));
         }
         let members = self.members().len();

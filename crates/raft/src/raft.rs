@@ -16,24 +16,28 @@ use crate::error::{ProposeError, RestoreError, UsageError};
 use crate::gate::DurabilityGate;
 use crate::leadership::Leadership;
 use crate::log::RaftLog;
+use crate::membership::Membership;
 use crate::message::{AppendOutcome, Message, TERM_MAX};
 use crate::reads::{ReadQueue, ReadState};
 use crate::ready::{PersistRequest, Ready, ReceivedSnapshot, Role, SoftState};
 use crate::snapshot_inbox::SnapshotInbox;
-use crate::snapshot_install::Chunk;
+use crate::snapshot_install::{Chunk, Installing};
 use crate::snapshots::{CachedSnapshot, SnapshotRequest};
-use crate::state::{DurableState, HardState, SnapshotMeta};
+use crate::state::{DurableState, HardState};
 use crate::votes::Tally;
 use haven_runtime::{Instant, NodeId};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
 /// Who this node is and how it is tuned: the part of its setup that is not
-/// recovered from disk. Membership is static in phase 1.
+/// recovered from disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Setup {
     pub id: NodeId,
-    /// Every voter, this node included.
+    /// The bootstrap configuration's voters, used until the log or a
+    /// snapshot says otherwise. A node joining a running cluster passes
+    /// that cluster's voters (without itself): it never campaigns, and
+    /// learns its membership from the leader once added as a learner.
     pub voters: Vec<NodeId>,
     pub config: Config,
 }
@@ -64,8 +68,6 @@ pub(crate) enum RoleState {
 #[derive(Debug)]
 pub struct Raft {
     pub(crate) id: NodeId,
-    /// Sorted, distinct, includes `id`.
-    pub(crate) voters: Vec<NodeId>,
     pub(crate) config: Config,
     rng: ChaCha8Rng,
     /// The latest clock reading the caller gave; never goes back.
@@ -96,7 +98,7 @@ pub struct Raft {
     /// Complete, not yet handed to the caller.
     pub(crate) received_snapshot: Option<ReceivedSnapshot>,
     /// Received (and maybe handed out), not yet installed; with its sender.
-    pub(crate) installing: Option<(SnapshotMeta, NodeId)>,
+    pub(crate) installing: Option<Installing>,
 }
 
 impl Raft {
@@ -109,14 +111,14 @@ impl Raft {
     /// follower; its commit index is the snapshot's until a leader says more.
     pub fn restore(setup: Setup, durable: DurableState, rng: ChaCha8Rng, now: Instant) -> Result<Raft, RestoreError> {
         setup.config.validate()?;
-        let voters = validated_voters(&setup)?;
+        let bootstrap = validated_voters(&setup)?;
         validate_log(&durable)?;
         let DurableState { hard_state, snapshot, entries } = durable;
+        let base = if snapshot.membership == Membership::default() { bootstrap } else { snapshot.membership };
         let hard_state = reconcile_term(hard_state, entries.last().map_or(snapshot.last.term, |e| e.term));
         let gate = DurabilityGate::new(setup.id, hard_state, setup.config.messages_queued_max);
         let mut raft = Raft {
             id: setup.id,
-            voters,
             config: setup.config,
             rng,
             now,
@@ -125,7 +127,7 @@ impl Raft {
             leader: None,
             leader_contact: None,
             role: RoleState::Follower,
-            log: RaftLog::new(snapshot.last, entries),
+            log: RaftLog::new(snapshot.last, entries, base),
             commit: snapshot.last.index,
             apply_next: snapshot.last.index + 1,
             applied: snapshot.last.index,
@@ -149,10 +151,12 @@ impl Raft {
 
     /// A message from peer `from`. Anything a peer can send is handled
     /// without panicking; what is malformed (including a term above
-    /// [`TERM_MAX`]) is counted and dropped.
+    /// [`TERM_MAX`]) is counted and dropped. Senders outside our
+    /// configuration are heard (a leader may be in a configuration we have
+    /// not received yet); only voters of ours count in any quorum.
     pub fn step(&mut self, now: Instant, from: NodeId, msg: Message) {
         self.advance_clock(now);
-        if from == self.id || self.voters.binary_search(&from).is_err() || msg.term() > TERM_MAX {
+        if from == self.id || msg.term() > TERM_MAX {
             self.counters.messages_invalid += 1;
             return;
         }
@@ -165,7 +169,12 @@ impl Raft {
         if matches!(self.role, RoleState::Leader(_)) {
             self.tick_leader();
         } else if self.now >= self.election_deadline {
-            self.start_pre_vote();
+            if self.is_voter(self.id) {
+                self.start_pre_vote();
+            } else {
+                // Learners and removed nodes never run (§4.2.1, §4.2.3).
+                self.reset_election_deadline();
+            }
         }
     }
 
@@ -337,7 +346,7 @@ impl Raft {
         let next_index = self.log.last_index() + 1;
         let heartbeat = self.now + self.config.heartbeat_interval;
         let check = self.now + self.config.election_timeout_min;
-        let leadership = Leadership::new(self.id, &self.voters, next_index, heartbeat, check);
+        let leadership = Leadership::new(self.id, &self.log.membership().members(), next_index, heartbeat, check);
         self.role = RoleState::Leader(Box::new(leadership));
         self.set_leader(Some(self.id));
         // §5.4.2: entries of earlier terms commit only under one of ours.
@@ -363,17 +372,27 @@ impl Raft {
     }
 
     pub(crate) fn is_voter(&self, id: NodeId) -> bool {
-        self.voters.binary_search(&id).is_ok()
+        self.log.membership().is_voter(id)
     }
 
+    /// Everyone the leader replicates to.
     pub(crate) fn peers(&self) -> Vec<NodeId> {
-        self.voters.iter().copied().filter(|&v| v != self.id).collect()
+        self.log.membership().members().into_iter().filter(|&v| v != self.id).collect()
+    }
+
+    /// Everyone whose vote counts, for (pre-)vote requests.
+    pub(crate) fn voting_peers(&self) -> Vec<NodeId> {
+        self.log.membership().all_voters().into_iter().filter(|&v| v != self.id).collect()
     }
 
     pub(crate) fn append_own(&mut self, kind: EntryKind<'_>) -> u64 {
         let index = self.log.last_index() + 1;
+        let is_config = matches!(kind, EntryKind::Config(_));
         self.log.append(Entry::new(index, self.term, kind));
         self.gate.note_entries_from(index);
+        if is_config {
+            self.sync_progress();
+        }
         index
     }
 
@@ -432,9 +451,14 @@ impl Raft {
         self.id
     }
 
-    /// Every voter, sorted, this node included.
+    /// The voters of the configuration in force (the incoming half if joint).
     pub fn voters(&self) -> &[NodeId] {
-        &self.voters
+        &self.log.membership().voters
+    }
+
+    /// The configuration in force: the latest in the log, committed or not.
+    pub fn membership(&self) -> &Membership {
+        self.log.membership()
     }
 
     pub fn role(&self) -> Role {
@@ -494,14 +518,13 @@ impl Raft {
     }
 }
 
-fn validated_voters(setup: &Setup) -> Result<Vec<NodeId>, RestoreError> {
-    let mut voters = setup.voters.clone();
-    voters.sort_unstable();
-    voters.dedup();
-    if voters.len() != setup.voters.len() || voters.binary_search(&setup.id).is_err() {
-        return Err(RestoreError::Voters { me: setup.id, voters: setup.voters.clone() });
+/// The bootstrap configuration: non-empty, no duplicates, at most `MEMBERS_MAX`.
+fn validated_voters(setup: &Setup) -> Result<Membership, RestoreError> {
+    let membership = Membership::new(setup.voters.clone(), Vec::new());
+    if membership.validate().is_err() {
+        return Err(RestoreError::Voters { voters: setup.voters.clone() });
     }
-    Ok(voters)
+    Ok(membership)
 }
 
 /// Recovered state is input from disk: check everything `RaftLog` assumes.

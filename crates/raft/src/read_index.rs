@@ -47,7 +47,7 @@ impl Raft {
     /// Moves every read a quorum has confirmed to the next `Ready`.
     pub(crate) fn confirm_reads(&mut self) {
         let RoleState::Leader(leadership) = &self.role else { return };
-        let round = leadership.quorum_round(self.id, &self.voters);
+        let round = leadership.quorum_round(self.id, self.log.membership());
         let confirmed = self.reads.confirm(round);
         self.read_states.extend(confirmed);
     }

@@ -29,7 +29,7 @@ impl Raft {
             leadership.heartbeat_deadline = now + heartbeat;
         }
         if now >= leadership.quorum_check_deadline {
-            if !leadership.quorum_active(self.id, &self.voters) {
+            if !leadership.quorum_active(self.id, self.log.membership()) {
                 self.become_follower(self.term, None);
                 return;
             }
@@ -160,10 +160,11 @@ impl Raft {
     /// an entry of the current term; earlier entries commit with it.
     fn maybe_commit(&mut self) {
         let RoleState::Leader(leadership) = &self.role else { return };
-        let quorum_match = leadership.quorum_match(self.id, &self.voters);
+        let quorum_match = leadership.quorum_match(self.id, self.log.membership());
         if quorum_match > self.commit && self.log.term_at(quorum_match) == Some(self.term) {
             self.commit = quorum_match;
             self.index_waiting_reads();
+            self.advance_membership();
         }
     }
 }

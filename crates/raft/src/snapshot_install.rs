@@ -20,6 +20,15 @@ use crate::snapshot_inbox::ChunkOutcome;
 use crate::state::SnapshotMeta;
 use haven_runtime::NodeId;
 
+/// A complete snapshot between its arrival and its install.
+#[derive(Debug)]
+pub(crate) struct Installing {
+    meta: SnapshotMeta,
+    /// Who sent it: the acknowledgement goes there.
+    leader: NodeId,
+    log_kept_after: bool,
+}
+
 /// A chunk as it arrives.
 pub(crate) struct Chunk {
     pub(crate) meta: SnapshotMeta,
@@ -56,7 +65,7 @@ impl Raft {
             }
             ChunkOutcome::Complete(meta, data) => {
                 let log_kept_after = self.log.term_at(last.index) == Some(last.term);
-                self.installing = Some((meta.clone(), from));
+                self.installing = Some(Installing { meta: meta.clone(), leader: from, log_kept_after });
                 self.received_snapshot = Some(ReceivedSnapshot { meta, data, log_kept_after });
             }
         }
@@ -70,14 +79,14 @@ impl Raft {
             && term <= self.term
             && chunk.total_bytes <= self.config.snapshot_bytes_max
             && end.is_some_and(|end| end <= chunk.total_bytes)
-            && chunk.meta.validate().is_ok()
+            && chunk.meta.membership.validate().is_ok()
     }
 
     /// The snapshot reported in `Ready::snapshot` is installed in the state
     /// machine and durable, and the WAL's log starts after it.
     pub fn on_snapshot_installed(&mut self, meta: &SnapshotMeta) -> Result<(), UsageError> {
         let index = meta.last.index;
-        let waiting = self.installing.as_ref().is_some_and(|(m, _)| m == meta) && self.received_snapshot.is_none();
+        let waiting = self.installing.as_ref().is_some_and(|i| i.meta == *meta) && self.received_snapshot.is_none();
         if !waiting {
             return Err(UsageError::NoSnapshotToInstall { index });
         }
@@ -85,9 +94,10 @@ impl Raft {
         if self.applied != handed_out {
             return Err(UsageError::InstalledBeforeApplied { applied: self.applied, handed_out });
         }
-        let (meta, leader) = self.installing.take().expect("checked above");
+        let Installing { meta, leader, log_kept_after } = self.installing.take().expect("checked above");
         assert!(self.applied < index, "a snapshot is received only beyond the commit index");
-        self.log.install_snapshot(meta.last);
+        let kept = self.log.install_snapshot(meta.last, meta.membership);
+        assert_eq!(kept, log_kept_after, "the log was frozen since the snapshot arrived");
         self.gate.note_log_start(self.log.first_index(), self.log.last_index());
         self.commit = self.commit.max(index);
         self.applied = index;

@@ -12,7 +12,6 @@
 //! snapshot it was given (shared, not copied) until a compaction past it.
 
 use crate::error::{CompactError, SnapshotError};
-use crate::membership::Membership;
 use crate::message::Message;
 use crate::progress::ProgressState;
 use crate::raft::{Raft, RoleState};
@@ -62,7 +61,7 @@ impl Raft {
     fn snapshot_meta_at(&self, index: u64) -> SnapshotMeta {
         let term = self.log.term_at(index).expect("a snapshot point is in the log");
         let last = crate::entry::LogPosition::new(index, term);
-        SnapshotMeta { last, membership: Membership::new(self.voters.clone(), Vec::new()) }
+        SnapshotMeta { last, membership: self.log.membership_at(index).clone() }
     }
 
     /// The caller's latest snapshot, in answer to `Ready::snapshot_needed`.

@@ -19,6 +19,7 @@ fn safety_holds_under_random_faults_and_the_cluster_recovers_when_healed() {
     let mut reads_total = 0;
     let mut transfers_total = 0;
     let mut installs_total = 0;
+    let (mut changes_total, mut voter_changes_total) = (0, 0);
     for seed in 0..SEEDS {
         let size = if seed % 3 == 0 { 5 } else { 3 };
         let mut cluster = Cluster::new(seed, size);
@@ -29,13 +30,20 @@ fn safety_holds_under_random_faults_and_the_cluster_recovers_when_healed() {
         reads_total += cluster.reads_confirmed();
         transfers_total += cluster.transfers_started();
         installs_total += cluster.snapshots_installed();
+        let (changes, voter_changes) = cluster.membership_changes();
+        changes_total += changes;
+        voter_changes_total += voter_changes;
     }
     eprintln!("committed {committed_total}, leader terms {elections_total}, reads {reads_total}");
-    eprintln!("transfers {transfers_total}, snapshots installed {installs_total}");
+    eprintln!(
+        "transfers {transfers_total}, snapshots installed {installs_total}, membership changes {changes_total} ({voter_changes_total} of voters)"
+    );
     // The checks above are vacuous if nothing happens: demand real progress.
     assert!(committed_total as u64 > SEEDS * 10, "only {committed_total} entries committed over {SEEDS} seeds");
     assert!(elections_total as u64 > SEEDS * 2, "only {elections_total} leader terms over {SEEDS} seeds");
     assert!(reads_total > SEEDS * 5, "only {reads_total} reads confirmed over {SEEDS} seeds");
     assert!(installs_total > SEEDS / 5, "only {installs_total} snapshots installed over {SEEDS} seeds");
+    assert!(changes_total > SEEDS / 2, "only {changes_total} membership changes over {SEEDS} seeds");
+    assert!(voter_changes_total > SEEDS / 5, "only {voter_changes_total} joint changes over {SEEDS} seeds");
     assert!(transfers_total > SEEDS / 5, "only {transfers_total} leadership transfers over {SEEDS} seeds");
 }

@@ -10,7 +10,6 @@ use haven_raft::{
     AppendOutcome, Config, ConflictHint, DurableState, Entry, HardState, Message, Raft, RestoreError, Role, Setup,
     SnapshotMeta,
 };
-use haven_runtime::NodeId;
 
 fn append(term: u64, prev: (u64, u64), entries: Vec<Entry>, commit: u64) -> Message {
     Message::Append { term, prev: pos(prev.0, prev.1), entries, commit }
@@ -163,9 +162,11 @@ fn restore_checks_the_recovered_log() {
     assert_eq!(restore(vec![command(1, 2), command(2, 1)]), regression);
     let garbage = Entry { index: 1, term: 1, payload: vec![] };
     assert!(matches!(restore(vec![garbage]), Err(RestoreError::Payload { index: 1, .. })));
-    let stranger = Setup { id: NodeId(9), ..setup(N1, 3) };
-    let not_member = Raft::restore(stranger, DurableState::default(), rng(1), ms(0));
-    assert!(matches!(not_member, Err(RestoreError::Voters { .. })));
+    let duplicates = Setup { voters: vec![N1, N2, N1], ..setup(N1, 3) };
+    let restored = Raft::restore(duplicates, DurableState::default(), rng(1), ms(0));
+    assert_eq!(restored.err(), Some(RestoreError::Voters { voters: vec![N1, N2, N1] }));
+    let nobody = Setup { voters: vec![], ..setup(N1, 3) };
+    assert!(matches!(Raft::restore(nobody, DurableState::default(), rng(1), ms(0)), Err(RestoreError::Voters { .. })));
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! In: a seed and a cluster size. Out: a run of random steps — deliver a
 //! random in-flight message (so messages reorder), drop or duplicate one,
 //! complete a node's oldest persist, advance the clock and tick, propose,
-//! read (ReadIndex), transfer leadership, pause a node, snapshot and
+//! read (ReadIndex), transfer leadership, change the membership (adding
+//! spare nodes as learners, promoting, demoting, removing), pause a node, snapshot and
 //! compact a node's log (lagging followers then get InstallSnapshot),
 //! crash a node (its unfinished persists are lost or torn) and restart it
 //! from its disk — and a panic naming the seed and step if any invariant
@@ -14,8 +15,9 @@
 //! - leader completeness: a leader of term T holds every entry known
 //!   committed by term T-1 or earlier (§5.4);
 //! - every node applies the same entry at each index (state machine safety);
-//! - every committed entry is on a majority of disks (durability order),
-//!   counting a snapshot that covers it;
+//! - every committed entry is on the disks of a majority of the latest
+//!   committed configuration's voters (durability order), counting a
+//!   snapshot that covers it;
 //! - a snapshot a follower installs is the state machine of the committed
 //!   prefix it claims to cover;
 //! - a read confirmed by ReadIndex (§6.4) has an index at or above every
@@ -24,7 +26,9 @@
 
 use super::disk::Disk;
 use super::machine::Machine;
-use haven_raft::{Entry, Envelope, Message, PersistRequest, Raft, ReceivedSnapshot, Role, Setup};
+use haven_raft::{
+    Entry, EntryKind, Envelope, Membership, Message, PersistRequest, Raft, ReceivedSnapshot, Role, Setup,
+};
 use haven_runtime::{Instant, NodeId};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -32,6 +36,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Nodes outside the bootstrap configuration, for membership changes.
+const SPARES: u64 = 2;
+/// Voters a membership change never goes below.
+const VOTERS_MIN: usize = 3;
 /// Messages in flight before new ones are dropped (a bounded network).
 const IN_FLIGHT_MAX: usize = 2_000;
 /// Messages due for delivery before the clock stops advancing, so that
@@ -73,6 +81,9 @@ struct History {
     reads_confirmed: u64,
     transfers_started: u64,
     compactions: u64,
+    membership_changes: u64,
+    /// Those that went through a joint configuration.
+    voter_changes: u64,
     snapshots_installed: u64,
 }
 
@@ -82,7 +93,10 @@ pub struct Cluster {
     step: u64,
     rng: ChaCha8Rng,
     now: Instant,
+    /// Every node, members or not.
     ids: Vec<NodeId>,
+    /// The bootstrap voters; the others start outside the configuration.
+    initial: Vec<NodeId>,
     nodes: BTreeMap<NodeId, Node>,
     network: Vec<InFlight>,
     history: History,
@@ -99,14 +113,16 @@ fn config() -> haven_raft::Config {
 }
 
 impl Cluster {
+    /// `size` bootstrap voters and `SPARES` nodes that can be added later.
     pub fn new(seed: u64, size: u64) -> Cluster {
-        let ids: Vec<NodeId> = (1..=size).map(NodeId).collect();
+        let ids: Vec<NodeId> = (1..=size + SPARES).map(NodeId).collect();
         let mut cluster = Cluster {
             seed,
             step: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             now: Instant::ZERO,
             ids: ids.clone(),
+            initial: ids[..size as usize].to_vec(),
             nodes: BTreeMap::new(),
             network: Vec::new(),
             history: History::default(),
@@ -124,7 +140,7 @@ impl Cluster {
     }
 
     fn start(&mut self, id: NodeId) {
-        let setup = Setup { id, voters: self.ids.clone(), config: config() };
+        let setup = Setup { id, voters: self.initial.clone(), config: config() };
         let node = self.nodes.get_mut(&id).expect("known node");
         let rng = ChaCha8Rng::seed_from_u64(self.rng.random());
         let raft =
@@ -162,12 +178,19 @@ impl Cluster {
                 index = self.propose();
             }
             if let Some(i) = index
-                && self.nodes.values().all(|n| n.machine.apply_next > i)
+                && self.applied_by_every_member(i)
             {
                 return self.now.saturating_since(start);
             }
         }
         panic!("seed {}: no command applied everywhere within {limit:?} after healing\n{}", self.seed, self.describe());
+    }
+
+    /// Whether every member of a leader's configuration applied `index`.
+    fn applied_by_every_member(&self, index: u64) -> bool {
+        let Some((_, leader)) = self.live().find(|(_, r)| r.role() == Role::Leader) else { return false };
+        let members = leader.membership().members();
+        members.iter().all(|id| self.nodes[id].machine.apply_next > index)
     }
 
     fn random_step(&mut self, faults: bool) {
@@ -178,12 +201,14 @@ impl Cluster {
             45..63 => self.persist_one(),
             63..65 => self.compact(),
             65..85 => self.advance_clock(),
+            88..89 if faults => self.change_membership(),
             85..89 => {
                 self.propose();
             }
             89..90 if faults => self.transfer(),
             90..93 => self.read(),
-            93..95 if faults => self.drop_or_duplicate(),
+            93..94 if faults => self.drop_or_duplicate(),
+            94..95 if faults => self.change_membership(),
             95..96 if faults && self.seed % 2 == 1 => self.isolate(),
             95..96 if faults => self.pause(),
             96..98 if faults => self.crash(),
@@ -347,6 +372,38 @@ impl Cluster {
         self.history.snapshots_installed += 1;
     }
 
+    /// Asks a random leader for a random membership change: add or remove
+    /// a learner, promote one, remove or demote a voter. Refusals (a change
+    /// in progress, a learner not caught up) are part of the test.
+    fn change_membership(&mut self) {
+        let leaders = self.running_leaders();
+        let Some(&id) = leaders.get(self.rng.random_range(0..leaders.len().max(1))) else { return };
+        let node = self.ids[self.rng.random_range(0..self.ids.len())];
+        let roll = self.rng.random_range(0..4);
+        let raft = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()).expect("a live leader");
+        let current = raft.membership().clone();
+        let (mut voters, mut learners) = (current.voters.clone(), current.learners.clone());
+        let is_voter = voters.contains(&node);
+        match roll {
+            0 if !is_voter && !learners.contains(&node) => learners.push(node),
+            1 if learners.contains(&node) => {
+                learners.retain(|&l| l != node);
+                voters.push(node);
+            }
+            2 if is_voter && voters.len() > VOTERS_MIN => voters.retain(|&v| v != node),
+            3 if is_voter && voters.len() > VOTERS_MIN => {
+                voters.retain(|&v| v != node);
+                learners.push(node);
+            }
+            _ => learners.retain(|&l| l != node),
+        }
+        let voters_change = voters != current.voters;
+        if raft.propose_membership(voters, learners).is_ok() {
+            self.history.membership_changes += 1;
+            self.history.voter_changes += u64::from(voters_change);
+        }
+    }
+
     /// Asks a random leader to hand leadership to a random other voter.
     /// Rare: a transfer holds proposals back for up to an election timeout.
     fn transfer(&mut self) {
@@ -507,12 +564,25 @@ impl Cluster {
         }
     }
 
+    /// Every committed entry is on the disks of a majority of the voters
+    /// of the latest committed configuration (of its incoming half, if
+    /// joint): those acknowledged its entry, which follows every entry
+    /// committed before it, and every entry committed after it needs them.
     fn check_committed_on_majority_disks(&self, context: &str) {
-        let majority = self.ids.len() / 2 + 1;
+        let voters = self.latest_committed_voters();
+        let majority = voters.len() / 2 + 1;
         for (entry, _) in self.history.committed.values() {
-            let copies = self.nodes.values().filter(|n| n.disk.holds(entry)).count();
-            assert!(copies >= majority, "{context}: committed {entry:?} is on {copies} disks only");
+            let copies = voters.iter().filter(|id| self.nodes[*id].disk.holds(entry)).count();
+            assert!(copies >= majority, "{context}: committed {entry:?} is on {copies} of {voters:?} only");
         }
+    }
+
+    fn latest_committed_voters(&self) -> Vec<NodeId> {
+        let configs = self.history.committed.values().rev().filter_map(|(e, _)| match e.kind() {
+            Ok(EntryKind::Config(body)) => Some(Membership::from_bytes(body).expect("valid").voters),
+            _ => None,
+        });
+        configs.into_iter().next().unwrap_or_else(|| self.initial.clone())
     }
 
     /// One line per node, for failure messages.
@@ -541,6 +611,11 @@ impl Cluster {
 
     pub fn committed_len(&self) -> usize {
         self.history.committed.len()
+    }
+
+    /// All accepted membership changes, and those that changed the voters.
+    pub fn membership_changes(&self) -> (u64, u64) {
+        (self.history.membership_changes, self.history.voter_changes)
     }
 
     pub fn snapshots_installed(&self) -> u64 {

@@ -44,6 +44,7 @@ pub fn config() -> Config {
         reads_pending_max: 4,
         snapshot_chunk_bytes_max: 4,
         snapshot_bytes_max: 64,
+        promote_lag_entries_max: 2,
     }
 }
 
