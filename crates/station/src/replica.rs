@@ -55,11 +55,13 @@ pub enum ReplicaEvent {
         term: u64,
         leader: Option<NodeId>,
     },
-    /// Entry `index` of `term` was applied; `digest` is the crc32c of its
-    /// payload, so checkers can compare what replicas applied.
+    /// Entry `index` of `term` was applied while this replica was in term
+    /// `current_term` (at least the term that committed it); `digest` is the
+    /// crc32c of its payload, so checkers can compare what replicas applied.
     Applied {
         index: u64,
         term: u64,
+        current_term: u64,
         digest: u32,
     },
     /// The replica stopped; it recovers only by restarting.
@@ -370,7 +372,8 @@ impl Running {
 
     fn apply(&mut self, ctx: &mut impl CtxFor<Replica>, entry: &Entry) {
         let digest = crc32c::crc32c(&entry.payload);
-        ctx.output(ReplicaEvent::Applied { index: entry.index, term: entry.term, digest });
+        let current_term = self.raft.term();
+        ctx.output(ReplicaEvent::Applied { index: entry.index, term: entry.term, current_term, digest });
         let Some(Applied { client, seq, outcome }) = self.sm.apply(entry) else { return };
         let Some(to) = self.waiters.remove(&(client, seq)) else { return };
         let result = match outcome {

@@ -9,8 +9,12 @@
 //!   at the same index; with the WAL under every crash the simulator makes,
 //!   this is also "nothing committed is lost while a majority's disks are
 //!   intact" — a lost committed entry would be replaced and applied anew.
-//! - Leader completeness (§5.4): a new leader's log holds every entry
-//!   applied anywhere before it won.
+//! - Leader completeness (§5.4): a leader of term T holds every entry
+//!   committed in a term below T. An entry's commit term is at most the
+//!   current term of the first replica that applied it, so entries first
+//!   applied in a term below T are required; later ones may have been
+//!   committed in T or after (a leader can report its win late, e.g. after
+//!   a pause), and are not.
 //! - Log matching (§5.3): two logs that agree on an entry's term agree on
 //!   the whole prefix; checked every `LOG_MATCHING_EVERY` events (it walks
 //!   whole logs).
@@ -27,8 +31,18 @@ const LOG_MATCHING_EVERY: u64 = 256;
 #[derive(Debug, Default)]
 pub struct RaftInvariants {
     leaders: BTreeMap<u64, NodeId>,
-    applied: BTreeMap<u64, (u64, u32, NodeId)>,
+    applied: BTreeMap<u64, AppliedEntry>,
     events: u64,
+}
+
+/// The first application of an index anywhere.
+#[derive(Clone, Copy, Debug)]
+struct AppliedEntry {
+    term: u64,
+    digest: u32,
+    by: NodeId,
+    /// The applier's current term then: an upper bound on the commit term.
+    commit_term_max: u64,
 }
 
 fn raft<R: StationReplica>(sim: &Sim<KvNode<R>>, node: NodeId) -> Option<&Raft> {
@@ -42,8 +56,10 @@ impl RaftInvariants {
                 KvOut::Replica(ReplicaEvent::Role { role: Role::Leader, term, .. }) => {
                     self.new_leader(sim, *node, *term)?
                 }
-                KvOut::Replica(ReplicaEvent::Applied { index, term, digest }) => {
-                    self.applied(*node, *index, *term, *digest)?
+                KvOut::Replica(ReplicaEvent::Applied { index, term, current_term, digest }) => {
+                    let first =
+                        AppliedEntry { term: *term, digest: *digest, by: *node, commit_term_max: *current_term };
+                    self.applied(*index, first)?
                 }
                 _ => {}
             }
@@ -63,13 +79,14 @@ impl RaftInvariants {
         }
         self.leaders.insert(term, node);
         let raft = raft(sim, node).ok_or_else(|| format!("{node} became leader without a running raft"))?;
-        for (&index, &(entry_term, digest, by)) in &self.applied {
+        let required = self.applied.iter().filter(|(_, a)| a.commit_term_max < term);
+        for (&index, &AppliedEntry { term: entry_term, digest, by, .. }) in required {
             match raft.entry(index) {
                 Some(e) if e.term == entry_term && crc32c::crc32c(&e.payload) == digest => {}
                 Some(e) => {
                     return Err(format!(
                         "leader completeness: {node}, leader of term {term}, has ({index}, term {}) where {by} \
-                         applied (index {index}, term {entry_term})",
+                         applied (index {index}, term {entry_term}) committed before term {term}",
                         e.term
                     ));
                 }
@@ -77,7 +94,7 @@ impl RaftInvariants {
                 None => {
                     return Err(format!(
                         "leader completeness: {node}, leader of term {term}, lacks index {index} (term {entry_term}) \
-                         applied by {by}; its log ends at {:?}",
+                         applied by {by} before term {term}; its log ends at {:?}",
                         raft.last_log()
                     ));
                 }
@@ -86,15 +103,16 @@ impl RaftInvariants {
         Ok(())
     }
 
-    fn applied(&mut self, node: NodeId, index: u64, term: u64, digest: u32) -> Result<(), String> {
+    fn applied(&mut self, index: u64, now: AppliedEntry) -> Result<(), String> {
         match self.applied.get(&index) {
-            Some(&(t, d, by)) if (t, d) != (term, digest) => Err(format!(
-                "state machine safety: {node} applied (index {index}, term {term}, digest {digest:08x}) but {by} \
-                 applied (term {t}, digest {d:08x})"
+            Some(first) if (first.term, first.digest) != (now.term, now.digest) => Err(format!(
+                "state machine safety: {} applied (index {index}, term {}, digest {:08x}) but {} applied (term {}, \
+                 digest {:08x})",
+                now.by, now.term, now.digest, first.by, first.term, first.digest
             )),
             Some(_) => Ok(()),
             None => {
-                self.applied.insert(index, (term, digest, node));
+                self.applied.insert(index, now);
                 Ok(())
             }
         }
