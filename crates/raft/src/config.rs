@@ -43,6 +43,16 @@ pub struct Config {
     /// How many entries a learner may lag behind the leader's log and still
     /// be promoted to voter (0: fully caught up).
     pub promote_lag_entries_max: u64,
+    /// Serve reads from a leader lease (thesis §6.4.1) as well as by
+    /// ReadIndex. Then a node also refuses to vote for anyone during its
+    /// first `election_timeout_min` after a restart and within that long of
+    /// hearing from any leader, whatever term it has moved to since: the
+    /// promises a lease relies on.
+    pub lease_reads: bool,
+    /// The drift the lease assumes: no clock runs faster than another by
+    /// more than this many parts per million, measured over an election
+    /// timeout. A lease lasts `election_timeout_min / (1 + drift)`.
+    pub clock_drift_ppm_max: u64,
 }
 
 impl Default for Config {
@@ -62,6 +72,8 @@ impl Default for Config {
             snapshot_chunk_bytes_max: 1024 * 1024,
             snapshot_bytes_max: 1 << 32,
             promote_lag_entries_max: 1024,
+            lease_reads: false,
+            clock_drift_ppm_max: 10_000,
         }
     }
 }

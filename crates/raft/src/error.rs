@@ -34,6 +34,8 @@ pub enum ReadError {
     NotLeader { leader_hint: Option<NodeId> },
     #[error("{pending} reads are pending, the limit is {pending_max}; retry later")]
     Backpressure { pending: usize, pending_max: usize },
+    #[error("no leader lease holds now; use read_index")]
+    NoLease,
 }
 
 /// Why a leadership transfer was not started.

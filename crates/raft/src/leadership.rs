@@ -10,7 +10,11 @@ use crate::membership::Membership;
 use crate::progress::Progress;
 use crate::transfer::Transfer;
 use haven_runtime::{Instant, NodeId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Heartbeat rounds remembered for the lease; forgetting older ones only
+/// delays a lease, never extends one.
+const ROUNDS_TRACKED_MAX: usize = 64;
 
 #[derive(Debug)]
 pub(crate) struct Leadership {
@@ -27,6 +31,10 @@ pub(crate) struct Leadership {
     /// A read waits for a round that has not been broadcast yet.
     pub(crate) read_round_wanted: bool,
     pub(crate) transfer: Option<Transfer>,
+    /// Heartbeat rounds not yet answered by a quorum, with when they left.
+    pub(crate) rounds_sent: VecDeque<(u64, Instant)>,
+    /// When the latest round a quorum answered left: the lease runs from there.
+    pub(crate) lease_start: Option<Instant>,
 }
 
 impl Leadership {
@@ -48,6 +56,8 @@ impl Leadership {
             read_round: 0,
             read_round_wanted: false,
             transfer: None,
+            rounds_sent: VecDeque::new(),
+            lease_start: None,
         }
     }
 
@@ -57,6 +67,24 @@ impl Leadership {
         self.progress.retain(|id, _| members.contains(id));
         for &id in members.iter().filter(|&&id| id != me) {
             self.progress.entry(id).or_insert_with(|| Progress::new(next_index));
+        }
+    }
+
+    /// Round `round` leaves now.
+    pub(crate) fn note_round_sent(&mut self, round: u64, now: Instant) {
+        if self.rounds_sent.len() == ROUNDS_TRACKED_MAX {
+            self.rounds_sent.pop_front();
+        }
+        self.rounds_sent.push_back((round, now));
+    }
+
+    /// A quorum answered every round up to `round`: the lease starts when
+    /// the latest of them left (the voters' promises started later).
+    pub(crate) fn note_round_confirmed(&mut self, round: u64) {
+        while let Some(&(_, at)) = self.rounds_sent.front().filter(|(sent, _)| *sent <= round) {
+            self.rounds_sent.pop_front();
+            assert!(self.lease_start.is_none_or(|start| start <= at), "rounds leave in clock order");
+            self.lease_start = Some(at);
         }
     }
 

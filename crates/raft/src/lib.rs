@@ -4,8 +4,9 @@
 //! caller's reports that what it was asked to persist is durable and what
 //! it was handed to apply is applied.
 //! Out: [`Ready`] batches — one persist request (hard state and entries
-//! for the WAL), messages that may be sent now, committed entries to apply
-//! — and the deadline of the next `tick`.
+//! for the WAL), messages that may be sent now, committed entries to
+//! apply, confirmed and failed reads, snapshot requests and snapshots to
+//! install — and the deadline of the next `tick`.
 //!
 //! The core does no I/O and owns no clock: it follows etcd's RawNode design
 //! (a step function plus a "ready" batch) on Haven's component model.
@@ -25,6 +26,15 @@
 //! The leader's replication is the one exception (thesis §10.2.1); it
 //! counts itself toward commit only through an acknowledgement that waits
 //! for its own persist like any other.
+//!
+//! **Beyond the paper's core** (each in its own module): linearizable
+//! reads by ReadIndex ([`Raft::read_index`], thesis §6.4) and, optionally,
+//! from a leader lease under a stated clock-drift bound
+//! ([`Raft::lease_read`], §6.4.1); leadership transfer
+//! ([`Raft::transfer_leader`], §3.10); log compaction and chunked
+//! InstallSnapshot ([`Raft::compact`], [`Raft::provide_snapshot`],
+//! [`Raft::on_snapshot_installed`], §7); learners and joint consensus
+//! ([`Raft::propose_membership`], ch. 4).
 
 mod conf_change;
 mod config;
@@ -34,6 +44,7 @@ mod error;
 mod follower;
 mod gate;
 mod leadership;
+mod lease;
 mod log;
 mod membership;
 mod membership_log;

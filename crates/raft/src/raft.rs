@@ -77,6 +77,11 @@ pub struct Raft {
     pub(crate) leader: Option<NodeId>,
     /// When the current leader was last heard from (None without a leader).
     leader_contact: Option<Instant>,
+    /// When any leader was last heard from, kept across term changes; and
+    /// until when votes are withheld after a restart. Both only matter
+    /// with `lease_reads` (a leader's lease relies on them).
+    lease_contact: Option<Instant>,
+    votes_withheld_until: Instant,
     pub(crate) role: RoleState,
     pub(crate) log: RaftLog,
     pub(crate) commit: u64,
@@ -126,6 +131,8 @@ impl Raft {
             vote: hard_state.vote,
             leader: None,
             leader_contact: None,
+            lease_contact: None,
+            votes_withheld_until: now,
             role: RoleState::Follower,
             log: RaftLog::new(snapshot.last, entries, base),
             commit: snapshot.last.index,
@@ -145,6 +152,10 @@ impl Raft {
             installing: None,
         };
         raft.reset_election_deadline();
+        if raft.config.lease_reads {
+            // We may have acknowledged a lease before the restart, and forgot when.
+            raft.votes_withheld_until = now + raft.config.election_timeout_min;
+        }
         raft.reported = Some(raft.soft_state());
         Ok(raft)
     }
@@ -257,7 +268,9 @@ impl Raft {
             Message::PreVote { term, last_log } => self.on_pre_vote(from, term, last_log),
             Message::PreVoteResponse { term, granted } => self.on_pre_vote_response(from, term, granted),
             Message::Vote { term, last_log, transfer } => {
-                if term > self.term && self.in_lease() && !transfer {
+                // With leases, a term change does not end the promise not to vote.
+                let promised = term > self.term || self.config.lease_reads;
+                if promised && self.in_lease() && !transfer {
                     self.counters.votes_ignored_in_lease += 1;
                 } else if self.accept_term(from, term, false) {
                     self.on_vote(from, last_log);
@@ -356,6 +369,9 @@ impl Raft {
     pub(crate) fn set_leader(&mut self, leader: Option<NodeId>) {
         self.leader = leader;
         self.leader_contact = leader.map(|_| self.now);
+        if leader.is_some() {
+            self.lease_contact = self.leader_contact;
+        }
     }
 
     pub(crate) fn reset_election_deadline(&mut self) {
@@ -367,8 +383,11 @@ impl Raft {
     /// (§4.2.3), which together with check-quorum keeps a partitioned node
     /// from disrupting a healthy leader.
     pub(crate) fn in_lease(&self) -> bool {
-        matches!(self.role, RoleState::Leader(_))
-            || self.leader_contact.is_some_and(|at| self.now < at + self.config.election_timeout_min)
+        let recent =
+            |contact: Option<Instant>| contact.is_some_and(|at| self.now < at + self.config.election_timeout_min);
+        let lease_promise =
+            self.config.lease_reads && (recent(self.lease_contact) || self.now < self.votes_withheld_until);
+        matches!(self.role, RoleState::Leader(_)) || recent(self.leader_contact) || lease_promise
     }
 
     pub(crate) fn is_voter(&self, id: NodeId) -> bool {
@@ -396,7 +415,7 @@ impl Raft {
         index
     }
 
-    fn advance_clock(&mut self, now: Instant) {
+    pub(crate) fn advance_clock(&mut self, now: Instant) {
         self.now = self.now.max(now);
     }
 

@@ -44,10 +44,12 @@ impl Raft {
         }
     }
 
-    /// Moves every read a quorum has confirmed to the next `Ready`.
+    /// Moves every read a quorum has confirmed to the next `Ready`, and
+    /// extends the lease.
     pub(crate) fn confirm_reads(&mut self) {
-        let RoleState::Leader(leadership) = &self.role else { return };
+        let RoleState::Leader(leadership) = &mut self.role else { return };
         let round = leadership.quorum_round(self.id, self.log.membership());
+        leadership.note_round_confirmed(round);
         let confirmed = self.reads.confirm(round);
         self.read_states.extend(confirmed);
     }

@@ -48,6 +48,7 @@ impl Raft {
         leadership.read_round += 1;
         leadership.read_round_wanted = false;
         let round = leadership.read_round;
+        leadership.note_round_sent(round, self.now);
         let beats: Vec<(NodeId, u64)> =
             leadership.progress.iter().map(|(&peer, p)| (peer, p.match_index.min(self.commit))).collect();
         for (peer, commit) in beats {

@@ -16,7 +16,7 @@ const FAULTY_STEPS: u64 = 1_500;
 fn safety_holds_under_random_faults_and_the_cluster_recovers_when_healed() {
     let mut committed_total = 0;
     let mut elections_total = 0;
-    let mut reads_total = 0;
+    let (mut reads_total, mut lease_reads_total) = (0, 0);
     let mut transfers_total = 0;
     let mut installs_total = 0;
     let (mut changes_total, mut voter_changes_total) = (0, 0);
@@ -27,14 +27,18 @@ fn safety_holds_under_random_faults_and_the_cluster_recovers_when_healed() {
         cluster.run_until_quiet_commit(Duration::from_secs(20));
         committed_total += cluster.committed_len();
         elections_total += cluster.terms_with_leaders();
-        reads_total += cluster.reads_confirmed();
+        let (reads, lease_reads) = cluster.reads_confirmed();
+        reads_total += reads;
+        lease_reads_total += lease_reads;
         transfers_total += cluster.transfers_started();
         installs_total += cluster.snapshots_installed();
         let (changes, voter_changes) = cluster.membership_changes();
         changes_total += changes;
         voter_changes_total += voter_changes;
     }
-    eprintln!("committed {committed_total}, leader terms {elections_total}, reads {reads_total}");
+    eprintln!(
+        "committed {committed_total}, leader terms {elections_total}, reads {reads_total} + {lease_reads_total} by lease"
+    );
     eprintln!(
         "transfers {transfers_total}, snapshots installed {installs_total}, membership changes {changes_total} ({voter_changes_total} of voters)"
     );
@@ -42,6 +46,7 @@ fn safety_holds_under_random_faults_and_the_cluster_recovers_when_healed() {
     assert!(committed_total as u64 > SEEDS * 10, "only {committed_total} entries committed over {SEEDS} seeds");
     assert!(elections_total as u64 > SEEDS * 2, "only {elections_total} leader terms over {SEEDS} seeds");
     assert!(reads_total > SEEDS * 5, "only {reads_total} reads confirmed over {SEEDS} seeds");
+    assert!(lease_reads_total > SEEDS, "only {lease_reads_total} lease reads over {SEEDS} seeds");
     assert!(installs_total > SEEDS / 5, "only {installs_total} snapshots installed over {SEEDS} seeds");
     assert!(changes_total > SEEDS / 2, "only {changes_total} membership changes over {SEEDS} seeds");
     assert!(voter_changes_total > SEEDS / 5, "only {voter_changes_total} joint changes over {SEEDS} seeds");

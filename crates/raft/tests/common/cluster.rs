@@ -20,8 +20,9 @@
 //!   snapshot that covers it;
 //! - a snapshot a follower installs is the state machine of the committed
 //!   prefix it claims to cover;
-//! - a read confirmed by ReadIndex (§6.4) has an index at or above every
-//!   commit index any node knew when the read was asked for;
+//! - a read confirmed by ReadIndex (§6.4) or served from a leader lease
+//!   (§6.4.1, even seeds) has an index at or above every commit index any
+//!   node knew when the read was asked for;
 //! - no node ever counts a protocol violation.
 
 use super::disk::Disk;
@@ -79,6 +80,7 @@ struct History {
     reads: BTreeMap<u64, (NodeId, u64)>,
     reads_asked: u64,
     reads_confirmed: u64,
+    lease_reads: u64,
     transfers_started: u64,
     compactions: u64,
     membership_changes: u64,
@@ -108,8 +110,10 @@ pub struct Cluster {
     paused: Option<(NodeId, Instant)>,
 }
 
-fn config() -> haven_raft::Config {
-    haven_raft::Config { uncommitted_entries_max: 32, entries_per_append_max: 1, ..super::config() }
+/// Even seeds also serve reads from leader leases.
+fn config(seed: u64) -> haven_raft::Config {
+    let lease_reads = seed.is_multiple_of(2);
+    haven_raft::Config { uncommitted_entries_max: 32, entries_per_append_max: 1, lease_reads, ..super::config() }
 }
 
 impl Cluster {
@@ -140,7 +144,7 @@ impl Cluster {
     }
 
     fn start(&mut self, id: NodeId) {
-        let setup = Setup { id, voters: self.initial.clone(), config: config() };
+        let setup = Setup { id, voters: self.initial.clone(), config: config(self.seed) };
         let node = self.nodes.get_mut(&id).expect("known node");
         let rng = ChaCha8Rng::seed_from_u64(self.rng.random());
         let raft =
@@ -309,7 +313,14 @@ impl Cluster {
         if self.due().len() > DUE_BEFORE_CLOCK_STOPS_MAX {
             return self.deliver();
         }
+        let before = self.now;
         self.now = self.now + Duration::from_millis(self.rng.random_range(1..=5));
+        if let Some((id, until)) = self.paused
+            && before < until
+            && until <= self.now
+        {
+            self.on_resume(id);
+        }
         let paused = self.paused.filter(|&(_, until)| self.now < until).map(|(id, _)| id);
         for (&id, node) in &mut self.nodes {
             if let Some(raft) = node.raft.as_mut()
@@ -372,6 +383,16 @@ impl Cluster {
         self.history.snapshots_installed += 1;
     }
 
+    /// A paused node resumes: a client request that waited for it is the
+    /// first thing it handles, before any message or tick tells it what
+    /// happened meanwhile — the moment a stale leader is most dangerous.
+    fn on_resume(&mut self, id: NodeId) {
+        let leads = self.nodes[&id].raft.as_ref().is_some_and(|r| r.role() == Role::Leader);
+        if leads {
+            self.read_on(id);
+        }
+    }
+
     /// Asks a random leader for a random membership change: add or remove
     /// a learner, promote one, remove or demote a voter. Refusals (a change
     /// in progress, a learner not caught up) are part of the test.
@@ -423,10 +444,22 @@ impl Cluster {
     fn read(&mut self) {
         let leaders = self.running_leaders();
         let Some(&id) = leaders.get(self.rng.random_range(0..leaders.len().max(1))) else { return };
+        self.read_on(id);
+    }
+
+    /// Asks `id`, a live node that believes it leads, for a read: from its
+    /// lease if it holds one, else by ReadIndex.
+    fn read_on(&mut self, id: NodeId) {
         let known = self.live().map(|(_, r)| r.commit_index()).max().unwrap_or(0);
         let floor = known.max(self.history.committed.keys().next_back().copied().unwrap_or(0));
         let ctx = self.history.reads_asked;
         let raft = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()).expect("a live leader");
+        if let Ok(index) = raft.lease_read(self.now) {
+            let seed = self.seed;
+            assert!(index >= floor, "seed {seed}: lease read at {index} below the known commit {floor}");
+            self.history.lease_reads += 1;
+            return;
+        }
         if raft.read_index(ctx).is_ok() {
             self.history.reads_asked += 1;
             self.history.reads.insert(ctx, (id, floor));
@@ -626,8 +659,9 @@ impl Cluster {
         self.history.transfers_started
     }
 
-    pub fn reads_confirmed(&self) -> u64 {
-        self.history.reads_confirmed
+    /// Reads confirmed by ReadIndex, and served from a lease.
+    pub fn reads_confirmed(&self) -> (u64, u64) {
+        (self.history.reads_confirmed, self.history.lease_reads)
     }
 
     pub fn terms_with_leaders(&self) -> usize {

@@ -45,6 +45,8 @@ pub fn config() -> Config {
         snapshot_chunk_bytes_max: 4,
         snapshot_bytes_max: 64,
         promote_lag_entries_max: 2,
+        lease_reads: false,
+        clock_drift_ppm_max: 10_000,
     }
 }
 
