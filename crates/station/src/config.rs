@@ -21,6 +21,9 @@ pub struct ReplicaConfig {
     /// Client requests waiting for their entry to apply; beyond it a
     /// request is answered `Busy`.
     pub waiters_max: usize,
+    /// Applied entries after which the replica snapshots its state machine
+    /// and compacts the log.
+    pub snapshot_entries: u64,
 }
 
 impl ReplicaConfig {
@@ -32,6 +35,7 @@ impl ReplicaConfig {
             store: StoreConfig::default(),
             sessions_max: 10_000,
             waiters_max: 10_000,
+            snapshot_entries: 10_000,
         }
     }
 
@@ -43,7 +47,7 @@ impl ReplicaConfig {
             return Err(ReplicaConfigError::Voters(self.voters.clone()));
         }
         self.raft.validate().map_err(|e| ReplicaConfigError::Raft(e.to_string()))?;
-        if self.sessions_max == 0 || self.waiters_max == 0 {
+        if self.sessions_max == 0 || self.waiters_max == 0 || self.snapshot_entries == 0 {
             return Err(ReplicaConfigError::ZeroLimit);
         }
         Ok(())
@@ -56,6 +60,6 @@ pub enum ReplicaConfigError {
     Voters(Vec<NodeId>),
     #[error("raft: {0}")]
     Raft(String),
-    #[error("sessions_max and waiters_max must be at least 1")]
+    #[error("sessions_max, waiters_max and snapshot_entries must be at least 1")]
     ZeroLimit,
 }

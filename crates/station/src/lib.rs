@@ -17,7 +17,10 @@ pub mod config;
 pub mod msg;
 pub mod persist;
 pub mod replica;
+mod running;
 pub mod sessions;
+pub mod snapshot_file;
+mod snapshots;
 pub mod state_machine;
 
 pub use command::Command;

@@ -36,6 +36,11 @@ impl PersistTracker {
         self.durable_through = self.durable_through.max(Some(through));
     }
 
+    /// Whether the WAL has acknowledged `ticket`.
+    pub fn is_durable(&self, ticket: Ticket) -> bool {
+        self.durable_through.is_some_and(|through| through >= ticket)
+    }
+
     /// Persist ids now durable, oldest first.
     pub fn take_durable(&mut self) -> Vec<PersistId> {
         let mut done = Vec::new();

@@ -16,17 +16,16 @@
 //! confirmed read index. A WAL failure halts the replica: it reports
 //! `Fatal` and answers nothing until restarted, which recovers from disk.
 
-use crate::command::Command;
 use crate::config::ReplicaConfig;
-use crate::msg::{ClientReply, ClientRequest, ReplyError, StationMsg};
+use crate::msg::{ClientRequest, ReplyError, StationMsg};
 use crate::persist::PersistTracker;
-use crate::state_machine::{Applied, StateMachine};
-use haven_raft::{
-    DurableState, Entry, HardState, PersistRequest, ProposeError, Raft, ReadError, ReadState, Ready, Role, Setup,
-    SnapshotMeta,
-};
-use haven_runtime::{Component, CtxFor, Instant, IoId, IoResult, NodeId, TimerId};
-use haven_store::{RangeRequest, Request, Response};
+use crate::running::{Running, reply};
+use crate::snapshot_file;
+use crate::snapshots::Snapshots;
+use crate::state_machine::StateMachine;
+use haven_raft::{DurableState, Entry, HardState, Raft, Role, Setup, SnapshotMeta};
+use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
+use haven_store::Request;
 use haven_wal::{NoMsg, Recovered, Ticket, Wal, WalEvent, WalIo, WalTimer};
 use rand::SeedableRng;
 use std::collections::BTreeMap;
@@ -87,31 +86,6 @@ impl From<WalIo> for ReplicaIo {
 }
 
 #[derive(Debug)]
-struct Running {
-    raft: Raft,
-    wal: Wal,
-    sm: StateMachine,
-    persists: PersistTracker,
-    /// Client requests proposed here and not yet answered: (client, seq) → client node.
-    waiters: BTreeMap<(u64, u64), NodeId>,
-    timer: Option<(Instant, TimerId)>,
-    role: Role,
-    /// Reads waiting for Raft to confirm their read index, by context.
-    reads_asked: BTreeMap<u64, PendingRead>,
-    /// Confirmed reads waiting for the applied index to reach theirs.
-    reads_confirmed: BTreeMap<(u64, u64), PendingRead>,
-    read_ctx_next: u64,
-}
-
-#[derive(Debug)]
-struct PendingRead {
-    to: NodeId,
-    client: u64,
-    seq: u64,
-    range: RangeRequest,
-}
-
-#[derive(Debug)]
 enum Phase {
     Created,
     Opening(Wal),
@@ -161,7 +135,11 @@ impl Replica {
                 WalEvent::Durable { through, .. } => self.durable(ctx, through),
                 WalEvent::Failed { error } => Err(format!("write-ahead log failed: {error}")),
                 WalEvent::DiskError { .. } => Ok(()), // the WAL retries; Failed follows if it gives up
-                other => Err(format!("unexpected WAL event {other:?}")),
+                WalEvent::SnapshotSaved { meta } => self.with_running(ctx, |r, ctx| r.on_snapshot_saved(ctx, meta)),
+                WalEvent::SnapshotFailed { error, .. } => {
+                    self.with_running(ctx, |r, _| r.on_snapshot_failed(error.to_string()))
+                }
+                WalEvent::Compacted { .. } | WalEvent::CompactFailed { .. } => Ok(()),
             };
             if let Err(reason) = result {
                 return self.fail(ctx, reason);
@@ -172,24 +150,36 @@ impl Replica {
     fn recovered(&mut self, ctx: &mut impl CtxFor<Self>, recovered: Recovered) -> Result<(), String> {
         let Phase::Opening(_) = &self.phase else { return Err("WAL opened twice".into()) };
         let Phase::Opening(wal) = std::mem::replace(&mut self.phase, Phase::Created) else { unreachable!() };
-        if recovered.snapshot.is_some() {
-            return Err("the WAL holds a snapshot, and snapshot restore is not built yet".into());
-        }
         let hard_state = match &recovered.hard_state {
             Some(bytes) => HardState::from_bytes(bytes).map_err(|e| format!("hard state does not decode: {e}"))?,
             None => HardState::default(),
         };
-        let entries: Vec<Entry> =
-            recovered.entries.into_iter().map(|e| Entry { index: e.index, term: e.term, payload: e.payload }).collect();
+        let (snapshot, sm) = match &recovered.snapshot {
+            Some(snap) => {
+                let (meta, sm) = snapshot_file::decode(&snap.data, self.config.store.clone())
+                    .map_err(|e| format!("the snapshot in the WAL: {e}"))?;
+                if (meta.last.index, meta.last.term) != (snap.meta.index, snap.meta.term) {
+                    return Err(format!("snapshot file holds {:?}, the WAL says {:?}", meta.last, snap.meta));
+                }
+                (meta, sm)
+            }
+            None => (SnapshotMeta::default(), StateMachine::new(self.config.store.clone(), self.config.sessions_max)),
+        };
+        let entries: Vec<Entry> = recovered
+            .entries
+            .into_iter()
+            .filter(|e| e.index > snapshot.last.index)
+            .map(|e| Entry { index: e.index, term: e.term, payload: e.payload })
+            .collect();
         ctx.output(ReplicaEvent::Opened { entries: entries.len() as u64, torn_tail: recovered.torn_tail.is_some() });
-        let durable = DurableState { hard_state, snapshot: SnapshotMeta::default(), entries };
+        let durable = DurableState { hard_state, snapshot, entries };
         let setup = Setup { id: ctx.node(), voters: self.config.voters.clone(), config: self.config.raft.clone() };
         let rng = rand_chacha::ChaCha8Rng::from_rng(ctx.rng());
         let raft = Raft::restore(setup, durable, rng, ctx.now()).map_err(|e| format!("raft restore: {e}"))?;
         let running = Running {
             raft,
             wal,
-            sm: StateMachine::new(self.config.store.clone(), self.config.sessions_max),
+            sm,
             persists: PersistTracker::default(),
             waiters: BTreeMap::new(),
             timer: None,
@@ -197,8 +187,22 @@ impl Replica {
             reads_asked: BTreeMap::new(),
             reads_confirmed: BTreeMap::new(),
             read_ctx_next: 1,
+            snapshots: Snapshots::default(),
+            snapshot_entries: self.config.snapshot_entries,
+            deferred: Vec::new(),
         };
         self.phase = Phase::Running(Box::new(running));
+        self.drive(ctx)
+    }
+
+    /// Runs `f` on the running state, then carries out what Raft has ready.
+    fn with_running<C: CtxFor<Self>>(
+        &mut self,
+        ctx: &mut C,
+        f: impl FnOnce(&mut Running, &mut C) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let Phase::Running(r) = &mut self.phase else { return Err("snapshot event before open".into()) };
+        f(r, ctx)?;
         self.drive(ctx)
     }
 
@@ -209,6 +213,7 @@ impl Replica {
         for id in r.persists.take_durable() {
             r.raft.on_persisted(now, id).map_err(|e| format!("raft refused persist {id:?}: {e}"))?;
         }
+        r.finish_install(ctx)?;
         self.drive(ctx)
     }
 
@@ -223,6 +228,10 @@ impl Replica {
             r.handle(ctx, ready)?;
         }
         r.arm_timer(ctx);
+        let deferred = std::mem::take(&mut r.deferred);
+        if !deferred.is_empty() {
+            self.on_wal_events(ctx, deferred);
+        }
         Ok(())
     }
 
@@ -241,167 +250,6 @@ impl Replica {
         if let Err(reason) = self.drive(ctx) {
             self.fail(ctx, reason);
         }
-    }
-}
-
-fn reply(ctx: &mut impl CtxFor<Replica>, to: NodeId, session: (u64, u64), result: Result<Response, ReplyError>) {
-    let (client, seq) = session;
-    ctx.send(to, StationMsg::Reply(ClientReply { client, seq, result }));
-}
-
-impl Running {
-    fn propose(&mut self, ctx: &mut impl CtxFor<Replica>, from: NodeId, client: u64, seq: u64, request: Request) {
-        let command = Command { client, seq, request }.encode();
-        match self.raft.propose(&command) {
-            Ok(_) => {
-                self.waiters.insert((client, seq), from);
-            }
-            Err(ProposeError::NotLeader { leader_hint }) => {
-                reply(ctx, from, (client, seq), Err(ReplyError::NotLeader { leader_hint }))
-            }
-            Err(
-                ProposeError::TooLarge { .. } | ProposeError::Backpressure { .. } | ProposeError::Transferring { .. },
-            ) => reply(ctx, from, (client, seq), Err(ReplyError::Busy)),
-        }
-    }
-
-    fn ask_read(
-        &mut self,
-        ctx: &mut impl CtxFor<Replica>,
-        from: NodeId,
-        (client, seq): (u64, u64),
-        range: RangeRequest,
-    ) {
-        let read_ctx = self.read_ctx_next;
-        match self.raft.read_index(read_ctx) {
-            Ok(()) => {
-                self.read_ctx_next += 1;
-                self.reads_asked.insert(read_ctx, PendingRead { to: from, client, seq, range });
-            }
-            Err(ReadError::NotLeader { leader_hint }) => {
-                reply(ctx, from, (client, seq), Err(ReplyError::NotLeader { leader_hint }))
-            }
-            Err(ReadError::Backpressure { .. }) => reply(ctx, from, (client, seq), Err(ReplyError::Busy)),
-        }
-    }
-
-    /// Serves every confirmed read whose index the state machine reached.
-    fn serve_reads(&mut self, ctx: &mut impl CtxFor<Replica>) {
-        let applied = self.sm.applied_index();
-        while let Some(entry) = self.reads_confirmed.first_entry() {
-            if entry.key().0 > applied {
-                break;
-            }
-            let read = entry.remove();
-            let result = self.sm.store().range(&read.range).map(Response::Range).map_err(ReplyError::Store);
-            reply(ctx, read.to, (read.client, read.seq), result);
-        }
-    }
-
-    fn on_reads(&mut self, ctx: &mut impl CtxFor<Replica>, confirmed: Vec<ReadState>, failed: Vec<u64>) {
-        for ReadState { ctx: read_ctx, index } in confirmed {
-            let read = self.reads_asked.remove(&read_ctx).expect("raft confirms only reads it was asked");
-            self.reads_confirmed.insert((index, read_ctx), read);
-        }
-        for read_ctx in failed {
-            let read = self.reads_asked.remove(&read_ctx).expect("raft fails only reads it was asked");
-            reply(
-                ctx,
-                read.to,
-                (read.client, read.seq),
-                Err(ReplyError::NotLeader { leader_hint: self.raft.leader() }),
-            );
-        }
-        self.serve_reads(ctx);
-    }
-
-    fn handle(&mut self, ctx: &mut impl CtxFor<Replica>, ready: Ready) -> Result<(), String> {
-        if let Some(soft) = ready.soft_state {
-            ctx.output(ReplicaEvent::Role { role: soft.role, term: soft.term, leader: soft.leader });
-            if self.role == Role::Leader && soft.role != Role::Leader {
-                self.fail_waiters(ctx, soft.leader);
-            }
-            self.role = soft.role;
-        }
-        if let Some(persist) = ready.persist {
-            self.persist(ctx, persist)?;
-        }
-        for envelope in ready.messages {
-            ctx.send(envelope.to, StationMsg::Raft(envelope.msg));
-        }
-        for entry in &ready.committed {
-            self.apply(ctx, entry);
-        }
-        if let Some(last) = ready.committed.last() {
-            self.raft.applied(last.index).map_err(|e| format!("raft refused applied({}): {e}", last.index))?;
-        }
-        self.on_reads(ctx, ready.read_states, ready.reads_failed);
-        Ok(())
-    }
-
-    /// Writes one persist request: drop the suffix it rewrites, append, store
-    /// the hard state; it is durable once the WAL acknowledges the last ticket.
-    fn persist(&mut self, ctx: &mut impl CtxFor<Replica>, persist: PersistRequest) -> Result<(), String> {
-        let mut events = Vec::new();
-        let mut ticket = None;
-        let mut sub = ctx.sub(&mut events);
-        if let Some(first) = persist.entries.first() {
-            let last = self.wal.index_last().ok_or("WAL not open")?;
-            if first.index <= last {
-                // Covered by the append's ticket: the WAL writes both in one batch.
-                self.wal.truncate_suffix(&mut sub, first.index).map_err(|e| e.to_string())?;
-            }
-            let entries: Vec<haven_wal::Entry> = persist
-                .entries
-                .iter()
-                .map(|e| haven_wal::Entry { index: e.index, term: e.term, payload: e.payload.clone() })
-                .collect();
-            ticket = Some(self.wal.append(&mut sub, &entries).map_err(|e| e.to_string())?);
-        }
-        if let Some(hard_state) = persist.hard_state {
-            ticket = Some(self.wal.set_hard_state(&mut sub, hard_state.to_bytes()).map_err(|e| e.to_string())?);
-        }
-        assert!(events.is_empty(), "the WAL reports durability only from completions");
-        self.persists.issued(persist.id, ticket);
-        let now = ctx.now();
-        for id in self.persists.take_durable() {
-            self.raft.on_persisted(now, id).map_err(|e| format!("raft refused persist {id:?}: {e}"))?;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, ctx: &mut impl CtxFor<Replica>, entry: &Entry) {
-        let digest = crc32c::crc32c(&entry.payload);
-        let current_term = self.raft.term();
-        ctx.output(ReplicaEvent::Applied { index: entry.index, term: entry.term, current_term, digest });
-        let Some(Applied { client, seq, outcome }) = self.sm.apply(entry) else { return };
-        let Some(to) = self.waiters.remove(&(client, seq)) else { return };
-        let result = match outcome {
-            Some(Ok(response)) => Ok(response),
-            Some(Err(error)) => Err(ReplyError::Store(error)),
-            None => Err(ReplyError::SessionExpired),
-        };
-        reply(ctx, to, (client, seq), result);
-    }
-
-    /// A deposed leader answers its waiting clients so they retry elsewhere;
-    /// their sessions make the retries safe whatever happens to the entries.
-    fn fail_waiters(&mut self, ctx: &mut impl CtxFor<Replica>, leader_hint: Option<NodeId>) {
-        for (session, to) in std::mem::take(&mut self.waiters) {
-            reply(ctx, to, session, Err(ReplyError::NotLeader { leader_hint }));
-        }
-    }
-
-    fn arm_timer(&mut self, ctx: &mut impl CtxFor<Replica>) {
-        let deadline = self.raft.next_deadline();
-        if self.timer.is_some_and(|(at, _)| at == deadline) {
-            return;
-        }
-        if let Some((_, id)) = self.timer.take() {
-            ctx.cancel_timer(id);
-        }
-        let id = ctx.set_timer(deadline.saturating_since(ctx.now()), ReplicaTimer::Raft);
-        self.timer = Some((deadline, id));
     }
 }
 

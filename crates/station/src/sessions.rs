@@ -11,11 +11,12 @@
 //! second application.
 
 use haven_store::{Response, StoreError};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub type Outcome = Result<Response, StoreError>;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Session {
     seq: u64,
     outcome: Outcome,
@@ -29,7 +30,7 @@ pub enum Seen<'a> {
     Expired,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sessions {
     clients_max: usize,
     by_client: BTreeMap<u64, Session>,

@@ -32,6 +32,15 @@ impl StateMachine {
         StateMachine { store: Store::new(store), sessions: Sessions::new(sessions_max), applied_index: 0 }
     }
 
+    /// A state machine restored from a snapshot taken at `applied_index`.
+    pub fn restored(store: Store, sessions: Sessions, applied_index: u64) -> StateMachine {
+        StateMachine { store, sessions, applied_index }
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

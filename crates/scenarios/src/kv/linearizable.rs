@@ -41,6 +41,9 @@ matching. Liveness: within 10 s of healing, every client completes an operation.
 history is linearizable (Wing-Gong/Lowe, per key, with global revision checks).";
 
 const CLIENTS: u64 = 3;
+/// Small, so runs take many snapshots and lagging replicas catch up by
+/// InstallSnapshot.
+const SNAPSHOT_ENTRIES: u64 = 150;
 const KEYS: u32 = 4;
 pub const CONVERGE_WITHIN: Duration = Duration::from_secs(10);
 
@@ -85,7 +88,9 @@ pub fn run_with<R: StationReplica>(
     };
     let factory = move |id: NodeId| {
         if id.0 <= replicas {
-            KvNode::Replica(Box::new(make_replica(ReplicaConfig::new(voters.clone()))))
+            let mut config = ReplicaConfig::new(voters.clone());
+            config.snapshot_entries = SNAPSHOT_ENTRIES;
+            KvNode::Replica(Box::new(make_replica(config)))
         } else {
             KvNode::Client(Box::new(KvClient::new(client_config.clone())))
         }

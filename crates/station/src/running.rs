@@ -1,0 +1,231 @@
+//! The state of a replica once its log is open: the Raft core, the WAL, the
+//! state machine, and the requests in flight.
+//!
+//! In: each `Ready` from the Raft core, client requests routed by the
+//! replica. Out: WAL writes, sends, client replies, applied entries, and
+//! the one timer at Raft's next deadline.
+
+use crate::command::Command;
+use crate::msg::{ClientReply, ReplyError, StationMsg};
+use crate::persist::PersistTracker;
+use crate::replica::{Replica, ReplicaEvent, ReplicaTimer};
+use crate::snapshots::Snapshots;
+use crate::state_machine::{Applied, StateMachine};
+use haven_raft::{Entry, PersistRequest, ProposeError, Raft, ReadError, ReadState, Ready, Role};
+use haven_runtime::{CtxFor, Instant, NodeId, TimerId};
+use haven_store::{RangeRequest, Request, Response};
+use haven_wal::Wal;
+use std::collections::BTreeMap;
+
+#[derive(Debug)]
+pub(crate) struct Running {
+    pub(crate) raft: Raft,
+    pub(crate) wal: Wal,
+    pub(crate) sm: StateMachine,
+    pub(crate) persists: PersistTracker,
+    /// Client requests proposed here and not yet answered: (client, seq) → client node.
+    pub(crate) waiters: BTreeMap<(u64, u64), NodeId>,
+    pub(crate) timer: Option<(Instant, TimerId)>,
+    pub(crate) role: Role,
+    /// Reads waiting for Raft to confirm their read index, by context.
+    pub(crate) reads_asked: BTreeMap<u64, PendingRead>,
+    /// Confirmed reads waiting for the applied index to reach theirs.
+    pub(crate) reads_confirmed: BTreeMap<(u64, u64), PendingRead>,
+    pub(crate) read_ctx_next: u64,
+    pub(crate) snapshots: Snapshots,
+    /// Applied entries between two snapshots (`ReplicaConfig::snapshot_entries`).
+    pub(crate) snapshot_entries: u64,
+    /// WAL events produced by calls made here, for the replica to handle
+    /// once the current step is done.
+    pub(crate) deferred: Vec<haven_wal::WalEvent>,
+}
+
+#[derive(Debug)]
+pub(crate) struct PendingRead {
+    pub(crate) to: NodeId,
+    pub(crate) client: u64,
+    pub(crate) seq: u64,
+    pub(crate) range: RangeRequest,
+}
+
+pub(crate) fn reply(
+    ctx: &mut impl CtxFor<Replica>,
+    to: NodeId,
+    session: (u64, u64),
+    result: Result<Response, ReplyError>,
+) {
+    let (client, seq) = session;
+    ctx.send(to, StationMsg::Reply(ClientReply { client, seq, result }));
+}
+
+impl Running {
+    pub(crate) fn propose(
+        &mut self,
+        ctx: &mut impl CtxFor<Replica>,
+        from: NodeId,
+        client: u64,
+        seq: u64,
+        request: Request,
+    ) {
+        let command = Command { client, seq, request }.encode();
+        match self.raft.propose(&command) {
+            Ok(_) => {
+                self.waiters.insert((client, seq), from);
+            }
+            Err(ProposeError::NotLeader { leader_hint }) => {
+                reply(ctx, from, (client, seq), Err(ReplyError::NotLeader { leader_hint }))
+            }
+            Err(
+                ProposeError::TooLarge { .. } | ProposeError::Backpressure { .. } | ProposeError::Transferring { .. },
+            ) => reply(ctx, from, (client, seq), Err(ReplyError::Busy)),
+        }
+    }
+
+    pub(crate) fn ask_read(
+        &mut self,
+        ctx: &mut impl CtxFor<Replica>,
+        from: NodeId,
+        (client, seq): (u64, u64),
+        range: RangeRequest,
+    ) {
+        let read_ctx = self.read_ctx_next;
+        match self.raft.read_index(read_ctx) {
+            Ok(()) => {
+                self.read_ctx_next += 1;
+                self.reads_asked.insert(read_ctx, PendingRead { to: from, client, seq, range });
+            }
+            Err(ReadError::NotLeader { leader_hint }) => {
+                reply(ctx, from, (client, seq), Err(ReplyError::NotLeader { leader_hint }))
+            }
+            Err(ReadError::Backpressure { .. }) => reply(ctx, from, (client, seq), Err(ReplyError::Busy)),
+        }
+    }
+
+    /// Serves every confirmed read whose index the state machine reached.
+    pub(crate) fn serve_reads(&mut self, ctx: &mut impl CtxFor<Replica>) {
+        let applied = self.sm.applied_index();
+        while let Some(entry) = self.reads_confirmed.first_entry() {
+            if entry.key().0 > applied {
+                break;
+            }
+            let read = entry.remove();
+            let result = self.sm.store().range(&read.range).map(Response::Range).map_err(ReplyError::Store);
+            reply(ctx, read.to, (read.client, read.seq), result);
+        }
+    }
+
+    pub(crate) fn on_reads(&mut self, ctx: &mut impl CtxFor<Replica>, confirmed: Vec<ReadState>, failed: Vec<u64>) {
+        for ReadState { ctx: read_ctx, index } in confirmed {
+            let read = self.reads_asked.remove(&read_ctx).expect("raft confirms only reads it was asked");
+            self.reads_confirmed.insert((index, read_ctx), read);
+        }
+        for read_ctx in failed {
+            let read = self.reads_asked.remove(&read_ctx).expect("raft fails only reads it was asked");
+            reply(
+                ctx,
+                read.to,
+                (read.client, read.seq),
+                Err(ReplyError::NotLeader { leader_hint: self.raft.leader() }),
+            );
+        }
+        self.serve_reads(ctx);
+    }
+
+    pub(crate) fn handle(&mut self, ctx: &mut impl CtxFor<Replica>, ready: Ready) -> Result<(), String> {
+        if let Some(soft) = ready.soft_state {
+            ctx.output(ReplicaEvent::Role { role: soft.role, term: soft.term, leader: soft.leader });
+            if self.role == Role::Leader && soft.role != Role::Leader {
+                self.fail_waiters(ctx, soft.leader);
+            }
+            self.role = soft.role;
+        }
+        if let Some(persist) = ready.persist {
+            self.persist(ctx, persist)?;
+        }
+        for envelope in ready.messages {
+            ctx.send(envelope.to, StationMsg::Raft(envelope.msg));
+        }
+        for entry in &ready.committed {
+            self.apply(ctx, entry);
+        }
+        if let Some(last) = ready.committed.last() {
+            self.raft.applied(last.index).map_err(|e| format!("raft refused applied({}): {e}", last.index))?;
+        }
+        self.on_reads(ctx, ready.read_states, ready.reads_failed);
+        if ready.snapshot_needed {
+            self.provide_snapshot(ctx)?;
+        }
+        if let Some(received) = ready.snapshot {
+            self.receive_snapshot(ctx, received)?;
+        }
+        if !ready.committed.is_empty() {
+            self.maybe_snapshot(ctx, self.snapshot_entries)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one persist request: drop the suffix it rewrites, append, store
+    /// the hard state; it is durable once the WAL acknowledges the last ticket.
+    pub(crate) fn persist(&mut self, ctx: &mut impl CtxFor<Replica>, persist: PersistRequest) -> Result<(), String> {
+        let mut events = Vec::new();
+        let mut ticket = None;
+        let mut sub = ctx.sub(&mut events);
+        if let Some(first) = persist.entries.first() {
+            let last = self.wal.index_last().ok_or("WAL not open")?;
+            if first.index <= last {
+                // Covered by the append's ticket: the WAL writes both in one batch.
+                self.wal.truncate_suffix(&mut sub, first.index).map_err(|e| e.to_string())?;
+            }
+            let entries: Vec<haven_wal::Entry> = persist
+                .entries
+                .iter()
+                .map(|e| haven_wal::Entry { index: e.index, term: e.term, payload: e.payload.clone() })
+                .collect();
+            ticket = Some(self.wal.append(&mut sub, &entries).map_err(|e| e.to_string())?);
+        }
+        if let Some(hard_state) = persist.hard_state {
+            ticket = Some(self.wal.set_hard_state(&mut sub, hard_state.to_bytes()).map_err(|e| e.to_string())?);
+        }
+        self.deferred.extend(events);
+        self.persists.issued(persist.id, ticket);
+        let now = ctx.now();
+        for id in self.persists.take_durable() {
+            self.raft.on_persisted(now, id).map_err(|e| format!("raft refused persist {id:?}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn apply(&mut self, ctx: &mut impl CtxFor<Replica>, entry: &Entry) {
+        let digest = crc32c::crc32c(&entry.payload);
+        let current_term = self.raft.term();
+        ctx.output(ReplicaEvent::Applied { index: entry.index, term: entry.term, current_term, digest });
+        let Some(Applied { client, seq, outcome }) = self.sm.apply(entry) else { return };
+        let Some(to) = self.waiters.remove(&(client, seq)) else { return };
+        let result = match outcome {
+            Some(Ok(response)) => Ok(response),
+            Some(Err(error)) => Err(ReplyError::Store(error)),
+            None => Err(ReplyError::SessionExpired),
+        };
+        reply(ctx, to, (client, seq), result);
+    }
+
+    /// A deposed leader answers its waiting clients so they retry elsewhere;
+    /// their sessions make the retries safe whatever happens to the entries.
+    pub(crate) fn fail_waiters(&mut self, ctx: &mut impl CtxFor<Replica>, leader_hint: Option<NodeId>) {
+        for (session, to) in std::mem::take(&mut self.waiters) {
+            reply(ctx, to, session, Err(ReplyError::NotLeader { leader_hint }));
+        }
+    }
+
+    pub(crate) fn arm_timer(&mut self, ctx: &mut impl CtxFor<Replica>) {
+        let deadline = self.raft.next_deadline();
+        if self.timer.is_some_and(|(at, _)| at == deadline) {
+            return;
+        }
+        if let Some((_, id)) = self.timer.take() {
+            ctx.cancel_timer(id);
+        }
+        let id = ctx.set_timer(deadline.saturating_since(ctx.now()), ReplicaTimer::Raft);
+        self.timer = Some((deadline, id));
+    }
+}
