@@ -1,7 +1,7 @@
 //! Errors returned to the core's caller.
 //!
 //! In: nothing. Out: [`ProposeError`] (why a command was not accepted),
-//! [`ReadError`] (why a read was not), [`TransferError`] (why a leadership
+//! [`ReadError`] and [`LeaseError`] (why a read was not), [`TransferError`] (why a leadership
 //! transfer was not started), [`CompactError`] and [`SnapshotError`] (why
 //! a compaction or snapshot was refused), [`RestoreError`] (why recovered
 //! state cannot be used) and [`UsageError`] (the caller broke the `Ready`
@@ -34,6 +34,13 @@ pub enum ReadError {
     NotLeader { leader_hint: Option<NodeId> },
     #[error("{pending} reads are pending, the limit is {pending_max}; retry later")]
     Backpressure { pending: usize, pending_max: usize },
+}
+
+/// Why a read cannot be served from the leader lease now.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum LeaseError {
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader { leader_hint: Option<NodeId> },
     #[error("no leader lease holds now; use read_index")]
     NoLease,
 }

@@ -2,7 +2,7 @@
 //!
 //! In: the clock, on the leader.
 //! Out: the index a read must wait for (the commit index), without any
-//! message, while the lease holds; `ReadError::NoLease` otherwise (the
+//! message, while the lease holds; `LeaseError::NoLease` otherwise (the
 //! caller falls back to `read_index`).
 //!
 //! Why it holds: the lease starts when the latest heartbeat round a quorum
@@ -18,7 +18,7 @@
 //! If the clocks drift more than assumed, lease reads can be stale:
 //! ReadIndex does not depend on clocks.
 
-use crate::error::ReadError;
+use crate::error::LeaseError;
 use crate::raft::{Raft, RoleState};
 use haven_runtime::Instant;
 use std::time::Duration;
@@ -27,17 +27,17 @@ const PPM: u128 = 1_000_000;
 
 impl Raft {
     /// The index to serve a read at now, if the lease holds at `now`.
-    pub fn lease_read(&mut self, now: Instant) -> Result<u64, ReadError> {
+    pub fn lease_read(&mut self, now: Instant) -> Result<u64, LeaseError> {
         self.advance_clock(now);
         let RoleState::Leader(leadership) = &self.role else {
-            return Err(ReadError::NotLeader { leader_hint: self.leader });
+            return Err(LeaseError::NotLeader { leader_hint: self.leader });
         };
         let Some(start) = leadership.lease_start.filter(|_| self.config.lease_reads) else {
-            return Err(ReadError::NoLease);
+            return Err(LeaseError::NoLease);
         };
         let usable = leadership.transfer.is_none() && self.commit >= leadership.term_start;
         if !usable || self.now >= start + self.lease_duration() {
-            return Err(ReadError::NoLease);
+            return Err(LeaseError::NoLease);
         }
         Ok(self.commit)
     }

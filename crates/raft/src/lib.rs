@@ -65,7 +65,9 @@ mod votes;
 pub use conf_change::ConfChangeError;
 pub use config::{Config, ConfigError};
 pub use entry::{ENTRY_OVERHEAD_BYTES, Entry, EntryKind, LogPosition, PayloadError};
-pub use error::{CompactError, ProposeError, ReadError, RestoreError, SnapshotError, TransferError, UsageError};
+pub use error::{
+    CompactError, LeaseError, ProposeError, ReadError, RestoreError, SnapshotError, TransferError, UsageError,
+};
 pub use gate::PersistError;
 pub use membership::{MEMBERS_MAX, Membership, MembershipError};
 pub use message::{AppendOutcome, ConflictHint, Envelope, Message, TERM_MAX};

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use haven_raft::{Config, HardState, Message, Raft, ReadError};
+use haven_raft::{Config, HardState, LeaseError, Message, Raft};
 use haven_runtime::Instant;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ fn lease_config() -> Config {
 /// and n2 answered it at `t + 25 ms`.
 fn leased_leader() -> (Raft, Instant) {
     let (mut n1, t) = caught_up_leader_with(lease_config());
-    assert_eq!(n1.lease_read(t), Err(ReadError::NoLease), "no round answered yet");
+    assert_eq!(n1.lease_read(t), Err(LeaseError::NoLease), "no round answered yet");
     let beat = t + Duration::from_millis(20);
     n1.tick(beat);
     n1.take_ready();
@@ -34,7 +34,7 @@ fn s6_4_1_the_lease_runs_from_when_the_answered_round_left_for_the_drift_adjuste
     let end = sent + Duration::from_nanos(99_009_900);
     assert_eq!(n1.lease_read(sent + Duration::from_millis(5)), Ok(1));
     assert_eq!(n1.lease_read(end - Duration::from_nanos(1)), Ok(1));
-    assert_eq!(n1.lease_read(end), Err(ReadError::NoLease));
+    assert_eq!(n1.lease_read(end), Err(LeaseError::NoLease));
     assert!(n1.take_ready().messages.is_empty(), "a lease read sends nothing");
 }
 
@@ -47,7 +47,7 @@ fn s6_4_1_a_later_answered_round_extends_the_lease() {
     n1.step(second + Duration::from_millis(5), N3, Message::HeartbeatResponse { term: 1, round: 2 });
     // Round 1's lease would end at second + 79 ms; round 2's runs to second + 99 ms.
     assert_eq!(n1.lease_read(second + Duration::from_millis(98)), Ok(1), "from round 2's departure");
-    assert_eq!(n1.lease_read(second + Duration::from_millis(100)), Err(ReadError::NoLease));
+    assert_eq!(n1.lease_read(second + Duration::from_millis(100)), Err(LeaseError::NoLease));
 }
 
 #[test]
@@ -57,16 +57,16 @@ fn s6_4_1_leases_are_off_unless_configured() {
     n1.tick(beat);
     n1.take_ready();
     n1.step(beat, N2, Message::HeartbeatResponse { term: 1, round: 1 });
-    assert_eq!(n1.lease_read(beat), Err(ReadError::NoLease));
+    assert_eq!(n1.lease_read(beat), Err(LeaseError::NoLease));
     let mut n2 = fresh(N2, 3);
-    assert_eq!(n2.lease_read(ms(0)), Err(ReadError::NotLeader { leader_hint: None }));
+    assert_eq!(n2.lease_read(ms(0)), Err(LeaseError::NotLeader { leader_hint: None }));
 }
 
 #[test]
 fn s6_4_1_no_lease_during_a_leadership_transfer() {
     let (mut n1, sent) = leased_leader();
     n1.transfer_leader(N2).unwrap();
-    assert_eq!(n1.lease_read(sent + Duration::from_millis(10)), Err(ReadError::NoLease));
+    assert_eq!(n1.lease_read(sent + Duration::from_millis(10)), Err(LeaseError::NoLease));
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn s6_4_1_no_lease_before_the_leader_commits_an_entry_of_its_term() {
     n1.tick(beat);
     n1.take_ready();
     n1.step(beat, N2, Message::HeartbeatResponse { term: 2, round: 1 });
-    assert_eq!(n1.lease_read(beat), Err(ReadError::NoLease), "commit 0 may lag entries 1..=2");
+    assert_eq!(n1.lease_read(beat), Err(LeaseError::NoLease), "commit 0 may lag entries 1..=2");
     n1.step(beat, N2, accepted(2, 3));
     assert_eq!(n1.lease_read(beat), Ok(3));
 }
