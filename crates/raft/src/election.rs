@@ -90,6 +90,10 @@ impl Raft {
             }
             self.reset_election_deadline();
         }
+        #[cfg(feature = "planted-bugs")]
+        if crate::planted::active(crate::planted::Bug::VoteBeforePersist) {
+            return self.gate.send_now(from, Message::VoteResponse { term: self.term, granted });
+        }
         self.gate.send(from, Message::VoteResponse { term: self.term, granted });
     }
 

@@ -38,6 +38,8 @@
 
 mod conf_change;
 mod config;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 mod election;
 mod entry;
 mod error;

@@ -162,7 +162,10 @@ impl Raft {
     fn maybe_commit(&mut self) {
         let RoleState::Leader(leadership) = &self.role else { return };
         let quorum_match = leadership.quorum_match(self.id, self.log.membership());
-        if quorum_match > self.commit && self.log.term_at(quorum_match) == Some(self.term) {
+        let current_term = self.log.term_at(quorum_match) == Some(self.term);
+        #[cfg(feature = "planted-bugs")]
+        let current_term = current_term || crate::planted::active(crate::planted::Bug::CommitPreviousTermByCounting);
+        if quorum_match > self.commit && current_term {
             self.commit = quorum_match;
             self.index_waiting_reads();
             self.advance_membership();

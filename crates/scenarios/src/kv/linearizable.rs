@@ -9,8 +9,9 @@
 //! duplicates 1% of messages; clocks drift up to ±200 ppm. For about 20 s,
 //! replicas crash and restart (a crash loses unsynced writes and may tear
 //! the last one), pause, are partitioned (majority/minority, bridge,
-//! isolation, one-way — clients included) and clogged, and the leader is
-//! asked to hand leadership over. Then everything is
+//! isolation, one-way — clients included) and clogged, the leader is
+//! asked to hand leadership over, and replicas are crashed at the worst
+//! moment: while a new term or vote is not yet durable. Then everything is
 //! healed.
 
 use super::client::{ClientConfig, KvClient};
@@ -187,6 +188,12 @@ fn scenario<R: StationReplica>(replicas: u64) -> Scenario<KvNode<R>> {
             actions::swizzle(Dist::uniform(ms(50), ms(300))),
         ))),
         s.add(after_boot(Process::new("transfer", 4, Dist::exponential(secs(4)), transfer_leadership(replicas)))),
+        s.add(after_boot(Process::new(
+            "crash-unsynced",
+            400,
+            Dist::constant(ms(50)),
+            crash_unsynced_hard_state(replicas),
+        ))),
     ];
     s.end_after(&faults, secs(1));
     s
@@ -205,6 +212,27 @@ fn crash_restart_replica<R: StationReplica>(
         sim.crash(node);
         let down = Dist::uniform(ms(100), secs(2)).sample(rng);
         sim.after(down, move |sim, _| sim.restart(node));
+    }
+}
+
+/// The worst moment to crash: a replica whose new term or vote is not yet
+/// durable (a vote just granted, a campaign just started). Every check has
+/// a one-in-ten chance to crash such a replica and restart it soon after;
+/// the durability order must make the lost vote harmless.
+fn crash_unsynced_hard_state<R: StationReplica>(
+    replicas: u64,
+) -> impl FnMut(&mut Sim<KvNode<R>>, &mut ChaCha8Rng, u32) + 'static {
+    move |sim, rng, _| {
+        let unsynced = |sim: &Sim<KvNode<R>>, n: NodeId| {
+            let raft = sim.component(n).and_then(|c| c.replica()).and_then(|r| r.raft());
+            raft.is_some_and(|r| r.hard_state() != r.durable_hard_state())
+        };
+        let Some(node) = (1..=replicas).map(NodeId).find(|&n| sim.is_up(n) && unsynced(sim, n)) else { return };
+        if rng.random_bool(0.1) {
+            sim.crash(node);
+            let down = Dist::uniform(ms(50), ms(500)).sample(rng);
+            sim.after(down, move |sim, _| sim.restart(node));
+        }
     }
 }
 
