@@ -7,7 +7,7 @@ use haven_scenarios::kv::linearizable;
 use haven_scenarios::kv::node::StationReplica;
 use haven_sim::RunReport;
 use haven_station::{
-    ClientReply, Replica, ReplicaConfig, ReplicaEvent, ReplicaIo, ReplicaTimer, ReplyError, StationMsg,
+    ClientReply, Replica, ReplicaConfig, ReplicaEvent, ReplicaIo, ReplicaTimer, ReplyError, StateMachine, StationMsg,
 };
 use haven_store::{Request, Response};
 
@@ -20,6 +20,10 @@ struct LeaderLocalReads(Replica);
 impl StationReplica for LeaderLocalReads {
     fn raft(&self) -> Option<&Raft> {
         self.0.raft()
+    }
+
+    fn state_machine(&self) -> Option<&StateMachine> {
+        self.0.state_machine()
     }
 }
 

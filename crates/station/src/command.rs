@@ -1,19 +1,28 @@
-//! The command a replica proposes to Raft for a client request.
+//! The commands a replica proposes to Raft: client requests, and the
+//! leader's own lease expiries.
 //!
-//! In: a client id, sequence number and store request. Out: the opaque
-//! bytes Raft replicates, and back. Decoding is defensive: a command that
-//! does not decode is a broken invariant (only replicas propose), reported
-//! as an error, never a panic on the bytes themselves.
+//! In: a client id, sequence number and store request, or a lease the
+//! leader found expired. Out: the opaque bytes Raft replicates, and back.
+//! Decoding is defensive: a command that does not decode is a broken
+//! invariant (only replicas propose), reported as an error, never a panic
+//! on the bytes themselves.
+//!
+//! Expiry is not a client command: it carries no session, because no
+//! client waits for it and a repeat is harmless (the second revoke finds
+//! the lease gone and changes nothing). Keeping it a separate variant also
+//! lets every replica tell an expiry from a client's revoke when it applies.
 
 use haven_runtime::wire::{self, WireError};
-use haven_store::Request;
+use haven_store::{LeaseId, Request};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Command {
-    pub client: u64,
-    pub seq: u64,
-    pub request: Request,
+pub enum Command {
+    /// A client's request, applied once per (client, seq) by the sessions.
+    Client { client: u64, seq: u64, request: Request },
+    /// The leader's lessor found this lease past its deadline: revoke it
+    /// and delete its keys.
+    ExpireLease { lease: LeaseId },
 }
 
 impl Command {
@@ -25,5 +34,20 @@ impl Command {
 
     pub fn decode(bytes: &[u8]) -> Result<Command, WireError> {
         wire::decode(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use haven_store::LeaseRevokeRequest;
+
+    #[test]
+    fn a_client_revoke_and_an_expiry_of_the_same_lease_stay_distinct() {
+        let client = Command::Client { client: 1, seq: 1, request: Request::LeaseRevoke(LeaseRevokeRequest { id: 7 }) };
+        let expiry = Command::ExpireLease { lease: 7 };
+        assert_eq!(Command::decode(&client.encode()), Ok(client.clone()));
+        assert_eq!(Command::decode(&expiry.encode()), Ok(expiry.clone()));
+        assert_ne!(client.encode(), expiry.encode());
     }
 }

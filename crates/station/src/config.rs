@@ -2,11 +2,16 @@
 //!
 //! In: the voters and the settings of each layer. Out: a [`ReplicaConfig`]
 //! checked once, with errors naming the field.
+//!
+//! There is deliberately no knob for the lease extension a new leader
+//! grants: it is Raft's `election_timeout_max`, so it cannot be set below
+//! the time a holder may need to find the new leader.
 
 use haven_raft::Config as RaftConfig;
 use haven_runtime::NodeId;
-use haven_store::StoreConfig;
+use haven_store::{LessorConfig, StoreConfig};
 use haven_wal::WalConfig;
+use std::time::Duration;
 use thiserror::Error;
 
 #[derive(Clone, Debug)]
@@ -24,6 +29,15 @@ pub struct ReplicaConfig {
     /// Applied entries after which the replica snapshots its state machine
     /// and compacts the log.
     pub snapshot_entries: u64,
+    /// The leader's lessor: how often an unapplied expiry is proposed
+    /// again, and how many expiries one lease tick proposes at most.
+    pub lessor: LessorConfig,
+    /// How often the leader looks for expired leases.
+    pub lease_tick_interval: Duration,
+    /// Leases the store may hold; further grants are refused by the leader
+    /// (`TooManyLeases`). Checked when proposing, so grants already in the
+    /// log may overshoot it by at most Raft's `uncommitted_entries_max`.
+    pub leases_max: usize,
 }
 
 impl ReplicaConfig {
@@ -36,6 +50,9 @@ impl ReplicaConfig {
             sessions_max: 10_000,
             waiters_max: 10_000,
             snapshot_entries: 10_000,
+            lessor: LessorConfig { expired_batch_len_max: 100, ..LessorConfig::default() },
+            lease_tick_interval: Duration::from_millis(100),
+            leases_max: 100_000,
         }
     }
 
@@ -47,8 +64,11 @@ impl ReplicaConfig {
             return Err(ReplicaConfigError::Voters(self.voters.clone()));
         }
         self.raft.validate().map_err(|e| ReplicaConfigError::Raft(e.to_string()))?;
-        if self.sessions_max == 0 || self.waiters_max == 0 || self.snapshot_entries == 0 {
+        if self.sessions_max == 0 || self.waiters_max == 0 || self.snapshot_entries == 0 || self.leases_max == 0 {
             return Err(ReplicaConfigError::ZeroLimit);
+        }
+        if self.lease_tick_interval.is_zero() || self.lessor.expired_batch_len_max == 0 {
+            return Err(ReplicaConfigError::LeaseTick);
         }
         Ok(())
     }
@@ -60,6 +80,8 @@ pub enum ReplicaConfigError {
     Voters(Vec<NodeId>),
     #[error("raft: {0}")]
     Raft(String),
-    #[error("sessions_max, waiters_max and snapshot_entries must be at least 1")]
+    #[error("sessions_max, waiters_max, snapshot_entries and leases_max must be at least 1")]
     ZeroLimit,
+    #[error("lease_tick_interval and lessor.expired_batch_len_max must be positive, or no lease ever expires")]
+    LeaseTick,
 }

@@ -10,12 +10,15 @@
 //!
 //! Client requests carry a client id and a sequence number; the replicated
 //! [`Sessions`] table makes a retried command apply exactly once (Raft
-//! thesis §6.3).
+//! thesis §6.3). Leases expire by the leader's clock, through the log; a new
+//! leader first extends every lease (see the `leases` module).
 
 pub mod command;
 pub mod config;
+mod leases;
 pub mod msg;
 pub mod persist;
+mod reads;
 pub mod replica;
 mod running;
 pub mod sessions;
@@ -25,7 +28,7 @@ pub mod state_machine;
 
 pub use command::Command;
 pub use config::ReplicaConfig;
-pub use msg::{ClientReply, ClientRequest, ReplyError, StationMsg};
+pub use msg::{ClientReply, ClientRequest, KeepAliveReply, KeepAliveRequest, ReplyError, StationMsg};
 pub use replica::{Replica, ReplicaEvent, ReplicaIo, ReplicaTimer};
 pub use sessions::Sessions;
 pub use state_machine::StateMachine;

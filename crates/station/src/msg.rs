@@ -2,10 +2,14 @@
 //!
 //! In/out: one message enum for every node of a station cluster, so a
 //! simulated cluster of replicas and clients shares one message type.
+//!
+//! Lease keep-alives have their own request and reply: they never reach the
+//! state machine (only the leader's lessor), so they are not store requests,
+//! carry no session, and their `seq` only pairs a reply with its request.
 
 use haven_raft::Message;
 use haven_runtime::NodeId;
-use haven_store::{Request, Response, StoreError};
+use haven_store::{LeaseId, Request, Response, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// A client's request. `seq` grows by one per new command of this client;
@@ -28,6 +32,8 @@ pub enum ReplyError {
     SessionExpired,
     /// The replica cannot take more work now; retry later.
     Busy,
+    /// A lease grant refused: the store already holds `leases_max` leases.
+    TooManyLeases { leases_max: usize },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +42,26 @@ pub struct ClientReply {
     pub client: u64,
     pub seq: u64,
     pub result: Result<Response, ReplyError>,
+}
+
+/// etcd's LeaseKeepAlive: renew `lease` for its full TTL from now. Only the
+/// leader answers, once a heartbeat round confirmed it still leads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeepAliveRequest {
+    pub client: u64,
+    /// Pairs the reply with this request (a new one for every attempt).
+    pub seq: u64,
+    pub lease: LeaseId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeepAliveReply {
+    pub client: u64,
+    pub seq: u64,
+    pub lease: LeaseId,
+    /// The lease's TTL in seconds from the renewal, or why not: `NotLeader`,
+    /// or `Store(LeaseNotFound)` for a lease unknown or already expiring.
+    pub result: Result<i64, ReplyError>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,4 +74,6 @@ pub enum StationMsg {
     TransferLeader {
         to: NodeId,
     },
+    KeepAlive(KeepAliveRequest),
+    KeepAliveReply(KeepAliveReply),
 }

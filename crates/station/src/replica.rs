@@ -1,7 +1,8 @@
 //! One station replica as a component: Raft core + WAL + state machine.
 //!
 //! In: start (open the WAL, recover, restore Raft), Raft messages, client
-//! requests, the Raft deadline timer, WAL timers and disk completions.
+//! requests and lease keep-alives, the Raft deadline timer, the lease tick,
+//! WAL timers and disk completions.
 //! Out: Raft messages and client replies, WAL disk requests, and
 //! [`ReplicaEvent`]s.
 //!
@@ -11,21 +12,24 @@
 //! log suffix first when the request rewrites it), report it persisted when
 //! the WAL's group commit covering it is durable, send every released
 //! message, apply committed entries in order, and keep one timer at Raft's
-//! next deadline. Range reads take no log entry: the leader asks Raft for a
-//! ReadIndex (thesis §6.4) and answers once its applied index reaches the
-//! confirmed read index. A WAL failure halts the replica: it reports
+//! next deadline. Range reads, lease time-to-live and keep-alives take no log
+//! entry: the leader asks Raft for a ReadIndex (thesis §6.4) and answers
+//! once its applied index reaches the confirmed read index. Lease expiries
+//! are the leader's own proposals (`Command::ExpireLease`). A WAL failure halts the replica: it reports
 //! `Fatal` and answers nothing until restarted, which recovers from disk.
 
 use crate::config::ReplicaConfig;
-use crate::msg::{ClientRequest, ReplyError, StationMsg};
+use crate::leases::Leases;
+use crate::msg::{ClientRequest, KeepAliveRequest, ReplyError, StationMsg};
 use crate::persist::PersistTracker;
+use crate::reads::{PendingRead, ReadOp};
 use crate::running::{Running, reply};
 use crate::snapshot_file;
 use crate::snapshots::Snapshots;
 use crate::state_machine::StateMachine;
 use haven_raft::{DurableState, Entry, HardState, Raft, Role, Setup, SnapshotMeta};
 use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
-use haven_store::Request;
+use haven_store::{LeaseId, Lessor, Request};
 use haven_wal::{NoMsg, Recovered, Ticket, Wal, WalEvent, WalIo, WalTimer};
 use rand::SeedableRng;
 use std::collections::BTreeMap;
@@ -34,6 +38,8 @@ use std::collections::BTreeMap;
 pub enum ReplicaTimer {
     /// Raft's next deadline (election timeout, heartbeat, check-quorum).
     Raft,
+    /// The leader's periodic look for expired leases.
+    Lease,
     Wal(WalTimer),
 }
 
@@ -62,6 +68,13 @@ pub enum ReplicaEvent {
         term: u64,
         current_term: u64,
         digest: u32,
+    },
+    /// Entry `index` revoked `lease` and deleted its keys: by the leader's
+    /// expiry when `expired`, else at a client's request.
+    LeaseRevoked {
+        lease: LeaseId,
+        index: u64,
+        expired: bool,
     },
     /// The replica stopped; it recovers only by restarting.
     Fatal {
@@ -115,6 +128,15 @@ impl Replica {
     pub fn state_machine(&self) -> Option<&StateMachine> {
         match &self.phase {
             Phase::Running(r) => Some(&r.sm),
+            _ => None,
+        }
+    }
+
+    /// The lessor: every lease the applied state holds, with deadlines
+    /// while this replica leads.
+    pub fn lessor(&self) -> Option<&Lessor> {
+        match &self.phase {
+            Phase::Running(r) => Some(r.leases.lessor()),
             _ => None,
         }
     }
@@ -176,6 +198,7 @@ impl Replica {
         let setup = Setup { id: ctx.node(), voters: self.config.voters.clone(), config: self.config.raft.clone() };
         let rng = rand_chacha::ChaCha8Rng::from_rng(ctx.rng());
         let raft = Raft::restore(setup, durable, rng, ctx.now()).map_err(|e| format!("raft restore: {e}"))?;
+        let leases = Leases::new(&self.config, sm.store());
         let running = Running {
             raft,
             wal,
@@ -188,6 +211,7 @@ impl Replica {
             reads_confirmed: BTreeMap::new(),
             read_ctx_next: 1,
             snapshots: Snapshots::default(),
+            leases,
             snapshot_entries: self.config.snapshot_entries,
             deferred: Vec::new(),
         };
@@ -236,17 +260,48 @@ impl Replica {
     }
 
     fn on_request(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, request: ClientRequest) {
+        let ClientRequest { client, seq, request } = request;
+        let op = match request {
+            Request::Range(range) => ReadOp::Range(range),
+            Request::LeaseTimeToLive(question) => ReadOp::TimeToLive(question),
+            other => return self.on_command(ctx, from, (client, seq), other),
+        };
+        self.on_read(ctx, PendingRead { to: from, client, seq, op });
+    }
+
+    fn on_keep_alive(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, request: KeepAliveRequest) {
+        let KeepAliveRequest { client, seq, lease } = request;
+        self.on_read(ctx, PendingRead { to: from, client, seq, op: ReadOp::KeepAlive(lease) });
+    }
+
+    /// A request answered without a log entry, once Raft confirms a read index.
+    fn on_read(&mut self, ctx: &mut impl CtxFor<Self>, read: PendingRead) {
         let waiters_max = self.config.waiters_max;
         let Phase::Running(r) = &mut self.phase else {
-            return reply(ctx, from, (request.client, request.seq), Err(ReplyError::NotLeader { leader_hint: None }));
+            return read.refuse(ctx, ReplyError::NotLeader { leader_hint: None });
         };
         if r.waiters.len() + r.reads_asked.len() + r.reads_confirmed.len() >= waiters_max {
-            return reply(ctx, from, (request.client, request.seq), Err(ReplyError::Busy));
+            return read.refuse(ctx, ReplyError::Busy);
         }
-        match request.request {
-            Request::Range(range) => r.ask_read(ctx, from, (request.client, request.seq), range),
-            other => r.propose(ctx, from, request.client, request.seq, other),
+        r.ask_read(ctx, read);
+        if let Err(reason) = self.drive(ctx) {
+            self.fail(ctx, reason);
         }
+    }
+
+    /// A request that changes the state: proposed to Raft as a client command.
+    fn on_command(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, session: (u64, u64), request: Request) {
+        let waiters_max = self.config.waiters_max;
+        let Phase::Running(r) = &mut self.phase else {
+            return reply(ctx, from, session, Err(ReplyError::NotLeader { leader_hint: None }));
+        };
+        if r.waiters.len() + r.reads_asked.len() + r.reads_confirmed.len() >= waiters_max {
+            return reply(ctx, from, session, Err(ReplyError::Busy));
+        }
+        if let (Request::LeaseGrant(_), Err(refused)) = (&request, r.may_grant()) {
+            return reply(ctx, from, session, Err(refused));
+        }
+        r.propose(ctx, from, session.0, session.1, request);
         if let Err(reason) = self.drive(ctx) {
             self.fail(ctx, reason);
         }
@@ -290,7 +345,8 @@ impl Component for Replica {
                     self.fail(ctx, reason);
                 }
             }
-            StationMsg::Reply(_) => {} // replicas do not send requests
+            StationMsg::KeepAlive(request) => self.on_keep_alive(ctx, from, request),
+            StationMsg::Reply(_) | StationMsg::KeepAliveReply(_) => {} // replicas do not send requests
         }
     }
 
@@ -300,6 +356,13 @@ impl Component for Replica {
             (Phase::Running(r), ReplicaTimer::Raft) => {
                 r.timer = None;
                 r.raft.tick(ctx.now());
+                if let Err(reason) = self.drive(ctx) {
+                    self.fail(ctx, reason);
+                }
+                return;
+            }
+            (Phase::Running(r), ReplicaTimer::Lease) => {
+                r.on_lease_tick(ctx);
                 if let Err(reason) = self.drive(ctx) {
                     self.fail(ctx, reason);
                 }

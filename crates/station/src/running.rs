@@ -3,17 +3,20 @@
 //!
 //! In: each `Ready` from the Raft core, client requests routed by the
 //! replica. Out: WAL writes, sends, client replies, applied entries, and
-//! the one timer at Raft's next deadline.
+//! the one timer at Raft's next deadline. Reads answered without a log entry
+//! are in `reads.rs`, leases in `leases.rs`, snapshots in `snapshots.rs`.
 
 use crate::command::Command;
+use crate::leases::Leases;
 use crate::msg::{ClientReply, ReplyError, StationMsg};
 use crate::persist::PersistTracker;
+use crate::reads::PendingRead;
 use crate::replica::{Replica, ReplicaEvent, ReplicaTimer};
 use crate::snapshots::Snapshots;
-use crate::state_machine::{Applied, StateMachine};
-use haven_raft::{Entry, PersistRequest, ProposeError, Raft, ReadError, ReadState, Ready, Role};
+use crate::state_machine::{ClientOutcome, StateMachine};
+use haven_raft::{Entry, PersistRequest, ProposeError, Raft, Ready, Role};
 use haven_runtime::{CtxFor, Instant, NodeId, TimerId};
-use haven_store::{RangeRequest, Request, Response};
+use haven_store::{Request, Response};
 use haven_wal::Wal;
 use std::collections::BTreeMap;
 
@@ -33,19 +36,12 @@ pub(crate) struct Running {
     pub(crate) reads_confirmed: BTreeMap<(u64, u64), PendingRead>,
     pub(crate) read_ctx_next: u64,
     pub(crate) snapshots: Snapshots,
+    pub(crate) leases: Leases,
     /// Applied entries between two snapshots (`ReplicaConfig::snapshot_entries`).
     pub(crate) snapshot_entries: u64,
     /// WAL events produced by calls made here, for the replica to handle
     /// once the current step is done.
     pub(crate) deferred: Vec<haven_wal::WalEvent>,
-}
-
-#[derive(Debug)]
-pub(crate) struct PendingRead {
-    pub(crate) to: NodeId,
-    pub(crate) client: u64,
-    pub(crate) seq: u64,
-    pub(crate) range: RangeRequest,
 }
 
 pub(crate) fn reply(
@@ -67,7 +63,7 @@ impl Running {
         seq: u64,
         request: Request,
     ) {
-        let command = Command { client, seq, request }.encode();
+        let command = Command::Client { client, seq, request }.encode();
         match self.raft.propose(&command) {
             Ok(_) => {
                 self.waiters.insert((client, seq), from);
@@ -81,63 +77,14 @@ impl Running {
         }
     }
 
-    pub(crate) fn ask_read(
-        &mut self,
-        ctx: &mut impl CtxFor<Replica>,
-        from: NodeId,
-        (client, seq): (u64, u64),
-        range: RangeRequest,
-    ) {
-        let read_ctx = self.read_ctx_next;
-        match self.raft.read_index(read_ctx) {
-            Ok(()) => {
-                self.read_ctx_next += 1;
-                self.reads_asked.insert(read_ctx, PendingRead { to: from, client, seq, range });
-            }
-            Err(ReadError::NotLeader { leader_hint }) => {
-                reply(ctx, from, (client, seq), Err(ReplyError::NotLeader { leader_hint }))
-            }
-            Err(ReadError::Backpressure { .. }) => reply(ctx, from, (client, seq), Err(ReplyError::Busy)),
-        }
-    }
-
-    /// Serves every confirmed read whose index the state machine reached.
-    pub(crate) fn serve_reads(&mut self, ctx: &mut impl CtxFor<Replica>) {
-        let applied = self.sm.applied_index();
-        while let Some(entry) = self.reads_confirmed.first_entry() {
-            if entry.key().0 > applied {
-                break;
-            }
-            let read = entry.remove();
-            let result = self.sm.store().range(&read.range).map(Response::Range).map_err(ReplyError::Store);
-            reply(ctx, read.to, (read.client, read.seq), result);
-        }
-    }
-
-    pub(crate) fn on_reads(&mut self, ctx: &mut impl CtxFor<Replica>, confirmed: Vec<ReadState>, failed: Vec<u64>) {
-        for ReadState { ctx: read_ctx, index } in confirmed {
-            let read = self.reads_asked.remove(&read_ctx).expect("raft confirms only reads it was asked");
-            self.reads_confirmed.insert((index, read_ctx), read);
-        }
-        for read_ctx in failed {
-            let read = self.reads_asked.remove(&read_ctx).expect("raft fails only reads it was asked");
-            reply(
-                ctx,
-                read.to,
-                (read.client, read.seq),
-                Err(ReplyError::NotLeader { leader_hint: self.raft.leader() }),
-            );
-        }
-        self.serve_reads(ctx);
-    }
-
     pub(crate) fn handle(&mut self, ctx: &mut impl CtxFor<Replica>, ready: Ready) -> Result<(), String> {
         if let Some(soft) = ready.soft_state {
             ctx.output(ReplicaEvent::Role { role: soft.role, term: soft.term, leader: soft.leader });
             if self.role == Role::Leader && soft.role != Role::Leader {
                 self.fail_waiters(ctx, soft.leader);
             }
-            self.role = soft.role;
+            let was = std::mem::replace(&mut self.role, soft.role);
+            self.leases_on_role(ctx, was);
         }
         if let Some(persist) = ready.persist {
             self.persist(ctx, persist)?;
@@ -199,7 +146,11 @@ impl Running {
         let digest = crc32c::crc32c(&entry.payload);
         let current_term = self.raft.term();
         ctx.output(ReplicaEvent::Applied { index: entry.index, term: entry.term, current_term, digest });
-        let Some(Applied { client, seq, outcome }) = self.sm.apply(entry) else { return };
+        let applied = self.sm.apply(entry);
+        if let Some(change) = applied.lease {
+            self.lease_applied(ctx, entry.index, change);
+        }
+        let Some(ClientOutcome { client, seq, outcome }) = applied.client else { return };
         let Some(to) = self.waiters.remove(&(client, seq)) else { return };
         let result = match outcome {
             Some(Ok(response)) => Ok(response),

@@ -74,9 +74,9 @@ mod tests {
     fn state_machine_with_one_put() -> StateMachine {
         let mut sm = StateMachine::new(StoreConfig::default(), 8);
         let put = Request::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..PutRequest::default() });
-        let command = Command { client: 1, seq: 1, request: put }.encode();
+        let command = Command::Client { client: 1, seq: 1, request: put }.encode();
         let entry = Entry::command(1, 1, &command);
-        assert!(sm.apply(&entry).is_some());
+        assert!(sm.apply(&entry).client.is_some());
         sm
     }
 

@@ -117,6 +117,7 @@ impl Running {
             ));
         }
         self.sm = sm;
+        self.restore_leases(ctx);
         let index = meta.last.index;
         let mut events = Vec::new();
         let last = self.wal.index_last().ok_or("WAL not open")?;

@@ -15,20 +15,18 @@
 //! healed.
 
 use super::client::{ClientConfig, KvClient};
+use super::faults;
 use super::history::Recorder;
 use super::invariants::RaftInvariants;
 use super::node::{KvNode, KvOut, StationReplica};
 use crate::election::any_partition;
 use haven_lincheck::{self as lin, Verdict};
-use haven_raft::Role;
 use haven_runtime::NodeId;
 use haven_sim::{
     Dist, LinkConfig, Outcome, ProcId, Process, RunReport, Scenario, Sim, SimConfig, SimTime, TraceSink, Violation,
     actions,
 };
-use haven_station::{Replica, ReplicaConfig, StationMsg};
-use rand::RngExt;
-use rand_chacha::ChaCha8Rng;
+use haven_station::{Replica, ReplicaConfig};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -177,9 +175,9 @@ fn scenario<R: StationReplica>(replicas: u64) -> Scenario<KvNode<R>> {
             "crash-restart",
             5,
             Dist::exponential(secs(3)),
-            crash_restart_replica(replicas),
+            faults::crash_restart_replica(replicas),
         ))),
-        s.add(after_boot(Process::new("pause", 4, Dist::exponential(secs(4)), pause_replica(replicas)))),
+        s.add(after_boot(Process::new("pause", 4, Dist::exponential(secs(4)), faults::pause_replica(replicas)))),
         s.add(after_boot(Process::new("partition", 4, Dist::exponential(secs(4)), any_partition()))),
         s.add(after_boot(Process::new(
             "clog",
@@ -187,73 +185,19 @@ fn scenario<R: StationReplica>(replicas: u64) -> Scenario<KvNode<R>> {
             Dist::exponential(secs(8)),
             actions::swizzle(Dist::uniform(ms(50), ms(300))),
         ))),
-        s.add(after_boot(Process::new("transfer", 4, Dist::exponential(secs(4)), transfer_leadership(replicas)))),
+        s.add(after_boot(Process::new(
+            "transfer",
+            4,
+            Dist::exponential(secs(4)),
+            faults::transfer_leadership(replicas),
+        ))),
         s.add(after_boot(Process::new(
             "crash-unsynced",
             400,
             Dist::constant(ms(50)),
-            crash_unsynced_hard_state(replicas),
+            faults::crash_unsynced_hard_state(replicas),
         ))),
     ];
     s.end_after(&faults, secs(1));
     s
-}
-
-fn pick_replica<R: StationReplica>(sim: &Sim<KvNode<R>>, replicas: u64, rng: &mut ChaCha8Rng) -> Option<NodeId> {
-    let up: Vec<NodeId> = (1..=replicas).map(NodeId).filter(|&n| sim.is_up(n)).collect();
-    (!up.is_empty()).then(|| up[rng.random_range(0..up.len())])
-}
-
-fn crash_restart_replica<R: StationReplica>(
-    replicas: u64,
-) -> impl FnMut(&mut Sim<KvNode<R>>, &mut ChaCha8Rng, u32) + 'static {
-    move |sim, rng, _| {
-        let Some(node) = pick_replica(sim, replicas, rng) else { return };
-        sim.crash(node);
-        let down = Dist::uniform(ms(100), secs(2)).sample(rng);
-        sim.after(down, move |sim, _| sim.restart(node));
-    }
-}
-
-/// The worst moment to crash: a replica whose new term or vote is not yet
-/// durable (a vote just granted, a campaign just started). Every check has
-/// a one-in-ten chance to crash such a replica and restart it soon after;
-/// the durability order must make the lost vote harmless.
-fn crash_unsynced_hard_state<R: StationReplica>(
-    replicas: u64,
-) -> impl FnMut(&mut Sim<KvNode<R>>, &mut ChaCha8Rng, u32) + 'static {
-    move |sim, rng, _| {
-        let unsynced = |sim: &Sim<KvNode<R>>, n: NodeId| {
-            let raft = sim.component(n).and_then(|c| c.replica()).and_then(|r| r.raft());
-            raft.is_some_and(|r| r.hard_state() != r.durable_hard_state())
-        };
-        let Some(node) = (1..=replicas).map(NodeId).find(|&n| sim.is_up(n) && unsynced(sim, n)) else { return };
-        if rng.random_bool(0.1) {
-            sim.crash(node);
-            let down = Dist::uniform(ms(50), ms(500)).sample(rng);
-            sim.after(down, move |sim, _| sim.restart(node));
-        }
-    }
-}
-
-/// Asks the current leader (if any) to hand leadership to another replica.
-fn transfer_leadership<R: StationReplica>(
-    replicas: u64,
-) -> impl FnMut(&mut Sim<KvNode<R>>, &mut ChaCha8Rng, u32) + 'static {
-    move |sim, rng, _| {
-        let is_leader = |sim: &Sim<KvNode<R>>, n: NodeId| {
-            sim.component(n).and_then(|c| c.replica()).and_then(|r| r.raft()).is_some_and(|r| r.role() == Role::Leader)
-        };
-        let Some(leader) = (1..=replicas).map(NodeId).find(|&n| sim.is_up(n) && is_leader(sim, n)) else { return };
-        let others: Vec<NodeId> = (1..=replicas).map(NodeId).filter(|&n| n != leader).collect();
-        let to = others[rng.random_range(0..others.len())];
-        sim.inject(leader, leader, StationMsg::TransferLeader { to });
-    }
-}
-
-fn pause_replica<R: StationReplica>(replicas: u64) -> impl FnMut(&mut Sim<KvNode<R>>, &mut ChaCha8Rng, u32) + 'static {
-    move |sim, rng, _| {
-        let Some(node) = pick_replica(sim, replicas, rng) else { return };
-        sim.pause(node, Dist::uniform(ms(100), ms(1500)).sample(rng));
-    }
 }

@@ -4,25 +4,31 @@
 //! set of types so replicas and clients share one simulation.
 
 use super::client::{ClientEvent, ClientTimer, KvClient};
+use super::lease_client::{LeaseClient, LeaseClientTimer, LeaseEvent};
 use super::load::{LoadGen, Retry};
 use haven_basics::Never;
 use haven_raft::Raft;
 use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
-use haven_station::{Replica, ReplicaEvent, ReplicaIo, ReplicaTimer, StationMsg};
+use haven_station::{Replica, ReplicaEvent, ReplicaIo, ReplicaTimer, StateMachine, StationMsg};
 use std::fmt::Debug;
 
 /// What the scenarios need of a replica: the component, and a view of its
-/// Raft core for the invariant checkers. Tests plant broken variants by
-/// wrapping [`Replica`].
+/// Raft core and state machine for the checkers. Tests plant broken
+/// variants by wrapping [`Replica`].
 pub trait StationReplica:
     Component<Msg = StationMsg, Timer = ReplicaTimer, Io = ReplicaIo, Out = ReplicaEvent> + Debug + 'static
 {
     fn raft(&self) -> Option<&Raft>;
+    fn state_machine(&self) -> Option<&StateMachine>;
 }
 
 impl StationReplica for Replica {
     fn raft(&self) -> Option<&Raft> {
         Replica::raft(self)
+    }
+
+    fn state_machine(&self) -> Option<&StateMachine> {
+        Replica::state_machine(self)
     }
 }
 
@@ -32,6 +38,8 @@ pub enum KvNode<R: StationReplica = Replica> {
     Client(Box<KvClient>),
     /// A benchmark's load generator.
     Load(Box<LoadGen>),
+    /// A lease holder of the `lease` scenario.
+    LeaseClient(Box<LeaseClient>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +47,7 @@ pub enum KvTimer {
     Replica(ReplicaTimer),
     Client(ClientTimer),
     Load(usize),
+    LeaseClient(LeaseClientTimer),
 }
 
 #[derive(Debug)]
@@ -51,6 +60,7 @@ pub enum KvOut {
     Replica(ReplicaEvent),
     Client(ClientEvent),
     Load(Retry),
+    LeaseClient(LeaseEvent),
 }
 
 impl From<ReplicaTimer> for KvTimer {
@@ -61,6 +71,11 @@ impl From<ReplicaTimer> for KvTimer {
 impl From<ClientTimer> for KvTimer {
     fn from(t: ClientTimer) -> Self {
         KvTimer::Client(t)
+    }
+}
+impl From<LeaseClientTimer> for KvTimer {
+    fn from(t: LeaseClientTimer) -> Self {
+        KvTimer::LeaseClient(t)
     }
 }
 impl From<usize> for KvTimer {
@@ -83,7 +98,14 @@ impl<R: StationReplica> KvNode<R> {
     pub fn replica(&self) -> Option<&R> {
         match self {
             KvNode::Replica(r) => Some(r),
-            KvNode::Client(_) | KvNode::Load(_) => None,
+            KvNode::Client(_) | KvNode::Load(_) | KvNode::LeaseClient(_) => None,
+        }
+    }
+
+    pub fn lease_client(&self) -> Option<&LeaseClient> {
+        match self {
+            KvNode::LeaseClient(c) => Some(c),
+            _ => None,
         }
     }
 
@@ -117,6 +139,12 @@ macro_rules! delegate {
                 let $sub = &mut $ctx.sub(&mut outs);
                 $body;
                 outs.into_iter().for_each(|o| $ctx.output(KvOut::Load(o)));
+            }
+            KvNode::LeaseClient($c) => {
+                let mut outs = Vec::new();
+                let $sub = &mut $ctx.sub(&mut outs);
+                $body;
+                outs.into_iter().for_each(|o| $ctx.output(KvOut::LeaseClient(o)));
             }
         }
     };
@@ -152,6 +180,11 @@ impl<R: StationReplica> Component for KvNode<R> {
                 let mut outs = Vec::new();
                 l.on_timer(&mut ctx.sub(&mut outs), id, t);
                 outs.into_iter().for_each(|o| ctx.output(KvOut::Load(o)));
+            }
+            (KvNode::LeaseClient(c), KvTimer::LeaseClient(t)) => {
+                let mut outs = Vec::new();
+                c.on_timer(&mut ctx.sub(&mut outs), id, t);
+                outs.into_iter().for_each(|o| ctx.output(KvOut::LeaseClient(o)));
             }
             (node, timer) => panic!("timer {timer:?} fired on the wrong kind of node {node:?}"),
         }

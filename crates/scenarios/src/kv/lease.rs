@@ -1,0 +1,160 @@
+//! The `lease` scenario.
+//!
+//! In: a seed (and, for planted bugs, a replica constructor). Out: a
+//! [`RunReport`]; its violation names a broken Raft invariant, a lease
+//! revoked while its holder's acknowledged keep-alive still covered it, or
+//! an abandoned lease (or key on it) that outlived healing.
+//!
+//! 3 replicas (5 on every fourth seed) and 3 lease holders with TTLs of 2
+//! or 3 s, each renewing every TTL/3 by its own clock and putting keys on
+//! its lease. Clocks drift within ±[`DRIFT_PPM_MAX`] ppm, the assumption
+//! the safety check is stated under. 1% loss and duplication. For about
+//! 10 s: replica crashes (losing unsynced writes, some while a new term or
+//! vote is not yet durable), pauses, partitions of
+//! every kind (holders included), clogging and leadership transfers, and
+//! holders that stop: a crash kept down beyond the TTL, or a pause of up to
+//! twice the TTL. Then everything is healed and restarted; a restarted
+//! holder is a new session, so its old lease is abandoned.
+
+use super::faults;
+use super::invariants::RaftInvariants;
+use super::lease_checks::LeaseChecks;
+use super::lease_client::{LeaseClient, LeaseClientConfig};
+use super::node::{KvNode, StationReplica};
+use crate::election::any_partition;
+use haven_runtime::NodeId;
+use haven_sim::{Dist, LinkConfig, ProcId, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
+use haven_station::{Replica, ReplicaConfig};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+pub const SUMMARY: &str = "3 replicas (5 on every fourth seed) of Raft + WAL + the etcd-model store, and 3 lease \
+holders (TTL 2-3 s) renewing every TTL/3 and putting keys on their lease. 1% loss and duplication, clocks within \
+±200 ppm. For about 10 s: replica crashes, pauses, partitions of every kind (holders included), clogging, leadership \
+transfers, and holders that crash or pause past their TTL. Safety, after every event: Raft's invariants, and no lease \
+is revoked before g + TTL/(1 + 200 ppm) for any acknowledged grant or keep-alive its holder sent at g. Liveness: \
+within TTL + 8 s of healing, every lease and leased key not held by a running holder is gone, and every holder \
+renews.";
+
+const CLIENTS: u64 = 3;
+/// The clock-drift bound: every clock runs within this of global time.
+pub const DRIFT_PPM_MAX: u64 = 200;
+/// The longest TTL a holder asks for.
+pub const TTL_SECONDS_MAX: i64 = 3;
+/// After healing: the election of a stable leader, its extension (one
+/// election timeout), a revoke retried once after a refused proposal
+/// (`LessorConfig::revoke_retry`, 3 s) and its commit fit in this.
+pub const EXPIRY_SLACK: Duration = Duration::from_secs(8);
+/// Small, so snapshots (and their lease tables) are taken, installed and
+/// restored often.
+const SNAPSHOT_ENTRIES: u64 = 100;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[derive(Debug)]
+struct Shared {
+    invariants: RaftInvariants,
+    leases: LeaseChecks,
+}
+
+pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
+    run_with(seed, trace, Replica::new)
+}
+
+/// One seed with any replica built from its configuration (tests plant
+/// broken variants by wrapping [`Replica`]).
+pub fn run_with<R: StationReplica>(
+    seed: u64,
+    trace: Option<TraceSink>,
+    make_replica: impl Fn(ReplicaConfig) -> R + 'static,
+) -> RunReport {
+    let replicas: u64 = if seed % 4 == 3 { 5 } else { 3 };
+    let mut config = SimConfig::new(seed, (replicas + CLIENTS) as usize);
+    config.link = LinkConfig { latency: Dist::lan(), loss_probability: 0.01, duplicate_probability: 0.01 };
+    let voters: Vec<NodeId> = (1..=replicas).map(NodeId).collect();
+    let factory = move |id: NodeId| {
+        if id.0 <= replicas {
+            let mut config = ReplicaConfig::new(voters.clone());
+            config.snapshot_entries = SNAPSHOT_ENTRIES;
+            KvNode::Replica(Box::new(make_replica(config)))
+        } else {
+            KvNode::LeaseClient(Box::new(LeaseClient::new(client_config(voters.clone(), id))))
+        }
+    };
+    let mut sim = Sim::new(config, factory).expect("the lease scenario's configuration is valid");
+    if let Some(sink) = trace {
+        sim.set_trace(sink);
+    }
+    let shared = Rc::new(RefCell::new(Shared {
+        invariants: RaftInvariants::default(),
+        leases: LeaseChecks::new(DRIFT_PPM_MAX),
+    }));
+    let s = shared.clone();
+    sim.add_safety("raft invariants", move |sim| s.borrow_mut().invariants.check(sim));
+    let s = shared.clone();
+    sim.add_safety("no lease revoked within an acknowledged TTL", move |sim| s.borrow_mut().leases.check(sim));
+    let s = shared.clone();
+    let within = secs(TTL_SECONDS_MAX as u64) + EXPIRY_SLACK;
+    sim.add_liveness("abandoned leases revoked after healing", within, ms(1), move |sim| {
+        s.borrow().leases.abandoned_leases_gone(sim)
+    });
+    sim.run(scenario::<R>(replicas))
+}
+
+/// Holders alternate TTLs of 2 and 3 s.
+fn client_config(servers: Vec<NodeId>, id: NodeId) -> LeaseClientConfig {
+    LeaseClientConfig {
+        servers,
+        ttl_seconds: 2 + (id.0 % 2) as i64,
+        keys: 3,
+        attempt_timeout: ms(250),
+        attempts_max: 8,
+        put_interval_max: ms(200),
+        keep_alive_backoff: ms(50),
+    }
+}
+
+fn scenario<R: StationReplica>(replicas: u64) -> Scenario<KvNode<R>> {
+    let clients = replicas + 1..=replicas + CLIENTS;
+    let ttl_max = secs(TTL_SECONDS_MAX as u64);
+    let mut s = Scenario::new();
+    s.add(Process::new("clocks", 1, Dist::ZERO, actions::randomize_clocks(secs(5), DRIFT_PPM_MAX as i64)));
+    let nodes = (replicas + CLIENTS) as u32;
+    let boot = s.add(Process::new("boot", nodes, Dist::uniform(ms(0), ms(50)), actions::start_each()));
+    let after_boot = |p: Process<KvNode<R>>| p.after_end_of(boot, secs(1));
+    let every = |mean_s: u64| Dist::exponential(secs(mean_s));
+    let faults: Vec<ProcId> = vec![
+        s.add(after_boot(Process::new("crash-restart", 3, every(3), faults::crash_restart_replica(replicas)))),
+        s.add(after_boot(Process::new("pause", 3, every(3), faults::pause_replica(replicas)))),
+        s.add(after_boot(Process::new("partition", 3, every(3), any_partition()))),
+        s.add(after_boot(Process::new("clog", 1, every(6), actions::swizzle(Dist::uniform(ms(50), ms(300)))))),
+        s.add(after_boot(Process::new("transfer", 3, every(3), faults::transfer_leadership(replicas)))),
+        s.add(after_boot(Process::new(
+            "holder-crash",
+            1,
+            every(4),
+            faults::crash_restart(clients.clone(), Dist::uniform(ttl_max, ttl_max * 3)),
+        ))),
+        s.add(after_boot(Process::new(
+            "crash-unsynced",
+            200,
+            Dist::constant(ms(50)),
+            faults::crash_unsynced_hard_state(replicas),
+        ))),
+        s.add(after_boot(Process::new(
+            "holder-pause",
+            2,
+            every(4),
+            faults::pause(clients, Dist::uniform(secs(1), ttl_max * 2)),
+        ))),
+    ];
+    s.end_after(&faults, secs(1));
+    s
+}
