@@ -1,7 +1,8 @@
 //! Planted bug (d) that the `lease` sweep must catch within 10,000 seeds: a
 //! new leader that expires leases by the deadlines it had before it led,
-//! without restarting them (TTL + one election timeout) at promotion. The
-//! broken variant lives only here, as a wrapper around the real replica.
+//! without restarting them (TTL + one election timeout) at promotion. And,
+//! for the liveness checker, a leader that never expires anything. The
+//! broken variants live only here, as wrappers around the real replica.
 
 use haven_raft::{Raft, Role};
 use haven_runtime::{Component, CtxFor, Instant, IoId, IoResult, NodeId, TimerId};
@@ -108,14 +109,62 @@ impl Component for ExpiresWithoutExtension {
     }
 }
 
+/// A replica whose lease tick does nothing: abandoned leases live forever.
+#[derive(Debug)]
+struct NeverExpires(Replica);
+
+impl StationReplica for NeverExpires {
+    fn raft(&self) -> Option<&Raft> {
+        self.0.raft()
+    }
+
+    fn state_machine(&self) -> Option<&StateMachine> {
+        self.0.state_machine()
+    }
+}
+
+impl Component for NeverExpires {
+    type Msg = StationMsg;
+    type Timer = ReplicaTimer;
+    type Io = ReplicaIo;
+    type Out = ReplicaEvent;
+
+    fn on_start(&mut self, ctx: &mut impl CtxFor<Self>) {
+        self.0.on_start(ctx);
+    }
+
+    fn on_message(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, msg: StationMsg) {
+        self.0.on_message(ctx, from, msg);
+    }
+
+    fn on_timer(&mut self, ctx: &mut impl CtxFor<Self>, id: TimerId, timer: ReplicaTimer) {
+        if timer != ReplicaTimer::Lease {
+            self.0.on_timer(ctx, id, timer);
+        }
+    }
+
+    fn on_io(&mut self, ctx: &mut impl CtxFor<Self>, id: IoId, tag: ReplicaIo, result: IoResult) {
+        self.0.on_io(ctx, id, tag, result);
+    }
+}
+
+fn first_failure<R: StationReplica>(wrap: fn(Replica) -> R) -> String {
+    let failure = (0..10_000)
+        .map(|seed| lease::run_with(seed, None, move |config: ReplicaConfig| wrap(Replica::new(config))))
+        .find(|report| !report.is_ok())
+        .expect("the planted lease bug went unnoticed for 10,000 seeds");
+    println!("caught: {}", failure.line());
+    failure.line()
+}
+
+#[test]
+fn a_leader_that_never_expires_leases_is_caught_after_healing() {
+    let line = first_failure(NeverExpires);
+    assert!(line.contains("abandoned leases revoked after healing"), "caught by another checker: {line}");
+}
+
 #[test]
 fn expiring_leases_after_a_leader_change_without_the_extension_is_caught() {
-    let failure = (0..10_000)
-        .map(|seed| {
-            lease::run_with(seed, None, |config: ReplicaConfig| ExpiresWithoutExtension::new(Replica::new(config)))
-        })
-        .find(|report| !report.is_ok())
-        .expect("leases expired by a new leader's stale deadlines went unnoticed for 10,000 seeds");
-    println!("caught: {}", failure.line());
-    assert!(failure.line().contains("acknowledged TTL"), "caught by another checker: {}", failure.line());
+    let line = first_failure(ExpiresWithoutExtension::new);
+    assert!(line.contains("acknowledged TTL"), "caught by another checker: {line}");
 }

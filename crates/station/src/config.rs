@@ -85,3 +85,21 @@ pub enum ReplicaConfigError {
     #[error("lease_tick_interval and lessor.expired_batch_len_max must be positive, or no lease ever expires")]
     LeaseTick,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_tick_or_expiry_batch_of_zero_is_refused() {
+        let valid = ReplicaConfig::new(vec![NodeId(1)]);
+        assert_eq!(valid.validate(), Ok(()));
+        let no_tick = ReplicaConfig { lease_tick_interval: Duration::ZERO, ..valid.clone() };
+        assert_eq!(no_tick.validate(), Err(ReplicaConfigError::LeaseTick));
+        let mut no_batch = valid.clone();
+        no_batch.lessor.expired_batch_len_max = 0;
+        assert_eq!(no_batch.validate(), Err(ReplicaConfigError::LeaseTick));
+        let no_leases = ReplicaConfig { leases_max: 0, ..valid };
+        assert_eq!(no_leases.validate(), Err(ReplicaConfigError::ZeroLimit));
+    }
+}

@@ -122,3 +122,72 @@ impl StateMachine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use haven_store::{LeaseGrantRequest, PutRequest, RangeRequest};
+
+    struct Log {
+        sm: StateMachine,
+        index: u64,
+    }
+
+    impl Log {
+        fn new() -> Log {
+            Log { sm: StateMachine::new(StoreConfig::default(), 8), index: 0 }
+        }
+
+        fn apply(&mut self, command: Command) -> Applied {
+            self.index += 1;
+            self.sm.apply(&Entry::command(self.index, 1, &command.encode()))
+        }
+
+        fn client(&mut self, seq: u64, request: Request) -> Applied {
+            self.apply(Command::Client { client: 9, seq, request })
+        }
+
+        fn keys(&self) -> u64 {
+            let all = RangeRequest { key: vec![0], range_end: vec![0], ..RangeRequest::default() };
+            self.sm.store().range(&all).expect("a plain range is valid").count
+        }
+    }
+
+    fn put_on(lease: LeaseId) -> Request {
+        Request::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), lease, ..PutRequest::default() })
+    }
+
+    #[test]
+    fn a_grant_reports_the_lease_and_its_ttl_once_even_when_retried() {
+        let mut log = Log::new();
+        let grant = Request::LeaseGrant(LeaseGrantRequest { ttl: 5, id: 0 });
+        let first = log.client(1, grant.clone());
+        assert_eq!(first.lease, Some(LeaseChange::Granted { lease: 1, ttl_seconds: 5 }));
+        let retry = log.client(1, grant);
+        assert_eq!(retry.lease, None, "a retried grant is answered from the session and grants nothing");
+        assert!(retry.client.is_some_and(|c| c.outcome == first.client.unwrap().outcome));
+    }
+
+    #[test]
+    fn an_expiry_revokes_the_lease_with_its_keys_and_a_repeat_changes_nothing() {
+        let mut log = Log::new();
+        log.client(1, Request::LeaseGrant(LeaseGrantRequest { ttl: 5, id: 0 }));
+        log.client(2, put_on(1));
+        assert_eq!(log.keys(), 1);
+        let expired = log.apply(Command::ExpireLease { lease: 1 });
+        assert_eq!(expired, Applied { client: None, lease: Some(LeaseChange::Revoked { lease: 1, expired: true }) });
+        assert_eq!(log.keys(), 0, "the lease's key went with it");
+        assert_eq!(log.apply(Command::ExpireLease { lease: 1 }), Applied::default(), "already gone");
+        assert_eq!(log.sm.applied_index(), 4, "every entry counts as applied");
+    }
+
+    #[test]
+    fn a_client_revoke_is_not_reported_as_an_expiry() {
+        let mut log = Log::new();
+        log.client(1, Request::LeaseGrant(LeaseGrantRequest { ttl: 5, id: 0 }));
+        let revoked = log.client(2, Request::LeaseRevoke(LeaseRevokeRequest { id: 1 }));
+        assert_eq!(revoked.lease, Some(LeaseChange::Revoked { lease: 1, expired: false }));
+        let missing = log.client(3, Request::LeaseRevoke(LeaseRevokeRequest { id: 1 }));
+        assert_eq!(missing.lease, None, "a refused revoke changes no lease");
+    }
+}

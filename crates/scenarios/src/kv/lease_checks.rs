@@ -220,3 +220,55 @@ fn held_leases<R: StationReplica>(sim: &Sim<KvNode<R>>) -> (BTreeSet<LeaseId>, u
     let held = clients.iter().filter_map(|c| c.lease()).collect();
     (held, clients.iter().filter(|c| c.is_granting()).count())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at_ms(ms: u64) -> SimTime {
+        SimTime::from_nanos(ms * 1_000_000)
+    }
+
+    /// A holder (n4) that sent keep-alive 1 at 10 s, acknowledged with a 2 s TTL.
+    fn renewed_at_10s() -> LeaseChecks {
+        let mut checks = LeaseChecks::new(200);
+        let holder = NodeId(4);
+        checks.client_event(holder, 1, &LeaseEvent::KeepAliveSent { seq: 1, lease: 7 }, at_ms(10_000)).unwrap();
+        let acked = LeaseEvent::KeepAliveAcked { seq: 1, lease: 7, ttl_seconds: 2 };
+        checks.client_event(holder, 1, &acked, at_ms(10_100)).unwrap();
+        checks
+    }
+
+    fn revoke_at(at: SimTime) -> Revoke {
+        Revoke { at, by: NodeId(1), index: 50 }
+    }
+
+    #[test]
+    fn a_revoke_within_ttl_over_one_plus_drift_of_the_send_is_a_violation() {
+        // 2 s / (1 + 200 ppm) = 1.99960008 s after the send at 10 s.
+        let until = at_ms(10_000) + Duration::from_nanos(1_999_600_079);
+        let just_before = SimTime::from_nanos(until.as_nanos() - 1);
+        let err = renewed_at_10s().revoked(7, revoke_at(just_before)).unwrap_err();
+        assert!(err.contains("lease 7") && err.contains("n4"), "{err}");
+        assert_eq!(renewed_at_10s().revoked(7, revoke_at(until)), Ok(()));
+    }
+
+    #[test]
+    fn an_acknowledgement_arriving_after_the_revoke_is_judged_too() {
+        let mut checks = LeaseChecks::new(200);
+        let holder = NodeId(5);
+        checks.client_event(holder, 1, &LeaseEvent::KeepAliveSent { seq: 3, lease: 2 }, at_ms(1_000)).unwrap();
+        checks.revoked(2, revoke_at(at_ms(1_500))).unwrap();
+        let late_ack = LeaseEvent::KeepAliveAcked { seq: 3, lease: 2, ttl_seconds: 2 };
+        assert!(checks.client_event(holder, 1, &late_ack, at_ms(1_600)).is_err());
+    }
+
+    #[test]
+    fn an_answer_to_another_incarnations_send_is_refused() {
+        let mut checks = LeaseChecks::new(200);
+        checks.client_event(NodeId(4), 1, &LeaseEvent::GrantSent { seq: 1 }, at_ms(0)).unwrap();
+        let granted = LeaseEvent::Granted { seq: 1, lease: 1, ttl_seconds: 2 };
+        assert!(checks.client_event(NodeId(4), 2, &granted, at_ms(10)).is_err());
+        assert_eq!(checks.client_event(NodeId(4), 1, &granted, at_ms(10)), Ok(()));
+    }
+}
