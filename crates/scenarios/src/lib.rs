@@ -24,6 +24,7 @@ pub fn all() -> &'static [ScenarioInfo] {
     &[
         ScenarioInfo { name: "election", summary: election::SUMMARY, run: election::run },
         ScenarioInfo { name: "kv-linearizable", summary: kv::linearizable::SUMMARY, run: kv::linearizable::run },
+        ScenarioInfo { name: "membership", summary: kv::membership::SUMMARY, run: kv::membership::run },
         ScenarioInfo { name: "lease", summary: kv::lease::SUMMARY, run: kv::lease::run },
     ]
 }

@@ -74,6 +74,16 @@ pub enum StationMsg {
     TransferLeader {
         to: NodeId,
     },
+    /// An operator's request to move the group to this configuration
+    /// (etcd's member add/remove/promote, as one target). Ignored by a
+    /// replica that is not the leader; the leader proposes it through joint
+    /// consensus when possible (one change at a time, learners promoted only
+    /// once caught up) and otherwise leaves things as they are: the
+    /// operator retries.
+    ChangeMembership {
+        voters: Vec<NodeId>,
+        learners: Vec<NodeId>,
+    },
     KeepAlive(KeepAliveRequest),
     KeepAliveReply(KeepAliveReply),
 }

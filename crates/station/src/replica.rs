@@ -345,6 +345,15 @@ impl Component for Replica {
                     self.fail(ctx, reason);
                 }
             }
+            StationMsg::ChangeMembership { voters, learners } => {
+                let Phase::Running(r) = &mut self.phase else { return };
+                // Best effort, like a transfer: refusals (not leader, a change
+                // in progress, a learner not caught up) are retried by the operator.
+                let _ = r.raft.propose_membership(voters, learners);
+                if let Err(reason) = self.drive(ctx) {
+                    self.fail(ctx, reason);
+                }
+            }
             StationMsg::KeepAlive(request) => self.on_keep_alive(ctx, from, request),
             StationMsg::Reply(_) | StationMsg::KeepAliveReply(_) => {} // replicas do not send requests
         }

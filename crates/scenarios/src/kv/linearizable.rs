@@ -56,7 +56,7 @@ fn secs(n: u64) -> Duration {
 
 /// What the checkers share: the history being recorded and the invariants.
 #[derive(Debug, Default)]
-struct Shared {
+pub(crate) struct Shared {
     recorder: Recorder,
     invariants: RaftInvariants,
     /// Global time of each client's latest completed operation.
@@ -109,7 +109,7 @@ pub fn run_with<R: StationReplica>(
     finish(report, &shared.borrow())
 }
 
-fn record_and_check<R: StationReplica>(shared: &mut Shared, sim: &Sim<KvNode<R>>) -> Result<(), String> {
+pub(crate) fn record_and_check<R: StationReplica>(shared: &mut Shared, sim: &Sim<KvNode<R>>) -> Result<(), String> {
     shared.invariants.check(sim)?;
     let now = sim.now().as_nanos();
     for (node, out) in sim.last_outputs() {
@@ -129,7 +129,7 @@ fn record_and_check<R: StationReplica>(shared: &mut Shared, sim: &Sim<KvNode<R>>
     Ok(())
 }
 
-fn clients_progressed<R: StationReplica>(shared: &Shared, sim: &Sim<KvNode<R>>) -> Result<(), String> {
+pub(crate) fn clients_progressed<R: StationReplica>(shared: &Shared, sim: &Sim<KvNode<R>>) -> Result<(), String> {
     let healed = sim.faults_over_at().expect("liveness runs after healing");
     let clients = sim.node_ids().iter().filter(|n| sim.component(**n).is_some_and(|c| c.replica().is_none()));
     for client in clients {
@@ -142,7 +142,7 @@ fn clients_progressed<R: StationReplica>(shared: &Shared, sim: &Sim<KvNode<R>>) 
 }
 
 /// Checks the whole history once the run is over.
-fn finish(report: RunReport, shared: &Shared) -> RunReport {
+pub(crate) fn finish(report: RunReport, shared: &Shared) -> RunReport {
     if !report.is_ok() {
         return report;
     }

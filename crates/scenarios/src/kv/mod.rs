@@ -14,4 +14,5 @@ pub mod lease_checks;
 pub mod lease_client;
 pub mod linearizable;
 pub mod load;
+pub mod membership;
 pub mod node;

@@ -1,0 +1,214 @@
+//! The `membership` scenario: the kv workload while the group replaces
+//! every original member.
+//!
+//! In: a seed. Out: a [`RunReport`]; its violation names a broken Raft
+//! invariant, a stalled reconfiguration or client, or a non-linearizable
+//! history.
+//!
+//! Replicas n1–n3 start as the voters; n4–n6 start knowing only the
+//! original voters and take no part until added. An operator process asks
+//! the leader, every 200 ms, for the next step towards {n4, n5, n6}: add a
+//! new node as a learner, promote a learner once caught up (joint consensus
+//! C_old,new then C_new), remove an original voter. Meanwhile the faults of
+//! `kv-linearizable` hit all six replicas. After healing, the leader must
+//! reach the target configuration and every client must make progress.
+
+use super::client::{ClientConfig, KvClient};
+use super::faults;
+use super::linearizable::{Shared, clients_progressed, finish, record_and_check};
+use super::node::{KvNode, StationReplica};
+use crate::election::any_partition;
+use haven_raft::{Membership, Role};
+use haven_runtime::NodeId;
+use haven_sim::{Dist, LinkConfig, ProcId, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
+use haven_station::{Replica, ReplicaConfig, StationMsg};
+use rand_chacha::ChaCha8Rng;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+pub const SUMMARY: &str = "The kv-linearizable workload (3 clients, 4 keys) while an operator replaces every original \
+member: n1-n3 start as voters, n4-n6 join as learners, are promoted through joint consensus, and the originals are \
+removed, one change at a time, under the same faults on all six replicas. Safety, after every event: the Raft \
+invariants. Liveness: within 30 s of healing the leader's configuration is exactly {n4, n5, n6} and every client \
+completes an operation. At the end: the client history is linearizable.";
+
+const ORIGINAL: u64 = 3;
+const REPLICAS: u64 = 6;
+const CLIENTS: u64 = 3;
+pub const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn target() -> Vec<NodeId> {
+    (ORIGINAL + 1..=REPLICAS).map(NodeId).collect()
+}
+
+pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
+    let mut config = SimConfig::new(seed, (REPLICAS + CLIENTS) as usize);
+    config.link = LinkConfig { latency: Dist::lan(), loss_probability: 0.01, duplicate_probability: 0.01 };
+    let original: Vec<NodeId> = (1..=ORIGINAL).map(NodeId).collect();
+    let servers: Vec<NodeId> = (1..=REPLICAS).map(NodeId).collect();
+    let client_config = ClientConfig { servers, keys: 4, attempt_timeout: ms(250), attempts_max: 8, think_max: ms(20) };
+    let factory = move |id: NodeId| {
+        if id.0 <= REPLICAS {
+            let mut config = ReplicaConfig::new(original.clone());
+            config.snapshot_entries = 150;
+            KvNode::Replica(Box::new(Replica::new(config)))
+        } else {
+            KvNode::Client(Box::new(KvClient::new(client_config.clone())))
+        }
+    };
+    let mut sim = Sim::new(config, factory).expect("the membership scenario's configuration is valid");
+    if let Some(sink) = trace {
+        sim.set_trace(sink);
+    }
+    let shared = Rc::new(RefCell::new(Shared::default()));
+    let s = shared.clone();
+    sim.add_safety("raft invariants and history", move |sim| record_and_check(&mut s.borrow_mut(), sim));
+    let s = shared.clone();
+    sim.add_liveness("members replaced and clients progress", CONVERGE_WITHIN, ms(1), move |sim| {
+        replaced(sim)?;
+        clients_progressed(&s.borrow(), sim)
+    });
+    let report = sim.run(scenario());
+    finish(report, &shared.borrow())
+}
+
+fn leader<R: StationReplica>(sim: &Sim<KvNode<R>>) -> Option<(NodeId, &haven_raft::Raft)> {
+    (1..=REPLICAS).map(NodeId).filter(|&n| sim.is_up(n)).find_map(|n| {
+        let raft = sim.component(n)?.replica()?.raft()?;
+        (raft.role() == Role::Leader).then_some((n, raft))
+    })
+}
+
+/// The target configuration is in force on every target replica: the
+/// entry that set it is on all new voters, so it is committed.
+fn replaced<R: StationReplica>(sim: &Sim<KvNode<R>>) -> Result<(), String> {
+    let (node, _) = leader(sim).ok_or("no leader")?;
+    for n in target() {
+        let raft = sim.component(n).and_then(|c| c.replica()).and_then(|r| r.raft());
+        let m = raft.map(|r| r.membership());
+        let done = m.is_some_and(|m| m.voters == target() && m.voters_outgoing.is_empty() && m.learners.is_empty());
+        if !done {
+            return Err(format!("leader {node}; {n} has membership {m:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// The next configuration on the way from `m` to the target, one member
+/// at a time: add a newcomer as a learner, promote it once it is a learner,
+/// and remove an original voter whenever there are more voters than the
+/// target has — so the group never shrinks below the target's size.
+fn next_step(m: &Membership) -> Option<(Vec<NodeId>, Vec<NodeId>)> {
+    if !m.voters_outgoing.is_empty() {
+        return None; // joint consensus still in progress
+    }
+    let target = target();
+    let (voters, learners) = (&m.voters, &m.learners);
+    let without = |list: &[NodeId], gone: NodeId| list.iter().copied().filter(|&n| n != gone).collect::<Vec<_>>();
+    if let Some(&learner) = learners.iter().find(|n| target.contains(n)) {
+        let promoted = voters.iter().copied().chain([learner]).collect();
+        return Some((promoted, without(learners, learner)));
+    }
+    let original = voters.iter().copied().find(|n| !target.contains(n));
+    if let Some(original) = original
+        && voters.len() > target.len()
+    {
+        return Some((without(voters, original), learners.clone()));
+    }
+    if let Some(newcomer) = target.iter().copied().find(|n| !voters.contains(n) && !learners.contains(n)) {
+        return Some((voters.clone(), learners.iter().copied().chain([newcomer]).collect()));
+    }
+    original.map(|original| (without(voters, original), learners.clone()))
+}
+
+/// The operator: asks the current leader for the next step.
+fn reconfigure(sim: &mut Sim<KvNode>, _rng: &mut ChaCha8Rng, _i: u32) {
+    let Some((node, raft)) = leader(sim) else { return };
+    if raft.commit_index() < raft.last_log().index {
+        return; // let the previous change commit first
+    }
+    if let Some((voters, learners)) = next_step(raft.membership()) {
+        sim.inject(node, node, StationMsg::ChangeMembership { voters, learners });
+    }
+}
+
+fn scenario() -> Scenario<KvNode> {
+    let mut s = Scenario::new();
+    s.add(Process::new("clocks", 1, Dist::ZERO, actions::randomize_clocks(secs(5), 200)));
+    let boot =
+        s.add(Process::new("boot", (REPLICAS + CLIENTS) as u32, Dist::uniform(ms(0), ms(50)), actions::start_each()));
+    let after_boot = |p: Process<KvNode>| p.after_end_of(boot, secs(1));
+    s.add(after_boot(Process::new("reconfigure", 600, Dist::constant(ms(200)), reconfigure)));
+    let faults: Vec<ProcId> = vec![
+        s.add(after_boot(Process::new(
+            "crash-restart",
+            5,
+            Dist::exponential(secs(3)),
+            faults::crash_restart(1..=REPLICAS, Dist::uniform(ms(100), secs(2))),
+        ))),
+        s.add(after_boot(Process::new(
+            "pause",
+            4,
+            Dist::exponential(secs(4)),
+            faults::pause(1..=REPLICAS, Dist::uniform(ms(100), ms(1500))),
+        ))),
+        s.add(after_boot(Process::new("partition", 4, Dist::exponential(secs(4)), any_partition()))),
+        s.add(after_boot(Process::new(
+            "clog",
+            1,
+            Dist::exponential(secs(8)),
+            actions::swizzle(Dist::uniform(ms(50), ms(300))),
+        ))),
+        s.add(after_boot(Process::new(
+            "transfer",
+            4,
+            Dist::exponential(secs(4)),
+            faults::transfer_leadership(REPLICAS),
+        ))),
+        s.add(after_boot(Process::new(
+            "crash-unsynced",
+            400,
+            Dist::constant(ms(50)),
+            faults::crash_unsynced_hard_state(REPLICAS),
+        ))),
+    ];
+    s.end_after(&faults, secs(1));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(voters: &[u64], learners: &[u64]) -> Membership {
+        Membership {
+            voters: voters.iter().copied().map(NodeId).collect(),
+            voters_outgoing: Vec::new(),
+            learners: learners.iter().copied().map(NodeId).collect(),
+        }
+    }
+
+    #[test]
+    fn the_plan_replaces_every_original_one_member_at_a_time() {
+        let mut current = m(&[1, 2, 3], &[]);
+        let mut steps = Vec::new();
+        while let Some((voters, learners)) = next_step(&current) {
+            current = Membership { voters, voters_outgoing: Vec::new(), learners };
+            let ids = |l: &[NodeId]| l.iter().map(|n| n.0).collect::<Vec<_>>();
+            steps.push((ids(&current.voters), ids(&current.learners)));
+            assert!(current.voters.len() >= 3, "never below the target's size: {steps:?}");
+            assert!(steps.len() <= 9, "the plan must end: {steps:?}");
+        }
+        assert_eq!(steps.last(), Some(&(vec![4, 5, 6], vec![])), "{steps:?}");
+        assert_eq!(steps.len(), 9, "3 × (add learner, promote, remove): {steps:?}");
+    }
+}
