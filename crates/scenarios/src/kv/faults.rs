@@ -6,14 +6,52 @@
 //! and long pauses of clients (ids in `clients`).
 
 use super::node::{KvNode, StationReplica};
+use crate::election::any_partition;
 use haven_raft::Role;
 use haven_runtime::NodeId;
-use haven_sim::{Dist, Sim};
+use haven_sim::{Dist, ProcId, Process, Scenario, Sim, actions};
 use haven_station::StationMsg;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use std::ops::RangeInclusive;
 use std::time::Duration;
+
+/// How many of each replica fault a run gets: (events, mean seconds
+/// between two), except `unsynced_checks`, taken every 50 ms.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultMix {
+    pub crashes: (u32, u64),
+    pub pauses: (u32, u64),
+    pub partitions: (u32, u64),
+    pub clogs: (u32, u64),
+    pub transfers: (u32, u64),
+    pub unsynced_checks: u32,
+}
+
+/// Adds the replica faults every station scenario shares, each process
+/// starting a second after `boot` ends; returns them for `end_after`.
+pub fn add_replica_faults<R: StationReplica>(
+    s: &mut Scenario<KvNode<R>>,
+    boot: ProcId,
+    replicas: u64,
+    mix: FaultMix,
+) -> Vec<ProcId> {
+    let every = |mean_s: u64| Dist::exponential(Duration::from_secs(mean_s));
+    let processes: Vec<Process<KvNode<R>>> = vec![
+        Process::new("crash-restart", mix.crashes.0, every(mix.crashes.1), crash_restart_replica(replicas)),
+        Process::new("pause", mix.pauses.0, every(mix.pauses.1), pause_replica(replicas)),
+        Process::new("partition", mix.partitions.0, every(mix.partitions.1), any_partition()),
+        Process::new("clog", mix.clogs.0, every(mix.clogs.1), actions::swizzle(Dist::uniform(ms(50), ms(300)))),
+        Process::new("transfer", mix.transfers.0, every(mix.transfers.1), transfer_leadership(replicas)),
+        Process::new(
+            "crash-unsynced",
+            mix.unsynced_checks,
+            Dist::constant(ms(50)),
+            crash_unsynced_hard_state(replicas),
+        ),
+    ];
+    processes.into_iter().map(|p| s.add(p.after_end_of(boot, Duration::from_secs(1)))).collect()
+}
 
 /// What a scenario process runs.
 pub type FaultAction<R> = Box<dyn FnMut(&mut Sim<KvNode<R>>, &mut ChaCha8Rng, u32) + 'static>;

@@ -16,14 +16,13 @@
 //! twice the TTL. Then everything is healed and restarted; a restarted
 //! holder is a new session, so its old lease is abandoned.
 
-use super::faults;
+use super::faults::{self, FaultMix};
 use super::invariants::RaftInvariants;
 use super::lease_checks::LeaseChecks;
 use super::lease_client::{LeaseClient, LeaseClientConfig};
 use super::node::{KvNode, StationReplica};
-use crate::election::any_partition;
 use haven_runtime::NodeId;
-use haven_sim::{Dist, LinkConfig, ProcId, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
+use haven_sim::{Dist, LinkConfig, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
 use haven_station::{Replica, ReplicaConfig};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -128,33 +127,24 @@ fn scenario<R: StationReplica>(replicas: u64) -> Scenario<KvNode<R>> {
     s.add(Process::new("clocks", 1, Dist::ZERO, actions::randomize_clocks(secs(5), DRIFT_PPM_MAX as i64)));
     let nodes = (replicas + CLIENTS) as u32;
     let boot = s.add(Process::new("boot", nodes, Dist::uniform(ms(0), ms(50)), actions::start_each()));
-    let after_boot = |p: Process<KvNode<R>>| p.after_end_of(boot, secs(1));
+    let mix = FaultMix {
+        crashes: (3, 3),
+        pauses: (3, 3),
+        partitions: (3, 3),
+        clogs: (1, 6),
+        transfers: (3, 3),
+        unsynced_checks: 200,
+    };
+    let mut faults = faults::add_replica_faults(&mut s, boot, replicas, mix);
+    let holder_crash = faults::crash_restart(clients.clone(), Dist::uniform(ttl_max, ttl_max * 3));
+    let holder_pause = faults::pause(clients, Dist::uniform(secs(1), ttl_max * 2));
     let every = |mean_s: u64| Dist::exponential(secs(mean_s));
-    let faults: Vec<ProcId> = vec![
-        s.add(after_boot(Process::new("crash-restart", 3, every(3), faults::crash_restart_replica(replicas)))),
-        s.add(after_boot(Process::new("pause", 3, every(3), faults::pause_replica(replicas)))),
-        s.add(after_boot(Process::new("partition", 3, every(3), any_partition()))),
-        s.add(after_boot(Process::new("clog", 1, every(6), actions::swizzle(Dist::uniform(ms(50), ms(300)))))),
-        s.add(after_boot(Process::new("transfer", 3, every(3), faults::transfer_leadership(replicas)))),
-        s.add(after_boot(Process::new(
-            "holder-crash",
-            1,
-            every(4),
-            faults::crash_restart(clients.clone(), Dist::uniform(ttl_max, ttl_max * 3)),
-        ))),
-        s.add(after_boot(Process::new(
-            "crash-unsynced",
-            200,
-            Dist::constant(ms(50)),
-            faults::crash_unsynced_hard_state(replicas),
-        ))),
-        s.add(after_boot(Process::new(
-            "holder-pause",
-            2,
-            every(4),
-            faults::pause(clients, Dist::uniform(secs(1), ttl_max * 2)),
-        ))),
-    ];
+    for process in [
+        Process::new("holder-crash", 1, every(4), holder_crash),
+        Process::new("holder-pause", 2, every(4), holder_pause),
+    ] {
+        faults.push(s.add(process.after_end_of(boot, secs(1))));
+    }
     s.end_after(&faults, secs(1));
     s
 }

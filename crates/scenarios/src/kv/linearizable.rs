@@ -15,16 +15,14 @@
 //! healed.
 
 use super::client::{ClientConfig, KvClient};
-use super::faults;
+use super::faults::{self, FaultMix};
 use super::history::Recorder;
 use super::invariants::RaftInvariants;
 use super::node::{KvNode, KvOut, StationReplica};
-use crate::election::any_partition;
 use haven_lincheck::{self as lin, Verdict};
 use haven_runtime::NodeId;
 use haven_sim::{
-    Dist, LinkConfig, Outcome, ProcId, Process, RunReport, Scenario, Sim, SimConfig, SimTime, TraceSink, Violation,
-    actions,
+    Dist, LinkConfig, Outcome, Process, RunReport, Scenario, Sim, SimConfig, SimTime, TraceSink, Violation, actions,
 };
 use haven_station::{Replica, ReplicaConfig};
 use std::cell::RefCell;
@@ -45,6 +43,15 @@ const CLIENTS: u64 = 3;
 const SNAPSHOT_ENTRIES: u64 = 150;
 const KEYS: u32 = 4;
 pub const CONVERGE_WITHIN: Duration = Duration::from_secs(10);
+/// The replica faults of one run (also used by `membership`).
+pub const FAULT_MIX: FaultMix = FaultMix {
+    crashes: (5, 3),
+    pauses: (4, 4),
+    partitions: (4, 4),
+    clogs: (1, 8),
+    transfers: (4, 4),
+    unsynced_checks: 400,
+};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -169,35 +176,7 @@ fn scenario<R: StationReplica>(replicas: u64) -> Scenario<KvNode<R>> {
     s.add(Process::new("clocks", 1, Dist::ZERO, actions::randomize_clocks(secs(5), 200)));
     let boot =
         s.add(Process::new("boot", (replicas + CLIENTS) as u32, Dist::uniform(ms(0), ms(50)), actions::start_each()));
-    let after_boot = |p: Process<KvNode<R>>| p.after_end_of(boot, secs(1));
-    let faults: Vec<ProcId> = vec![
-        s.add(after_boot(Process::new(
-            "crash-restart",
-            5,
-            Dist::exponential(secs(3)),
-            faults::crash_restart_replica(replicas),
-        ))),
-        s.add(after_boot(Process::new("pause", 4, Dist::exponential(secs(4)), faults::pause_replica(replicas)))),
-        s.add(after_boot(Process::new("partition", 4, Dist::exponential(secs(4)), any_partition()))),
-        s.add(after_boot(Process::new(
-            "clog",
-            1,
-            Dist::exponential(secs(8)),
-            actions::swizzle(Dist::uniform(ms(50), ms(300))),
-        ))),
-        s.add(after_boot(Process::new(
-            "transfer",
-            4,
-            Dist::exponential(secs(4)),
-            faults::transfer_leadership(replicas),
-        ))),
-        s.add(after_boot(Process::new(
-            "crash-unsynced",
-            400,
-            Dist::constant(ms(50)),
-            faults::crash_unsynced_hard_state(replicas),
-        ))),
-    ];
+    let faults = faults::add_replica_faults(&mut s, boot, replicas, FAULT_MIX);
     s.end_after(&faults, secs(1));
     s
 }

@@ -15,12 +15,11 @@
 
 use super::client::{ClientConfig, KvClient};
 use super::faults;
-use super::linearizable::{Shared, clients_progressed, finish, record_and_check};
+use super::linearizable::{FAULT_MIX, Shared, clients_progressed, finish, record_and_check};
 use super::node::{KvNode, StationReplica};
-use crate::election::any_partition;
 use haven_raft::{Membership, Role};
 use haven_runtime::NodeId;
-use haven_sim::{Dist, LinkConfig, ProcId, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
+use haven_sim::{Dist, LinkConfig, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
 use haven_station::{Replica, ReplicaConfig, StationMsg};
 use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
@@ -146,41 +145,8 @@ fn scenario() -> Scenario<KvNode> {
     s.add(Process::new("clocks", 1, Dist::ZERO, actions::randomize_clocks(secs(5), 200)));
     let boot =
         s.add(Process::new("boot", (REPLICAS + CLIENTS) as u32, Dist::uniform(ms(0), ms(50)), actions::start_each()));
-    let after_boot = |p: Process<KvNode>| p.after_end_of(boot, secs(1));
-    s.add(after_boot(Process::new("reconfigure", 600, Dist::constant(ms(200)), reconfigure)));
-    let faults: Vec<ProcId> = vec![
-        s.add(after_boot(Process::new(
-            "crash-restart",
-            5,
-            Dist::exponential(secs(3)),
-            faults::crash_restart(1..=REPLICAS, Dist::uniform(ms(100), secs(2))),
-        ))),
-        s.add(after_boot(Process::new(
-            "pause",
-            4,
-            Dist::exponential(secs(4)),
-            faults::pause(1..=REPLICAS, Dist::uniform(ms(100), ms(1500))),
-        ))),
-        s.add(after_boot(Process::new("partition", 4, Dist::exponential(secs(4)), any_partition()))),
-        s.add(after_boot(Process::new(
-            "clog",
-            1,
-            Dist::exponential(secs(8)),
-            actions::swizzle(Dist::uniform(ms(50), ms(300))),
-        ))),
-        s.add(after_boot(Process::new(
-            "transfer",
-            4,
-            Dist::exponential(secs(4)),
-            faults::transfer_leadership(REPLICAS),
-        ))),
-        s.add(after_boot(Process::new(
-            "crash-unsynced",
-            400,
-            Dist::constant(ms(50)),
-            faults::crash_unsynced_hard_state(REPLICAS),
-        ))),
-    ];
+    s.add(Process::new("reconfigure", 600, Dist::constant(ms(200)), reconfigure).after_end_of(boot, secs(1)));
+    let faults = faults::add_replica_faults(&mut s, boot, REPLICAS, FAULT_MIX);
     s.end_after(&faults, secs(1));
     s
 }
