@@ -38,6 +38,9 @@ pub struct ReplicaConfig {
     /// (`TooManyLeases`). Checked when proposing, so grants already in the
     /// log may overshoot it by at most Raft's `uncommitted_entries_max`.
     pub leases_max: usize,
+    /// Watches this replica serves at once (all clients together); further
+    /// watch requests are refused `Busy`.
+    pub watches_max: usize,
 }
 
 impl ReplicaConfig {
@@ -53,6 +56,7 @@ impl ReplicaConfig {
             lessor: LessorConfig { expired_batch_len_max: 100, ..LessorConfig::default() },
             lease_tick_interval: Duration::from_millis(100),
             leases_max: 100_000,
+            watches_max: 1_000,
         }
     }
 
@@ -64,7 +68,12 @@ impl ReplicaConfig {
             return Err(ReplicaConfigError::Voters(self.voters.clone()));
         }
         self.raft.validate().map_err(|e| ReplicaConfigError::Raft(e.to_string()))?;
-        if self.sessions_max == 0 || self.waiters_max == 0 || self.snapshot_entries == 0 || self.leases_max == 0 {
+        if self.sessions_max == 0
+            || self.waiters_max == 0
+            || self.snapshot_entries == 0
+            || self.leases_max == 0
+            || self.watches_max == 0
+        {
             return Err(ReplicaConfigError::ZeroLimit);
         }
         if self.lease_tick_interval.is_zero() || self.lessor.expired_batch_len_max == 0 {
@@ -80,7 +89,7 @@ pub enum ReplicaConfigError {
     Voters(Vec<NodeId>),
     #[error("raft: {0}")]
     Raft(String),
-    #[error("sessions_max, waiters_max, snapshot_entries and leases_max must be at least 1")]
+    #[error("sessions_max, waiters_max, snapshot_entries, leases_max and watches_max must be at least 1")]
     ZeroLimit,
     #[error("lease_tick_interval and lessor.expired_batch_len_max must be positive, or no lease ever expires")]
     LeaseTick,

@@ -25,10 +25,13 @@ pub mod sessions;
 pub mod snapshot_file;
 mod snapshots;
 pub mod state_machine;
+mod watches;
 
 pub use command::Command;
 pub use config::ReplicaConfig;
-pub use msg::{ClientReply, ClientRequest, KeepAliveReply, KeepAliveRequest, ReplyError, StationMsg};
+pub use msg::{
+    ClientReply, ClientRequest, KeepAliveReply, KeepAliveRequest, ReplyError, StationMsg, WatchCreate, WatchEvents,
+};
 pub use replica::{Replica, ReplicaEvent, ReplicaIo, ReplicaTimer};
 pub use sessions::Sessions;
 pub use state_machine::StateMachine;

@@ -9,7 +9,7 @@
 
 use haven_raft::Message;
 use haven_runtime::NodeId;
-use haven_store::{LeaseId, Request, Response, StoreError};
+use haven_store::{Event, LeaseId, Request, Response, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// A client's request. `seq` grows by one per new command of this client;
@@ -86,4 +86,43 @@ pub enum StationMsg {
     },
     KeepAlive(KeepAliveRequest),
     KeepAliveReply(KeepAliveReply),
+    /// Open a watch on the receiving replica's applied state.
+    Watch(WatchCreate),
+    /// Close watch `watch` of session `client` (unknown ones are ignored).
+    CancelWatch {
+        client: u64,
+        watch: u64,
+    },
+    WatchEvents(WatchEvents),
+}
+
+/// etcd's WatchCreateRequest, served by whichever replica receives it from
+/// its own applied state. The watch is volatile: a replica that restarts
+/// forgets it, so a client that hears nothing for a while watches again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchCreate {
+    pub client: u64,
+    /// Chosen by the client, unique within its session.
+    pub watch: u64,
+    pub key: Vec<u8>,
+    pub range_end: Vec<u8>,
+    /// First revision to report; 0 means "from the next write on".
+    pub start_revision: u64,
+}
+
+/// The next events of a watch, continuing exactly where the previous
+/// message for it stopped; or why it ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvents {
+    pub client: u64,
+    pub watch: u64,
+    /// 1 for the first message of this watch, then one more per message:
+    /// a gap means a lost message, a repeat a duplicated one.
+    pub batch: u64,
+    pub events: Vec<Event>,
+    /// The history the watch needs is compacted away; the watch is closed.
+    pub compacted: bool,
+    /// The replica refused to open the watch (`Busy`: too many watches, or
+    /// not running yet); nothing follows.
+    pub refused: Option<ReplyError>,
 }

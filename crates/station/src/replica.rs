@@ -1,10 +1,10 @@
 //! One station replica as a component: Raft core + WAL + state machine.
 //!
 //! In: start (open the WAL, recover, restore Raft), Raft messages, client
-//! requests and lease keep-alives, the Raft deadline timer, the lease tick,
-//! WAL timers and disk completions.
-//! Out: Raft messages and client replies, WAL disk requests, and
-//! [`ReplicaEvent`]s.
+//! requests, lease keep-alives and watch requests, the Raft deadline timer,
+//! the lease tick, WAL timers and disk completions.
+//! Out: Raft messages, client replies and watch events, WAL disk requests,
+//! and [`ReplicaEvent`]s.
 //!
 //! The Raft core enforces the durability order itself (it releases a
 //! message only once what it depends on was reported persisted), so this
@@ -15,18 +15,21 @@
 //! next deadline. Range reads, lease time-to-live and keep-alives take no log
 //! entry: the leader asks Raft for a ReadIndex (thesis §6.4) and answers
 //! once its applied index reaches the confirmed read index. Lease expiries
-//! are the leader's own proposals (`Command::ExpireLease`). A WAL failure halts the replica: it reports
-//! `Fatal` and answers nothing until restarted, which recovers from disk.
+//! are the leader's own proposals (`Command::ExpireLease`). Watches are
+//! served by any replica from its own applied state, polled after every
+//! step (`watches.rs`). A WAL failure halts the replica: it reports `Fatal`
+//! and answers nothing until restarted, which recovers from disk.
 
 use crate::config::ReplicaConfig;
 use crate::leases::Leases;
-use crate::msg::{ClientRequest, KeepAliveRequest, ReplyError, StationMsg};
+use crate::msg::{ClientRequest, KeepAliveRequest, ReplyError, StationMsg, WatchCreate};
 use crate::persist::PersistTracker;
 use crate::reads::{PendingRead, ReadOp};
 use crate::running::{Running, reply};
 use crate::snapshot_file;
 use crate::snapshots::Snapshots;
 use crate::state_machine::StateMachine;
+use crate::watches::{self, Watches};
 use haven_raft::{DurableState, Entry, HardState, Raft, Role, Setup, SnapshotMeta};
 use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
 use haven_store::{LeaseId, Lessor, Request};
@@ -214,6 +217,7 @@ impl Replica {
             leases,
             snapshot_entries: self.config.snapshot_entries,
             deferred: Vec::new(),
+            watches: Watches::new(self.config.watches_max),
         };
         self.phase = Phase::Running(Box::new(running));
         self.drive(ctx)
@@ -251,6 +255,9 @@ impl Replica {
             }
             r.handle(ctx, ready)?;
         }
+        for (to, events) in r.watches.poll(r.sm.store()) {
+            ctx.send(to, StationMsg::WatchEvents(events));
+        }
         r.arm_timer(ctx);
         let deferred = std::mem::take(&mut r.deferred);
         if !deferred.is_empty() {
@@ -272,6 +279,19 @@ impl Replica {
     fn on_keep_alive(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, request: KeepAliveRequest) {
         let KeepAliveRequest { client, seq, lease } = request;
         self.on_read(ctx, PendingRead { to: from, client, seq, op: ReadOp::KeepAlive(lease) });
+    }
+
+    /// Opens a watch on this replica's applied state and sends what it has already.
+    fn on_watch(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, create: WatchCreate) {
+        let Phase::Running(r) = &mut self.phase else {
+            return watches::refuse(ctx, from, &create, ReplyError::Busy);
+        };
+        if let Err(error) = r.watches.open(r.sm.store(), from, &create) {
+            return watches::refuse(ctx, from, &create, error);
+        }
+        if let Err(reason) = self.drive(ctx) {
+            self.fail(ctx, reason);
+        }
     }
 
     /// A request answered without a log entry, once Raft confirms a read index.
@@ -355,7 +375,13 @@ impl Component for Replica {
                 }
             }
             StationMsg::KeepAlive(request) => self.on_keep_alive(ctx, from, request),
-            StationMsg::Reply(_) | StationMsg::KeepAliveReply(_) => {} // replicas do not send requests
+            StationMsg::Watch(create) => self.on_watch(ctx, from, create),
+            StationMsg::CancelWatch { client, watch } => {
+                let Phase::Running(r) = &mut self.phase else { return };
+                r.watches.cancel(from, client, watch);
+            }
+            // Replicas send no requests, so they get no answers.
+            StationMsg::Reply(_) | StationMsg::KeepAliveReply(_) | StationMsg::WatchEvents(_) => {}
         }
     }
 

@@ -14,6 +14,7 @@ use crate::reads::PendingRead;
 use crate::replica::{Replica, ReplicaEvent, ReplicaTimer};
 use crate::snapshots::Snapshots;
 use crate::state_machine::{ClientOutcome, StateMachine};
+use crate::watches::Watches;
 use haven_raft::{Entry, PersistRequest, ProposeError, Raft, Ready, Role};
 use haven_runtime::{CtxFor, Instant, NodeId, TimerId};
 use haven_store::{Request, Response};
@@ -42,6 +43,8 @@ pub(crate) struct Running {
     /// WAL events produced by calls made here, for the replica to handle
     /// once the current step is done.
     pub(crate) deferred: Vec<haven_wal::WalEvent>,
+    /// Watches served from the applied state (volatile).
+    pub(crate) watches: Watches,
 }
 
 pub(crate) fn reply(

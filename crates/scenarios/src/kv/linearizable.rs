@@ -19,12 +19,15 @@ use super::faults::{self, FaultMix};
 use super::history::Recorder;
 use super::invariants::RaftInvariants;
 use super::node::{KvNode, KvOut, StationReplica};
+use super::watch_checks::{self, WatchLog};
+use super::watch_client::{WatchClient, WatchClientConfig};
 use haven_lincheck::{self as lin, Verdict};
 use haven_runtime::NodeId;
 use haven_sim::{
     Dist, LinkConfig, Outcome, Process, RunReport, Scenario, Sim, SimConfig, SimTime, TraceSink, Violation, actions,
 };
 use haven_station::{Replica, ReplicaConfig};
+use haven_store::{KeyRange, Store};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -35,9 +38,16 @@ sessions). 1% loss and duplication, drifting clocks. For about 20 s: replica cra
 tear the last one, pauses, partitions of every kind (clients included), clogging and leadership transfers. Safety, after every event: one \
 leader per term, no two replicas apply different entries at an index, a new leader holds every applied entry, log \
 matching. Liveness: within 10 s of healing, every client completes an operation. At the end: the whole client \
-history is linearizable (Wing-Gong/Lowe, per key, with global revision checks).";
+history is linearizable (Wing-Gong/Lowe, per key, with global revision checks), and the events one watcher \
+received (re-watching on another replica when its own goes quiet) are the store's history between the first and \
+the last revision it saw, in order, with no gap or duplicate.";
 
 const CLIENTS: u64 = 3;
+/// One watcher, on the node after the clients.
+const WATCHERS: u64 = 1;
+/// The watcher watches everything the clients touch: "k" .. "l".
+const WATCH_KEY: &[u8] = b"k";
+const WATCH_RANGE_END: &[u8] = b"l";
 /// Small, so runs take many snapshots and lagging replicas catch up by
 /// InstallSnapshot.
 const SNAPSHOT_ENTRIES: u64 = 150;
@@ -68,6 +78,7 @@ pub(crate) struct Shared {
     invariants: RaftInvariants,
     /// Global time of each client's latest completed operation.
     last_done: std::collections::BTreeMap<NodeId, SimTime>,
+    watched: WatchLog,
 }
 
 pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
@@ -82,7 +93,7 @@ pub fn run_with<R: StationReplica>(
     make_replica: impl Fn(ReplicaConfig) -> R + 'static,
 ) -> RunReport {
     let replicas: u64 = if seed % 4 == 3 { 5 } else { 3 };
-    let mut config = SimConfig::new(seed, (replicas + CLIENTS) as usize);
+    let mut config = SimConfig::new(seed, (replicas + CLIENTS + WATCHERS) as usize);
     config.link = LinkConfig { latency: Dist::lan(), loss_probability: 0.01, duplicate_probability: 0.01 };
     let voters: Vec<NodeId> = (1..=replicas).map(NodeId).collect();
     let client_config = ClientConfig {
@@ -92,13 +103,21 @@ pub fn run_with<R: StationReplica>(
         attempts_max: 8,
         think_max: ms(20),
     };
+    let watch_config = WatchClientConfig {
+        servers: voters.clone(),
+        key: WATCH_KEY.to_vec(),
+        range_end: WATCH_RANGE_END.to_vec(),
+        quiet_timeout: ms(1000),
+    };
     let factory = move |id: NodeId| {
         if id.0 <= replicas {
             let mut config = ReplicaConfig::new(voters.clone());
             config.snapshot_entries = SNAPSHOT_ENTRIES;
             KvNode::Replica(Box::new(make_replica(config)))
-        } else {
+        } else if id.0 <= replicas + CLIENTS {
             KvNode::Client(Box::new(KvClient::new(client_config.clone())))
+        } else {
+            KvNode::Watcher(Box::new(WatchClient::new(watch_config.clone())))
         }
     };
     let mut sim = Sim::new(config, factory).expect("the kv scenario's configuration is valid");
@@ -113,7 +132,8 @@ pub fn run_with<R: StationReplica>(
         clients_progressed(&s.borrow(), sim)
     });
     let report = sim.run(scenario::<R>(replicas));
-    finish(report, &shared.borrow())
+    let report = finish(report, &shared.borrow());
+    finish_watch(report, &shared.borrow(), &sim)
 }
 
 pub(crate) fn record_and_check<R: StationReplica>(shared: &mut Shared, sim: &Sim<KvNode<R>>) -> Result<(), String> {
@@ -130,6 +150,7 @@ pub(crate) fn record_and_check<R: StationReplica>(shared: &mut Shared, sim: &Sim
                     shared.last_done.insert(*node, sim.now());
                 }
             }
+            KvOut::Watcher(event) => shared.watched.record(event),
             _ => {}
         }
     }
@@ -138,7 +159,7 @@ pub(crate) fn record_and_check<R: StationReplica>(shared: &mut Shared, sim: &Sim
 
 pub(crate) fn clients_progressed<R: StationReplica>(shared: &Shared, sim: &Sim<KvNode<R>>) -> Result<(), String> {
     let healed = sim.faults_over_at().expect("liveness runs after healing");
-    let clients = sim.node_ids().iter().filter(|n| sim.component(**n).is_some_and(|c| c.replica().is_none()));
+    let clients = sim.node_ids().iter().filter(|n| sim.component(**n).is_some_and(|c| matches!(c, KvNode::Client(_))));
     for client in clients {
         let done = shared.last_done.get(client).copied();
         if done.is_none_or(|t| t < healed) {
@@ -171,11 +192,33 @@ pub(crate) fn finish(report: RunReport, shared: &Shared) -> RunReport {
     }
 }
 
+/// Checks the watcher's events against the history of the replica running
+/// at the end that applied the most (all agree on what they applied).
+pub(crate) fn finish_watch<R: StationReplica>(report: RunReport, shared: &Shared, sim: &Sim<KvNode<R>>) -> RunReport {
+    if !report.is_ok() {
+        return report;
+    }
+    let stores = sim.node_ids().iter().filter_map(|&n| sim.component(n)?.replica()?.state_machine().map(|m| m.store()));
+    let Some(store) = stores.max_by_key(|s: &&Store| s.revision()) else { return report };
+    let range = KeyRange::new(WATCH_KEY, WATCH_RANGE_END);
+    match watch_checks::check(&shared.watched, store, &range) {
+        Ok(()) => report,
+        Err(detail) => RunReport {
+            outcome: Outcome::Violation(Violation { checker: "watch order".into(), at: report.sim_time, detail }),
+            ..report
+        },
+    }
+}
+
 fn scenario<R: StationReplica>(replicas: u64) -> Scenario<KvNode<R>> {
     let mut s = Scenario::new();
     s.add(Process::new("clocks", 1, Dist::ZERO, actions::randomize_clocks(secs(5), 200)));
-    let boot =
-        s.add(Process::new("boot", (replicas + CLIENTS) as u32, Dist::uniform(ms(0), ms(50)), actions::start_each()));
+    let boot = s.add(Process::new(
+        "boot",
+        (replicas + CLIENTS + WATCHERS) as u32,
+        Dist::uniform(ms(0), ms(50)),
+        actions::start_each(),
+    ));
     let faults = faults::add_replica_faults(&mut s, boot, replicas, FAULT_MIX);
     s.end_after(&faults, secs(1));
     s

@@ -16,3 +16,5 @@ pub mod linearizable;
 pub mod load;
 pub mod membership;
 pub mod node;
+pub mod watch_checks;
+pub mod watch_client;

@@ -6,6 +6,7 @@
 use super::client::{ClientEvent, ClientTimer, KvClient};
 use super::lease_client::{LeaseClient, LeaseClientTimer, LeaseEvent};
 use super::load::{LoadGen, Retry};
+use super::watch_client::{WatchClient, WatchClientTimer, WatchEvent};
 use haven_basics::Never;
 use haven_raft::Raft;
 use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
@@ -40,6 +41,8 @@ pub enum KvNode<R: StationReplica = Replica> {
     Load(Box<LoadGen>),
     /// A lease holder of the `lease` scenario.
     LeaseClient(Box<LeaseClient>),
+    /// The watcher of the `kv-linearizable` scenario.
+    Watcher(Box<WatchClient>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +51,7 @@ pub enum KvTimer {
     Client(ClientTimer),
     Load(usize),
     LeaseClient(LeaseClientTimer),
+    Watcher(WatchClientTimer),
 }
 
 #[derive(Debug)]
@@ -61,6 +65,7 @@ pub enum KvOut {
     Client(ClientEvent),
     Load(Retry),
     LeaseClient(LeaseEvent),
+    Watcher(WatchEvent),
 }
 
 impl From<ReplicaTimer> for KvTimer {
@@ -76,6 +81,11 @@ impl From<ClientTimer> for KvTimer {
 impl From<LeaseClientTimer> for KvTimer {
     fn from(t: LeaseClientTimer) -> Self {
         KvTimer::LeaseClient(t)
+    }
+}
+impl From<WatchClientTimer> for KvTimer {
+    fn from(t: WatchClientTimer) -> Self {
+        KvTimer::Watcher(t)
     }
 }
 impl From<usize> for KvTimer {
@@ -98,7 +108,7 @@ impl<R: StationReplica> KvNode<R> {
     pub fn replica(&self) -> Option<&R> {
         match self {
             KvNode::Replica(r) => Some(r),
-            KvNode::Client(_) | KvNode::Load(_) | KvNode::LeaseClient(_) => None,
+            KvNode::Client(_) | KvNode::Load(_) | KvNode::LeaseClient(_) | KvNode::Watcher(_) => None,
         }
     }
 
@@ -146,6 +156,12 @@ macro_rules! delegate {
                 $body;
                 outs.into_iter().for_each(|o| $ctx.output(KvOut::LeaseClient(o)));
             }
+            KvNode::Watcher($c) => {
+                let mut outs = Vec::new();
+                let $sub = &mut $ctx.sub(&mut outs);
+                $body;
+                outs.into_iter().for_each(|o| $ctx.output(KvOut::Watcher(o)));
+            }
         }
     };
 }
@@ -185,6 +201,11 @@ impl<R: StationReplica> Component for KvNode<R> {
                 let mut outs = Vec::new();
                 c.on_timer(&mut ctx.sub(&mut outs), id, t);
                 outs.into_iter().for_each(|o| ctx.output(KvOut::LeaseClient(o)));
+            }
+            (KvNode::Watcher(w), KvTimer::Watcher(t)) => {
+                let mut outs = Vec::new();
+                w.on_timer(&mut ctx.sub(&mut outs), id, t);
+                outs.into_iter().for_each(|o| ctx.output(KvOut::Watcher(o)));
             }
             (node, timer) => panic!("timer {timer:?} fired on the wrong kind of node {node:?}"),
         }

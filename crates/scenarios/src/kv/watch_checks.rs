@@ -1,0 +1,121 @@
+//! The watch-order checker of `kv-linearizable`.
+//!
+//! In: the events the watcher received, in the order it accepted them, and
+//! the store's own event history for the watched range (from a replica
+//! running at the end: all agree on what they applied). Out: the first way
+//! the watcher's view breaks "revision order with no gaps or duplicates".
+//!
+//! The received sequence must be in revision order without a (revision,
+//! key) twice, and must equal the history restricted to the revisions from
+//! the first to the last one received: anything missing in between is a
+//! gap, anything extra or reordered a duplicate or an invention.
+
+use super::watch_client::WatchEvent;
+use haven_store::{Event, EventKind, KeyRange, Store};
+use std::collections::BTreeSet;
+
+/// History events read back at most (a run writes far fewer).
+pub const HISTORY_EVENTS_LEN_MAX: usize = 1_000_000;
+
+/// One event as the checker compares it: (revision, key, kind).
+pub type Seen = (u64, Vec<u8>, EventKind);
+
+/// What the watcher reported over a run.
+#[derive(Debug, Default)]
+pub struct WatchLog {
+    pub received: Vec<Seen>,
+    /// Revisions from which a replica reported the history compacted.
+    pub compacted_from: Vec<u64>,
+}
+
+impl WatchLog {
+    pub fn record(&mut self, event: &WatchEvent) {
+        match event {
+            WatchEvent::Received { revision, key, kind } => self.received.push((*revision, key.clone(), *kind)),
+            WatchEvent::Compacted { from_revision } => self.compacted_from.push(*from_revision),
+        }
+    }
+}
+
+/// The received events against `store`'s history of `range`.
+pub fn check(log: &WatchLog, store: &Store, range: &KeyRange) -> Result<(), String> {
+    if let Some(from) = log.compacted_from.first() {
+        return Err(format!("a watch from revision {from} was told the history is compacted; nothing compacts here"));
+    }
+    check_order(&log.received)?;
+    let (Some(first), Some(last)) = (log.received.first(), log.received.last()) else { return Ok(()) };
+    if last.0 > store.revision() {
+        return Err(format!("the watcher received revision {} beyond every replica's {}", last.0, store.revision()));
+    }
+    let history = store
+        .events_since(first.0, range, HISTORY_EVENTS_LEN_MAX)
+        .map_err(|e| format!("the history from revision {} is gone: {e}", first.0))?;
+    let expected: Vec<Seen> = history.iter().filter(|e| e.kv.mod_revision <= last.0).map(|e: &Event| seen(e)).collect();
+    compare(&log.received, &expected)
+}
+
+fn seen(event: &Event) -> Seen {
+    (event.kv.mod_revision, event.kv.key.clone(), event.kind)
+}
+
+/// Revisions never go back, and no (revision, key) comes twice.
+pub fn check_order(received: &[Seen]) -> Result<(), String> {
+    let mut keys_at_revision = BTreeSet::new();
+    for (i, pair) in received.windows(2).enumerate() {
+        let ((r0, k0, _), (r1, k1, _)) = (&pair[0], &pair[1]);
+        if r1 < r0 {
+            return Err(format!("watch event {} is revision {r1} after revision {r0}", i + 1));
+        }
+        if r1 > r0 {
+            keys_at_revision.clear();
+        }
+        keys_at_revision.insert(k0.clone());
+        if r1 == r0 && keys_at_revision.contains(k1) {
+            return Err(format!("watch event {} repeats revision {r1} key {}", i + 1, String::from_utf8_lossy(k1)));
+        }
+    }
+    Ok(())
+}
+
+/// The received sequence equals the expected one, or where they part.
+pub fn compare(received: &[Seen], expected: &[Seen]) -> Result<(), String> {
+    let parted = received.iter().zip(expected).position(|(r, e)| r != e);
+    let at = match parted {
+        Some(i) => i,
+        None if received.len() == expected.len() => return Ok(()),
+        None => received.len().min(expected.len()),
+    };
+    Err(format!(
+        "watch event {at}: received {:?}, the store's history has {:?} ({} received, {} in the history)",
+        received.get(at).map(|(r, k, kind)| (r, String::from_utf8_lossy(k), kind)),
+        expected.get(at).map(|(r, k, kind)| (r, String::from_utf8_lossy(k), kind)),
+        received.len(),
+        expected.len()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(revision: u64, key: &str) -> Seen {
+        (revision, key.as_bytes().to_vec(), EventKind::Put)
+    }
+
+    #[test]
+    fn order_refuses_a_revision_going_back_and_a_repeated_event() {
+        assert_eq!(check_order(&[put(1, "k0"), put(2, "k1"), put(2, "k2")]), Ok(()));
+        assert!(check_order(&[put(2, "k0"), put(1, "k1")]).is_err(), "revision 1 after 2");
+        assert!(check_order(&[put(2, "k0"), put(2, "k1"), put(2, "k0")]).is_err(), "k0 twice in revision 2");
+    }
+
+    #[test]
+    fn comparison_names_a_gap_an_extra_event_and_accepts_equality() {
+        let history = [put(3, "k0"), put(4, "k1"), put(5, "k0")];
+        assert_eq!(compare(&history, &history), Ok(()));
+        let gap = compare(&[put(3, "k0"), put(5, "k0")], &history).unwrap_err();
+        assert!(gap.starts_with("watch event 1:"), "{gap}");
+        let extra = compare(&[put(3, "k0"), put(4, "k1"), put(5, "k0"), put(6, "k2")], &history).unwrap_err();
+        assert!(extra.starts_with("watch event 3:"), "{extra}");
+    }
+}
