@@ -38,8 +38,6 @@
 
 mod conf_change;
 mod config;
-#[cfg(feature = "planted-bugs")]
-pub mod planted;
 mod election;
 mod entry;
 mod error;
@@ -51,6 +49,8 @@ mod log;
 mod membership;
 mod membership_log;
 mod message;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 mod progress;
 mod raft;
 mod read_index;
