@@ -111,9 +111,7 @@ pub fn run_with<R: StationReplica>(
     };
     let factory = move |id: NodeId| {
         if id.0 <= replicas {
-            let mut config = ReplicaConfig::new(voters.clone());
-            config.snapshot_entries = SNAPSHOT_ENTRIES;
-            KvNode::Replica(Box::new(make_replica(config)))
+            KvNode::Replica(Box::new(make_replica(replica_config(voters.clone()))))
         } else if id.0 <= replicas + CLIENTS {
             KvNode::Client(Box::new(KvClient::new(client_config.clone())))
         } else {
@@ -124,9 +122,7 @@ pub fn run_with<R: StationReplica>(
     if let Some(sink) = trace {
         sim.set_trace(sink);
     }
-    let shared = Rc::new(RefCell::new(Shared::default()));
-    let s = shared.clone();
-    sim.add_safety("raft invariants and history", move |sim| record_and_check(&mut s.borrow_mut(), sim));
+    let shared = install_history_checks(&mut sim);
     let s = shared.clone();
     sim.add_liveness("clients progress after healing", CONVERGE_WITHIN, ms(1), move |sim| {
         clients_progressed(&s.borrow(), sim)
@@ -134,6 +130,22 @@ pub fn run_with<R: StationReplica>(
     let report = sim.run(scenario::<R>(replicas));
     let report = finish(report, &shared.borrow());
     finish_watch(report, &shared.borrow(), &sim)
+}
+
+/// A replica of the kv scenarios: snapshots every `SNAPSHOT_ENTRIES`.
+pub(crate) fn replica_config(voters: Vec<NodeId>) -> ReplicaConfig {
+    let mut config = ReplicaConfig::new(voters);
+    config.snapshot_entries = SNAPSHOT_ENTRIES;
+    config
+}
+
+/// Installs the safety checker that records the client history and checks
+/// Raft's invariants after every event; returns what it records into.
+pub(crate) fn install_history_checks<R: StationReplica>(sim: &mut Sim<KvNode<R>>) -> Rc<RefCell<Shared>> {
+    let shared = Rc::new(RefCell::new(Shared::default()));
+    let s = shared.clone();
+    sim.add_safety("raft invariants and history", move |sim| record_and_check(&mut s.borrow_mut(), sim));
+    shared
 }
 
 pub(crate) fn record_and_check<R: StationReplica>(shared: &mut Shared, sim: &Sim<KvNode<R>>) -> Result<(), String> {

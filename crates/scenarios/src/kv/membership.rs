@@ -15,15 +15,13 @@
 
 use super::client::{ClientConfig, KvClient};
 use super::faults;
-use super::linearizable::{FAULT_MIX, Shared, clients_progressed, finish, record_and_check};
+use super::linearizable::{FAULT_MIX, clients_progressed, finish, install_history_checks, replica_config};
 use super::node::{KvNode, StationReplica};
 use haven_raft::{Membership, Role};
 use haven_runtime::NodeId;
 use haven_sim::{Dist, LinkConfig, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
-use haven_station::{Replica, ReplicaConfig, StationMsg};
+use haven_station::{Replica, StationMsg};
 use rand_chacha::ChaCha8Rng;
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::time::Duration;
 
 pub const SUMMARY: &str = "The kv-linearizable workload (3 clients, 4 keys) while an operator replaces every original \
@@ -57,9 +55,7 @@ pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
     let client_config = ClientConfig { servers, keys: 4, attempt_timeout: ms(250), attempts_max: 8, think_max: ms(20) };
     let factory = move |id: NodeId| {
         if id.0 <= REPLICAS {
-            let mut config = ReplicaConfig::new(original.clone());
-            config.snapshot_entries = 150;
-            KvNode::Replica(Box::new(Replica::new(config)))
+            KvNode::Replica(Box::new(Replica::new(replica_config(original.clone()))))
         } else {
             KvNode::Client(Box::new(KvClient::new(client_config.clone())))
         }
@@ -68,9 +64,7 @@ pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
     if let Some(sink) = trace {
         sim.set_trace(sink);
     }
-    let shared = Rc::new(RefCell::new(Shared::default()));
-    let s = shared.clone();
-    sim.add_safety("raft invariants and history", move |sim| record_and_check(&mut s.borrow_mut(), sim));
+    let shared = install_history_checks(&mut sim);
     let s = shared.clone();
     sim.add_liveness("members replaced and clients progress", CONVERGE_WITHIN, ms(1), move |sim| {
         replaced(sim)?;
