@@ -4,6 +4,9 @@
 //! for the liveness checker, a leader that never expires anything. The
 //! broken variants live only here, as wrappers around the real replica.
 
+mod common;
+
+use common::{Plant, Planted};
 use haven_raft::{Raft, Role};
 use haven_runtime::{Component, CtxFor, Instant, IoId, IoResult, NodeId, TimerId};
 use haven_scenarios::kv::lease;
@@ -111,40 +114,11 @@ impl Component for ExpiresWithoutExtension {
 
 /// A replica whose lease tick does nothing: abandoned leases live forever.
 #[derive(Debug)]
-struct NeverExpires(Replica);
+struct NeverExpires;
 
-impl StationReplica for NeverExpires {
-    fn raft(&self) -> Option<&Raft> {
-        self.0.raft()
-    }
-
-    fn state_machine(&self) -> Option<&StateMachine> {
-        self.0.state_machine()
-    }
-}
-
-impl Component for NeverExpires {
-    type Msg = StationMsg;
-    type Timer = ReplicaTimer;
-    type Io = ReplicaIo;
-    type Out = ReplicaEvent;
-
-    fn on_start(&mut self, ctx: &mut impl CtxFor<Self>) {
-        self.0.on_start(ctx);
-    }
-
-    fn on_message(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, msg: StationMsg) {
-        self.0.on_message(ctx, from, msg);
-    }
-
-    fn on_timer(&mut self, ctx: &mut impl CtxFor<Self>, id: TimerId, timer: ReplicaTimer) {
-        if timer != ReplicaTimer::Lease {
-            self.0.on_timer(ctx, id, timer);
-        }
-    }
-
-    fn on_io(&mut self, ctx: &mut impl CtxFor<Self>, id: IoId, tag: ReplicaIo, result: IoResult) {
-        self.0.on_io(ctx, id, tag, result);
+impl Plant for NeverExpires {
+    fn timer(&mut self, timer: ReplicaTimer) -> bool {
+        timer == ReplicaTimer::Lease
     }
 }
 
@@ -159,7 +133,7 @@ fn first_failure<R: StationReplica>(wrap: fn(Replica) -> R) -> String {
 
 #[test]
 fn a_leader_that_never_expires_leases_is_caught_after_healing() {
-    let line = first_failure(NeverExpires);
+    let line = first_failure(|replica| Planted { replica, plant: NeverExpires });
     assert!(line.contains("abandoned leases revoked after healing"), "caught by another checker: {line}");
 }
 

@@ -1,0 +1,72 @@
+//! One wrapper for the planted-bug tests: the real replica, with a hook that
+//! may take a message or a timer before the replica sees it. A planted bug
+//! then states only what it does differently.
+
+#![allow(dead_code)] // each test file uses the hooks it needs
+
+use haven_raft::Raft;
+use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
+use haven_scenarios::kv::node::StationReplica;
+use haven_station::{Replica, ReplicaEvent, ReplicaIo, ReplicaTimer, StateMachine, StationMsg};
+
+/// What a planted bug does instead of the replica.
+pub trait Plant: std::fmt::Debug + 'static {
+    /// Handles `msg` in the replica's place; `false` passes it on.
+    fn message(
+        &mut self,
+        _replica: &Replica,
+        _ctx: &mut impl CtxFor<Replica>,
+        _from: NodeId,
+        _msg: &StationMsg,
+    ) -> bool {
+        false
+    }
+
+    /// Swallows `timer`; `false` passes it on.
+    fn timer(&mut self, _timer: ReplicaTimer) -> bool {
+        false
+    }
+}
+
+#[derive(Debug)]
+pub struct Planted<P: Plant> {
+    pub replica: Replica,
+    pub plant: P,
+}
+
+impl<P: Plant> StationReplica for Planted<P> {
+    fn raft(&self) -> Option<&Raft> {
+        self.replica.raft()
+    }
+
+    fn state_machine(&self) -> Option<&StateMachine> {
+        self.replica.state_machine()
+    }
+}
+
+impl<P: Plant> Component for Planted<P> {
+    type Msg = StationMsg;
+    type Timer = ReplicaTimer;
+    type Io = ReplicaIo;
+    type Out = ReplicaEvent;
+
+    fn on_start(&mut self, ctx: &mut impl CtxFor<Self>) {
+        self.replica.on_start(ctx);
+    }
+
+    fn on_message(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, msg: StationMsg) {
+        if !self.plant.message(&self.replica, ctx, from, &msg) {
+            self.replica.on_message(ctx, from, msg);
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut impl CtxFor<Self>, id: TimerId, timer: ReplicaTimer) {
+        if !self.plant.timer(timer) {
+            self.replica.on_timer(ctx, id, timer);
+        }
+    }
+
+    fn on_io(&mut self, ctx: &mut impl CtxFor<Self>, id: IoId, tag: ReplicaIo, result: IoResult) {
+        self.replica.on_io(ctx, id, tag, result);
+    }
+}
