@@ -63,6 +63,9 @@ pub enum CompactError {
     NotApplied { index: u64, applied: u64 },
     #[error("index {index} is below the current snapshot at {snapshot_index}")]
     AlreadyCompacted { index: u64, snapshot_index: u64 },
+    /// Retry once the pending log writes are durable.
+    #[error("index {index} is not yet durable in this node's log (durable up to {stable_index})")]
+    NotDurable { index: u64, stable_index: u64 },
 }
 
 /// Why `provide_snapshot` refused the bytes it was given.

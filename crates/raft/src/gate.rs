@@ -45,14 +45,25 @@ pub enum PersistError {
     UnknownId { id: u64, durable_last: u64, issued_last: u64 },
 }
 
+/// A persist request issued and not yet durable.
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    id: u64,
+    hard_state: Option<HardState>,
+    /// The first and last index of the entries it (re)writes.
+    entries: Option<(u64, u64)>,
+}
+
 #[derive(Debug)]
 pub(crate) struct DurabilityGate {
     me: NodeId,
     unstable: Unstable,
     issued_last: u64,
     durable_last: u64,
-    /// Issued, not yet durable, oldest first, with the hard state each carries.
-    in_flight: VecDeque<(u64, Option<HardState>)>,
+    /// Issued, not yet durable, oldest first.
+    in_flight: VecDeque<InFlight>,
+    /// The last log index on disk once every durable persist is applied.
+    durable_log_last: u64,
     durable_hard_state: HardState,
     /// Messages waiting for persist `tag`, in generation order (tags never decrease).
     held: VecDeque<(u64, NodeId, Message)>,
@@ -62,13 +73,20 @@ pub(crate) struct DurabilityGate {
 }
 
 impl DurabilityGate {
-    pub(crate) fn new(me: NodeId, durable_hard_state: HardState, queued_max: usize) -> DurabilityGate {
+    /// `durable_log_last`: the last index of the log as restored from disk.
+    pub(crate) fn new(
+        me: NodeId,
+        durable_hard_state: HardState,
+        durable_log_last: u64,
+        queued_max: usize,
+    ) -> DurabilityGate {
         DurabilityGate {
             me,
             unstable: Unstable::default(),
             issued_last: 0,
             durable_last: 0,
             in_flight: VecDeque::new(),
+            durable_log_last,
             durable_hard_state,
             held: VecDeque::new(),
             ready: Vec::new(),
@@ -104,13 +122,32 @@ impl DurabilityGate {
 
     /// Turns the unstable changes into persist request `id`; messages held
     /// for "the next request" now wait for exactly this one.
-    pub(crate) fn issue(&mut self, hard_state: Option<HardState>) -> PersistId {
+    /// `entries`: the first and last index the request writes, if any.
+    pub(crate) fn issue(&mut self, hard_state: Option<HardState>, entries: Option<(u64, u64)>) -> PersistId {
         assert!(!self.unstable.is_empty(), "issuing a persist request with nothing to persist");
         assert_eq!(hard_state.is_some(), self.unstable.hard_state, "hard state in the request iff it changed");
+        assert_eq!(entries.map(|(from, _)| from), self.unstable.entries_from, "entries in the request iff unstable");
         self.unstable = Unstable::default();
         self.issued_last += 1;
-        self.in_flight.push_back((self.issued_last, hard_state));
+        self.in_flight.push_back(InFlight { id: self.issued_last, hard_state, entries });
         PersistId(self.issued_last)
+    }
+
+    /// The highest index at which the log on disk surely equals the log in
+    /// memory: on disk, and below every pending (re)write. A snapshot may
+    /// cover only this far — one covering an entry that is still pending
+    /// would outlive a crash that loses the entry's write together with the
+    /// truncation of the stale suffix after it.
+    pub(crate) fn stable_index(&self) -> u64 {
+        let pending = self.in_flight.iter().filter_map(|f| f.entries.map(|(from, _)| from));
+        let rewrite_from = pending.chain(self.unstable.entries_from).min();
+        rewrite_from.map_or(self.durable_log_last, |from| self.durable_log_last.min(from - 1))
+    }
+
+    /// A received snapshot replaced the whole log on disk.
+    pub(crate) fn note_log_replaced(&mut self, last_index: u64) {
+        assert!(self.in_flight.iter().all(|f| f.entries.is_none()), "the log was replaced under a pending write");
+        self.durable_log_last = last_index;
     }
 
     /// The hard state a crash right now would leave on disk.
@@ -174,9 +211,13 @@ impl DurabilityGate {
             return Err(PersistError::UnknownId { id, durable_last, issued_last });
         }
         self.durable_last = id;
-        while self.in_flight.front().is_some_and(|(issued, _)| *issued <= id) {
-            if let Some((_, Some(hard_state))) = self.in_flight.pop_front() {
+        while let Some(done) = self.in_flight.front().copied().filter(|f| f.id <= id) {
+            self.in_flight.pop_front();
+            if let Some(hard_state) = done.hard_state {
                 self.durable_hard_state = hard_state;
+            }
+            if let Some((_, last)) = done.entries {
+                self.durable_log_last = last;
             }
         }
         let mut to_self = Vec::new();
@@ -214,15 +255,15 @@ mod tests {
 
     #[test]
     fn messages_wait_for_every_change_made_before_them() {
-        let mut gate = DurabilityGate::new(ME, HardState::default(), 100);
+        let mut gate = DurabilityGate::new(ME, HardState::default(), 0, 100);
         gate.send(PEER, ack(1));
         assert_eq!(gate.take_ready().len(), 1, "nothing pending: sent at once");
         gate.note_hard_state();
         gate.send(PEER, ack(2));
-        let first = gate.issue(Some(HardState { term: 2, vote: None }));
+        let first = gate.issue(Some(HardState { term: 2, vote: None }), None);
         gate.note_entries_from(1);
         gate.send(PEER, ack(3));
-        let second = gate.issue(None);
+        let second = gate.issue(None, Some((1, 1)));
         assert!(gate.take_ready().is_empty());
         assert_eq!(gate.durable(first), Ok(vec![]));
         assert_eq!(gate.take_ready(), vec![Envelope { to: PEER, msg: ack(2) }]);
@@ -235,10 +276,10 @@ mod tests {
 
     #[test]
     fn self_messages_come_back_to_the_caller_and_ids_are_checked() {
-        let mut gate = DurabilityGate::new(ME, HardState::default(), 100);
+        let mut gate = DurabilityGate::new(ME, HardState::default(), 0, 100);
         gate.note_hard_state();
         gate.send(ME, ack(5));
-        let id = gate.issue(Some(HardState { term: 5, vote: Some(ME) }));
+        let id = gate.issue(Some(HardState { term: 5, vote: Some(ME) }), None);
         assert_eq!(gate.durable(PersistId(2)), Err(PersistError::UnknownId { id: 2, durable_last: 0, issued_last: 1 }));
         assert_eq!(gate.durable(id), Ok(vec![ack(5)]));
         assert_eq!(gate.durable(id), Err(PersistError::UnknownId { id: 1, durable_last: 1, issued_last: 1 }));
@@ -246,14 +287,32 @@ mod tests {
 
     #[test]
     fn the_queue_is_bounded_but_self_messages_are_kept() {
-        let mut gate = DurabilityGate::new(ME, HardState::default(), 1);
+        let mut gate = DurabilityGate::new(ME, HardState::default(), 0, 1);
         gate.note_entries_from(1);
         gate.send(PEER, ack(1));
         gate.send(PEER, ack(1));
         gate.send(ME, ack(1));
         assert_eq!(gate.dropped(), 1);
-        let id = gate.issue(None);
+        let id = gate.issue(None, Some((1, 3)));
         assert_eq!(gate.durable(id), Ok(vec![ack(1)]));
         assert_eq!(gate.take_ready().len(), 1);
+    }
+
+    #[test]
+    fn the_stable_index_stops_below_every_pending_rewrite() {
+        let mut gate = DurabilityGate::new(ME, HardState::default(), 10, 100);
+        assert_eq!(gate.stable_index(), 10, "the restored log is on disk");
+        gate.note_entries_from(11);
+        assert_eq!(gate.stable_index(), 10, "an append beyond the end leaves the log stable");
+        let append = gate.issue(None, Some((11, 12)));
+        gate.note_entries_from(6);
+        assert_eq!(gate.stable_index(), 5, "an unissued truncation at 6");
+        let rewrite = gate.issue(None, Some((6, 7)));
+        gate.durable(append).unwrap();
+        assert_eq!(gate.stable_index(), 5, "the truncation is still pending after the append is durable");
+        gate.durable(rewrite).unwrap();
+        assert_eq!(gate.stable_index(), 7, "the disk now ends where the rewrite did");
+        gate.note_log_replaced(20);
+        assert_eq!(gate.stable_index(), 20);
     }
 }

@@ -121,7 +121,8 @@ impl Raft {
         let DurableState { hard_state, snapshot, entries } = durable;
         let base = if snapshot.membership == Membership::default() { bootstrap } else { snapshot.membership };
         let hard_state = reconcile_term(hard_state, entries.last().map_or(snapshot.last.term, |e| e.term));
-        let gate = DurabilityGate::new(setup.id, hard_state, setup.config.messages_queued_max);
+        let log_last = entries.last().map_or(snapshot.last.index, |e| e.index);
+        let gate = DurabilityGate::new(setup.id, hard_state, log_last, setup.config.messages_queued_max);
         let mut raft = Raft {
             id: setup.id,
             config: setup.config,
@@ -240,8 +241,21 @@ impl Raft {
             read_states: std::mem::take(&mut self.read_states),
             reads_failed: std::mem::take(&mut self.reads_failed),
             snapshot_needed: self.take_snapshot_request(),
-            snapshot: self.received_snapshot.take(),
+            snapshot: self.take_received_snapshot(),
         }
+    }
+
+    /// A received snapshot goes out only once every persist issued before
+    /// it is durable: the log is frozen while installing, so the disk then
+    /// holds exactly the log `log_kept_after` was decided on. Handed out
+    /// earlier, a crash could leave a kept suffix on disk that a pending
+    /// truncation was about to replace — entries of an older term after
+    /// the snapshot's (found by the cluster harness, seed 23174).
+    fn take_received_snapshot(&mut self) -> Option<ReceivedSnapshot> {
+        if self.gate.persists_pending() > 0 {
+            return None;
+        }
+        self.received_snapshot.take()
     }
 
     /// Persist request `id` (and so every earlier one) is durable.
@@ -427,7 +441,8 @@ impl Raft {
             assert!(from <= last, "a truncation is always followed by an append");
             self.log.slice(from, last).to_vec()
         });
-        let id = self.gate.issue(hard_state);
+        let written = entries.first().zip(entries.last()).map(|(first, last)| (first.index, last.index));
+        let id = self.gate.issue(hard_state, written);
         if matches!(self.role, RoleState::Leader(_)) && !entries.is_empty() {
             // The leader's own vote toward commit, released once this persist is durable.
             let outcome = AppendOutcome::Accepted { match_index: last };

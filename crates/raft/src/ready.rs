@@ -37,7 +37,8 @@ pub struct PersistRequest {
     pub entries: Vec<Entry>,
 }
 
-/// A complete snapshot received from the leader. The caller, in order:
+/// A complete snapshot received from the leader, handed out once every
+/// persist request issued before it is durable. The caller, in order:
 /// applies every entry handed out before it; replaces the state machine
 /// with `data`; makes the snapshot durable with `meta` and tells the WAL
 /// that the log now starts after `meta.last` — dropping every entry, not

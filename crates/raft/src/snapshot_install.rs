@@ -98,6 +98,9 @@ impl Raft {
         assert!(self.applied < index, "a snapshot is received only beyond the commit index");
         let kept = self.log.install_snapshot(meta.last, meta.membership);
         assert_eq!(kept, log_kept_after, "the log was frozen since the snapshot arrived");
+        if !kept {
+            self.gate.note_log_replaced(index);
+        }
         self.gate.note_log_start(self.log.first_index(), self.log.last_index());
         self.commit = self.commit.max(index);
         self.applied = index;

@@ -48,6 +48,10 @@ impl Raft {
         if index < snapshot_index {
             return Err(CompactError::AlreadyCompacted { index, snapshot_index });
         }
+        let stable_index = self.gate.stable_index();
+        if index > stable_index {
+            return Err(CompactError::NotDurable { index, stable_index });
+        }
         let meta = self.snapshot_meta_at(index);
         self.log.compact_to(index);
         self.gate.note_log_start(self.log.first_index(), self.log.last_index());

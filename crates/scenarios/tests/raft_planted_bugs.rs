@@ -6,9 +6,9 @@
 //!
 //! The Figure 8 bug (committing an earlier term's entry by counting) is not
 //! here: this sweep did not catch it within the 20 minutes tried, because
-//! a new leader's no-op leaves only a narrow window; crates/raft's tests pin
-//! it with the §5.4.2 transcript instead (see crates/raft/tests/planted_bugs.rs).
-//! Both bugs are also run against Raft's cluster harness there.
+//! a new leader's no-op leaves only a narrow window. Raft's cluster
+//! harness, which traps fresh leaders, catches it at seed 809 (see
+//! crates/raft/tests/planted_bugs.rs); both bugs are run there.
 
 use haven_raft::planted::{Bug, plant};
 use haven_scenarios::kv::linearizable;

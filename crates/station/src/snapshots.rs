@@ -16,7 +16,7 @@
 use crate::replica::Replica;
 use crate::running::Running;
 use crate::snapshot_file;
-use haven_raft::{ReceivedSnapshot, SnapshotMeta};
+use haven_raft::{CompactError, ReceivedSnapshot, SnapshotMeta};
 use haven_runtime::CtxFor;
 use haven_wal::{Ticket, WalError};
 use std::sync::Arc;
@@ -56,7 +56,12 @@ impl Running {
 
     fn take_snapshot(&mut self, ctx: &mut impl CtxFor<Replica>) -> Result<(), String> {
         let applied = self.sm.applied_index();
-        let meta = self.raft.compact(applied).map_err(|e| format!("compacting the raft log: {e}"))?;
+        let meta = match self.raft.compact(applied) {
+            Ok(meta) => meta,
+            // A later apply retries, once the pending log writes are durable.
+            Err(CompactError::NotDurable { .. }) => return Ok(()),
+            Err(e) => return Err(format!("compacting the raft log: {e}")),
+        };
         let bytes = snapshot_file::encode(&meta, &self.sm).map_err(|e| e.to_string())?;
         let data: Arc<[u8]> = Arc::from(bytes);
         self.snapshots.latest = Some((meta.clone(), data.clone()));

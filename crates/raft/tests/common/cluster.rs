@@ -28,7 +28,7 @@
 use super::disk::Disk;
 use super::machine::Machine;
 use haven_raft::{
-    Entry, EntryKind, Envelope, Membership, Message, PersistRequest, Raft, ReceivedSnapshot, Role, Setup,
+    CompactError, Entry, EntryKind, Envelope, Membership, Message, PersistRequest, Raft, ReceivedSnapshot, Role, Setup,
 };
 use haven_runtime::{Instant, NodeId};
 use rand::{RngExt, SeedableRng};
@@ -108,6 +108,10 @@ pub struct Cluster {
     /// A node that is stopped (no ticks, deliveries, disk or output) until
     /// the given time, then resumes with the clock jumped forward.
     paused: Option<(NodeId, Instant)>,
+    /// A fresh leader to cut off or crash at the given time (see `set_trap`).
+    trap: Option<(NodeId, Instant)>,
+    /// The highest term whose leader `set_trap` has considered.
+    trap_term: u64,
 }
 
 /// Even seeds also serve reads from leader leases.
@@ -133,6 +137,8 @@ impl Cluster {
             proposed: 0,
             isolated: None,
             paused: None,
+            trap: None,
+            trap_term: 0,
         };
         for id in ids {
             let node =
@@ -147,8 +153,9 @@ impl Cluster {
         let setup = Setup { id, voters: self.initial.clone(), config: config(self.seed) };
         let node = self.nodes.get_mut(&id).expect("known node");
         let rng = ChaCha8Rng::seed_from_u64(self.rng.random());
-        let raft =
-            Raft::restore(setup, node.disk.durable(), rng, self.now).expect("the disk holds what the core persisted");
+        let seed = self.seed;
+        let raft = Raft::restore(setup, node.disk.durable(), rng, self.now)
+            .unwrap_or_else(|e| panic!("seed {seed}: {id}'s disk does not hold what the core persisted: {e:?}"));
         node.raft = Some(raft);
         node.machine = match node.disk.snapshot.last.index {
             0 => Machine::default(),
@@ -172,6 +179,7 @@ impl Cluster {
             self.start(id);
         }
         self.paused = None;
+        self.trap = None;
         let start = self.now;
         let deadline = start + limit;
         let mut index = None;
@@ -315,6 +323,7 @@ impl Cluster {
         }
         let before = self.now;
         self.now = self.now + Duration::from_millis(self.rng.random_range(1..=5));
+        self.spring_trap();
         if let Some((id, until)) = self.paused
             && before < until
             && until <= self.now
@@ -361,7 +370,11 @@ impl Cluster {
         if applied <= node.disk.snapshot.last.index {
             return;
         }
-        let meta = raft.compact(applied).expect("the applied index is compactable");
+        let meta = match raft.compact(applied) {
+            Ok(meta) => meta,
+            Err(CompactError::NotDurable { .. }) => return,
+            Err(e) => panic!("seed {}: compacting at applied {applied}: {e}", self.seed),
+        };
         node.disk.save_snapshot(meta, node.machine.snapshot(), true);
         self.history.compactions += 1;
     }
@@ -468,6 +481,37 @@ impl Cluster {
 
     fn crash(&mut self) {
         let id = self.ids[self.rng.random_range(0..self.ids.len())];
+        self.crash_node(id);
+    }
+
+    /// On one seed in four, half of the leaders fail within a few
+    /// milliseconds of their election: the window in which it has sent its first appends but its
+    /// no-op is not yet on a majority. Chains of such failures are what
+    /// Figure 8 (§5.4.2) needs — an entry of an old term replicated to a
+    /// majority by a later leader, then overwritten by a leader of a term
+    /// in between — and plain random faults almost never make them.
+    fn set_trap(&mut self, id: NodeId, term: u64) {
+        if term <= self.trap_term {
+            return;
+        }
+        self.trap_term = term;
+        if self.seed % 4 == 1 && self.rng.random_bool(0.5) {
+            self.trap = Some((id, self.now + Duration::from_millis(self.rng.random_range(0..=15))));
+        }
+    }
+
+    /// Cuts the trapped leader off for a while or crashes it.
+    fn spring_trap(&mut self) {
+        let Some((id, _)) = self.trap.filter(|&(_, at)| at <= self.now) else { return };
+        self.trap = None;
+        if self.rng.random_bool(0.5) {
+            self.isolated = Some((id, self.now + Duration::from_millis(self.rng.random_range(50..800))));
+        } else {
+            self.crash_node(id);
+        }
+    }
+
+    fn crash_node(&mut self, id: NodeId) {
         let node = self.nodes.get_mut(&id).expect("known node");
         if node.raft.take().is_none() {
             return;
@@ -509,6 +553,7 @@ impl Cluster {
             raft.provide_snapshot(node.disk.snapshot.clone(), data).expect("the disk's snapshot is usable");
         }
         let commit = raft.commit_index();
+        let leader_term = (raft.role() == Role::Leader).then(|| raft.term());
         for entry in ready.committed {
             self.record_committed(id, term, entry);
         }
@@ -525,6 +570,9 @@ impl Cluster {
             assert!(read.index >= floor, "seed {seed}: read index {} below the known commit {floor}", read.index);
             assert!(read.index <= commit, "seed {seed}: read index beyond the reader's commit");
             self.history.reads_confirmed += 1;
+        }
+        if let Some(term) = leader_term.filter(|_| faults) {
+            self.set_trap(id, term);
         }
         for Envelope { to, msg } in ready.messages {
             self.send(id, to, msg, faults);
