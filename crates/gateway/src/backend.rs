@@ -65,9 +65,13 @@ pub struct WatchCreate {
 pub enum WatchUpdate {
     Events(Vec<Event>),
     /// The history the watch needs was compacted; nothing follows.
-    Compacted { compact_revision: u64 },
+    Compacted {
+        compact_revision: u64,
+    },
     /// The backend closed the watch (e.g. its member stopped); nothing follows.
-    Closed { reason: String },
+    Closed {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
@@ -102,6 +106,11 @@ pub enum BackendError {
 pub trait Backend: Clone + Send + Sync + 'static {
     /// Who answers, for the response header.
     fn identity(&self) -> Identity;
+
+    /// The store revision this member has applied: etcd puts it in the
+    /// header of answers that do not come from the store itself (status,
+    /// keep-alive, watch creation and events, progress notifications).
+    fn revision(&self) -> u64;
 
     /// A store request. Writes always go through consensus; a `Range` (or
     /// a read-only `Txn`) with `serializable` may be served from this
