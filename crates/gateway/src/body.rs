@@ -58,6 +58,9 @@ impl MessageStream {
         loop {
             let skip = self.buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
             self.buf.drain(..skip);
+            if self.buf.first().is_some_and(|&b| b != b'{') {
+                return Some(Err(crate::json::JsonError::new("each message must be a JSON object").into()));
+            }
             if self.parse_due && !self.buf.is_empty() {
                 self.parse_due = false;
                 let mut it = serde_json::Deserializer::from_slice(&self.buf).into_iter::<T>();

@@ -185,6 +185,8 @@ impl Backend for MemoryBackend {
         let id = member_id(&peer_urls, state.raft_index);
         let member = Member { id, name: String::new(), peer_urls, client_urls: Vec::new(), is_learner };
         state.members.push(member.clone());
+        // etcd lists members by id.
+        state.members.sort_by_key(|m| m.id);
         state.raft_index += 1;
         Ok((member, state.members.clone()))
     }

@@ -181,9 +181,8 @@ async fn member_add<B: Backend>(State(gw): State<Gateway<B>>, headers: HeaderMap
     let result = async {
         let req: json::MemberAddRequest = gw.parse(&headers, body).await?;
         if req.peer_urls.is_empty() || !req.peer_urls.iter().all(|u| is_peer_url(u)) {
-            return Err(GatewayError::Invalid(
-                "given member URLs are invalid (want e.g. \"peerURLs\":[\"http://10.0.0.4:2380\"])".into(),
-            ));
+            // etcd's exact words: its Go client recognises errors by them.
+            return Err(GatewayError::Invalid("given member URLs are invalid".into()));
         }
         let (member, members) = gw.backend.member_add(req.peer_urls, req.is_learner).await?;
         Ok(json::MemberAddResponse {

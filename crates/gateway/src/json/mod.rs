@@ -51,8 +51,10 @@ impl JsonError {
 
 /// Parses one request body; an empty body is `{}`, as for etcd.
 pub fn parse<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, JsonError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+    let Some(&first) = body.iter().find(|b| !b.is_ascii_whitespace()) else { return Ok(T::default()) };
+    // serde would also read a struct from an array; etcd wants an object.
+    if first != b'{' {
+        return Err(JsonError::new("invalid JSON body: want an object such as {\"key\":\"Zm9v\"}"));
     }
     serde_json::from_slice(body).map_err(|e| JsonError::new(format!("invalid JSON body: {e}")))
 }
@@ -93,3 +95,6 @@ pub fn response_revision(resp: &store::Response) -> u64 {
         store::Response::LeaseLeases(r) => r.header.revision,
     }
 }
+
+#[cfg(test)]
+mod tests;
