@@ -23,6 +23,9 @@ pub struct Counters {
     pub(crate) disk_ops: AtomicU64,
     pub(crate) disk_syncs: AtomicU64,
     pub(crate) outputs: AtomicU64,
+    pub(crate) local_in: AtomicU64,
+    pub(crate) local_out: AtomicU64,
+    pub(crate) local_drops: AtomicU64,
 }
 
 /// A reading of [`Counters`].
@@ -56,6 +59,13 @@ pub struct CountersSnapshot {
     pub disk_syncs: u64,
     /// `Effect::Output`s handed to the caller.
     pub outputs: u64,
+    /// Messages from the in-process client (see `run_with_local`).
+    pub local_in: u64,
+    /// Messages handed to the in-process client.
+    pub local_out: u64,
+    /// Messages to the in-process client dropped because it did not keep
+    /// up or was gone (also counted in `send_drops`).
+    pub local_drops: u64,
 }
 
 impl Counters {
@@ -75,6 +85,9 @@ impl Counters {
             disk_ops: get(&self.disk_ops),
             disk_syncs: get(&self.disk_syncs),
             outputs: get(&self.outputs),
+            local_in: get(&self.local_in),
+            local_out: get(&self.local_out),
+            local_drops: get(&self.local_drops),
         }
     }
 }

@@ -19,6 +19,8 @@ pub enum NetError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("cannot seed the random number generator from the OS: {0}")]
     Entropy(String),
+    #[error("local client id {id} is this node's own id or a peer's; reserve an id no node uses")]
+    LocalId { id: haven_runtime::NodeId },
     #[error("cannot start the disk worker thread: {0}")]
     DiskThread(std::io::Error),
 }

@@ -1,10 +1,11 @@
 //! The single-threaded loop that drives one node's component.
 //!
 //! In: messages from peers and from the node itself (one bounded channel),
+//! messages from the in-process client, if any (another),
 //! timer deadlines, disk completions, and the shutdown signal.
 //! Out: calls into the component's [`Host`], whose effects it carries out:
 //! sends go to per-peer queues (or straight back into the inbound channel
-//! for the node itself), timers into a deadline queue, disk requests to the
+//! for the node itself, or to the in-process client's channel), timers into a deadline queue, disk requests to the
 //! disk worker, outputs to the log and the caller's callback.
 //!
 //! Nothing here waits on a socket or the disk: every hand-off is a
@@ -12,6 +13,7 @@
 
 use crate::counters::{Counters, bump};
 use crate::disk::{Completion, DiskWorker};
+use crate::local::LocalOut;
 use crate::send_queue::SendQueue;
 use crate::timers::TimerQueue;
 use haven_runtime::host::Effects;
@@ -39,12 +41,15 @@ pub(crate) struct EventLoop<C: Component, F> {
     on_output: F,
     counters: Arc<Counters>,
     unknown_peers_warned: BTreeSet<NodeId>,
+    local: Option<LocalOut<C::Msg>>,
 }
 
 /// The loop's inputs other than shutdown.
 pub(crate) struct Inputs<M> {
     pub(crate) inbound: mpsc::Receiver<(NodeId, M)>,
     pub(crate) completions: mpsc::Receiver<Completion>,
+    /// Messages from the in-process client, if any.
+    pub(crate) local: Option<mpsc::Receiver<M>>,
 }
 
 impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
@@ -55,11 +60,12 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
         disk: DiskWorker,
         on_output: F,
         counters: Arc<Counters>,
+        local: Option<LocalOut<C::Msg>>,
     ) -> Self {
         let origin = tokio::time::Instant::now();
         let timers = TimerQueue::default();
         let unknown_peers_warned = BTreeSet::new();
-        EventLoop { host, origin, timers, queues, to_self, disk, on_output, counters, unknown_peers_warned }
+        EventLoop { host, origin, timers, queues, to_self, disk, on_output, counters, unknown_peers_warned, local }
     }
 
     /// Starts the component and runs it until `shutdown` resolves; returns
@@ -80,6 +86,12 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
                     self.apply(&mut effects);
                 }
                 Some((from, msg)) = inputs.inbound.recv() => {
+                    self.host.deliver(self.now(), from, msg, &mut effects);
+                    self.apply(&mut effects);
+                }
+                Some(msg) = recv_local(&mut inputs.local) => {
+                    let from = self.local.as_ref().expect("a local receiver comes with its sender").id;
+                    bump(&self.counters.local_in);
                     self.host.deliver(self.now(), from, msg, &mut effects);
                     self.apply(&mut effects);
                 }
@@ -120,7 +132,11 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
     }
 
     fn send(&mut self, to: NodeId, msg: C::Msg) {
-        if to == self.host.node() {
+        if let Some(local) = self.local.as_ref().filter(|local| local.id == to) {
+            if !local.push(msg, &self.counters) {
+                tracing::debug!("local client not keeping up, dropping a message to it");
+            }
+        } else if to == self.host.node() {
             match self.to_self.try_send((to, msg)) {
                 Ok(()) => bump(&self.counters.messages_local),
                 Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
@@ -140,5 +156,13 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
                 tracing::debug!(to = %to, "message to a node not in the peer map, dropped");
             }
         }
+    }
+}
+
+/// The next message from the local client; pending forever without one.
+async fn recv_local<M>(local: &mut Option<mpsc::Receiver<M>>) -> Option<M> {
+    match local {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

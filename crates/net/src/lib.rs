@@ -14,6 +14,9 @@
 //! flight), timers fire at or after their deadline unless cancelled, and
 //! disk operations follow the semantics stated in `haven_runtime::disk`.
 //!
+//! In-process clients (the station daemon's API handlers) talk to the
+//! component through a [`LocalEndpoint`] given to [`run_with_local`].
+//!
 //! Layout: [`run`] (node.rs) wires the parts; the event loop
 //! (event_loop.rs) drives the component's `Host`; link.rs sends to one peer,
 //! acceptor.rs and inbound.rs receive; [`frame`] is the wire format;
@@ -30,6 +33,7 @@ mod event_loop;
 pub mod frame;
 mod inbound;
 mod link;
+mod local;
 mod node;
 mod send_queue;
 mod timers;
@@ -37,4 +41,5 @@ mod timers;
 pub use config::{FRAME_BYTES_MAX_FLOOR, LEN_MAX_CEILING, Limits, NodeConfig};
 pub use counters::{Counters, CountersSnapshot};
 pub use error::NetError;
-pub use node::run;
+pub use local::{LocalClient, LocalEndpoint, local_channel};
+pub use node::{run, run_with_local};

@@ -2,6 +2,7 @@
 //!
 //! In: a [`NodeConfig`], optionally an already-bound listener, the node's
 //! top component, a callback for its outputs and a shutdown future.
+//! Optionally an in-process client's endpoint ([`run_with_local`]).
 //! Out: a running node until shutdown resolves — the listener and its
 //! inbound connections, one sender task per peer, the disk worker and the
 //! event loop — then everything closed and joined, so the same port and
@@ -14,6 +15,7 @@ use crate::error::NetError;
 use crate::event_loop::{EventLoop, Inputs};
 use crate::inbound::InboundShared;
 use crate::link::Link;
+use crate::local::{LocalEndpoint, LocalOut};
 use crate::send_queue::SendQueue;
 use haven_runtime::{Component, Host, Message, NodeId};
 use rand::SeedableRng;
@@ -45,11 +47,52 @@ where
     F: FnMut(C::Out) + Send + 'static,
     S: Future<Output = ()>,
 {
+    run_inner(config, listener, component, on_output, shutdown, None).await
+}
+
+/// As [`run`], with an in-process client: messages sent on the client's
+/// channel reach the component from `local.id()`, and whatever the
+/// component sends to that id goes to the client's bounded channel (full:
+/// dropped and counted) instead of the network. The id must be neither the
+/// node's nor a peer's.
+pub async fn run_with_local<C, F, S>(
+    config: NodeConfig,
+    listener: Option<TcpListener>,
+    component: C,
+    on_output: F,
+    shutdown: S,
+    local: LocalEndpoint<C::Msg>,
+) -> Result<(), NetError>
+where
+    C: Component + Send + 'static,
+    C::Timer: Send,
+    C::Io: Send,
+    C::Out: Send,
+    F: FnMut(C::Out) + Send + 'static,
+    S: Future<Output = ()>,
+{
+    local.check(config.id, &config.peers)?;
+    run_inner(config, listener, component, on_output, shutdown, Some(local)).await
+}
+
+async fn run_inner<C, F, S>(
+    config: NodeConfig,
+    listener: Option<TcpListener>,
+    component: C,
+    on_output: F,
+    shutdown: S,
+    local: Option<LocalEndpoint<C::Msg>>,
+) -> Result<(), NetError>
+where
+    C: Component,
+    F: FnMut(C::Out),
+    S: Future<Output = ()>,
+{
     config.check()?;
     // ERROR level so the span (and the node id) is on every line whatever
     // the subscriber's level filter.
     let span = tracing::error_span!("node", node = %config.id);
-    run_node(config, listener, component, on_output, shutdown).instrument(span).await
+    run_node(config, listener, component, on_output, shutdown, local).instrument(span).await
 }
 
 async fn run_node<C, F, S>(
@@ -58,6 +101,7 @@ async fn run_node<C, F, S>(
     component: C,
     on_output: F,
     shutdown: S,
+    local: Option<LocalEndpoint<C::Msg>>,
 ) -> Result<(), NetError>
 where
     C: Component,
@@ -84,8 +128,15 @@ where
     let (inbound_tx, inbound) = mpsc::channel(config.limits.inbound_queue_len_max);
     let (mut tasks, queues) = spawn_network(&config, listener, inbound_tx.clone());
     let host = Host::new(config.id, component, rng);
-    let event_loop = EventLoop::new(host, queues, inbound_tx, disk, on_output, counters);
-    let disk = event_loop.run(Inputs { inbound, completions }, shutdown).await;
+    let (local, local_rx) = match local {
+        Some(endpoint) => {
+            let LocalEndpoint { id, from_client, to_client } = endpoint;
+            (Some(LocalOut { id, to_client }), Some(from_client))
+        }
+        None => (None, None),
+    };
+    let event_loop = EventLoop::new(host, queues, inbound_tx, disk, on_output, counters, local);
+    let disk = event_loop.run(Inputs { inbound, completions, local: local_rx }, shutdown).await;
 
     // Aborting the tasks closes the listener and every connection; waiting
     // for them means the port is free when we return.

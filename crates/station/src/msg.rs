@@ -94,6 +94,11 @@ pub enum StationMsg {
         watch: u64,
     },
     WatchEvents(WatchEvents),
+    /// etcd's `serializable: true` range: answered at once from the
+    /// receiving replica's applied state, leader or not, without ReadIndex;
+    /// it may be stale. Only a `Range` or `LeaseLeases` is served this way;
+    /// any other request takes the ordinary path, as `Request` would.
+    SerializableRead(ClientRequest),
 }
 
 /// etcd's WatchCreateRequest, served by whichever replica receives it from
@@ -122,6 +127,9 @@ pub struct WatchEvents {
     pub events: Vec<Event>,
     /// The history the watch needs is compacted away; the watch is closed.
     pub compacted: bool,
+    /// With `compacted`: the store's compaction revision (etcd's
+    /// `compact_revision`: watch again from there); 0 otherwise.
+    pub compact_revision: u64,
     /// The replica refused to open the watch (`Busy`: too many watches, or
     /// not running yet); nothing follows.
     pub refused: Option<ReplyError>,

@@ -14,7 +14,8 @@
 //! message, apply committed entries in order, and keep one timer at Raft's
 //! next deadline. Range reads, lease time-to-live and keep-alives take no log
 //! entry: the leader asks Raft for a ReadIndex (thesis §6.4) and answers
-//! once its applied index reaches the confirmed read index. Lease expiries
+//! once its applied index reaches the confirmed read index; serializable
+//! reads are answered at once from any replica's applied state. Lease expiries
 //! are the leader's own proposals (`Command::ExpireLease`). Watches are
 //! served by any replica from its own applied state, polled after every
 //! step (`watches.rs`). A WAL failure halts the replica: it reports `Fatal`
@@ -32,7 +33,7 @@ use crate::state_machine::StateMachine;
 use crate::watches::{self, Watches};
 use haven_raft::{DurableState, Entry, HardState, Raft, Role, Setup, SnapshotMeta};
 use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
-use haven_store::{LeaseId, Lessor, Request};
+use haven_store::{LeaseId, Lessor, Request, Response};
 use haven_wal::{NoMsg, Recovered, Ticket, Wal, WalEvent, WalIo, WalTimer};
 use rand::SeedableRng;
 use std::collections::BTreeMap;
@@ -71,6 +72,14 @@ pub enum ReplicaEvent {
         term: u64,
         current_term: u64,
         digest: u32,
+    },
+    /// A batch of committed entries was applied; Raft's commit index is now
+    /// `index`, the store is at `revision` and holds about `store_bytes`
+    /// (for the daemon's status, response headers and metrics).
+    Committed {
+        index: u64,
+        revision: u64,
+        store_bytes: u64,
     },
     /// Entry `index` revoked `lease` and deleted its keys: by the leader's
     /// expiry when `expired`, else at a client's request.
@@ -294,6 +303,21 @@ impl Replica {
         }
     }
 
+    /// A read served at once from the applied state, whoever leads.
+    fn on_serializable_read(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, request: ClientRequest) {
+        let session = (request.client, request.seq);
+        let Phase::Running(r) = &self.phase else {
+            return reply(ctx, from, session, Err(ReplyError::Busy));
+        };
+        let store = r.sm.store();
+        let result = match &request.request {
+            Request::Range(range) => store.range(range).map(Response::Range).map_err(ReplyError::Store),
+            Request::LeaseLeases => Ok(Response::LeaseLeases(store.lease_leases())),
+            _ => return self.on_request(ctx, from, request),
+        };
+        reply(ctx, from, session, result);
+    }
+
     /// A request answered without a log entry, once Raft confirms a read index.
     fn on_read(&mut self, ctx: &mut impl CtxFor<Self>, read: PendingRead) {
         let waiters_max = self.config.waiters_max;
@@ -375,6 +399,7 @@ impl Component for Replica {
                 }
             }
             StationMsg::KeepAlive(request) => self.on_keep_alive(ctx, from, request),
+            StationMsg::SerializableRead(request) => self.on_serializable_read(ctx, from, request),
             StationMsg::Watch(create) => self.on_watch(ctx, from, create),
             StationMsg::CancelWatch { client, watch } => {
                 let Phase::Running(r) = &mut self.phase else { return };

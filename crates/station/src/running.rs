@@ -100,6 +100,8 @@ impl Running {
         }
         if let Some(last) = ready.committed.last() {
             self.raft.applied(last.index).map_err(|e| format!("raft refused applied({}): {e}", last.index))?;
+            let (revision, store_bytes) = (self.sm.store().revision(), self.sm.store().bytes_used());
+            ctx.output(ReplicaEvent::Committed { index: self.raft.commit_index(), revision, store_bytes });
         }
         self.on_reads(ctx, ready.read_states, ready.reads_failed);
         if ready.snapshot_needed {

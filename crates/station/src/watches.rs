@@ -81,31 +81,45 @@ impl Watches {
             }
             for update in self.hub.poll(store) {
                 out.push(match update {
-                    WatchUpdate::Events { watch_id, events } => self.batch(watch_id, events, false),
-                    WatchUpdate::Compacted { watch_id, .. } => self.batch(watch_id, Vec::new(), true),
+                    WatchUpdate::Events { watch_id, events } => self.batch(watch_id, events, None),
+                    WatchUpdate::Compacted { watch_id, compact_revision } => {
+                        self.batch(watch_id, Vec::new(), Some(compact_revision))
+                    }
                 });
             }
         }
         out
     }
 
-    fn batch(&mut self, id: WatchId, events: Vec<Event>, compacted: bool) -> (NodeId, WatchEvents) {
+    /// The next batch of watch `id`; `compacted` holds the compaction
+    /// revision when the history it needs is gone.
+    fn batch(&mut self, id: WatchId, events: Vec<Event>, compacted: Option<u64>) -> (NodeId, WatchEvents) {
         let served = self.served.get_mut(&id).expect("the hub reports only watches served here");
         served.batch += 1;
         let ((to, client, watch), batch) = (served.owner, served.batch);
-        if compacted {
+        if compacted.is_some() {
             // The hub closed it already.
             self.served.remove(&id);
             self.by_owner.remove(&(to, client, watch));
         }
-        (to, WatchEvents { client, watch, batch, events, compacted, refused: None })
+        let compact_revision = compacted.unwrap_or(0);
+        let compacted = compacted.is_some();
+        (to, WatchEvents { client, watch, batch, events, compacted, compact_revision, refused: None })
     }
 }
 
 /// Answers a watch request that could not be opened.
 pub(crate) fn refuse(ctx: &mut impl CtxFor<Replica>, to: NodeId, create: &WatchCreate, error: ReplyError) {
     let (client, watch) = (create.client, create.watch);
-    let events = WatchEvents { client, watch, batch: 1, events: Vec::new(), compacted: false, refused: Some(error) };
+    let events = WatchEvents {
+        client,
+        watch,
+        batch: 1,
+        events: Vec::new(),
+        compacted: false,
+        compact_revision: 0,
+        refused: Some(error),
+    };
     ctx.send(to, StationMsg::WatchEvents(events));
 }
 
@@ -168,6 +182,7 @@ mod tests {
         let sent = watches.poll(&store);
         assert_eq!(sent.len(), 1);
         assert!(sent[0].1.compacted && sent[0].1.events.is_empty());
+        assert_eq!(sent[0].1.compact_revision, 3, "the client learns where history starts");
         assert!(watches.hub.is_empty() && watches.by_owner.is_empty() && watches.served.is_empty());
     }
 }

@@ -1,0 +1,113 @@
+//! The harness of the simulated station tests: three replicas (n1..n3)
+//! and a probe node (n4) that keeps every message it receives.
+//!
+//! In: requests injected as if from the probe. Out: the first reply each
+//! gets, and access to the replicas' state for the checks.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use haven_raft::Role;
+use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
+use haven_sim::{Sim, SimConfig};
+use haven_station::{
+    ClientRequest, KeepAliveReply, KeepAliveRequest, Replica, ReplicaConfig, ReplicaEvent, ReplicaIo, ReplicaTimer,
+    ReplyError, StationMsg,
+};
+use haven_store::{LeaseId, Request, Response};
+use std::time::Duration;
+
+pub const PROBE: NodeId = NodeId(4);
+
+#[derive(Debug)]
+pub enum TestNode {
+    Replica(Box<Replica>),
+    /// Keeps what it receives.
+    Probe(Vec<StationMsg>),
+}
+
+impl Component for TestNode {
+    type Msg = StationMsg;
+    type Timer = ReplicaTimer;
+    type Io = ReplicaIo;
+    type Out = ReplicaEvent;
+
+    fn on_start(&mut self, ctx: &mut impl CtxFor<Self>) {
+        if let TestNode::Replica(r) = self {
+            r.on_start(ctx);
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, msg: StationMsg) {
+        match self {
+            TestNode::Replica(r) => r.on_message(ctx, from, msg),
+            TestNode::Probe(inbox) => inbox.push(msg),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut impl CtxFor<Self>, id: TimerId, timer: ReplicaTimer) {
+        if let TestNode::Replica(r) = self {
+            r.on_timer(ctx, id, timer);
+        }
+    }
+
+    fn on_io(&mut self, ctx: &mut impl CtxFor<Self>, id: IoId, tag: ReplicaIo, result: IoResult) {
+        if let TestNode::Replica(r) = self {
+            r.on_io(ctx, id, tag, result);
+        }
+    }
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Three replicas and the probe, run until a leader is elected.
+pub fn cluster(seed: u64) -> Sim<TestNode> {
+    let voters: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let factory = move |id: NodeId| match id {
+        PROBE => TestNode::Probe(Vec::new()),
+        _ => TestNode::Replica(Box::new(Replica::new(ReplicaConfig::new(voters.clone())))),
+    };
+    let mut sim = Sim::new(SimConfig::new(seed, 4), factory).expect("valid configuration");
+    for node in 1..=4 {
+        sim.start(NodeId(node));
+    }
+    sim.run_for(ms(3_000));
+    sim
+}
+
+pub fn replica(sim: &Sim<TestNode>, node: NodeId) -> Option<&Replica> {
+    match sim.component(node)? {
+        TestNode::Replica(r) => Some(r),
+        TestNode::Probe(_) => None,
+    }
+}
+
+pub fn leader(sim: &Sim<TestNode>) -> NodeId {
+    let leads = |n: &NodeId| replica(sim, *n).and_then(|r| r.raft()).is_some_and(|r| r.role() == Role::Leader);
+    (1..=3).map(NodeId).find(leads).expect("a leader was elected")
+}
+
+/// Sends `msg` to `to` as the probe and returns the first reply it gets.
+pub fn ask(sim: &mut Sim<TestNode>, to: NodeId, msg: StationMsg) -> StationMsg {
+    let Some(TestNode::Probe(inbox)) = sim.component(PROBE) else { panic!("the probe is n4") };
+    let before = inbox.len();
+    sim.inject(to, PROBE, msg);
+    sim.run_for(ms(300));
+    let Some(TestNode::Probe(inbox)) = sim.component(PROBE) else { panic!("the probe is n4") };
+    inbox.get(before).cloned().unwrap_or_else(|| panic!("{to} did not answer within 300 ms"))
+}
+
+pub fn command(sim: &mut Sim<TestNode>, to: NodeId, seq: u64, request: Request) -> Result<Response, ReplyError> {
+    match ask(sim, to, StationMsg::Request(ClientRequest { client: 1, seq, request })) {
+        StationMsg::Reply(reply) => reply.result,
+        other => panic!("expected a client reply, got {other:?}"),
+    }
+}
+
+pub fn keep_alive(sim: &mut Sim<TestNode>, to: NodeId, seq: u64, lease: LeaseId) -> Result<i64, ReplyError> {
+    match ask(sim, to, StationMsg::KeepAlive(KeepAliveRequest { client: 1, seq, lease })) {
+        StationMsg::KeepAliveReply(KeepAliveReply { result, .. }) => result,
+        other => panic!("expected a keep-alive reply, got {other:?}"),
+    }
+}
