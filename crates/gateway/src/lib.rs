@@ -13,8 +13,10 @@ pub mod error;
 pub mod json;
 mod limits;
 pub mod memory;
+mod memory_watch;
 mod router;
 mod stream;
+mod watch_forwarder;
 mod watch_session;
 
 pub use backend::{Backend, BackendError, Identity, Member, Status, WatchCreate, WatchUpdate};

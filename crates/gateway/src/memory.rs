@@ -9,10 +9,11 @@
 //! member is ever started, so a learner never catches up.
 
 use crate::backend::{Backend, BackendError, Identity, Member, Status, WatchCreate, WatchUpdate};
+use crate::memory_watch::WatchReader;
 use crate::router::ETCD_VERSION;
 use haven_store::{
-    Compacted, KeyRange, LeaseId, LeaseRevokeRequest, Lessor, LessorConfig, LessorError, Request, Response, Revision,
-    ScanLimits, Store, StoreConfig,
+    KeyRange, LeaseId, LeaseRevokeRequest, Lessor, LessorConfig, LessorError, Request, Response, Revision, Store,
+    StoreConfig,
 };
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -26,8 +27,6 @@ const RAFT_TERM: u64 = 1;
 const EXPIRY_TICK: Duration = Duration::from_millis(100);
 /// Updates queued per watch before its reader waits for the client.
 const WATCH_QUEUE_LEN_MAX: usize = 16;
-const WATCH_SCAN_LIMITS: ScanLimits =
-    ScanLimits { events_len_max: 1_000, scanned_len_max: 10_000, whole_revisions: false };
 
 #[derive(Clone, Debug)]
 pub struct MemoryBackend {
@@ -35,7 +34,7 @@ pub struct MemoryBackend {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     state: Mutex<State>,
     /// The store's revision after each change; watch readers wait on it.
     revision: watch::Sender<u64>,
@@ -43,8 +42,8 @@ struct Inner {
 }
 
 #[derive(Debug)]
-struct State {
-    store: Store,
+pub(crate) struct State {
+    pub(crate) store: Store,
     lessor: Lessor,
     members: Vec<Member>,
     /// Counts writes, standing in for the Raft index in status answers.
@@ -80,7 +79,7 @@ impl MemoryBackend {
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -237,48 +236,4 @@ fn member_id(peer_urls: &[String], salt: u64) -> u64 {
         h = (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
     }
     h.max(1)
-}
-
-/// Reads one watch's events from the store's history, from its cursor on.
-#[derive(Debug)]
-struct WatchReader {
-    inner: Weak<Inner>,
-    range: KeyRange,
-    next: Revision,
-    prev_kv: bool,
-}
-
-impl WatchReader {
-    async fn run(mut self, tx: mpsc::Sender<WatchUpdate>, mut revisions: watch::Receiver<u64>) {
-        loop {
-            revisions.borrow_and_update();
-            let scan = {
-                let Some(inner) = self.inner.upgrade() else { break };
-                let state = inner.lock();
-                (self.next.main <= state.store.revision())
-                    .then(|| state.store.scan_events(self.next, &self.range, WATCH_SCAN_LIMITS))
-            };
-            match scan {
-                Some(Err(Compacted { compact_revision })) => {
-                    let _ = tx.send(WatchUpdate::Compacted { compact_revision }).await;
-                    return;
-                }
-                Some(Ok(scan)) => {
-                    self.next = scan.next;
-                    let mut events = scan.events;
-                    if !self.prev_kv {
-                        events.iter_mut().for_each(|e| e.prev_kv = None);
-                    }
-                    if !events.is_empty() && tx.send(WatchUpdate::Events(events)).await.is_err() {
-                        return;
-                    }
-                }
-                None => tokio::select! {
-                    changed = revisions.changed() => if changed.is_err() { break },
-                    _ = tx.closed() => return,
-                },
-            }
-        }
-        let _ = tx.send(WatchUpdate::Closed { reason: "etcdserver: server stopped".to_string() }).await;
-    }
 }

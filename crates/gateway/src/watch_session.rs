@@ -7,18 +7,17 @@
 //! cancels, the history is compacted, or the backend closes the watch.
 //! Watch ids are chosen per connection from 0 up, as etcd does.
 
-use crate::backend::{Backend, WatchCreate, WatchUpdate};
+use crate::backend::{Backend, WatchCreate};
 use crate::body::MessageStream;
 use crate::json::{self, FilterType, ResponseHeader, WatchCreateRequest, WatchRequest, WatchResponse};
 use crate::limits::GatewayLimits;
 use crate::stream::{error_line, result_line};
+use crate::watch_forwarder::Forwarder;
 use axum::body::Bytes;
-use haven_store::{Event, EventKind};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep_until};
 
 /// The id etcd puts on answers that concern no single watch.
 const NO_WATCH_ID: i64 = -1;
@@ -34,7 +33,7 @@ pub(crate) struct WatchSession<B> {
 }
 
 /// Whether the client is still there to read what we write.
-type Alive = bool;
+pub(crate) type Alive = bool;
 
 impl<B: Backend> WatchSession<B> {
     pub(crate) fn new(backend: B, limits: Arc<GatewayLimits>, out: mpsc::Sender<Bytes>) -> WatchSession<B> {
@@ -149,95 +148,6 @@ impl<B: Backend> WatchSession<B> {
     }
 }
 
-fn header<B: Backend>(backend: &B, revision: u64) -> ResponseHeader {
+pub(crate) fn header<B: Backend>(backend: &B, revision: u64) -> ResponseHeader {
     ResponseHeader::new(&backend.identity(), revision)
-}
-
-/// Carries one watch's updates from the backend to the connection.
-#[derive(Debug)]
-struct Forwarder<B> {
-    backend: B,
-    limits: Arc<GatewayLimits>,
-    out: mpsc::Sender<Bytes>,
-    id: i64,
-    no_put: bool,
-    no_delete: bool,
-    progress_notify: bool,
-}
-
-impl<B: Backend> Forwarder<B> {
-    async fn run(self, mut updates: mpsc::Receiver<WatchUpdate>) {
-        let mut quiet_until = Instant::now() + self.limits.progress_interval;
-        loop {
-            let update = tokio::select! {
-                _ = self.out.closed() => return,
-                update = updates.recv() => update,
-                _ = sleep_until(quiet_until), if self.progress_notify => {
-                    if !self.send(self.response(self.backend.revision())).await {
-                        return;
-                    }
-                    quiet_until = Instant::now() + self.limits.progress_interval;
-                    continue;
-                }
-            };
-            let last = match update {
-                Some(WatchUpdate::Events(events)) => {
-                    if !self.events(events).await {
-                        return;
-                    }
-                    quiet_until = Instant::now() + self.limits.progress_interval;
-                    continue;
-                }
-                // etcd's compaction notice carries no revision in its header.
-                Some(WatchUpdate::Compacted { compact_revision }) => WatchResponse {
-                    canceled: true,
-                    compact_revision: json::wire_i64(compact_revision),
-                    ..self.response(0)
-                },
-                Some(WatchUpdate::Closed { reason }) => {
-                    WatchResponse { canceled: true, cancel_reason: reason, ..self.response(self.backend.revision()) }
-                }
-                None => WatchResponse {
-                    canceled: true,
-                    cancel_reason: "the server closed this watch (it fell behind, or its member stopped): \
-                                    watch again from the revision after the last event received"
-                        .to_string(),
-                    ..self.response(self.backend.revision())
-                },
-            };
-            let _ = self.send(last).await;
-            return;
-        }
-    }
-
-    fn response(&self, revision: u64) -> WatchResponse {
-        WatchResponse { header: header(&self.backend, revision), watch_id: self.id, ..WatchResponse::default() }
-    }
-
-    async fn send(&self, resp: WatchResponse) -> Alive {
-        self.out.send(result_line(resp)).await.is_ok()
-    }
-
-    async fn events(&self, events: Vec<Event>) -> Alive {
-        let kept: Vec<&Event> = events
-            .iter()
-            .filter(|e| match e.kind {
-                EventKind::Put => !self.no_put,
-                EventKind::Delete => !self.no_delete,
-            })
-            .collect();
-        // The header never claims less than the events it carries.
-        let newest = events.iter().map(|e| e.kv.mod_revision).max().unwrap_or(0);
-        let revision = self.backend.revision().max(newest);
-        for chunk in kept.chunks(self.limits.events_per_line_len_max.max(1)) {
-            let resp = WatchResponse {
-                events: chunk.iter().map(|e| json::Event::from(*e)).collect(),
-                ..self.response(revision)
-            };
-            if !self.send(resp).await {
-                return false;
-            }
-        }
-        true
-    }
 }
