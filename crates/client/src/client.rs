@@ -181,7 +181,12 @@ impl Client {
         for step in 0..count {
             let index = (first + step) % count;
             let endpoint = &self.endpoints[index];
-            let send = self.http.post(format!("{endpoint}{path}")).body(payload.clone()).send();
+            let send = self
+                .http
+                .post(format!("{endpoint}{path}"))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(payload.clone())
+                .send();
             let cause = match tokio::time::timeout(self.config.request_timeout, send).await {
                 Ok(Ok(response)) if response.status().is_success() => {
                     self.preferred.store(index, Ordering::Relaxed);
