@@ -1,0 +1,376 @@
+//! [`StationHandle`]: the running replica as the gateway's [`Backend`].
+//!
+//! In: store requests, keep-alives, watches and status queries from the
+//! HTTP handlers (any number at once), and requests other members forward.
+//! Out: the replica's answers. Each request is sent to the local replica as
+//! the local client node, or, when this member does not lead, forwarded to
+//! the leader (`forward.rs`); it is retried — same session, so applied at
+//! most once — on "not leader" and "busy" until the request timeout.
+//!
+//! Bounds: at most `requests_pending_len_max` requests wait at once (more
+//! get `TooManyRequests` at once), at most `watches_len_max` watches are
+//! open, and every wait ends at the request timeout.
+
+use crate::cluster::MemberSpec;
+use crate::config::StationConfig;
+use crate::forward::{Forwarded, Forwardee, Forwarder, Unanswered};
+use crate::metrics::Metrics;
+use crate::progress::Progress;
+use crate::routes::{Answer, Routes, SharedRoutes, dispatch, lock};
+use crate::sessions::SessionPool;
+use haven_gateway::{Backend, BackendError, Identity, Member, Status, WatchCreate, WatchUpdate};
+use haven_net::LocalClient;
+use haven_station::{ClientRequest, KeepAliveRequest, ReplyError, StationMsg};
+use haven_store::{LeaseId, Request, Response};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, mpsc};
+
+/// The longest one attempt waits before it is retried.
+const ATTEMPT_WAIT_MAX: Duration = Duration::from_secs(1);
+/// The pause before retrying after "no leader" or "busy".
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// Updates a watch stream buffers before its watcher counts as too slow.
+const WATCH_QUEUE_LEN_MAX: usize = 256;
+/// The version `status` reports: the etcd API level served.
+pub const API_VERSION: &str = "3.4.0";
+
+/// Cheap to clone; every clone talks to the same replica.
+#[derive(Clone, Debug)]
+pub struct StationHandle {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    me: u64,
+    name: String,
+    cluster_id: u64,
+    members: Vec<MemberSpec>,
+    to_replica: mpsc::Sender<StationMsg>,
+    routes: SharedRoutes,
+    sessions: Mutex<SessionPool>,
+    /// Session of reads and keep-alives: they take no log entry, so one
+    /// client id with ever-new numbers serves them all.
+    read_client: u64,
+    read_seq: AtomicU64,
+    watch_client: u64,
+    watch_seq: AtomicU64,
+    permits: Semaphore,
+    watches_len_max: usize,
+    request_timeout: Duration,
+    forwarder: Forwarder,
+    progress: Arc<Progress>,
+    metrics: Arc<Metrics>,
+}
+
+/// Where one attempt goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Local,
+    Leader(u64),
+}
+
+impl StationHandle {
+    /// Takes over the local client of the replica and starts the dispatcher
+    /// task routing its answers. `ids_base` seeds the client ids (draw it
+    /// from the OS: it must differ between members and between runs).
+    pub fn start(
+        config: &StationConfig,
+        local: LocalClient<StationMsg>,
+        progress: Arc<Progress>,
+        metrics: Arc<Metrics>,
+        ids_base: u64,
+    ) -> StationHandle {
+        let LocalClient { tx, rx, .. } = local;
+        let routes: SharedRoutes = Arc::new(Mutex::new(Routes::default()));
+        let (read_client, watch_client) = (ids_base, ids_base.wrapping_add(1));
+        let urls: BTreeMap<u64, String> = config.members.iter().map(|m| (m.id, m.client_url.clone())).collect();
+        let dispatcher = dispatch(rx, tx.clone(), routes.clone(), watch_client, metrics.clone());
+        tokio::spawn(dispatcher);
+        let inner = Inner {
+            me: config.id,
+            name: config.name.clone(),
+            cluster_id: cluster_id(&config.members),
+            members: config.members.clone(),
+            to_replica: tx,
+            routes,
+            sessions: Mutex::new(SessionPool::new(ids_base.wrapping_add(2))),
+            read_client,
+            read_seq: AtomicU64::new(1),
+            watch_client,
+            watch_seq: AtomicU64::new(1),
+            permits: Semaphore::new(config.requests_pending_len_max),
+            watches_len_max: config.watches_len_max,
+            request_timeout: config.request_timeout,
+            forwarder: Forwarder::new(urls),
+            progress,
+            metrics,
+        };
+        StationHandle { inner: Arc::new(inner) }
+    }
+
+    pub fn progress(&self) -> &Progress {
+        &self.inner.progress
+    }
+
+    /// Serves a request another member forwarded: through this member's
+    /// replica only, waiting at most `wait` (capped by the request timeout).
+    pub(crate) async fn serve_forwarded(&self, request: Forwarded, wait: Duration) -> Forwardee {
+        let Ok(_permit) = self.inner.permits.try_acquire() else { return Err(Unanswered::TooManyRequests) };
+        let wait = wait.min(self.inner.request_timeout);
+        self.ask_local(msg_of(&request, false), request.key(), wait).await
+    }
+
+    /// Runs `request` until it has an answer that is not "not leader" or
+    /// "busy", or until `deadline`.
+    async fn execute(&self, request: Forwarded, serializable: bool, deadline: Instant) -> Result<Answer, BackendError> {
+        let mut last = BackendError::Timeout;
+        let mut hint: Option<u64> = None;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(last);
+            }
+            let wait = (deadline - now).min(ATTEMPT_WAIT_MAX);
+            let target = if serializable { Target::Local } else { self.target(hint) };
+            let got = match target {
+                Target::Local => self.ask_local(msg_of(&request, serializable), request.key(), wait).await,
+                Target::Leader(leader) => self.inner.forwarder.send(leader, &request, wait).await,
+            };
+            let pause = match got {
+                Ok(answer) => match answer.error() {
+                    None => return Ok(answer),
+                    Some(ReplyError::NotLeader { leader_hint }) => {
+                        hint = leader_hint.map(|l| l.0).filter(|&l| l != self.inner.me);
+                        last = if hint.is_some() { BackendError::Timeout } else { BackendError::NoLeader };
+                        hint.is_none()
+                    }
+                    Some(ReplyError::Busy) => {
+                        last = BackendError::TooManyRequests;
+                        true
+                    }
+                    Some(ReplyError::Store(e)) => return Err(BackendError::Store(e.clone())),
+                    // An earlier try of this command was applied and its answer is gone.
+                    Some(ReplyError::SessionExpired) => return Err(BackendError::Timeout),
+                    Some(ReplyError::TooManyLeases { .. }) => return Err(BackendError::TooManyRequests),
+                },
+                Err(Unanswered::Stopped) if target == Target::Local => return Err(BackendError::Stopped),
+                Err(unanswered) => {
+                    hint = None;
+                    last = match unanswered {
+                        Unanswered::TooManyRequests => BackendError::TooManyRequests,
+                        Unanswered::Timeout | Unanswered::Stopped => BackendError::Timeout,
+                    };
+                    unanswered != Unanswered::Timeout
+                }
+            };
+            if pause {
+                tokio::time::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now()))).await;
+            }
+        }
+    }
+
+    /// The leader to forward to, if this member does not lead and knows one.
+    fn target(&self, hint: Option<u64>) -> Target {
+        let progress = &self.inner.progress;
+        let known = hint.or_else(|| progress.leader().filter(|_| !progress.is_leader()));
+        match known {
+            Some(leader) if leader != self.inner.me => Target::Leader(leader),
+            _ => Target::Local,
+        }
+    }
+
+    /// One attempt at the local replica.
+    async fn ask_local(&self, msg: StationMsg, key: (u64, u64), wait: Duration) -> Forwardee {
+        let inner = &self.inner;
+        if inner.progress.fatal().is_some() {
+            return Err(Unanswered::Stopped);
+        }
+        let answer = lock(&inner.routes).wait_for(key);
+        let exchange = async {
+            inner.to_replica.send(msg).await.map_err(|_| Unanswered::Stopped)?;
+            answer.await.map_err(|_| Unanswered::Stopped)
+        };
+        let result = tokio::time::timeout(wait, exchange).await.unwrap_or(Err(Unanswered::Timeout));
+        if result.is_err() {
+            lock(&inner.routes).forget(key);
+        }
+        result
+    }
+
+    fn next_read_seq(&self) -> u64 {
+        self.inner.read_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.inner.request_timeout
+    }
+
+    async fn store_request(&self, request: Request, serializable: bool) -> Result<Response, BackendError> {
+        let serializable = serializable && matches!(request, Request::Range(_) | Request::LeaseLeases);
+        let reads = matches!(request, Request::Range(_) | Request::LeaseTimeToLive(_));
+        let session = if reads {
+            (self.inner.read_client, self.next_read_seq())
+        } else {
+            self.inner.metrics.proposals.inc();
+            self.inner.sessions.lock().expect("never poisoned").take()
+        };
+        let (client, seq) = session;
+        let forwarded = Forwarded::Request(ClientRequest { client, seq, request });
+        let result = self.execute(forwarded, serializable, self.deadline()).await;
+        if !reads {
+            self.inner.sessions.lock().expect("never poisoned").give_back(session);
+            if result.is_err() {
+                self.inner.metrics.proposals_failed.inc();
+            }
+        }
+        match result? {
+            Answer::Reply(Ok(response)) => Ok(response),
+            // Only a confused peer answers a request with a keep-alive.
+            Answer::Reply(Err(_)) | Answer::KeepAlive(_) => Err(BackendError::Timeout),
+        }
+    }
+
+    fn members(&self) -> Vec<Member> {
+        let member = |m: &MemberSpec| Member {
+            id: m.id,
+            name: if m.id == self.inner.me { self.inner.name.clone() } else { format!("n{}", m.id) },
+            peer_urls: vec![format!("http://{}", m.peer_addr)],
+            client_urls: vec![m.client_url.clone()],
+            is_learner: false,
+        };
+        self.inner.members.iter().map(member).collect()
+    }
+}
+
+/// The replica message for one attempt of `request`.
+fn msg_of(request: &Forwarded, serializable: bool) -> StationMsg {
+    match request {
+        Forwarded::Request(r) if serializable => StationMsg::SerializableRead(r.clone()),
+        Forwarded::Request(r) => StationMsg::Request(r.clone()),
+        Forwarded::KeepAlive(k) => StationMsg::KeepAlive(k.clone()),
+    }
+}
+
+/// A cluster id every member computes alike from the initial member list
+/// (FNV-1a over the ids and peer addresses).
+fn cluster_id(members: &[MemberSpec]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for m in members {
+        for byte in format!("{}={},", m.id, m.peer_addr).bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// Membership changes at runtime need the executor to learn new peers;
+/// until then they are refused with a clear log line.
+fn membership_refused(what: &str) -> BackendError {
+    tracing::warn!(
+        "member {what} refused: haven station cannot change membership at runtime yet; \
+         restart the members with a new --initial-cluster"
+    );
+    BackendError::UnhealthyCluster
+}
+
+impl Backend for StationHandle {
+    fn identity(&self) -> Identity {
+        let inner = &self.inner;
+        Identity { cluster_id: inner.cluster_id, member_id: inner.me, raft_term: inner.progress.term() }
+    }
+
+    fn revision(&self) -> u64 {
+        self.inner.progress.revision()
+    }
+
+    async fn request(&self, request: Request, serializable: bool) -> Result<Response, BackendError> {
+        let Ok(_permit) = self.inner.permits.try_acquire() else { return Err(BackendError::TooManyRequests) };
+        let started = Instant::now();
+        let result = self.store_request(request, serializable).await;
+        self.inner.metrics.request_seconds.observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<i64, BackendError> {
+        let Ok(_permit) = self.inner.permits.try_acquire() else { return Err(BackendError::TooManyRequests) };
+        let request = KeepAliveRequest { client: self.inner.read_client, seq: self.next_read_seq(), lease };
+        match self.execute(Forwarded::KeepAlive(request), false, self.deadline()).await? {
+            Answer::KeepAlive(Ok(ttl)) => Ok(ttl),
+            Answer::KeepAlive(Err(_)) | Answer::Reply(_) => Err(BackendError::Timeout),
+        }
+    }
+
+    async fn watch(&self, create: WatchCreate) -> Result<mpsc::Receiver<WatchUpdate>, BackendError> {
+        let inner = &self.inner;
+        if inner.progress.fatal().is_some() {
+            return Err(BackendError::Stopped);
+        }
+        let watch = inner.watch_seq.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(WATCH_QUEUE_LEN_MAX);
+        lock(&inner.routes).open_watch(watch, tx, create.prev_kv, inner.watches_len_max)?;
+        let WatchCreate { key, range_end, start_revision, .. } = create;
+        let msg = haven_station::WatchCreate { client: inner.watch_client, watch, key, range_end, start_revision };
+        let sent = tokio::time::timeout(inner.request_timeout, inner.to_replica.send(StationMsg::Watch(msg))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            lock(&inner.routes).close_watch(watch);
+            return Err(if sent.is_err() { BackendError::Timeout } else { BackendError::Stopped });
+        }
+        Ok(rx)
+    }
+
+    async fn member_list(&self) -> Result<Vec<Member>, BackendError> {
+        Ok(self.members())
+    }
+
+    async fn member_add(
+        &self,
+        _peer_urls: Vec<String>,
+        _is_learner: bool,
+    ) -> Result<(Member, Vec<Member>), BackendError> {
+        Err(membership_refused("add"))
+    }
+
+    async fn member_remove(&self, _id: u64) -> Result<Vec<Member>, BackendError> {
+        Err(membership_refused("remove"))
+    }
+
+    async fn member_promote(&self, _id: u64) -> Result<Vec<Member>, BackendError> {
+        Err(membership_refused("promote"))
+    }
+
+    async fn status(&self) -> Result<Status, BackendError> {
+        let p = self.inner.progress.snapshot();
+        Ok(Status {
+            version: API_VERSION.to_owned(),
+            db_size_bytes: p.store_bytes,
+            leader: p.leader.unwrap_or(0),
+            raft_index: p.commit,
+            raft_term: p.term,
+            raft_applied_index: p.applied,
+            is_learner: false,
+            errors: p.fatal.into_iter().collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cluster_id_depends_on_the_members_only() {
+        let spec = |id: u64, port: u16| MemberSpec {
+            id,
+            peer_addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            client_url: format!("http://127.0.0.1:{}", port + 1),
+        };
+        let one = cluster_id(&[spec(1, 2380), spec(2, 2480)]);
+        assert_eq!(one, cluster_id(&[spec(1, 2380), spec(2, 2480)]));
+        assert_ne!(one, cluster_id(&[spec(1, 2380), spec(3, 2480)]));
+        assert_ne!(one, cluster_id(&[spec(1, 2380), spec(2, 2481)]));
+    }
+}

@@ -1,0 +1,42 @@
+//! `haven station`: one station replica as a service.
+//!
+//! In: a [`StationConfig`] (TOML file, `HAVEN_*` environment, flags; see
+//! [`StationArgs`]). Out: a running member — the replica on the production
+//! executor with its data directory, the etcd v3 JSON API of
+//! `haven_gateway` served through [`StationHandle`] (followers forward
+//! writes and linearizable reads to the leader; serializable reads are
+//! served locally), `/metrics` and `/health` — until SIGTERM or SIGINT.
+//!
+//! Layout: `config.rs` and `cluster.rs` read the settings, `checks.rs`
+//! checks the data directory and ports; `run.rs` starts everything;
+//! `handle.rs` is the backend, `routes.rs` routes the replica's answers,
+//! `forward.rs` carries requests to the leader, `sessions.rs` numbers
+//! commands; `progress.rs` and `metrics.rs` observe the replica.
+
+mod checks;
+mod cluster;
+mod config;
+mod config_error;
+mod error;
+mod forward;
+mod handle;
+mod http;
+mod metrics;
+mod progress;
+mod routes;
+mod run;
+mod sessions;
+
+pub use checks::{Bound, bind, check_data_dir};
+pub use cluster::{MemberSpec, parse_initial_cluster};
+pub use config::{
+    REQUEST_BYTES_MAX_CEILING, REQUEST_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_FLOOR, STATION_EXAMPLES, StationArgs,
+    StationConfig,
+};
+pub use config_error::{ConfigError, MEMBER_EXAMPLE};
+pub use error::DaemonError;
+pub use forward::FORWARD_PATH;
+pub use handle::{API_VERSION, StationHandle};
+pub use metrics::Metrics;
+pub use progress::{Progress, ProgressSnapshot};
+pub use run::{LOCAL_CLIENT_ID, replica_config, run, run_until, shutdown_signal};

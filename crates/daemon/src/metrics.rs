@@ -1,0 +1,105 @@
+//! The daemon's Prometheus metrics, in a registry it owns (no global
+//! recorder, so several stations can run in one process).
+//!
+//! In: updates from the replica's outputs (`progress.rs`), from the request
+//! paths (proposals, latencies, watchers) and, at scrape time, the
+//! executor's counters. Out: Prometheus text for `GET /metrics`.
+
+use haven_net::{Counters, CountersSnapshot};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub term: Gauge,
+    pub commit: Gauge,
+    pub applied: Gauge,
+    pub is_leader: Gauge,
+    pub has_leader: Gauge,
+    pub leader_changes: Counter,
+    /// Writes this member took from its clients (forwarded ones included).
+    pub proposals: Counter,
+    /// Of those, the ones that failed (timeout, no leader, refused).
+    pub proposals_failed: Counter,
+    /// Client requests from arrival to answer, in seconds.
+    pub request_seconds: Histogram,
+    pub watchers: Gauge,
+    net: NetMetrics,
+    net_counters: Arc<Counters>,
+    /// The executor's counters at the last scrape, to turn them into increments.
+    net_seen: Mutex<CountersSnapshot>,
+}
+
+#[derive(Debug, Default)]
+struct NetMetrics {
+    disk_syncs: Counter,
+    send_drops: Counter,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    local_drops: Counter,
+}
+
+impl Metrics {
+    pub fn new(net_counters: Arc<Counters>) -> Metrics {
+        let mut m = Metrics {
+            registry: Registry::with_prefix("haven"),
+            term: Gauge::default(),
+            commit: Gauge::default(),
+            applied: Gauge::default(),
+            is_leader: Gauge::default(),
+            has_leader: Gauge::default(),
+            leader_changes: Counter::default(),
+            proposals: Counter::default(),
+            proposals_failed: Counter::default(),
+            // 100 µs to ~6.5 s.
+            request_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 17)),
+            watchers: Gauge::default(),
+            net: NetMetrics::default(),
+            net_counters,
+            net_seen: Mutex::new(CountersSnapshot::default()),
+        };
+        let mut registry = std::mem::take(&mut m.registry);
+        registry.register("raft_term", "The Raft term this member knows", m.term.clone());
+        registry.register("commit_index", "Raft's commit index on this member", m.commit.clone());
+        registry.register("applied_index", "The last log index this member applied", m.applied.clone());
+        registry.register("is_leader", "1 when this member leads", m.is_leader.clone());
+        registry.register("has_leader", "1 when this member knows a leader", m.has_leader.clone());
+        registry.register("leader_changes", "Times this member saw a new leader", m.leader_changes.clone());
+        registry.register("proposals", "Write requests taken from clients", m.proposals.clone());
+        registry.register("proposals_failed", "Write requests that failed", m.proposals_failed.clone());
+        registry.register("request_duration_seconds", "Client request latency", m.request_seconds.clone());
+        registry.register("watchers", "Watches open through this member", m.watchers.clone());
+        registry.register("disk_syncs", "fsyncs issued by the disk worker", m.net.disk_syncs.clone());
+        registry.register("peer_send_drops", "Messages dropped for full queues", m.net.send_drops.clone());
+        registry.register("peer_received_bytes", "Bytes received from peers", m.net.bytes_in.clone());
+        registry.register("peer_sent_bytes", "Bytes sent to peers", m.net.bytes_out.clone());
+        registry.register("local_drops", "Replies dropped for a slow dispatcher", m.net.local_drops.clone());
+        m.registry = registry;
+        m
+    }
+
+    /// The Prometheus text of every metric.
+    pub fn encode(&self) -> String {
+        self.catch_up_net();
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+
+    fn catch_up_net(&self) {
+        let now = self.net_counters.snapshot();
+        let mut seen = self.net_seen.lock().expect("never poisoned: no panics while held");
+        let net = &self.net;
+        net.disk_syncs.inc_by(now.disk_syncs.saturating_sub(seen.disk_syncs));
+        net.send_drops.inc_by(now.send_drops.saturating_sub(seen.send_drops));
+        net.bytes_in.inc_by(now.bytes_in.saturating_sub(seen.bytes_in));
+        net.bytes_out.inc_by(now.bytes_out.saturating_sub(seen.bytes_out));
+        net.local_drops.inc_by(now.local_drops.saturating_sub(seen.local_drops));
+        *seen = now;
+    }
+}

@@ -1,0 +1,90 @@
+//! Three `haven station`s on loopback in one process, spoken to only
+//! through the etcd v3 JSON API.
+//!
+//! In: real stations (executor, WAL on disk, HTTP). Out: checks that any
+//! member takes writes (followers forward them), that serializable reads
+//! are served without a leader, that an abrupt kill and restart loses no
+//! acknowledged write, and that `/health` and `/metrics` tell the truth.
+
+mod common;
+
+use common::{Cluster, eventually};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_through_a_follower_is_readable_from_every_member() {
+    let cluster = Cluster::start("follower-put", 3, 3_000);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let (status, body) = cluster.put(follower, "greeting", "hello").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["header"]["revision"].as_str().is_some(), "etcd's header: {body}");
+    for id in 1..=3 {
+        assert_eq!(cluster.get(id, "greeting", false).await, Ok(Some("hello".into())), "linearizable on n{id}");
+        let applied = || async { cluster.get(id, "greeting", true).await == Ok(Some("hello".into())) };
+        eventually(&format!("n{id} applied the put"), applied).await;
+    }
+    assert_eq!(cluster.health(follower).await, 200);
+    let metrics = cluster.http.get(format!("{}/metrics", cluster.client_url(follower))).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    for name in ["haven_raft_term", "haven_commit_index", "haven_proposals_total", "haven_request_duration_seconds"] {
+        assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
+    }
+    assert!(text.contains("haven_proposals_total 1"), "the follower took one write:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serializable_read_is_served_by_a_member_without_a_leader() {
+    let mut cluster = Cluster::start("no-leader", 3, 1_000);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
+    assert_eq!(cluster.put(leader, "k", "v1").await.0, 200);
+    let lonely = (1..=3).find(|&id| id != leader).unwrap();
+    eventually("the follower applied the put", || async {
+        cluster.get(lonely, "k", true).await == Ok(Some("v1".into()))
+    })
+    .await;
+    for id in (1..=3).filter(|&id| id != lonely) {
+        cluster.crash(id);
+    }
+    eventually("the lonely member lost its leader", || async { cluster.health(lonely).await == 503 }).await;
+    assert_eq!(cluster.get(lonely, "k", true).await, Ok(Some("v1".into())), "served from the applied state");
+    let refused = cluster.get(lonely, "k", false).await;
+    assert!(refused.is_err(), "a linearizable read needs a leader: {refused:?}");
+    let (status, _) = cluster.put(lonely, "k", "v2").await;
+    assert_ne!(status, 200, "no write without a quorum");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_cluster_restarts_with_every_acknowledged_write() {
+    let mut cluster = Cluster::start("restart", 3, 3_000);
+    cluster.wait_for_leader(&[1, 2, 3]).await;
+    let mut acknowledged = Vec::new();
+    for i in 0..40u64 {
+        let through = 1 + i % 3;
+        let (key, value) = (format!("key-{i}"), format!("value-{i}"));
+        if cluster.put(through, &key, &value).await.0 == 200 {
+            acknowledged.push((key, value));
+        }
+        if i == 20 {
+            // One member killed and restarted in the middle of the writes.
+            cluster.crash(2);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            cluster.launch(2);
+        }
+    }
+    assert!(acknowledged.len() >= 30, "most writes acknowledged: {}", acknowledged.len());
+    for id in 1..=3 {
+        cluster.crash(id);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for id in 1..=3 {
+        cluster.launch(id);
+    }
+    cluster.wait_for_leader(&[1, 2, 3]).await;
+    for (key, value) in &acknowledged {
+        assert_eq!(cluster.get(1, key, false).await, Ok(Some(value.clone())), "{key} after the restart");
+    }
+    for id in 1..=3 {
+        assert!(cluster.stop(id).await.is_ok(), "n{id} stops cleanly");
+    }
+}

@@ -1,0 +1,189 @@
+//! A cluster of stations in one test process, each on its own tokio
+//! runtime so that it can be killed abruptly (the runtime is dropped with
+//! every task in it, nothing flushed or closed in order: what a SIGKILL
+//! leaves is what the WAL made durable).
+//!
+//! In: a member count. Out: running stations on loopback ports, an etcd
+//! JSON client for them, and crash / restart / stop controls.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use haven_daemon::{DaemonError, StationArgs, StationConfig, run_until};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+pub const WAIT_MAX: Duration = Duration::from_secs(20);
+
+pub struct Member {
+    pub id: u64,
+    pub config: StationConfig,
+    running: Option<Running>,
+}
+
+struct Running {
+    runtime: tokio::runtime::Runtime,
+    stop: oneshot::Sender<()>,
+    done: oneshot::Receiver<Result<(), DaemonError>>,
+}
+
+pub struct Cluster {
+    pub members: Vec<Member>,
+    pub http: reqwest::Client,
+    dir: PathBuf,
+}
+
+fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    listener.local_addr().expect("bound")
+}
+
+impl Cluster {
+    /// `n` stations with request timeout `request_timeout_ms`, started.
+    pub fn start(tag: &str, n: u64, request_timeout_ms: u64) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("haven-daemon-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let addrs: Vec<(SocketAddr, SocketAddr)> = (0..n).map(|_| (free_addr(), free_addr())).collect();
+        let list: Vec<String> =
+            addrs.iter().enumerate().map(|(i, (peer, client))| format!("{}={peer}=http://{client}", i + 1)).collect();
+        let mut members = Vec::new();
+        for id in 1..=n {
+            let args = StationArgs {
+                id: Some(id),
+                data_dir: Some(dir.join(format!("n{id}"))),
+                initial_cluster: Some(list.join(",")),
+                request_timeout_ms: Some(request_timeout_ms),
+                ..StationArgs::default()
+            };
+            let (config, _) = StationConfig::resolve(args).expect("a valid test configuration");
+            members.push(Member { id, config, running: None });
+        }
+        let mut cluster = Cluster { members, http: reqwest::Client::new(), dir };
+        for id in 1..=n {
+            cluster.launch(id);
+        }
+        cluster
+    }
+
+    pub fn member(&mut self, id: u64) -> &mut Member {
+        &mut self.members[usize::try_from(id - 1).unwrap()]
+    }
+
+    /// Starts member `id` (again), retrying while its old ports are released.
+    pub fn launch(&mut self, id: u64) {
+        let config = self.member(id).config.clone();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (finished, done) = oneshot::channel();
+        runtime.spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            let result = run_until(config, shutdown).await;
+            let _ = finished.send(result);
+        });
+        self.member(id).running = Some(Running { runtime, stop, done });
+    }
+
+    /// Kills member `id` abruptly: its runtime is dropped with every task.
+    pub fn crash(&mut self, id: u64) {
+        if let Some(running) = self.member(id).running.take() {
+            running.runtime.shutdown_background();
+        }
+    }
+
+    /// Stops member `id` cleanly and returns how `run` ended.
+    pub async fn stop(&mut self, id: u64) -> Result<(), DaemonError> {
+        let running = self.member(id).running.take().expect("member running");
+        let _ = running.stop.send(());
+        let result = tokio::time::timeout(WAIT_MAX, running.done).await.expect("stops in time");
+        running.runtime.shutdown_background();
+        result.expect("run finished")
+    }
+
+    pub fn client_url(&self, id: u64) -> String {
+        self.members[usize::try_from(id - 1).unwrap()].config.me().client_url.clone()
+    }
+
+    /// POSTs `body` to `path` on member `id`; the status and JSON answer.
+    pub async fn post(&self, id: u64, path: &str, body: Value) -> (u16, Value) {
+        let url = format!("{}{path}", self.client_url(id));
+        match self.http.post(url).json(&body).timeout(WAIT_MAX).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (status, response.json().await.unwrap_or(Value::Null))
+            }
+            Err(e) => (0, json!({ "transport": e.to_string() })),
+        }
+    }
+
+    pub async fn put(&self, id: u64, key: &str, value: &str) -> (u16, Value) {
+        self.post(id, "/v3/kv/put", json!({ "key": B64.encode(key), "value": B64.encode(value) })).await
+    }
+
+    /// The value of `key` read through member `id`, `Err(status)` on failure.
+    pub async fn get(&self, id: u64, key: &str, serializable: bool) -> Result<Option<String>, (u16, Value)> {
+        let (status, body) =
+            self.post(id, "/v3/kv/range", json!({ "key": B64.encode(key), "serializable": serializable })).await;
+        if status != 200 {
+            return Err((status, body));
+        }
+        let Some(kvs) = body.get("kvs").and_then(Value::as_array) else { return Ok(None) };
+        let value = kvs.first().and_then(|kv| kv.get("value")).and_then(Value::as_str).unwrap_or("");
+        Ok(Some(String::from_utf8(B64.decode(value).expect("base64")).expect("utf-8")))
+    }
+
+    /// The leader as member `id` reports it (0: none).
+    pub async fn leader_seen_by(&self, id: u64) -> u64 {
+        let (status, body) = self.post(id, "/v3/maintenance/status", json!({})).await;
+        if status != 200 {
+            return 0;
+        }
+        body.get("leader").and_then(Value::as_str).and_then(|l| l.parse().ok()).unwrap_or(0)
+    }
+
+    /// Waits until every member in `ids` reports the same leader; returns it.
+    pub async fn wait_for_leader(&self, ids: &[u64]) -> u64 {
+        let start = Instant::now();
+        loop {
+            let mut seen = Vec::new();
+            for &id in ids {
+                seen.push(self.leader_seen_by(id).await);
+            }
+            if seen[0] != 0 && seen.iter().all(|&l| l == seen[0]) {
+                return seen[0];
+            }
+            assert!(start.elapsed() < WAIT_MAX, "no agreed leader among {ids:?}: {seen:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn health(&self, id: u64) -> u16 {
+        let url = format!("{}/health", self.client_url(id));
+        self.http.get(url).timeout(WAIT_MAX).send().await.map_or(0, |r| r.status().as_u16())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for member in &mut self.members {
+            if let Some(running) = member.running.take() {
+                running.runtime.shutdown_background();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls `check` until it holds or `WAIT_MAX` passes.
+pub async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < WAIT_MAX, "not within {WAIT_MAX:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
