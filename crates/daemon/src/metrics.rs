@@ -5,11 +5,13 @@
 //! paths (proposals, latencies, watchers) and, at scrape time, the
 //! executor's counters. Out: Prometheus text for `GET /metrics`.
 
-use haven_net::{Counters, CountersSnapshot};
+use haven_net::{Counters, CountersSnapshot, DISK_SYNC_BUCKETS_US};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, Mutex};
 
@@ -37,7 +39,6 @@ pub struct Metrics {
 
 #[derive(Debug, Default)]
 struct NetMetrics {
-    disk_syncs: Counter,
     send_drops: Counter,
     bytes_in: Counter,
     bytes_out: Counter,
@@ -74,7 +75,8 @@ impl Metrics {
         registry.register("proposals_failed", "Write requests that failed", m.proposals_failed.clone());
         registry.register("request_duration_seconds", "Client request latency", m.request_seconds.clone());
         registry.register("watchers", "Watches open through this member", m.watchers.clone());
-        registry.register("disk_syncs", "fsyncs issued by the disk worker", m.net.disk_syncs.clone());
+        let fsyncs = FsyncSeconds(m.net_counters.clone());
+        registry.register("disk_fsync_duration_seconds", "fsync latency of the data directory", fsyncs);
         registry.register("peer_send_drops", "Messages dropped for full queues", m.net.send_drops.clone());
         registry.register("peer_received_bytes", "Bytes received from peers", m.net.bytes_in.clone());
         registry.register("peer_sent_bytes", "Bytes sent to peers", m.net.bytes_out.clone());
@@ -95,11 +97,32 @@ impl Metrics {
         let now = self.net_counters.snapshot();
         let mut seen = self.net_seen.lock().expect("never poisoned: no panics while held");
         let net = &self.net;
-        net.disk_syncs.inc_by(now.disk_syncs.saturating_sub(seen.disk_syncs));
         net.send_drops.inc_by(now.send_drops.saturating_sub(seen.send_drops));
         net.bytes_in.inc_by(now.bytes_in.saturating_sub(seen.bytes_in));
         net.bytes_out.inc_by(now.bytes_out.saturating_sub(seen.bytes_out));
         net.local_drops.inc_by(now.local_drops.saturating_sub(seen.local_drops));
         *seen = now;
+    }
+}
+
+/// The executor's fsync latency counters, read at scrape time as a histogram.
+#[derive(Debug)]
+struct FsyncSeconds(Arc<Counters>);
+
+impl TypedMetric for FsyncSeconds {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for FsyncSeconds {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let now = self.0.snapshot();
+        let bounds = DISK_SYNC_BUCKETS_US.iter().map(|&us| us as f64 / 1e6).chain([f64::MAX]);
+        let buckets: Vec<(f64, u64)> = bounds.zip(now.disk_sync_buckets).collect();
+        let sum = now.disk_sync_nanos as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(sum, now.disk_syncs, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }

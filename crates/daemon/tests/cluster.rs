@@ -31,6 +31,10 @@ async fn a_put_through_a_follower_is_readable_from_every_member() {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }
     assert!(text.contains("haven_proposals_total 1"), "the follower took one write:\n{text}");
+    let fsyncs = text.lines().find_map(|line| line.strip_prefix("haven_disk_fsync_duration_seconds_count "));
+    let fsyncs: u64 = fsyncs.and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+    assert!(fsyncs > 0, "the WAL's fsyncs are timed:\n{text}");
+    assert!(text.contains("haven_disk_fsync_duration_seconds_bucket{le=\"+Inf\"}"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

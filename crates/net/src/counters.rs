@@ -6,6 +6,14 @@
 //! ordering between two of them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the fsync latency buckets, in microseconds; a last,
+/// unbounded bucket follows.
+pub const DISK_SYNC_BUCKETS_US: [u64; 12] =
+    [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000];
+/// Buckets of [`CountersSnapshot::disk_sync_buckets`]: the bounded ones and the last.
+pub const DISK_SYNC_BUCKETS_LEN: usize = DISK_SYNC_BUCKETS_US.len() + 1;
 
 /// Live counters, shared between a node's tasks and its caller.
 #[derive(Debug, Default)]
@@ -26,6 +34,8 @@ pub struct Counters {
     pub(crate) local_in: AtomicU64,
     pub(crate) local_out: AtomicU64,
     pub(crate) local_drops: AtomicU64,
+    pub(crate) disk_sync_nanos: AtomicU64,
+    pub(crate) disk_sync_buckets: [AtomicU64; DISK_SYNC_BUCKETS_LEN],
 }
 
 /// A reading of [`Counters`].
@@ -66,6 +76,11 @@ pub struct CountersSnapshot {
     /// Messages to the in-process client dropped because it did not keep
     /// up or was gone (also counted in `send_drops`).
     pub local_drops: u64,
+    /// Time spent in the fsyncs counted by `disk_syncs`, in nanoseconds.
+    pub disk_sync_nanos: u64,
+    /// How many of those fsyncs took at most `DISK_SYNC_BUCKETS_US[i]`
+    /// (and more than the bound before); the last bucket holds the rest.
+    pub disk_sync_buckets: [u64; DISK_SYNC_BUCKETS_LEN],
 }
 
 impl Counters {
@@ -88,7 +103,18 @@ impl Counters {
             local_in: get(&self.local_in),
             local_out: get(&self.local_out),
             local_drops: get(&self.local_drops),
+            disk_sync_nanos: get(&self.disk_sync_nanos),
+            disk_sync_buckets: std::array::from_fn(|i| get(&self.disk_sync_buckets[i])),
         }
+    }
+
+    /// Counts one fsync that took `took`.
+    pub(crate) fn record_sync(&self, took: Duration) {
+        bump(&self.disk_syncs);
+        add(&self.disk_sync_nanos, u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let bucket = DISK_SYNC_BUCKETS_US.iter().position(|&bound| us <= bound).unwrap_or(DISK_SYNC_BUCKETS_US.len());
+        bump(&self.disk_sync_buckets[bucket]);
     }
 }
 
@@ -100,4 +126,23 @@ pub(crate) fn add(counter: &AtomicU64, n: u64) {
 /// Adds one to a counter.
 pub(crate) fn bump(counter: &AtomicU64) {
     add(counter, 1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_fsync_lands_in_the_first_bucket_whose_bound_covers_it() {
+        let counters = Counters::default();
+        counters.record_sync(Duration::from_micros(50));
+        counters.record_sync(Duration::from_micros(51));
+        counters.record_sync(Duration::from_secs(2));
+        let snapshot = counters.snapshot();
+        assert_eq!(snapshot.disk_syncs, 3);
+        assert_eq!(snapshot.disk_sync_buckets[0], 1, "50 us is within the 50 us bound");
+        assert_eq!(snapshot.disk_sync_buckets[1], 1, "51 us is in the 100 us bucket");
+        assert_eq!(snapshot.disk_sync_buckets[DISK_SYNC_BUCKETS_LEN - 1], 1, "2 s is beyond every bound");
+        assert_eq!(snapshot.disk_sync_nanos, 2_000_101_000);
+    }
 }

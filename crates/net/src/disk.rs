@@ -126,16 +126,18 @@ impl Worker {
             self.sync_file(&name, ids)?;
         }
         if !dir_syncs.is_empty() {
-            bump(&self.counters.disk_syncs);
+            let started = std::time::Instant::now();
             let result = disk_ops::sync_dir(&self.dir);
+            self.counters.record_sync(started.elapsed());
             self.complete_all(dir_syncs, &result)?;
         }
         Ok(())
     }
 
     fn sync_file(&self, name: &FileName, ids: Vec<IoId>) -> Result<(), Gone> {
-        bump(&self.counters.disk_syncs);
+        let started = std::time::Instant::now();
         let result = disk_ops::sync_file(&self.dir, name);
+        self.counters.record_sync(started.elapsed());
         self.complete_all(ids, &result)
     }
 
@@ -207,6 +209,8 @@ mod tests {
         requests.extend((0..3).map(|_| IoRequest::SyncDir));
         let (done, counters) = run_as_one_batch("coalesce", requests);
         assert_eq!(counters.disk_syncs, 2, "one data sync and one directory sync");
+        assert_eq!(counters.disk_sync_buckets.iter().sum::<u64>(), 2, "each fsync timed once: {counters:?}");
+        assert!(counters.disk_sync_nanos > 0, "{counters:?}");
         assert_eq!(done.iter().filter(|(_, r)| *r == Ok(IoDone::Synced)).count(), 5);
         assert_eq!(done.iter().filter(|(_, r)| *r == Ok(IoDone::DirSynced)).count(), 3);
     }
