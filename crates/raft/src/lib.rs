@@ -35,6 +35,10 @@
 //! InstallSnapshot ([`Raft::compact`], [`Raft::provide_snapshot`],
 //! [`Raft::on_snapshot_installed`], §7); learners and joint consensus
 //! ([`Raft::propose_membership`], ch. 4).
+//!
+//! **The state machine** is pluggable ([`StateMachine`]): commands are
+//! opaque bytes to consensus; [`Raft::apply_to`] and
+//! [`Raft::snapshot_machine`] drive any implementation.
 
 mod conf_change;
 mod config;
@@ -61,6 +65,7 @@ mod snapshot_inbox;
 mod snapshot_install;
 mod snapshots;
 mod state;
+mod state_machine;
 mod transfer;
 mod votes;
 
@@ -77,3 +82,4 @@ pub use raft::{Counters, Raft, Setup};
 pub use reads::ReadState;
 pub use ready::{PersistId, PersistRequest, Ready, ReceivedSnapshot, Role, SoftState};
 pub use state::{DurableState, HardState, SnapshotMeta};
+pub use state_machine::{MachineSnapshotError, StateMachine};

@@ -41,6 +41,13 @@ impl Raft {
     /// drops every entry up to it. Returns the metadata to store with the
     /// snapshot (and to pass to `provide_snapshot` with its bytes).
     pub fn compact(&mut self, index: u64) -> Result<SnapshotMeta, CompactError> {
+        let meta = self.compaction_meta(index)?;
+        self.compact_log(index);
+        Ok(meta)
+    }
+
+    /// The metadata of a snapshot at `index`, if the log may be compacted there.
+    pub(crate) fn compaction_meta(&self, index: u64) -> Result<SnapshotMeta, CompactError> {
         let snapshot_index = self.log.snapshot().index;
         if index > self.applied_index() {
             return Err(CompactError::NotApplied { index, applied: self.applied_index() });
@@ -52,13 +59,15 @@ impl Raft {
         if index > stable_index {
             return Err(CompactError::NotDurable { index, stable_index });
         }
-        let meta = self.snapshot_meta_at(index);
+        Ok(self.snapshot_meta_at(index))
+    }
+
+    pub(crate) fn compact_log(&mut self, index: u64) {
         self.log.compact_to(index);
         self.gate.note_log_start(self.log.first_index(), self.log.last_index());
         if self.snapshot_cache.as_ref().is_some_and(|c| c.meta.last.index < index) {
             self.snapshot_cache = None;
         }
-        Ok(meta)
     }
 
     /// The metadata of a snapshot at `index`, which must be in the log.

@@ -16,7 +16,7 @@
 use crate::msg::{KeepAliveReply, ReplyError, StationMsg};
 use crate::replica::Replica;
 use crate::running::{Running, reply};
-use haven_raft::{ReadError, ReadState};
+use haven_raft::{ReadError, ReadState, StateMachine as _};
 use haven_runtime::{CtxFor, NodeId};
 use haven_store::{LeaseId, LeaseTimeToLiveRequest, RangeRequest, Response};
 

@@ -13,7 +13,7 @@ use crate::persist::PersistTracker;
 use crate::reads::PendingRead;
 use crate::replica::{Replica, ReplicaEvent, ReplicaTimer};
 use crate::snapshots::Snapshots;
-use crate::state_machine::{ClientOutcome, StateMachine};
+use crate::state_machine::{Applied, ClientOutcome, StateMachine};
 use crate::watches::Watches;
 use haven_raft::{Entry, PersistRequest, ProposeError, Raft, Ready, Role};
 use haven_runtime::{CtxFor, Instant, NodeId, TimerId};
@@ -95,11 +95,12 @@ impl Running {
         for envelope in ready.messages {
             ctx.send(envelope.to, StationMsg::Raft(envelope.msg));
         }
-        for entry in &ready.committed {
-            self.apply(ctx, entry);
+        let current_term = self.raft.term();
+        let outputs = self.raft.apply_to(&mut self.sm, &ready.committed).map_err(|e| format!("raft refused: {e}"))?;
+        for (entry, (_, applied)) in ready.committed.iter().zip(outputs) {
+            self.on_applied(ctx, entry, current_term, applied);
         }
-        if let Some(last) = ready.committed.last() {
-            self.raft.applied(last.index).map_err(|e| format!("raft refused applied({}): {e}", last.index))?;
+        if !ready.committed.is_empty() {
             let (revision, store_bytes) = (self.sm.store().revision(), self.sm.store().bytes_used());
             ctx.output(ReplicaEvent::Committed { index: self.raft.commit_index(), revision, store_bytes });
         }
@@ -147,11 +148,11 @@ impl Running {
         Ok(())
     }
 
-    pub(crate) fn apply(&mut self, ctx: &mut impl CtxFor<Replica>, entry: &Entry) {
+    /// Reports one applied entry and carries out what it changed: lease
+    /// clocks, and the answer to the client waiting here, if any.
+    fn on_applied(&mut self, ctx: &mut impl CtxFor<Replica>, entry: &Entry, current_term: u64, applied: Applied) {
         let digest = crc32c::crc32c(&entry.payload);
-        let current_term = self.raft.term();
         ctx.output(ReplicaEvent::Applied { index: entry.index, term: entry.term, current_term, digest });
-        let applied = self.sm.apply(entry);
         if let Some(change) = applied.lease {
             self.lease_applied(ctx, entry.index, change);
         }

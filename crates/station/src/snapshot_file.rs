@@ -9,7 +9,7 @@
 
 use crate::sessions::Sessions;
 use crate::state_machine::StateMachine;
-use haven_raft::SnapshotMeta;
+use haven_raft::{LogPosition, SnapshotMeta, StateMachine as _};
 use haven_runtime::record::{self, Decoded};
 use haven_store::{Store, StoreConfig};
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,8 @@ pub enum SnapshotFileError {
     Store(String),
     #[error("snapshot of {bytes} bytes exceeds {bytes_max}")]
     TooLarge { bytes: usize, bytes_max: u32 },
+    #[error("snapshot holds {held:?} but was announced as {announced:?}")]
+    Mismatch { held: LogPosition, announced: LogPosition },
 }
 
 pub fn encode(meta: &SnapshotMeta, sm: &StateMachine) -> Result<Vec<u8>, SnapshotFileError> {

@@ -15,8 +15,7 @@
 
 use crate::replica::Replica;
 use crate::running::Running;
-use crate::snapshot_file;
-use haven_raft::{CompactError, ReceivedSnapshot, SnapshotMeta};
+use haven_raft::{CompactError, MachineSnapshotError, ReceivedSnapshot, SnapshotMeta, StateMachine as _};
 use haven_runtime::CtxFor;
 use haven_wal::{Ticket, WalError};
 use std::sync::Arc;
@@ -55,14 +54,12 @@ impl Running {
     }
 
     fn take_snapshot(&mut self, ctx: &mut impl CtxFor<Replica>) -> Result<(), String> {
-        let applied = self.sm.applied_index();
-        let meta = match self.raft.compact(applied) {
-            Ok(meta) => meta,
+        let (meta, bytes) = match self.raft.snapshot_machine(&self.sm) {
+            Ok(snapshot) => snapshot,
             // A later apply retries, once the pending log writes are durable.
-            Err(CompactError::NotDurable { .. }) => return Ok(()),
-            Err(e) => return Err(format!("compacting the raft log: {e}")),
+            Err(MachineSnapshotError::Compact(CompactError::NotDurable { .. })) => return Ok(()),
+            Err(e) => return Err(format!("taking a snapshot: {e}")),
         };
-        let bytes = snapshot_file::encode(&meta, &self.sm).map_err(|e| e.to_string())?;
         let data: Arc<[u8]> = Arc::from(bytes);
         self.snapshots.latest = Some((meta.clone(), data.clone()));
         if self.snapshots.saving.is_none() {
@@ -112,16 +109,8 @@ impl Running {
     }
 
     fn install(&mut self, ctx: &mut impl CtxFor<Replica>, received: ReceivedSnapshot) -> Result<(), String> {
-        let config = self.sm.store().config().clone();
-        let (meta, sm) =
-            snapshot_file::decode(&received.data, config).map_err(|e| format!("received snapshot: {e}"))?;
-        if meta != received.meta {
-            return Err(format!(
-                "received snapshot holds {:?} but was announced as {:?}",
-                meta.last, received.meta.last
-            ));
-        }
-        self.sm = sm;
+        let meta = received.meta.clone();
+        self.sm.restore(&meta, &received.data).map_err(|e| format!("received snapshot: {e}"))?;
         self.restore_leases(ctx);
         let index = meta.last.index;
         let mut events = Vec::new();

@@ -10,7 +10,8 @@
 
 use crate::command::Command;
 use crate::sessions::{Outcome, Seen, Sessions};
-use haven_raft::{Entry, EntryKind};
+use crate::snapshot_file::{self, SnapshotFileError};
+use haven_raft::{Entry, EntryKind, SnapshotMeta};
 use haven_store::{LeaseId, LeaseRevokeRequest, Request, Response, Store, StoreConfig, StoreError};
 
 /// What applying one entry produced.
@@ -79,23 +80,6 @@ impl StateMachine {
         &self.store
     }
 
-    pub fn applied_index(&self) -> u64 {
-        self.applied_index
-    }
-
-    pub fn apply(&mut self, entry: &Entry) -> Applied {
-        assert_eq!(entry.index, self.applied_index + 1, "entries are applied once each, in order");
-        self.applied_index = entry.index;
-        let kind = entry.kind().unwrap_or_else(|e| panic!("entry {} has a bad payload: {e}", entry.index));
-        let EntryKind::Command(bytes) = kind else { return Applied::default() };
-        let command =
-            Command::decode(bytes).unwrap_or_else(|e| panic!("entry {}: command does not decode: {e}", entry.index));
-        match command {
-            Command::Client { client, seq, request } => self.apply_client(entry.index, client, seq, &request),
-            Command::ExpireLease { lease } => self.expire(lease),
-        }
-    }
-
     fn apply_client(&mut self, index: u64, client: u64, seq: u64, request: &Request) -> Applied {
         let (outcome, lease) = match self.sessions.check(client, seq) {
             Seen::Duplicate(outcome) => (Some(outcome.clone()), None),
@@ -123,9 +107,47 @@ impl StateMachine {
     }
 }
 
+impl haven_raft::StateMachine for StateMachine {
+    type Output = Applied;
+    type Error = SnapshotFileError;
+
+    fn apply(&mut self, entry: &Entry) -> Applied {
+        assert_eq!(entry.index, self.applied_index + 1, "entries are applied once each, in order");
+        self.applied_index = entry.index;
+        let kind = entry.kind().unwrap_or_else(|e| panic!("entry {} has a bad payload: {e}", entry.index));
+        let EntryKind::Command(bytes) = kind else { return Applied::default() };
+        let command =
+            Command::decode(bytes).unwrap_or_else(|e| panic!("entry {}: command does not decode: {e}", entry.index));
+        match command {
+            Command::Client { client, seq, request } => self.apply_client(entry.index, client, seq, &request),
+            Command::ExpireLease { lease } => self.expire(lease),
+        }
+    }
+
+    fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    fn snapshot(&self, meta: &SnapshotMeta) -> Result<Vec<u8>, SnapshotFileError> {
+        snapshot_file::encode(meta, self)
+    }
+
+    /// Keeps this machine's store configuration (limits are local settings,
+    /// not replicated state).
+    fn restore(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), SnapshotFileError> {
+        let (held, restored) = snapshot_file::decode(data, self.store.config().clone())?;
+        if held != *meta {
+            return Err(SnapshotFileError::Mismatch { held: held.last, announced: meta.last });
+        }
+        *self = restored;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use haven_raft::StateMachine as _;
     use haven_store::{LeaseGrantRequest, PutRequest, RangeRequest};
 
     struct Log {

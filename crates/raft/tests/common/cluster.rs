@@ -28,7 +28,8 @@
 use super::disk::Disk;
 use super::machine::Machine;
 use haven_raft::{
-    CompactError, Entry, EntryKind, Envelope, Membership, Message, PersistRequest, Raft, ReceivedSnapshot, Role, Setup,
+    CompactError, Entry, EntryKind, Envelope, MachineSnapshotError, Membership, Message, PersistRequest, Raft,
+    ReceivedSnapshot, Role, Setup, StateMachine,
 };
 use haven_runtime::{Instant, NodeId};
 use rand::{RngExt, SeedableRng};
@@ -366,16 +367,15 @@ impl Cluster {
         }
         let node = self.nodes.get_mut(&id).expect("known node");
         let Some(raft) = node.raft.as_mut() else { return };
-        let applied = node.machine.apply_next - 1;
-        if applied <= node.disk.snapshot.last.index {
+        if node.machine.applied_index() <= node.disk.snapshot.last.index {
             return;
         }
-        let meta = match raft.compact(applied) {
-            Ok(meta) => meta,
-            Err(CompactError::NotDurable { .. }) => return,
-            Err(e) => panic!("seed {}: compacting at applied {applied}: {e}", self.seed),
+        let (meta, data) = match raft.snapshot_machine(&node.machine) {
+            Ok(snapshot) => snapshot,
+            Err(MachineSnapshotError::Compact(CompactError::NotDurable { .. })) => return,
+            Err(e) => panic!("seed {}: compacting at the applied index: {e}", self.seed),
         };
-        node.disk.save_snapshot(meta, node.machine.snapshot(), true);
+        node.disk.save_snapshot(meta, data, true);
         self.history.compactions += 1;
     }
 
@@ -386,11 +386,11 @@ impl Cluster {
         let index = meta.last.index;
         let prefix: Vec<&Entry> = self.history.committed.range(1..=index).map(|(_, (e, _))| e).collect();
         assert_eq!(prefix.len() as u64, index, "seed {}: a snapshot covers uncommitted entries", self.seed);
-        let machine = Machine::from_snapshot(&data);
-        assert_eq!(machine, Machine::of_prefix(prefix.into_iter()), "seed {}: snapshot content differs", self.seed);
         let node = self.nodes.get_mut(&id).expect("known node");
+        node.machine.restore(&meta, &data).expect("infallible");
+        let expected = Machine::of_prefix(prefix.into_iter());
+        assert_eq!(node.machine, expected, "seed {}: snapshot content differs", self.seed);
         node.disk.save_snapshot(meta.clone(), data, log_kept_after);
-        node.machine = machine;
         let raft = node.raft.as_mut().expect("a live node installs");
         raft.on_snapshot_installed(&meta).expect("installed after applying what was handed out");
         self.history.snapshots_installed += 1;
@@ -540,14 +540,8 @@ impl Cluster {
         let Some(raft) = node.raft.as_mut() else { return };
         let ready = raft.take_ready();
         node.persists.extend(ready.persist);
-        if let Some(last) = ready.committed.last() {
-            raft.applied(last.index).expect("applied what was handed out");
-        }
+        raft.apply_to(&mut node.machine, &ready.committed).expect("applied what was handed out");
         let term = raft.term();
-        for entry in &ready.committed {
-            assert_eq!(entry.index, node.machine.apply_next, "seed {}: {id} applies out of order", self.seed);
-            node.machine.apply(entry);
-        }
         if ready.snapshot_needed {
             let data = Arc::from(node.disk.snapshot_data.as_slice());
             raft.provide_snapshot(node.disk.snapshot.clone(), data).expect("the disk's snapshot is usable");

@@ -5,7 +5,8 @@
 //! index to apply, snapshot bytes, and the digest of a log prefix to
 //! compare an installed snapshot against.
 
-use haven_raft::Entry;
+use haven_raft::{Entry, SnapshotMeta, StateMachine};
+use std::convert::Infallible;
 
 /// Bytes of a snapshot: the digest, the index it covers, and padding so
 /// that it travels in several chunks.
@@ -32,14 +33,34 @@ fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
     hash
 }
 
-impl Machine {
-    pub fn apply(&mut self, entry: &Entry) {
+impl StateMachine for Machine {
+    type Output = ();
+    type Error = Infallible;
+
+    fn apply(&mut self, entry: &Entry) {
         assert_eq!(entry.index, self.apply_next, "entries are applied in order");
         self.digest = fnv(fnv(fnv(self.digest, &entry.index.to_le_bytes()), &entry.term.to_le_bytes()), &entry.payload);
         self.apply_next += 1;
     }
 
-    pub fn snapshot(&self) -> Vec<u8> {
+    fn applied_index(&self) -> u64 {
+        self.apply_next - 1
+    }
+
+    fn snapshot(&self, meta: &SnapshotMeta) -> Result<Vec<u8>, Infallible> {
+        assert_eq!(meta.last.index, self.applied_index(), "a snapshot is taken at the applied index");
+        Ok(self.bytes())
+    }
+
+    fn restore(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), Infallible> {
+        *self = Machine::from_snapshot(data);
+        assert_eq!(self.applied_index(), meta.last.index, "the snapshot's bytes are at its index");
+        Ok(())
+    }
+}
+
+impl Machine {
+    pub fn bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(SNAPSHOT_BYTES);
         bytes.extend_from_slice(&self.digest.to_le_bytes());
         bytes.extend_from_slice(&(self.apply_next - 1).to_le_bytes());

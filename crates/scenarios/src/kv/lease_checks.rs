@@ -24,6 +24,7 @@
 
 use super::lease_client::LeaseEvent;
 use super::node::{KvNode, KvOut, StationReplica};
+use haven_raft::StateMachine as _;
 use haven_runtime::NodeId;
 use haven_sim::{Sim, SimTime};
 use haven_station::ReplicaEvent;
