@@ -1,8 +1,11 @@
-//! A planted watch bug that the `kv-linearizable` watch-order checker must
-//! catch: a replica that silently skips every third batch of watch events
-//! (numbering the rest as if nothing was skipped, so the watcher cannot
-//! tell it from a healthy stream). It lives only here, as a wrapper around
-//! the real replica.
+//! Planted watch bugs that `kv-linearizable` must catch, each a wrapper
+//! around the real replica that lives only here:
+//! - a replica that silently skips every third batch of watch events
+//!   (numbering the rest as if nothing was skipped, so the watcher cannot
+//!   tell it from a healthy stream): the watch-order check at the end;
+//! - a replica that silently drops every batch of events (its watches look
+//!   open, and re-watching elsewhere meets the same): nothing the watcher
+//!   receives is out of order, so only the liveness check can see it.
 
 use haven_raft::Raft;
 use haven_runtime::{Component, Ctx, CtxFor, Instant, IoId, IoRequest, IoResult, NodeId, Rng, TimerId};
@@ -15,8 +18,9 @@ use std::time::Duration;
 #[derive(Debug)]
 struct SkipsWatchBatches {
     replica: Replica,
-    /// Watch batches sent so far (every third is dropped).
+    /// Watch batches with events sent so far (every `skip_every`-th is dropped).
     sent: u64,
+    skip_every: u64,
     /// Batches dropped per (client node, session, watch), to renumber the rest.
     dropped: BTreeMap<(NodeId, u64, u64), u64>,
 }
@@ -25,6 +29,7 @@ struct SkipsWatchBatches {
 struct Skipping<'a, X> {
     parent: &'a mut X,
     sent: &'a mut u64,
+    skip_every: u64,
     dropped: &'a mut BTreeMap<(NodeId, u64, u64), u64>,
 }
 
@@ -48,7 +53,7 @@ impl<X: CtxFor<Replica>> Ctx for Skipping<'_, X> {
         let dropped = self.dropped.entry((to, batch.client, batch.watch)).or_default();
         if !batch.events.is_empty() {
             *self.sent += 1;
-            if (*self.sent).is_multiple_of(3) {
+            if (*self.sent).is_multiple_of(self.skip_every) {
                 *dropped += 1;
                 return;
             }
@@ -72,7 +77,8 @@ impl<X: CtxFor<Replica>> Ctx for Skipping<'_, X> {
 
 impl SkipsWatchBatches {
     fn ctx<'a, X: CtxFor<Replica>>(&'a mut self, parent: &'a mut X) -> (&'a mut Replica, Skipping<'a, X>) {
-        (&mut self.replica, Skipping { parent, sent: &mut self.sent, dropped: &mut self.dropped })
+        let skip_every = self.skip_every;
+        (&mut self.replica, Skipping { parent, sent: &mut self.sent, skip_every, dropped: &mut self.dropped })
     }
 }
 
@@ -113,16 +119,25 @@ impl Component for SkipsWatchBatches {
     }
 }
 
+fn skipping(skip_every: u64) -> impl Fn(ReplicaConfig) -> SkipsWatchBatches {
+    move |config| SkipsWatchBatches { replica: Replica::new(config), sent: 0, skip_every, dropped: BTreeMap::new() }
+}
+
 #[test]
 fn a_replica_skipping_watch_batches_is_caught_by_the_watch_order_check() {
-    let skipping =
-        |config: ReplicaConfig| SkipsWatchBatches { replica: Replica::new(config), sent: 0, dropped: BTreeMap::new() };
     let report = (0..8)
-        .map(|seed| linearizable::run_with(seed, None, skipping))
+        .map(|seed| linearizable::run_with(seed, None, skipping(3)))
         .find(|report| !report.is_ok())
         .expect("a watcher missing every third batch went unnoticed for 8 seeds");
     println!("caught: {}", report.line());
     assert!(report.line().contains("watch order"), "{}", report.line());
+}
+
+#[test]
+fn replicas_that_never_deliver_watch_events_are_caught_by_the_liveness_check() {
+    let report = linearizable::run_with(0, None, skipping(1));
+    println!("caught: {}", report.line());
+    assert!(report.line().contains("the watcher catches up"), "{}", report.line());
 }
 
 #[test]

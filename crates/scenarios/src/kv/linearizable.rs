@@ -37,7 +37,8 @@ doing random get/put/delete/compare-and-set txn/prefix range on 4 keys with time
 sessions). 1% loss and duplication, drifting clocks. For about 20 s: replica crashes that lose unsynced writes and \
 tear the last one, pauses, partitions of every kind (clients included), clogging and leadership transfers. Safety, after every event: one \
 leader per term, no two replicas apply different entries at an index, a new leader holds every applied entry, log \
-matching. Liveness: within 10 s of healing, every client completes an operation. At the end: the whole client \
+matching. Liveness: within 10 s of healing, every client completes an operation and the watcher has received \
+every event in its range applied before healing. At the end: the whole client \
 history is linearizable (Wing-Gong/Lowe, per key, with global revision checks), and the events one watcher \
 received (re-watching on another replica when its own goes quiet) are the store's history between the first and \
 the last revision it saw, in order, with no gap or duplicate.";
@@ -79,6 +80,8 @@ pub(crate) struct Shared {
     /// Global time of each client's latest completed operation.
     last_done: std::collections::BTreeMap<NodeId, SimTime>,
     watched: WatchLog,
+    /// The most advanced replica's revision at the first event after healing.
+    revision_healed: Option<u64>,
 }
 
 pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
@@ -103,12 +106,7 @@ pub fn run_with<R: StationReplica>(
         attempts_max: 8,
         think_max: ms(20),
     };
-    let watch_config = WatchClientConfig {
-        servers: voters.clone(),
-        key: WATCH_KEY.to_vec(),
-        range_end: WATCH_RANGE_END.to_vec(),
-        quiet_timeout: ms(1000),
-    };
+    let watch_config = watch_config(voters.clone());
     let factory = move |id: NodeId| {
         if id.0 <= replicas {
             KvNode::Replica(Box::new(make_replica(replica_config(voters.clone()))))
@@ -124,12 +122,18 @@ pub fn run_with<R: StationReplica>(
     }
     let shared = install_history_checks(&mut sim);
     let s = shared.clone();
-    sim.add_liveness("clients progress after healing", CONVERGE_WITHIN, ms(1), move |sim| {
-        clients_progressed(&s.borrow(), sim)
+    sim.add_liveness("clients progress and the watcher catches up", CONVERGE_WITHIN, ms(1), move |sim| {
+        clients_progressed(&s.borrow(), sim)?;
+        watcher_caught_up(&s.borrow(), sim)
     });
     let report = sim.run(scenario::<R>(replicas));
     let report = finish(report, &shared.borrow());
     finish_watch(report, &shared.borrow(), &sim)
+}
+
+/// The watcher of the kv scenarios, re-watching on any of `servers`.
+pub(crate) fn watch_config(servers: Vec<NodeId>) -> WatchClientConfig {
+    WatchClientConfig { servers, key: WATCH_KEY.to_vec(), range_end: WATCH_RANGE_END.to_vec(), quiet_timeout: ms(1000) }
 }
 
 /// A replica of the kv scenarios: snapshots every `SNAPSHOT_ENTRIES`.
@@ -150,6 +154,9 @@ pub(crate) fn install_history_checks<R: StationReplica>(sim: &mut Sim<KvNode<R>>
 
 pub(crate) fn record_and_check<R: StationReplica>(shared: &mut Shared, sim: &Sim<KvNode<R>>) -> Result<(), String> {
     shared.invariants.check(sim)?;
+    if shared.revision_healed.is_none() && sim.faults_over_at().is_some() {
+        shared.revision_healed = Some(most_advanced_store(sim).map_or(0, |store| store.revision()));
+    }
     let now = sim.now().as_nanos();
     for (node, out) in sim.last_outputs() {
         match out {
@@ -204,14 +211,27 @@ pub(crate) fn finish(report: RunReport, shared: &Shared) -> RunReport {
     }
 }
 
-/// Checks the watcher's events against the history of the replica running
-/// at the end that applied the most (all agree on what they applied).
+/// The store of the running replica that applied the most (all agree on
+/// what they applied, so it holds every other's history too).
+fn most_advanced_store<R: StationReplica>(sim: &Sim<KvNode<R>>) -> Option<&Store> {
+    let stores = sim.node_ids().iter().filter_map(|&n| sim.component(n)?.replica()?.state_machine().map(|m| m.store()));
+    stores.max_by_key(|s: &&Store| s.revision())
+}
+
+/// Liveness: the watcher received everything in its range applied before healing.
+pub(crate) fn watcher_caught_up<R: StationReplica>(shared: &Shared, sim: &Sim<KvNode<R>>) -> Result<(), String> {
+    let store = most_advanced_store(sim).ok_or("no replica is running")?;
+    let healed = shared.revision_healed.expect("liveness runs after healing");
+    watch_checks::caught_up(&shared.watched, store, &KeyRange::new(WATCH_KEY, WATCH_RANGE_END), healed)
+}
+
+/// Checks the watcher's events against the history of the most advanced
+/// replica running at the end.
 pub(crate) fn finish_watch<R: StationReplica>(report: RunReport, shared: &Shared, sim: &Sim<KvNode<R>>) -> RunReport {
     if !report.is_ok() {
         return report;
     }
-    let stores = sim.node_ids().iter().filter_map(|&n| sim.component(n)?.replica()?.state_machine().map(|m| m.store()));
-    let Some(store) = stores.max_by_key(|s: &&Store| s.revision()) else { return report };
+    let Some(store) = most_advanced_store(sim) else { return report };
     let range = KeyRange::new(WATCH_KEY, WATCH_RANGE_END);
     match watch_checks::check(&shared.watched, store, &range) {
         Ok(()) => report,

@@ -15,8 +15,12 @@
 
 use super::client::{ClientConfig, KvClient};
 use super::faults;
-use super::linearizable::{FAULT_MIX, clients_progressed, finish, install_history_checks, replica_config};
+use super::linearizable::{
+    FAULT_MIX, clients_progressed, finish, finish_watch, install_history_checks, replica_config, watch_config,
+    watcher_caught_up,
+};
 use super::node::{KvNode, StationReplica};
+use super::watch_client::WatchClient;
 use haven_raft::{Membership, Role};
 use haven_runtime::NodeId;
 use haven_sim::{Dist, LinkConfig, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
@@ -28,11 +32,15 @@ pub const SUMMARY: &str = "The kv-linearizable workload (3 clients, 4 keys) whil
 member: n1-n3 start as voters, n4-n6 join as learners, are promoted through joint consensus, and the originals are \
 removed, one change at a time, under the same faults on all six replicas. Safety, after every event: the Raft \
 invariants. Liveness: within 30 s of healing the leader's configuration is exactly {n4, n5, n6} and every client \
-completes an operation. At the end: the client history is linearizable.";
+completes an operation, and a watcher (re-watching on any replica when its own goes quiet) has received every \
+event applied before healing. At the end: the client history is linearizable and the watcher's events are the store's history, \
+in order, with no gap or duplicate.";
 
 const ORIGINAL: u64 = 3;
 const REPLICAS: u64 = 6;
 const CLIENTS: u64 = 3;
+/// One watcher, on the node after the clients, re-watching on any replica.
+const WATCHERS: u64 = 1;
 pub const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
 
 fn ms(n: u64) -> Duration {
@@ -48,16 +56,19 @@ fn target() -> Vec<NodeId> {
 }
 
 pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
-    let mut config = SimConfig::new(seed, (REPLICAS + CLIENTS) as usize);
+    let mut config = SimConfig::new(seed, (REPLICAS + CLIENTS + WATCHERS) as usize);
     config.link = LinkConfig { latency: Dist::lan(), loss_probability: 0.01, duplicate_probability: 0.01 };
     let original: Vec<NodeId> = (1..=ORIGINAL).map(NodeId).collect();
     let servers: Vec<NodeId> = (1..=REPLICAS).map(NodeId).collect();
+    let watch_config = watch_config(servers.clone());
     let client_config = ClientConfig { servers, keys: 4, attempt_timeout: ms(250), attempts_max: 8, think_max: ms(20) };
     let factory = move |id: NodeId| {
         if id.0 <= REPLICAS {
             KvNode::Replica(Box::new(Replica::new(replica_config(original.clone()))))
-        } else {
+        } else if id.0 <= REPLICAS + CLIENTS {
             KvNode::Client(Box::new(KvClient::new(client_config.clone())))
+        } else {
+            KvNode::Watcher(Box::new(WatchClient::new(watch_config.clone())))
         }
     };
     let mut sim = Sim::new(config, factory).expect("the membership scenario's configuration is valid");
@@ -68,10 +79,12 @@ pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
     let s = shared.clone();
     sim.add_liveness("members replaced and clients progress", CONVERGE_WITHIN, ms(1), move |sim| {
         replaced(sim)?;
-        clients_progressed(&s.borrow(), sim)
+        clients_progressed(&s.borrow(), sim)?;
+        watcher_caught_up(&s.borrow(), sim)
     });
     let report = sim.run(scenario());
-    finish(report, &shared.borrow())
+    let report = finish(report, &shared.borrow());
+    finish_watch(report, &shared.borrow(), &sim)
 }
 
 fn leader<R: StationReplica>(sim: &Sim<KvNode<R>>) -> Option<(NodeId, &haven_raft::Raft)> {
@@ -137,8 +150,8 @@ fn reconfigure(sim: &mut Sim<KvNode>, _rng: &mut ChaCha8Rng, _i: u32) {
 fn scenario() -> Scenario<KvNode> {
     let mut s = Scenario::new();
     s.add(Process::new("clocks", 1, Dist::ZERO, actions::randomize_clocks(secs(5), 200)));
-    let boot =
-        s.add(Process::new("boot", (REPLICAS + CLIENTS) as u32, Dist::uniform(ms(0), ms(50)), actions::start_each()));
+    let nodes = (REPLICAS + CLIENTS + WATCHERS) as u32;
+    let boot = s.add(Process::new("boot", nodes, Dist::uniform(ms(0), ms(50)), actions::start_each()));
     s.add(Process::new("reconfigure", 600, Dist::constant(ms(200)), reconfigure).after_end_of(boot, secs(1)));
     let faults = faults::add_replica_faults(&mut s, boot, REPLICAS, FAULT_MIX);
     s.end_after(&faults, secs(1));

@@ -54,6 +54,22 @@ pub fn check(log: &WatchLog, store: &Store, range: &KeyRange) -> Result<(), Stri
     compare(&log.received, &expected)
 }
 
+/// Liveness: the watcher has received every event of `range` up to
+/// `revision` (the cluster's revision when the faults ended; clients keep
+/// writing after that, so "everything applied" would always be a moment
+/// away). With `check`'s no-gap rule this means nothing was skipped.
+pub fn caught_up(log: &WatchLog, store: &Store, range: &KeyRange, revision: u64) -> Result<(), String> {
+    let last = log.received.last().map_or(0, |seen| seen.0);
+    let behind = store.events_since(last + 1, range, 1).map_err(|e| format!("history after {last} is gone: {e}"))?;
+    match behind.first().filter(|next| next.kv.mod_revision <= revision) {
+        None => Ok(()),
+        Some(next) => Err(format!(
+            "the watcher's last event is at revision {last}; it missed revision {} though the cluster was at {revision} when the faults ended",
+            next.kv.mod_revision
+        )),
+    }
+}
+
 fn seen(event: &Event) -> Seen {
     (event.kv.mod_revision, event.kv.key.clone(), event.kind)
 }
