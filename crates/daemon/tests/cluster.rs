@@ -92,3 +92,48 @@ async fn a_killed_cluster_restarts_with_every_acknowledged_write() {
         assert!(cluster.stop(id).await.is_ok(), "n{id} stops cleanly");
     }
 }
+
+/// Reads newline-delimited JSON from `response` until `enough` says stop.
+async fn read_lines(
+    response: &mut reqwest::Response,
+    mut enough: impl FnMut(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let (mut lines, mut buf) = (Vec::new(), Vec::new());
+    while !enough(&lines) {
+        let chunk = tokio::time::timeout(common::WAIT_MAX, response.chunk()).await.expect("a watch line in time");
+        let chunk = chunk.expect("the stream stays up").expect("the stream does not end");
+        buf.extend_from_slice(&chunk);
+        while let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            lines.push(serde_json::from_slice(&line).expect("a JSON line"));
+        }
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_on_a_follower_sees_writes_made_through_another_member_in_order() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let cluster = Cluster::start("watch", 3, 3_000);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
+    let watcher = (1..=3).find(|&id| id != leader).unwrap();
+    let writer = (1..=3).find(|&id| id != leader && id != watcher).unwrap();
+    let create = serde_json::json!({ "create_request": { "key": b64("w"), "range_end": b64("x") } });
+    let url = format!("{}/v3/watch", cluster.client_url(watcher));
+    let mut response = cluster.http.post(url).json(&create).send().await.expect("the watch opens");
+    assert_eq!(response.status(), 200);
+    let created = read_lines(&mut response, |lines| !lines.is_empty()).await;
+    assert_eq!(created[0]["result"]["created"], true, "{created:?}");
+    for i in 0..5 {
+        assert_eq!(cluster.put(writer, &format!("w{i}"), "v").await.0, 200);
+    }
+    let events = |lines: &[serde_json::Value]| -> Vec<u64> {
+        let all = lines.iter().flat_map(|l| l["result"]["events"].as_array().cloned().unwrap_or_default());
+        all.map(|e| e["kv"]["mod_revision"].as_str().unwrap().parse().unwrap()).collect()
+    };
+    let lines = read_lines(&mut response, |lines| events(lines).len() >= 5).await;
+    let revisions = events(&lines);
+    assert_eq!(revisions.len(), 5, "{lines:?}");
+    assert!(revisions.windows(2).all(|w| w[1] == w[0] + 1), "every revision once, in order: {revisions:?}");
+}
