@@ -89,7 +89,7 @@ impl StationHandle {
         let (read_client, watch_client) = (ids_base, ids_base.wrapping_add(1));
         let urls: BTreeMap<u64, String> = config.members.iter().map(|m| (m.id, m.client_url.clone())).collect();
         let dispatcher = dispatch(rx, tx.clone(), routes.clone(), watch_client, metrics.clone());
-        tokio::spawn(dispatcher);
+        tokio::spawn(tracing::Instrument::in_current_span(dispatcher));
         let inner = Inner {
             me: config.id,
             name: config.name.clone(),

@@ -83,6 +83,11 @@ async fn serve(config: StationConfig, bound: Bound, shutdown: impl Future<Output
     let request_bytes_max = config.request_bytes_max;
     let limits = GatewayLimits { request_bytes_max, ..GatewayLimits::default() };
     let app = haven_gateway::router(handle.clone(), limits).merge(routes(handle, metrics, request_bytes_max as usize));
+    // Request handlers run in tasks of their own: give their logs the node id too.
+    let span = tracing::Span::current();
+    let app = app.layer(axum::middleware::from_fn(move |request, next: axum::middleware::Next| {
+        next.run(request).instrument(span.clone())
+    }));
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = axum::serve(bound.client, app).with_graceful_shutdown(async move {
         let _ = http_stopped.await;
