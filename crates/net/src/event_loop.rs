@@ -123,7 +123,7 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
                 Effect::CancelTimer { id } => self.timers.cancel(id),
                 Effect::Io { id, request } => self.disk.submit(id, request),
                 Effect::Output(out) => {
-                    tracing::info!(output = ?out, "output");
+                    tracing::debug!(output = ?out, "output");
                     bump(&self.counters.outputs);
                     (self.on_output)(out);
                 }

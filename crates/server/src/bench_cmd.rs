@@ -4,6 +4,7 @@
 //! the wall clock here (the simulator itself never reads it).
 
 use crate::cli::BenchCommand;
+use crate::client_cmd;
 use anyhow::Result;
 use haven_scenarios::kv::bench;
 use std::time::Instant;
@@ -11,6 +12,9 @@ use std::time::Instant;
 pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::RaftCore { writes } => raft_core(writes),
+        BenchCommand::Kv(args) => client_cmd::block_on(haven_client::bench::kv::run(args)),
+        BenchCommand::Failover(args) => client_cmd::block_on(haven_client::bench::failover::run(args)),
+        BenchCommand::Fsync(args) => Ok(haven_client::bench::fsync::run(args)?),
     }
 }
 

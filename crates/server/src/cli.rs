@@ -13,9 +13,12 @@ use std::path::PathBuf;
     about = "Haven keeps services running across a cluster: it detects failures, agrees on what to do, and fails over.",
     long_about = "Haven keeps services running across a cluster: it detects failures of machines, processes and \
 links, agrees through consensus on what to do, and restarts services elsewhere.\n\n\
-This build contains the foundation: the failure detector and leader election, running over TCP \
-(`haven node`, `haven demo`) and in the deterministic simulator (`haven sim`).\n\n\
+This build runs the station: a Raft-replicated key-value store that speaks etcd's v3 JSON API \
+(`haven station`, `haven up`, and the client commands `haven kv|lease|member|status`), plus the failure \
+detector and leader election (`haven node`, `haven demo`) and the deterministic simulator (`haven sim`).\n\n\
 Start here:\n  haven demo                                   watch a 3-node cluster fail over\n  \
+haven up                                     a 3-station cluster on this machine, in the foreground\n  \
+haven kv put greeting hello                  then: haven kv get greeting; haven status\n  \
 haven sim list                               scenarios the simulator knows\n  \
 haven sim run --scenario election --seed 7   one deterministic run\n  \
 haven sim sweep --scenario election --seeds 0..2000\n",
@@ -35,6 +38,19 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run one election node in the foreground until SIGTERM or Ctrl-C.
     Node(NodeArgs),
+    /// Run one station (a Raft member serving etcd's v3 JSON API) until SIGTERM or Ctrl-C.
+    #[command(after_help = haven_daemon::STATION_EXAMPLES)]
+    Station(haven_daemon::StationArgs),
+    /// Run a 3-station cluster on loopback in the foreground; Ctrl-C stops it.
+    Up(UpArgs),
+    /// Read, write, delete and watch keys; run transactions.
+    Kv(haven_client::cli::kv::KvArgs),
+    /// Grant, renew, revoke and list leases.
+    Lease(haven_client::cli::lease::LeaseArgs),
+    /// List, add, remove and promote members.
+    Member(haven_client::cli::member::MemberArgs),
+    /// Every member's role, term, commit and applied index, as a table.
+    Status(haven_client::cli::status::StatusArgs),
     /// The deterministic simulator: list scenarios, run or sweep seeds, benchmark.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -53,6 +69,27 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20_000)]
         writes: u64,
     },
+    /// Puts or ranges per second and latency percentiles against any etcd-API cluster, phase by phase.
+    Kv(haven_client::bench::KvBenchArgs),
+    /// Time from freezing the leader (SIGSTOP) to the next acknowledged write.
+    Failover(haven_client::bench::FailoverBenchArgs),
+    /// This disk's write + fdatasync latency: the floor of a durable write.
+    Fsync(haven_client::bench::FsyncBenchArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  haven up --dir /tmp/haven\n  \
+# in another terminal:\n  haven kv put greeting hello\n  haven status")]
+pub struct UpArgs {
+    /// Directory for the stations' data and logs [default: ./haven-up].
+    #[arg(long, default_value = "haven-up")]
+    pub dir: PathBuf,
+    /// Number of stations.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=7))]
+    pub size: u64,
+    /// Client port of the first station; the others follow (2379, 2479, 2579, ...), peers at +1.
+    #[arg(long, default_value_t = 2379)]
+    pub base_port: u16,
 }
 
 #[derive(Debug, Args)]

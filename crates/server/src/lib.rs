@@ -2,12 +2,15 @@
 //! integration tests can drive the same code.
 //!
 //! In: parsed command-line arguments. Out: running nodes, the demo's
-//! narration, the simulator's reports.
+//! narration, the simulator's reports, stations and the client commands.
 
 pub mod bench_cmd;
 pub mod cli;
+pub mod client_cmd;
 pub mod demo;
 pub mod event_line;
 pub mod local_cluster;
 pub mod node_cmd;
 pub mod sim_cmd;
+pub mod station_cmd;
+pub mod up;

@@ -3,7 +3,7 @@
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use haven_server::cli::{Cli, Command, DemoArgs};
-use haven_server::{bench_cmd, demo, node_cmd, sim_cmd};
+use haven_server::{bench_cmd, client_cmd, demo, node_cmd, sim_cmd, station_cmd, up};
 use std::io::IsTerminal as _;
 
 fn main() {
@@ -19,6 +19,14 @@ fn main() {
         Command::Node(args) => node_cmd::run(args),
         Command::Sim(command) => sim_cmd::run(command),
         Command::Bench(command) => bench_cmd::run(command),
+        Command::Station(args) => station_cmd::run(args),
+        Command::Up(args) => std::env::current_exe()
+            .context("finding the haven binary to start the stations")
+            .and_then(|binary| up::run(&binary, args)),
+        Command::Kv(args) => client_cmd::block_on(haven_client::cli::kv::run(args)),
+        Command::Lease(args) => client_cmd::block_on(haven_client::cli::lease::run(args)),
+        Command::Member(args) => client_cmd::block_on(haven_client::cli::member::run(args)),
+        Command::Status(args) => client_cmd::block_on(haven_client::cli::status::run(args)),
     };
     if let Err(error) = result {
         // `{:#}` prints the whole chain of causes on one line, without a backtrace.

@@ -1,0 +1,19 @@
+//! `haven station`: one Raft member serving etcd's v3 JSON API.
+//!
+//! In: the station's flags (with `HAVEN_*` variables and `--config` file).
+//! Out: warnings about the configuration on stderr, then the running
+//! station until SIGTERM or Ctrl-C; a configuration error names the field
+//! and the fix.
+
+use anyhow::{Context as _, Result};
+use haven_daemon::{StationArgs, StationConfig};
+
+pub fn run(args: StationArgs) -> Result<()> {
+    let (config, warnings) = StationConfig::load(args)?;
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(haven_daemon::run(config))?;
+    Ok(())
+}
