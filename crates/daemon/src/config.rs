@@ -22,6 +22,9 @@ pub const REQUEST_BYTES_MAX_DEFAULT: u64 = 3 * 512 * 1024;
 /// 4 MiB, and a request must fit in one with room for its envelope.
 pub const REQUEST_BYTES_MAX_CEILING: u64 = 3 * 1024 * 1024;
 pub const REQUEST_BYTES_MAX_FLOOR: u64 = 1024;
+/// History kept by default: enough for watchers to resume after a short
+/// disconnection, small enough that snapshots stay cheap under load.
+pub const HISTORY_REVISIONS_MAX_DEFAULT: u64 = 10_000;
 
 /// How `haven station --help` ends: examples to copy.
 pub const STATION_EXAMPLES: &str = "\
@@ -81,6 +84,11 @@ pub struct StationArgs {
     /// Largest client request body, in bytes [default: 1572864, as etcd].
     #[arg(long, env = "HAVEN_REQUEST_BYTES_MAX", value_name = "BYTES")]
     pub request_bytes_max: Option<u64>,
+    /// MVCC history kept, in revisions: the leader compacts older history
+    /// once it reaches twice this (etcd's revision auto-compaction); 0 keeps
+    /// everything until a client compacts [default: 10000].
+    #[arg(long, env = "HAVEN_HISTORY_REVISIONS_MAX", value_name = "REVISIONS")]
+    pub history_revisions_max: Option<u64>,
 }
 
 /// The settings in force.
@@ -97,6 +105,8 @@ pub struct StationConfig {
     pub heartbeat: Duration,
     pub request_timeout: Duration,
     pub request_bytes_max: u64,
+    /// `None`: no auto-compaction.
+    pub history_revisions_max: Option<u64>,
     /// Client requests (local and forwarded) waiting for an answer at once;
     /// more are refused "too many requests".
     pub requests_pending_len_max: usize,
@@ -127,6 +137,7 @@ impl StationArgs {
             heartbeat_ms: self.heartbeat_ms.or(base.heartbeat_ms),
             request_timeout_ms: self.request_timeout_ms.or(base.request_timeout_ms),
             request_bytes_max: self.request_bytes_max.or(base.request_bytes_max),
+            history_revisions_max: self.history_revisions_max.or(base.history_revisions_max),
         }
     }
 }
@@ -189,6 +200,8 @@ impl StationConfig {
             heartbeat: Duration::from_millis(heartbeat_ms),
             request_timeout: Duration::from_millis(request_timeout_ms),
             request_bytes_max,
+            history_revisions_max: Some(args.history_revisions_max.unwrap_or(HISTORY_REVISIONS_MAX_DEFAULT))
+                .filter(|&kept| kept > 0),
             requests_pending_len_max: 4096,
             watches_len_max: 1000,
         };
@@ -280,7 +293,14 @@ mod tests {
             (Duration::from_millis(300), Duration::from_millis(50))
         );
         assert_eq!(config.request_bytes_max, 1_572_864);
+        assert_eq!(config.history_revisions_max, Some(10_000));
         assert_eq!(config.me().id, 2);
+    }
+
+    #[test]
+    fn a_zero_history_bound_keeps_the_whole_history() {
+        let args = StationArgs { history_revisions_max: Some(0), ..valid() };
+        assert_eq!(StationConfig::resolve(args).unwrap().0.history_revisions_max, None);
     }
 
     #[test]

@@ -135,6 +135,7 @@ pub fn replica_config(config: &StationConfig) -> ReplicaConfig {
     replica.raft.command_bytes_max = usize::try_from(command_bytes_max).unwrap_or(usize::MAX);
     replica.wal.entry_bytes_max = u32::try_from(command_bytes_max).unwrap_or(u32::MAX);
     replica.watches_max = config.watches_len_max;
+    replica.history_revisions_max = config.history_revisions_max;
     replica
 }
 

@@ -23,6 +23,8 @@ pub enum Command {
     /// The leader's lessor found this lease past its deadline: revoke it
     /// and delete its keys.
     ExpireLease { lease: LeaseId },
+    /// The leader's auto-compaction: drop the history before `revision`.
+    CompactHistory { revision: u64 },
 }
 
 impl Command {

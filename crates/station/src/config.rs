@@ -41,6 +41,12 @@ pub struct ReplicaConfig {
     /// Watches this replica serves at once (all clients together); further
     /// watch requests are refused `Busy`.
     pub watches_max: usize,
+    /// MVCC history kept, in revisions: once the history grows to twice
+    /// this, the leader compacts it (through the log) down to this many,
+    /// like etcd's revision-mode auto-compaction. Bounds the store, its
+    /// snapshots and the work a snapshot costs. `None` keeps everything
+    /// until a client compacts.
+    pub history_revisions_max: Option<u64>,
 }
 
 impl ReplicaConfig {
@@ -57,6 +63,7 @@ impl ReplicaConfig {
             lease_tick_interval: Duration::from_millis(100),
             leases_max: 100_000,
             watches_max: 1_000,
+            history_revisions_max: None,
         }
     }
 
@@ -73,6 +80,7 @@ impl ReplicaConfig {
             || self.snapshot_entries == 0
             || self.leases_max == 0
             || self.watches_max == 0
+            || self.history_revisions_max == Some(0)
         {
             return Err(ReplicaConfigError::ZeroLimit);
         }
@@ -89,7 +97,9 @@ pub enum ReplicaConfigError {
     Voters(Vec<NodeId>),
     #[error("raft: {0}")]
     Raft(String),
-    #[error("sessions_max, waiters_max, snapshot_entries, leases_max and watches_max must be at least 1")]
+    #[error(
+        "sessions_max, waiters_max, snapshot_entries, leases_max, watches_max and history_revisions_max must be at least 1"
+    )]
     ZeroLimit,
     #[error("lease_tick_interval and lessor.expired_batch_len_max must be positive, or no lease ever expires")]
     LeaseTick,

@@ -225,6 +225,8 @@ impl Replica {
             snapshots: Snapshots::default(),
             leases,
             snapshot_entries: self.config.snapshot_entries,
+            history_revisions_max: self.config.history_revisions_max,
+            history_compaction_at: None,
             deferred: Vec::new(),
             watches: Watches::new(self.config.watches_max),
         };

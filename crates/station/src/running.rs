@@ -15,7 +15,7 @@ use crate::replica::{Replica, ReplicaEvent, ReplicaTimer};
 use crate::snapshots::Snapshots;
 use crate::state_machine::{Applied, ClientOutcome, StateMachine};
 use crate::watches::Watches;
-use haven_raft::{Entry, PersistRequest, ProposeError, Raft, Ready, Role};
+use haven_raft::{Entry, PersistRequest, ProposeError, Raft, Ready, Role, StateMachine as _};
 use haven_runtime::{CtxFor, Instant, NodeId, TimerId};
 use haven_store::{Request, Response};
 use haven_wal::Wal;
@@ -40,6 +40,10 @@ pub(crate) struct Running {
     pub(crate) leases: Leases,
     /// Applied entries between two snapshots (`ReplicaConfig::snapshot_entries`).
     pub(crate) snapshot_entries: u64,
+    /// `ReplicaConfig::history_revisions_max`.
+    pub(crate) history_revisions_max: Option<u64>,
+    /// The log index of this leader's pending auto-compaction, if any.
+    pub(crate) history_compaction_at: Option<u64>,
     /// WAL events produced by calls made here, for the replica to handle
     /// once the current step is done.
     pub(crate) deferred: Vec<haven_wal::WalEvent>,
@@ -112,6 +116,7 @@ impl Running {
             self.receive_snapshot(ctx, received)?;
         }
         if !ready.committed.is_empty() {
+            self.maybe_compact_history();
             self.maybe_snapshot(ctx, self.snapshot_entries)?;
         }
         Ok(())
@@ -146,6 +151,24 @@ impl Running {
             self.raft.on_persisted(now, id).map_err(|e| format!("raft refused persist {id:?}: {e}"))?;
         }
         Ok(())
+    }
+
+    /// The leader proposes an auto-compaction once the history reached
+    /// twice `history_revisions_max`, one at a time: the next waits until
+    /// this one applied (or its entry was lost with a leader change).
+    fn maybe_compact_history(&mut self) {
+        let Some(kept) = self.history_revisions_max else { return };
+        if self.history_compaction_at.is_some_and(|index| index > self.sm.applied_index()) {
+            return;
+        }
+        self.history_compaction_at = None;
+        let store = self.sm.store();
+        let oldest = store.compact_revision().unwrap_or(0);
+        if self.role != Role::Leader || store.revision().saturating_sub(oldest) < kept.saturating_mul(2) {
+            return;
+        }
+        let command = Command::CompactHistory { revision: store.revision() - kept };
+        self.history_compaction_at = self.raft.propose(&command.encode()).ok();
     }
 
     /// Reports one applied entry and carries out what it changed: lease

@@ -12,7 +12,7 @@ use crate::command::Command;
 use crate::sessions::{Outcome, Seen, Sessions};
 use crate::snapshot_file::{self, SnapshotFileError};
 use haven_raft::{Entry, EntryKind, SnapshotMeta};
-use haven_store::{LeaseId, LeaseRevokeRequest, Request, Response, Store, StoreConfig, StoreError};
+use haven_store::{CompactionRequest, LeaseId, LeaseRevokeRequest, Request, Response, Store, StoreConfig, StoreError};
 
 /// What applying one entry produced.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -94,6 +94,16 @@ impl StateMachine {
         Applied { client: Some(ClientOutcome { client, seq, outcome }), lease }
     }
 
+    /// An auto-compaction the leader proposed. A client may have compacted
+    /// further meanwhile; every replica then refuses it alike.
+    fn compact_history(&mut self, revision: u64) -> Applied {
+        let request = Request::Compact(CompactionRequest { revision, physical: false });
+        match self.store.apply(&request) {
+            Ok(_) | Err(StoreError::Compacted { .. }) => Applied::default(),
+            Err(e) => panic!("compacting the history at {revision} failed: {e}"),
+        }
+    }
+
     /// An expiry the leader proposed. The lease may be gone already (its
     /// holder revoked it, or an earlier expiry of it committed first).
     fn expire(&mut self, lease: LeaseId) -> Applied {
@@ -121,6 +131,7 @@ impl haven_raft::StateMachine for StateMachine {
         match command {
             Command::Client { client, seq, request } => self.apply_client(entry.index, client, seq, &request),
             Command::ExpireLease { lease } => self.expire(lease),
+            Command::CompactHistory { revision } => self.compact_history(revision),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The raft-core benchmark's workload: 3 replicas in one process over the
 //! simulator's network with zero latency and a disk with no delay, and one
 //! load generator with `concurrency` closed-loop sessions writing puts.
+//! The replicas auto-compact their history as `haven station` does.
 //!
 //! In: the concurrency and the number of writes to acknowledge.
 //! Out: how many writes were acknowledged and how many events that took.
@@ -15,6 +16,9 @@ use haven_station::{Replica, ReplicaConfig};
 pub const MEMBERS: u64 = 3;
 /// Bytes of each value written.
 pub const VALUE_BYTES: usize = 64;
+/// The station daemon's default auto-compaction: snapshots stay bounded
+/// however long the run (without it each carries the whole history).
+pub const HISTORY_REVISIONS_MAX: u64 = 10_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BenchRun {
@@ -35,7 +39,9 @@ pub fn raft_core(concurrency: usize, writes: u64) -> BenchRun {
         if id == load {
             KvNode::Load(Box::new(LoadGen::new(voters.clone(), concurrency, VALUE_BYTES)))
         } else {
-            KvNode::Replica(Box::new(Replica::new(ReplicaConfig::new(voters.clone()))))
+            let mut replica = ReplicaConfig::new(voters.clone());
+            replica.history_revisions_max = Some(HISTORY_REVISIONS_MAX);
+            KvNode::Replica(Box::new(Replica::new(replica)))
         }
     })
     .expect("the benchmark's configuration is valid");

@@ -63,10 +63,19 @@ pub fn ms(n: u64) -> Duration {
 
 /// Three replicas and the probe, run until a leader is elected.
 pub fn cluster(seed: u64) -> Sim<TestNode> {
+    cluster_with(seed, |_| {})
+}
+
+/// As [`cluster`], with each replica's configuration adjusted by `adjust`.
+pub fn cluster_with(seed: u64, adjust: impl Fn(&mut ReplicaConfig) + 'static) -> Sim<TestNode> {
     let voters: Vec<NodeId> = (1..=3).map(NodeId).collect();
     let factory = move |id: NodeId| match id {
         PROBE => TestNode::Probe(Vec::new()),
-        _ => TestNode::Replica(Box::new(Replica::new(ReplicaConfig::new(voters.clone())))),
+        _ => {
+            let mut config = ReplicaConfig::new(voters.clone());
+            adjust(&mut config);
+            TestNode::Replica(Box::new(Replica::new(config)))
+        }
     };
     let mut sim = Sim::new(SimConfig::new(seed, 4), factory).expect("valid configuration");
     for node in 1..=4 {
