@@ -4,7 +4,9 @@
 //! running `haven station`, each with its data and log under the directory;
 //! the endpoints and how to use them once a leader is known; everything
 //! stopped (SIGTERM, then SIGKILL after a grace period) on Ctrl-C or
-//! SIGTERM, or when a station exits on its own (its log is named).
+//! SIGTERM. A station that exits on its own (killed to try a failover, say)
+//! is reported with its log, and the others keep running; `haven up` ends
+//! when none is left.
 
 use crate::cli::UpArgs;
 use anyhow::{Context as _, Result, bail};
@@ -28,6 +30,8 @@ struct Station {
     client: SocketAddr,
     log: PathBuf,
     child: Child,
+    /// Reported as exited already.
+    exited: bool,
 }
 
 pub fn run(binary: &Path, args: UpArgs) -> Result<()> {
@@ -40,7 +44,7 @@ pub fn run(binary: &Path, args: UpArgs) -> Result<()> {
     let mut stations = Vec::new();
     for &(id, client, _) in &addrs {
         match spawn(binary, &dir, id, &initial_cluster) {
-            Ok((child, log)) => stations.push(Station { id, client, log, child }),
+            Ok((child, log)) => stations.push(Station { id, client, log, child, exited: false }),
             Err(e) => {
                 stop(&mut stations);
                 return Err(e);
@@ -108,14 +112,27 @@ async fn supervise(dir: &Path, stations: &mut [Station]) -> Result<()> {
     println!("data in {}\n\nTry, in another terminal:", dir.display());
     println!("  export HAVEN_ENDPOINTS={list}\n  haven kv put greeting hello\n  haven kv get greeting\n  haven status");
     println!("  curl -s -XPOST {}/v3/kv/range -d '{{\"key\":\"Z3JlZXRpbmc=\"}}'", endpoints[0]);
-    println!("\nCtrl-C stops every station.");
+    println!("\nCtrl-C stops every station. Kill one (kill -9 PID) to watch the others elect a new leader.");
     let mut ticker = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
             () = &mut shutdown => return Ok(()),
-            _ = ticker.tick() => check_alive(stations)?,
+            _ = ticker.tick() => if report_exits(stations) == stations.len() {
+                bail!("every station has exited; see their logs in {}", dir.display());
+            },
         }
     }
+}
+
+/// Reports stations that exited since the last call; returns how many have.
+fn report_exits(stations: &mut [Station]) -> usize {
+    for s in stations.iter_mut().filter(|s| !s.exited) {
+        if let Ok(Some(status)) = s.child.try_wait() {
+            s.exited = true;
+            println!("station n{} exited ({status}); its log: {}", s.id, s.log.display());
+        }
+    }
+    stations.iter().filter(|s| s.exited).count()
 }
 
 async fn wait_for_leader(endpoints: &[String], stations: &mut [Station]) -> Result<u64> {
