@@ -21,9 +21,12 @@ use super::invariants::RaftInvariants;
 use super::lease_checks::LeaseChecks;
 use super::lease_client::{LeaseClient, LeaseClientConfig};
 use super::node::{KvNode, StationReplica};
+use super::watch_checks::WatchRecord;
+use super::watch_client::{WatchClient, WatchClientConfig};
 use haven_runtime::NodeId;
 use haven_sim::{Dist, LinkConfig, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
 use haven_station::{Replica, ReplicaConfig};
+use haven_store::KeyRange;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -33,10 +36,16 @@ holders (TTL 2-3 s) renewing every TTL/3 and putting keys on their lease. 1% los
 ±200 ppm. For about 10 s: replica crashes, pauses, partitions of every kind (holders included), clogging, leadership \
 transfers, and holders that crash or pause past their TTL. Safety, after every event: Raft's invariants, and no lease \
 is revoked before g + TTL/(1 + 200 ppm) for any acknowledged grant or keep-alive its holder sent at g. Liveness: \
-within TTL + 8 s of healing, every lease and leased key not held by a running holder is gone, and every holder \
-renews.";
+within TTL + 8 s of healing, every lease and leased key not held by a running holder is gone, every holder \
+renews, and a watcher of the holders' keys has received every event applied before healing. At the end: the \
+watcher's events (puts, and deletions by expiry) are the store's history, in order, with no gap or duplicate.";
 
 const CLIENTS: u64 = 3;
+/// One watcher, on the node after the holders, on every holder's keys
+/// (`l{node}/k{i}`): puts, and the deletions by expiry and revoke.
+const WATCHERS: u64 = 1;
+const WATCH_KEY: &[u8] = b"l";
+const WATCH_RANGE_END: &[u8] = b"m";
 /// The clock-drift bound: every clock runs within this of global time.
 pub const DRIFT_PPM_MAX: u64 = 200;
 /// The longest TTL a holder asks for.
@@ -61,6 +70,7 @@ fn secs(n: u64) -> Duration {
 struct Shared {
     invariants: RaftInvariants,
     leases: LeaseChecks,
+    watch: WatchRecord,
 }
 
 pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
@@ -75,16 +85,24 @@ pub fn run_with<R: StationReplica>(
     make_replica: impl Fn(ReplicaConfig) -> R + 'static,
 ) -> RunReport {
     let replicas: u64 = if seed % 4 == 3 { 5 } else { 3 };
-    let mut config = SimConfig::new(seed, (replicas + CLIENTS) as usize);
+    let mut config = SimConfig::new(seed, (replicas + CLIENTS + WATCHERS) as usize);
     config.link = LinkConfig { latency: Dist::lan(), loss_probability: 0.01, duplicate_probability: 0.01 };
     let voters: Vec<NodeId> = (1..=replicas).map(NodeId).collect();
+    let watch_config = WatchClientConfig {
+        servers: voters.clone(),
+        key: WATCH_KEY.to_vec(),
+        range_end: WATCH_RANGE_END.to_vec(),
+        quiet_timeout: ms(1000),
+    };
     let factory = move |id: NodeId| {
         if id.0 <= replicas {
             let mut config = ReplicaConfig::new(voters.clone());
             config.snapshot_entries = SNAPSHOT_ENTRIES;
             KvNode::Replica(Box::new(make_replica(config)))
-        } else {
+        } else if id.0 <= replicas + CLIENTS {
             KvNode::LeaseClient(Box::new(LeaseClient::new(client_config(voters.clone(), id))))
+        } else {
+            KvNode::Watcher(Box::new(WatchClient::new(watch_config.clone())))
         }
     };
     let mut sim = Sim::new(config, factory).expect("the lease scenario's configuration is valid");
@@ -94,17 +112,24 @@ pub fn run_with<R: StationReplica>(
     let shared = Rc::new(RefCell::new(Shared {
         invariants: RaftInvariants::default(),
         leases: LeaseChecks::new(DRIFT_PPM_MAX),
+        watch: WatchRecord::new(KeyRange::new(WATCH_KEY, WATCH_RANGE_END)),
     }));
     let s = shared.clone();
-    sim.add_safety("raft invariants", move |sim| s.borrow_mut().invariants.check(sim));
+    sim.add_safety("raft invariants", move |sim| {
+        let mut shared = s.borrow_mut();
+        shared.watch.observe(sim);
+        shared.invariants.check(sim)
+    });
     let s = shared.clone();
     sim.add_safety("no lease revoked within an acknowledged TTL", move |sim| s.borrow_mut().leases.check(sim));
     let s = shared.clone();
     let within = secs(TTL_SECONDS_MAX as u64) + EXPIRY_SLACK;
-    sim.add_liveness("abandoned leases revoked after healing", within, ms(1), move |sim| {
-        s.borrow().leases.abandoned_leases_gone(sim)
+    sim.add_liveness("abandoned leases revoked and the watcher caught up", within, ms(1), move |sim| {
+        s.borrow().leases.abandoned_leases_gone(sim)?;
+        s.borrow().watch.caught_up(sim)
     });
-    sim.run(scenario::<R>(replicas))
+    let report = sim.run(scenario::<R>(replicas));
+    shared.borrow().watch.finish(report, &sim)
 }
 
 /// Holders alternate TTLs of 2 and 3 s.
@@ -125,7 +150,7 @@ fn scenario<R: StationReplica>(replicas: u64) -> Scenario<KvNode<R>> {
     let ttl_max = secs(TTL_SECONDS_MAX as u64);
     let mut s = Scenario::new();
     s.add(Process::new("clocks", 1, Dist::ZERO, actions::randomize_clocks(secs(5), DRIFT_PPM_MAX as i64)));
-    let nodes = (replicas + CLIENTS) as u32;
+    let nodes = (replicas + CLIENTS + WATCHERS) as u32;
     let boot = s.add(Process::new("boot", nodes, Dist::uniform(ms(0), ms(50)), actions::start_each()));
     let mix = FaultMix {
         crashes: (3, 3),

@@ -19,7 +19,7 @@ use super::faults::{self, FaultMix};
 use super::history::Recorder;
 use super::invariants::RaftInvariants;
 use super::node::{KvNode, KvOut, StationReplica};
-use super::watch_checks::{self, WatchLog};
+use super::watch_checks::WatchRecord;
 use super::watch_client::{WatchClient, WatchClientConfig};
 use haven_lincheck::{self as lin, Verdict};
 use haven_runtime::NodeId;
@@ -27,7 +27,7 @@ use haven_sim::{
     Dist, LinkConfig, Outcome, Process, RunReport, Scenario, Sim, SimConfig, SimTime, TraceSink, Violation, actions,
 };
 use haven_station::{Replica, ReplicaConfig};
-use haven_store::{KeyRange, Store};
+use haven_store::KeyRange;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -73,15 +73,13 @@ fn secs(n: u64) -> Duration {
 }
 
 /// What the checkers share: the history being recorded and the invariants.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Shared {
     recorder: Recorder,
     invariants: RaftInvariants,
     /// Global time of each client's latest completed operation.
     last_done: std::collections::BTreeMap<NodeId, SimTime>,
-    watched: WatchLog,
-    /// The most advanced replica's revision at the first event after healing.
-    revision_healed: Option<u64>,
+    pub(crate) watch: WatchRecord,
 }
 
 pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
@@ -124,11 +122,11 @@ pub fn run_with<R: StationReplica>(
     let s = shared.clone();
     sim.add_liveness("clients progress and the watcher catches up", CONVERGE_WITHIN, ms(1), move |sim| {
         clients_progressed(&s.borrow(), sim)?;
-        watcher_caught_up(&s.borrow(), sim)
+        s.borrow().watch.caught_up(sim)
     });
     let report = sim.run(scenario::<R>(replicas));
     let report = finish(report, &shared.borrow());
-    finish_watch(report, &shared.borrow(), &sim)
+    shared.borrow().watch.finish(report, &sim)
 }
 
 /// The watcher of the kv scenarios, re-watching on any of `servers`.
@@ -146,7 +144,12 @@ pub(crate) fn replica_config(voters: Vec<NodeId>) -> ReplicaConfig {
 /// Installs the safety checker that records the client history and checks
 /// Raft's invariants after every event; returns what it records into.
 pub(crate) fn install_history_checks<R: StationReplica>(sim: &mut Sim<KvNode<R>>) -> Rc<RefCell<Shared>> {
-    let shared = Rc::new(RefCell::new(Shared::default()));
+    let shared = Rc::new(RefCell::new(Shared {
+        recorder: Recorder::default(),
+        invariants: RaftInvariants::default(),
+        last_done: std::collections::BTreeMap::new(),
+        watch: WatchRecord::new(KeyRange::new(WATCH_KEY, WATCH_RANGE_END)),
+    }));
     let s = shared.clone();
     sim.add_safety("raft invariants and history", move |sim| record_and_check(&mut s.borrow_mut(), sim));
     shared
@@ -154,9 +157,7 @@ pub(crate) fn install_history_checks<R: StationReplica>(sim: &mut Sim<KvNode<R>>
 
 pub(crate) fn record_and_check<R: StationReplica>(shared: &mut Shared, sim: &Sim<KvNode<R>>) -> Result<(), String> {
     shared.invariants.check(sim)?;
-    if shared.revision_healed.is_none() && sim.faults_over_at().is_some() {
-        shared.revision_healed = Some(most_advanced_store(sim).map_or(0, |store| store.revision()));
-    }
+    shared.watch.observe(sim);
     let now = sim.now().as_nanos();
     for (node, out) in sim.last_outputs() {
         match out {
@@ -169,7 +170,6 @@ pub(crate) fn record_and_check<R: StationReplica>(shared: &mut Shared, sim: &Sim
                     shared.last_done.insert(*node, sim.now());
                 }
             }
-            KvOut::Watcher(event) => shared.watched.record(event),
             _ => {}
         }
     }
@@ -208,37 +208,6 @@ pub(crate) fn finish(report: RunReport, shared: &Shared) -> RunReport {
             violation(format!("the checker gave up on {partition} after {steps} steps; a give-up counts as a failure"))
         }
         Err(e) => violation(format!("malformed history: {e}")),
-    }
-}
-
-/// The store of the running replica that applied the most (all agree on
-/// what they applied, so it holds every other's history too).
-fn most_advanced_store<R: StationReplica>(sim: &Sim<KvNode<R>>) -> Option<&Store> {
-    let stores = sim.node_ids().iter().filter_map(|&n| sim.component(n)?.replica()?.state_machine().map(|m| m.store()));
-    stores.max_by_key(|s: &&Store| s.revision())
-}
-
-/// Liveness: the watcher received everything in its range applied before healing.
-pub(crate) fn watcher_caught_up<R: StationReplica>(shared: &Shared, sim: &Sim<KvNode<R>>) -> Result<(), String> {
-    let store = most_advanced_store(sim).ok_or("no replica is running")?;
-    let healed = shared.revision_healed.expect("liveness runs after healing");
-    watch_checks::caught_up(&shared.watched, store, &KeyRange::new(WATCH_KEY, WATCH_RANGE_END), healed)
-}
-
-/// Checks the watcher's events against the history of the most advanced
-/// replica running at the end.
-pub(crate) fn finish_watch<R: StationReplica>(report: RunReport, shared: &Shared, sim: &Sim<KvNode<R>>) -> RunReport {
-    if !report.is_ok() {
-        return report;
-    }
-    let Some(store) = most_advanced_store(sim) else { return report };
-    let range = KeyRange::new(WATCH_KEY, WATCH_RANGE_END);
-    match watch_checks::check(&shared.watched, store, &range) {
-        Ok(()) => report,
-        Err(detail) => RunReport {
-            outcome: Outcome::Violation(Violation { checker: "watch order".into(), at: report.sim_time, detail }),
-            ..report
-        },
     }
 }
 

@@ -16,8 +16,7 @@
 use super::client::{ClientConfig, KvClient};
 use super::faults;
 use super::linearizable::{
-    FAULT_MIX, clients_progressed, finish, finish_watch, install_history_checks, replica_config, watch_config,
-    watcher_caught_up,
+    FAULT_MIX, clients_progressed, finish, install_history_checks, replica_config, watch_config,
 };
 use super::node::{KvNode, StationReplica};
 use super::watch_client::WatchClient;
@@ -80,11 +79,11 @@ pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
     sim.add_liveness("members replaced and clients progress", CONVERGE_WITHIN, ms(1), move |sim| {
         replaced(sim)?;
         clients_progressed(&s.borrow(), sim)?;
-        watcher_caught_up(&s.borrow(), sim)
+        s.borrow().watch.caught_up(sim)
     });
     let report = sim.run(scenario());
     let report = finish(report, &shared.borrow());
-    finish_watch(report, &shared.borrow(), &sim)
+    shared.borrow().watch.finish(report, &sim)
 }
 
 fn leader<R: StationReplica>(sim: &Sim<KvNode<R>>) -> Option<(NodeId, &haven_raft::Raft)> {
