@@ -88,12 +88,7 @@ pub fn run_with<R: StationReplica>(
     let mut config = SimConfig::new(seed, (replicas + CLIENTS + WATCHERS) as usize);
     config.link = LinkConfig { latency: Dist::lan(), loss_probability: 0.01, duplicate_probability: 0.01 };
     let voters: Vec<NodeId> = (1..=replicas).map(NodeId).collect();
-    let watch_config = WatchClientConfig {
-        servers: voters.clone(),
-        key: WATCH_KEY.to_vec(),
-        range_end: WATCH_RANGE_END.to_vec(),
-        quiet_timeout: ms(1000),
-    };
+    let watch_config = WatchClientConfig::new(voters.clone(), WATCH_KEY, WATCH_RANGE_END);
     let factory = move |id: NodeId| {
         if id.0 <= replicas {
             let mut config = ReplicaConfig::new(voters.clone());

@@ -47,8 +47,8 @@ const CLIENTS: u64 = 3;
 /// One watcher, on the node after the clients.
 const WATCHERS: u64 = 1;
 /// The watcher watches everything the clients touch: "k" .. "l".
-const WATCH_KEY: &[u8] = b"k";
-const WATCH_RANGE_END: &[u8] = b"l";
+pub(crate) const WATCH_KEY: &[u8] = b"k";
+pub(crate) const WATCH_RANGE_END: &[u8] = b"l";
 /// Small, so runs take many snapshots and lagging replicas catch up by
 /// InstallSnapshot.
 const SNAPSHOT_ENTRIES: u64 = 150;
@@ -104,7 +104,7 @@ pub fn run_with<R: StationReplica>(
         attempts_max: 8,
         think_max: ms(20),
     };
-    let watch_config = watch_config(voters.clone());
+    let watch_config = WatchClientConfig::new(voters.clone(), WATCH_KEY, WATCH_RANGE_END);
     let factory = move |id: NodeId| {
         if id.0 <= replicas {
             KvNode::Replica(Box::new(make_replica(replica_config(voters.clone()))))
@@ -127,11 +127,6 @@ pub fn run_with<R: StationReplica>(
     let report = sim.run(scenario::<R>(replicas));
     let report = finish(report, &shared.borrow());
     shared.borrow().watch.finish(report, &sim)
-}
-
-/// The watcher of the kv scenarios, re-watching on any of `servers`.
-pub(crate) fn watch_config(servers: Vec<NodeId>) -> WatchClientConfig {
-    WatchClientConfig { servers, key: WATCH_KEY.to_vec(), range_end: WATCH_RANGE_END.to_vec(), quiet_timeout: ms(1000) }
 }
 
 /// A replica of the kv scenarios: snapshots every `SNAPSHOT_ENTRIES`.

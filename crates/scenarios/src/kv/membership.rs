@@ -16,10 +16,10 @@
 use super::client::{ClientConfig, KvClient};
 use super::faults;
 use super::linearizable::{
-    FAULT_MIX, clients_progressed, finish, install_history_checks, replica_config, watch_config,
+    FAULT_MIX, WATCH_KEY, WATCH_RANGE_END, clients_progressed, finish, install_history_checks, replica_config,
 };
 use super::node::{KvNode, StationReplica};
-use super::watch_client::WatchClient;
+use super::watch_client::{WatchClient, WatchClientConfig};
 use haven_raft::{Membership, Role};
 use haven_runtime::NodeId;
 use haven_sim::{Dist, LinkConfig, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
@@ -59,7 +59,7 @@ pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
     config.link = LinkConfig { latency: Dist::lan(), loss_probability: 0.01, duplicate_probability: 0.01 };
     let original: Vec<NodeId> = (1..=ORIGINAL).map(NodeId).collect();
     let servers: Vec<NodeId> = (1..=REPLICAS).map(NodeId).collect();
-    let watch_config = watch_config(servers.clone());
+    let watch_config = WatchClientConfig::new(servers.clone(), WATCH_KEY, WATCH_RANGE_END);
     let client_config = ClientConfig { servers, keys: 4, attempt_timeout: ms(250), attempts_max: 8, think_max: ms(20) };
     let factory = move |id: NodeId| {
         if id.0 <= REPLICAS {

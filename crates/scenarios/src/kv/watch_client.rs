@@ -28,6 +28,15 @@ pub struct WatchClientConfig {
     pub quiet_timeout: Duration,
 }
 
+impl WatchClientConfig {
+    /// The watcher of the kv scenarios: `key`..`range_end` on any of
+    /// `servers`, moving on after a second of silence.
+    pub fn new(servers: Vec<NodeId>, key: &[u8], range_end: &[u8]) -> WatchClientConfig {
+        let quiet_timeout = Duration::from_secs(1);
+        WatchClientConfig { servers, key: key.to_vec(), range_end: range_end.to_vec(), quiet_timeout }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WatchEvent {
     Received {
