@@ -92,58 +92,47 @@ where
     // ERROR level so the span (and the node id) is on every line whatever
     // the subscriber's level filter.
     let span = tracing::error_span!("node", node = %config.id);
-    run_node(config, listener, component, on_output, shutdown, local).instrument(span).await
-}
+    async move {
+        let counters = config.counters.clone();
+        tokio::fs::create_dir_all(&config.data_dir)
+            .await
+            .map_err(|source| NetError::DataDir { path: config.data_dir.clone(), source })?;
+        let listener = match listener {
+            Some(listener) => listener,
+            None => TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| NetError::Listen { addr: config.listen, source })?,
+        };
+        let rng =
+            haven_runtime::Rng::try_from_rng(&mut rand::rngs::SysRng).map_err(|e| NetError::Entropy(e.to_string()))?;
+        let span = tracing::Span::current();
+        let disk_batch_len_max = config.limits.disk_batch_len_max;
+        let (disk, completions) =
+            DiskWorker::spawn(config.data_dir.clone(), disk_batch_len_max, counters.clone(), span)?;
+        tracing::info!(listen = ?listener.local_addr().ok(), peers = config.remote_peers().len(), "node starting");
 
-async fn run_node<C, F, S>(
-    config: NodeConfig,
-    listener: Option<TcpListener>,
-    component: C,
-    on_output: F,
-    shutdown: S,
-    local: Option<LocalEndpoint<C::Msg>>,
-) -> Result<(), NetError>
-where
-    C: Component,
-    F: FnMut(C::Out),
-    S: Future<Output = ()>,
-{
-    let counters = config.counters.clone();
-    tokio::fs::create_dir_all(&config.data_dir)
-        .await
-        .map_err(|source| NetError::DataDir { path: config.data_dir.clone(), source })?;
-    let listener = match listener {
-        Some(listener) => listener,
-        None => {
-            TcpListener::bind(config.listen).await.map_err(|source| NetError::Listen { addr: config.listen, source })?
-        }
-    };
-    let rng =
-        haven_runtime::Rng::try_from_rng(&mut rand::rngs::SysRng).map_err(|e| NetError::Entropy(e.to_string()))?;
-    let span = tracing::Span::current();
-    let disk_batch_len_max = config.limits.disk_batch_len_max;
-    let (disk, completions) = DiskWorker::spawn(config.data_dir.clone(), disk_batch_len_max, counters.clone(), span)?;
-    tracing::info!(listen = ?listener.local_addr().ok(), peers = config.remote_peers().len(), "node starting");
+        let (inbound_tx, inbound) = mpsc::channel(config.limits.inbound_queue_len_max);
+        let (mut tasks, queues) = spawn_network(&config, listener, inbound_tx.clone());
+        let host = Host::new(config.id, component, rng);
+        let (local, local_rx) = match local {
+            Some(endpoint) => {
+                let LocalEndpoint { id, from_client, to_client } = endpoint;
+                (Some(LocalOut { id, to_client }), Some(from_client))
+            }
+            None => (None, None),
+        };
+        let event_loop = EventLoop::new(host, queues, inbound_tx, disk, on_output, counters, local);
+        let disk = event_loop.run(Inputs { inbound, completions, local: local_rx }, shutdown).await;
 
-    let (inbound_tx, inbound) = mpsc::channel(config.limits.inbound_queue_len_max);
-    let (mut tasks, queues) = spawn_network(&config, listener, inbound_tx.clone());
-    let host = Host::new(config.id, component, rng);
-    let (local, local_rx) = match local {
-        Some(endpoint) => {
-            let LocalEndpoint { id, from_client, to_client } = endpoint;
-            (Some(LocalOut { id, to_client }), Some(from_client))
-        }
-        None => (None, None),
-    };
-    let event_loop = EventLoop::new(host, queues, inbound_tx, disk, on_output, counters, local);
-    let disk = event_loop.run(Inputs { inbound, completions, local: local_rx }, shutdown).await;
-
-    // Aborting the tasks closes the listener and every connection; waiting
-    // for them means the port is free when we return.
-    tasks.shutdown().await;
-    disk.stop().await;
-    tracing::info!("node stopped");
-    Ok(())
+        // Aborting the tasks closes the listener and every connection; waiting
+        // for them means the port is free when we return.
+        tasks.shutdown().await;
+        disk.stop().await;
+        tracing::info!("node stopped");
+        Ok(())
+    }
+    .instrument(span)
+    .await
 }
 
 /// Starts the acceptor and one sender task per peer; returns the tasks and

@@ -24,7 +24,7 @@ use super::node::{KvNode, StationReplica};
 use super::watch_checks::WatchRecord;
 use super::watch_client::{WatchClient, WatchClientConfig};
 use haven_runtime::NodeId;
-use haven_sim::{Dist, LinkConfig, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
+use haven_sim::{Dist, Process, RunReport, Scenario, Sim, TraceSink, actions};
 use haven_station::{Replica, ReplicaConfig};
 use haven_store::KeyRange;
 use std::cell::RefCell;
@@ -84,10 +84,8 @@ pub fn run_with<R: StationReplica>(
     trace: Option<TraceSink>,
     make_replica: impl Fn(ReplicaConfig) -> R + 'static,
 ) -> RunReport {
-    let replicas: u64 = if seed % 4 == 3 { 5 } else { 3 };
-    let mut config = SimConfig::new(seed, (replicas + CLIENTS + WATCHERS) as usize);
-    config.link = LinkConfig { latency: Dist::lan(), loss_probability: 0.01, duplicate_probability: 0.01 };
-    let voters: Vec<NodeId> = (1..=replicas).map(NodeId).collect();
+    let (config, voters) = super::linearizable::cluster(seed, CLIENTS + WATCHERS);
+    let replicas = voters.len() as u64;
     let watch_config = WatchClientConfig::new(voters.clone(), WATCH_KEY, WATCH_RANGE_END);
     let factory = move |id: NodeId| {
         if id.0 <= replicas {

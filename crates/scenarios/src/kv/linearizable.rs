@@ -93,10 +93,8 @@ pub fn run_with<R: StationReplica>(
     trace: Option<TraceSink>,
     make_replica: impl Fn(ReplicaConfig) -> R + 'static,
 ) -> RunReport {
-    let replicas: u64 = if seed % 4 == 3 { 5 } else { 3 };
-    let mut config = SimConfig::new(seed, (replicas + CLIENTS + WATCHERS) as usize);
-    config.link = LinkConfig { latency: Dist::lan(), loss_probability: 0.01, duplicate_probability: 0.01 };
-    let voters: Vec<NodeId> = (1..=replicas).map(NodeId).collect();
+    let (config, voters) = cluster(seed, CLIENTS + WATCHERS);
+    let replicas = voters.len() as u64;
     let client_config = ClientConfig {
         servers: voters.clone(),
         keys: KEYS,
@@ -127,6 +125,16 @@ pub fn run_with<R: StationReplica>(
     let report = sim.run(scenario::<R>(replicas));
     let report = finish(report, &shared.borrow());
     shared.borrow().watch.finish(report, &sim)
+}
+
+/// The simulated network of the kv scenarios (1% loss and duplication on
+/// a LAN) with 3 replicas, 5 on every fourth seed, then `others` nodes.
+/// Returns the configuration and the replicas' ids.
+pub(crate) fn cluster(seed: u64, others: u64) -> (SimConfig, Vec<NodeId>) {
+    let replicas: u64 = if seed % 4 == 3 { 5 } else { 3 };
+    let mut config = SimConfig::new(seed, (replicas + others) as usize);
+    config.link = LinkConfig { latency: Dist::lan(), loss_probability: 0.01, duplicate_probability: 0.01 };
+    (config, (1..=replicas).map(NodeId).collect())
 }
 
 /// A replica of the kv scenarios: snapshots every `SNAPSHOT_ENTRIES`.
