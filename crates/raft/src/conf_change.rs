@@ -10,9 +10,9 @@
 //!
 //! One change at a time: a new one is refused while the latest
 //! configuration entry is uncommitted or joint. A node becomes a voter
-//! only from learner, and only once its log is within
-//! `promote_lag_entries_max` of the leader's: a voter that cannot keep up
-//! would cost the cluster its availability (§4.2.1).
+//! only from learner, and only once it has acknowledged an entry and its
+//! log is within `promote_lag_entries_max` of the leader's: a voter that
+//! cannot keep up would cost the cluster its availability (§4.2.1).
 
 use crate::entry::EntryKind;
 use crate::membership::{Membership, MembershipError};
@@ -75,7 +75,10 @@ impl Raft {
                 return Err(ConfChangeError::NotALearner { node });
             }
             let match_index = leadership.progress.get(&node).map_or(0, |p| p.match_index);
-            if match_index + self.config.promote_lag_entries_max < last_index {
+            // A learner that never acknowledged an entry has not shown it
+            // runs at all, however short the log: promoting it could leave
+            // the group a voter that will never answer.
+            if match_index == 0 || match_index + self.config.promote_lag_entries_max < last_index {
                 return Err(ConfChangeError::NotCaughtUp { node, match_index, last_index });
             }
         }

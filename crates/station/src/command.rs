@@ -1,5 +1,5 @@
-//! The commands a replica proposes to Raft: client requests, and the
-//! leader's own lease expiries.
+//! The commands a replica proposes to Raft: client requests, member table
+//! changes, and the leader's own lease expiries and compactions.
 //!
 //! In: a client id, sequence number and store request, or a lease the
 //! leader found expired. Out: the opaque bytes Raft replicates, and back.
@@ -12,6 +12,7 @@
 //! the lease gone and changes nothing). Keeping it a separate variant also
 //! lets every replica tell an expiry from a client's revoke when it applies.
 
+use crate::members::MemberOp;
 use haven_runtime::wire::{self, WireError};
 use haven_store::{LeaseId, Request};
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,9 @@ pub enum Command {
     ExpireLease { lease: LeaseId },
     /// The leader's auto-compaction: drop the history before `revision`.
     CompactHistory { revision: u64 },
+    /// A change to the member table, by the operator's session (client,
+    /// seq); the leader's own seed of the initial members uses (0, 0).
+    Member { client: u64, seq: u64, op: MemberOp },
 }
 
 impl Command {

@@ -7,6 +7,7 @@
 //! grants: it is Raft's `election_timeout_max`, so it cannot be set below
 //! the time a holder may need to find the new leader.
 
+use crate::members::{MEMBERS_LEN_MAX, MemberRecord};
 use haven_raft::Config as RaftConfig;
 use haven_runtime::NodeId;
 use haven_store::{LessorConfig, StoreConfig};
@@ -47,6 +48,12 @@ pub struct ReplicaConfig {
     /// snapshots and the work a snapshot costs. `None` keeps everything
     /// until a client compacts.
     pub history_revisions_max: Option<u64>,
+    /// The initial member table (ids, addresses, all voting), which the
+    /// first leader writes to the log once; from then on the log's table
+    /// rules and the leader steers Raft's configuration after it. Empty: no
+    /// table (the simulator's groups, and a member joining a running
+    /// cluster, which learns the table from the log).
+    pub members: Vec<MemberRecord>,
 }
 
 impl ReplicaConfig {
@@ -64,6 +71,7 @@ impl ReplicaConfig {
             leases_max: 100_000,
             watches_max: 1_000,
             history_revisions_max: None,
+            members: Vec::new(),
         }
     }
 
@@ -87,6 +95,20 @@ impl ReplicaConfig {
         if self.lease_tick_interval.is_zero() || self.lessor.expired_batch_len_max == 0 {
             return Err(ReplicaConfigError::LeaseTick);
         }
+        self.validate_members()
+    }
+
+    /// The initial table names exactly the voters, each once, all voting.
+    fn validate_members(&self) -> Result<(), ReplicaConfigError> {
+        if self.members.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<NodeId> = self.members.iter().map(|m| NodeId(m.id)).collect();
+        let mut voters = self.voters.clone();
+        voters.sort();
+        if ids != voters || self.members.len() > MEMBERS_LEN_MAX || self.members.iter().any(|m| !m.voter) {
+            return Err(ReplicaConfigError::Members { ids, voters });
+        }
         Ok(())
     }
 }
@@ -103,6 +125,11 @@ pub enum ReplicaConfigError {
     ZeroLimit,
     #[error("lease_tick_interval and lessor.expired_batch_len_max must be positive, or no lease ever expires")]
     LeaseTick,
+    #[error(
+        "members {ids:?}: the initial member table lists exactly the voters {voters:?}, sorted by id, all voting, \
+         at most {MEMBERS_LEN_MAX}"
+    )]
+    Members { ids: Vec<NodeId>, voters: Vec<NodeId> },
 }
 
 #[cfg(test)]

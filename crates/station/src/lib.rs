@@ -16,6 +16,9 @@
 pub mod command;
 pub mod config;
 mod leases;
+pub mod member_plan;
+mod member_steering;
+pub mod members;
 pub mod msg;
 pub mod persist;
 mod reads;
@@ -29,8 +32,10 @@ mod watches;
 
 pub use command::Command;
 pub use config::ReplicaConfig;
+pub use members::{MemberError, cluster_id, MemberOp, MemberRecord, MemberTable};
 pub use msg::{
-    ClientReply, ClientRequest, KeepAliveReply, KeepAliveRequest, ReplyError, StationMsg, WatchCreate, WatchEvents,
+    ClientReply, ClientRequest, KeepAliveReply, KeepAliveRequest, MemberAnswer, MemberReply, MemberRequest, ReplyError,
+    StationMsg, WatchCreate, WatchEvents,
 };
 pub use replica::{Replica, ReplicaEvent, ReplicaIo, ReplicaTimer};
 pub use sessions::Sessions;

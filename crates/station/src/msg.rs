@@ -7,6 +7,7 @@
 //! state machine (only the leader's lessor), so they are not store requests,
 //! carry no session, and their `seq` only pairs a reply with its request.
 
+use crate::members::{MemberError, MemberOp, MemberRecord};
 use haven_raft::Message;
 use haven_runtime::NodeId;
 use haven_store::{Event, LeaseId, Request, Response, StoreError};
@@ -34,6 +35,8 @@ pub enum ReplyError {
     Busy,
     /// A lease grant refused: the store already holds `leases_max` leases.
     TooManyLeases { leases_max: usize },
+    /// A member table change was applied and refused.
+    Member(MemberError),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +102,32 @@ pub enum StationMsg {
     /// it may be stale. Only a `Range` or `LeaseLeases` is served this way;
     /// any other request takes the ordinary path, as `Request` would.
     SerializableRead(ClientRequest),
+    /// An operator's change to the member table (etcd's member add, remove
+    /// and promote), applied once per (client, seq) like a client command.
+    Member(MemberRequest),
+    MemberReply(MemberReply),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRequest {
+    pub client: u64,
+    pub seq: u64,
+    pub op: MemberOp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberReply {
+    pub client: u64,
+    pub seq: u64,
+    pub result: Result<MemberAnswer, ReplyError>,
+}
+
+/// A member table change that took effect: the member it concerned and the
+/// whole table after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAnswer {
+    pub member: Option<MemberRecord>,
+    pub members: Vec<MemberRecord>,
 }
 
 /// etcd's WatchCreateRequest, served by whichever replica receives it from

@@ -23,7 +23,9 @@
 
 use crate::config::ReplicaConfig;
 use crate::leases::Leases;
-use crate::msg::{ClientRequest, KeepAliveRequest, ReplyError, StationMsg, WatchCreate};
+use crate::member_steering::{MemberSteering, member_reply};
+use crate::members::MemberRecord;
+use crate::msg::{ClientRequest, KeepAliveRequest, MemberRequest, ReplyError, StationMsg, WatchCreate};
 use crate::persist::PersistTracker;
 use crate::reads::{PendingRead, ReadOp};
 use crate::running::{Running, reply};
@@ -87,6 +89,15 @@ pub enum ReplicaEvent {
         lease: LeaseId,
         index: u64,
         expired: bool,
+    },
+    /// The member table or the configuration in force changed (reported
+    /// only once the table is seeded): every member with its addresses, and
+    /// who votes and who learns now.
+    Members {
+        cluster_id: u64,
+        members: Vec<MemberRecord>,
+        voters: Vec<NodeId>,
+        learners: Vec<NodeId>,
     },
     /// The replica stopped; it recovers only by restarting.
     Fatal {
@@ -229,6 +240,7 @@ impl Replica {
             history_compaction_at: None,
             deferred: Vec::new(),
             watches: Watches::new(self.config.watches_max),
+            members: MemberSteering::new(self.config.members.clone()),
         };
         self.phase = Phase::Running(Box::new(running));
         self.drive(ctx)
@@ -261,11 +273,13 @@ impl Replica {
         let Phase::Running(r) = &mut self.phase else { return Ok(()) };
         loop {
             let ready = r.raft.take_ready();
-            if ready.is_empty() {
+            if !ready.is_empty() {
+                r.handle(ctx, ready)?;
+            } else if !r.steer_membership() {
                 break;
             }
-            r.handle(ctx, ready)?;
         }
+        r.report_members(ctx);
         for (to, events) in r.watches.poll(r.sm.store()) {
             ctx.send(to, StationMsg::WatchEvents(events));
         }
@@ -330,6 +344,22 @@ impl Replica {
             return read.refuse(ctx, ReplyError::Busy);
         }
         r.ask_read(ctx, read);
+        if let Err(reason) = self.drive(ctx) {
+            self.fail(ctx, reason);
+        }
+    }
+
+    /// A member table change: proposed to Raft like a client command.
+    fn on_member(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, request: MemberRequest) {
+        let waiters_max = self.config.waiters_max;
+        let session = (request.client, request.seq);
+        let Phase::Running(r) = &mut self.phase else {
+            return member_reply(ctx, from, session, Err(ReplyError::NotLeader { leader_hint: None }));
+        };
+        if r.waiters.len() + r.reads_asked.len() + r.reads_confirmed.len() >= waiters_max {
+            return member_reply(ctx, from, session, Err(ReplyError::Busy));
+        }
+        r.propose_member(ctx, from, request);
         if let Err(reason) = self.drive(ctx) {
             self.fail(ctx, reason);
         }
@@ -402,13 +432,17 @@ impl Component for Replica {
             }
             StationMsg::KeepAlive(request) => self.on_keep_alive(ctx, from, request),
             StationMsg::SerializableRead(request) => self.on_serializable_read(ctx, from, request),
+            StationMsg::Member(request) => self.on_member(ctx, from, request),
             StationMsg::Watch(create) => self.on_watch(ctx, from, create),
             StationMsg::CancelWatch { client, watch } => {
                 let Phase::Running(r) = &mut self.phase else { return };
                 r.watches.cancel(from, client, watch);
             }
             // Replicas send no requests, so they get no answers.
-            StationMsg::Reply(_) | StationMsg::KeepAliveReply(_) | StationMsg::WatchEvents(_) => {}
+            StationMsg::Reply(_)
+            | StationMsg::KeepAliveReply(_)
+            | StationMsg::WatchEvents(_)
+            | StationMsg::MemberReply(_) => {}
         }
     }
 

@@ -8,6 +8,7 @@
 
 use crate::command::Command;
 use crate::leases::Leases;
+use crate::member_steering::MemberSteering;
 use crate::msg::{ClientReply, ReplyError, StationMsg};
 use crate::persist::PersistTracker;
 use crate::reads::PendingRead;
@@ -49,6 +50,8 @@ pub(crate) struct Running {
     pub(crate) deferred: Vec<haven_wal::WalEvent>,
     /// Watches served from the applied state (volatile).
     pub(crate) watches: Watches,
+    /// The member table's seed, and what was last reported of it.
+    pub(crate) members: MemberSteering,
 }
 
 pub(crate) fn reply(
@@ -178,6 +181,9 @@ impl Running {
         ctx.output(ReplicaEvent::Applied { index: entry.index, term: entry.term, current_term, digest });
         if let Some(change) = applied.lease {
             self.lease_applied(ctx, entry.index, change);
+        }
+        if let Some(member) = applied.member {
+            return self.member_applied(ctx, member);
         }
         let Some(ClientOutcome { client, seq, outcome }) = applied.client else { return };
         let Some(to) = self.waiters.remove(&(client, seq)) else { return };

@@ -1,12 +1,13 @@
 //! The bytes of a replica snapshot: Raft's snapshot metadata (position and
-//! membership) and the state machine (store and client sessions) at the
-//! snapshot's index. The same bytes are saved by the WAL, sent to lagging
+//! membership) and the state machine (store, client sessions and member
+//! table) at the snapshot's index. The same bytes are saved by the WAL, sent to lagging
 //! followers by InstallSnapshot, and read back on restart.
 //!
 //! In: metadata and a state machine (encode), or untrusted bytes (decode).
 //! Out: one versioned, checksummed record; decoding never panics and says
 //! what is wrong.
 
+use crate::members::MemberTable;
 use crate::sessions::Sessions;
 use crate::state_machine::StateMachine;
 use haven_raft::{LogPosition, SnapshotMeta, StateMachine as _};
@@ -15,12 +16,23 @@ use haven_store::{Store, StoreConfig};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-const VERSION: u8 = 1;
+/// Version 2 added the member table; a version 1 snapshot restores with an
+/// empty one (the leader seeds it again from its configuration).
+const VERSION: u8 = 2;
+const VERSION_NO_MEMBERS: u8 = 1;
 /// A snapshot's bytes above this are refused on decode.
 pub const SNAPSHOT_BYTES_MAX: u32 = 1 << 30;
 
 #[derive(Serialize, Deserialize)]
 struct Image {
+    raft_meta: SnapshotMeta,
+    store: Vec<u8>,
+    sessions: Sessions,
+    members: MemberTable,
+}
+
+#[derive(Deserialize)]
+struct ImageNoMembers {
     raft_meta: SnapshotMeta,
     store: Vec<u8>,
     sessions: Sessions,
@@ -45,7 +57,8 @@ pub enum SnapshotFileError {
 pub fn encode(meta: &SnapshotMeta, sm: &StateMachine) -> Result<Vec<u8>, SnapshotFileError> {
     assert_eq!(meta.last.index, sm.applied_index(), "a snapshot is taken at the applied index");
     let store = sm.store().snapshot().map_err(|e| SnapshotFileError::Store(e.to_string()))?;
-    let image = Image { raft_meta: meta.clone(), store, sessions: sm.sessions().clone() };
+    let image =
+        Image { raft_meta: meta.clone(), store, sessions: sm.sessions().clone(), members: sm.members().clone() };
     let payload = postcard::to_allocvec(&image).map_err(|e| SnapshotFileError::Payload(e.to_string()))?;
     if payload.len() > SNAPSHOT_BYTES_MAX as usize {
         return Err(SnapshotFileError::TooLarge { bytes: payload.len(), bytes_max: SNAPSHOT_BYTES_MAX });
@@ -56,13 +69,19 @@ pub fn encode(meta: &SnapshotMeta, sm: &StateMachine) -> Result<Vec<u8>, Snapsho
 }
 
 pub fn decode(bytes: &[u8], store: StoreConfig) -> Result<(SnapshotMeta, StateMachine), SnapshotFileError> {
-    let payload = match record::decode(bytes, &[VERSION], SNAPSHOT_BYTES_MAX)? {
-        Decoded::Record { payload, len_total, .. } if len_total == bytes.len() => payload,
+    let (version, payload) = match record::decode(bytes, &[VERSION, VERSION_NO_MEMBERS], SNAPSHOT_BYTES_MAX)? {
+        Decoded::Record { version, payload, len_total } if len_total == bytes.len() => (version, payload),
         _ => return Err(SnapshotFileError::Length { len: bytes.len() }),
     };
-    let image: Image = postcard::from_bytes(payload).map_err(|e| SnapshotFileError::Payload(e.to_string()))?;
+    let payload_error = |e: postcard::Error| SnapshotFileError::Payload(e.to_string());
+    let image: Image = if version == VERSION_NO_MEMBERS {
+        let old: ImageNoMembers = postcard::from_bytes(payload).map_err(payload_error)?;
+        Image { raft_meta: old.raft_meta, store: old.store, sessions: old.sessions, members: MemberTable::default() }
+    } else {
+        postcard::from_bytes(payload).map_err(payload_error)?
+    };
     let restored = Store::restore(&image.store, store).map_err(|e| SnapshotFileError::Store(e.to_string()))?;
-    let sm = StateMachine::restored(restored, image.sessions, image.raft_meta.last.index);
+    let sm = StateMachine::restored(restored, image.sessions, image.members, image.raft_meta.last.index);
     Ok((image.raft_meta, sm))
 }
 
@@ -91,6 +110,26 @@ mod tests {
         assert_eq!(meta_back, meta);
         assert_eq!(sm_back.applied_index(), 1);
         assert_eq!(sm_back.sessions(), sm.sessions());
+        assert_eq!(sm_back.store().revision(), sm.store().revision());
+    }
+
+    #[test]
+    fn a_snapshot_from_before_the_member_table_restores_with_an_empty_one() {
+        #[derive(Serialize)]
+        struct Old {
+            raft_meta: SnapshotMeta,
+            store: Vec<u8>,
+            sessions: Sessions,
+        }
+        let sm = state_machine_with_one_put();
+        let meta = SnapshotMeta { last: haven_raft::LogPosition::new(1, 1), ..SnapshotMeta::default() };
+        let old =
+            Old { raft_meta: meta.clone(), store: sm.store().snapshot().unwrap(), sessions: sm.sessions().clone() };
+        let mut bytes = Vec::new();
+        record::encode(VERSION_NO_MEMBERS, &postcard::to_allocvec(&old).unwrap(), &mut bytes);
+        let (meta_back, sm_back) = decode(&bytes, StoreConfig::default()).unwrap();
+        assert_eq!(meta_back, meta);
+        assert!(sm_back.members().is_empty());
         assert_eq!(sm_back.store().revision(), sm.store().revision());
     }
 

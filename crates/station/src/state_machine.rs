@@ -1,4 +1,5 @@
-//! The replicated state machine: the store plus the client sessions.
+//! The replicated state machine: the store, the client sessions and the
+//! member table.
 //!
 //! In: committed Raft entries, in log order. Out: for each client command,
 //! the (client, seq, outcome) to answer with; for each entry that granted or
@@ -9,6 +10,7 @@
 //! different replicas would be worse.
 
 use crate::command::Command;
+use crate::members::{MemberOp, MemberOutcome, MemberTable};
 use crate::sessions::{Outcome, Seen, Sessions};
 use crate::snapshot_file::{self, SnapshotFileError};
 use haven_raft::{Entry, EntryKind, SnapshotMeta};
@@ -21,6 +23,15 @@ pub struct Applied {
     pub client: Option<ClientOutcome>,
     /// How the entry changed the set of leases, if it did.
     pub lease: Option<LeaseChange>,
+    /// The answer owed to an operator, for a member table change.
+    pub member: Option<MemberApplied>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberApplied {
+    pub client: u64,
+    pub seq: u64,
+    pub outcome: MemberOutcome,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -59,17 +70,23 @@ fn lease_change(request: &Request, outcome: &Outcome) -> Option<LeaseChange> {
 pub struct StateMachine {
     store: Store,
     sessions: Sessions,
+    members: MemberTable,
     applied_index: u64,
 }
 
 impl StateMachine {
     pub fn new(store: StoreConfig, sessions_max: usize) -> StateMachine {
-        StateMachine { store: Store::new(store), sessions: Sessions::new(sessions_max), applied_index: 0 }
+        let (sessions, members) = (Sessions::new(sessions_max), MemberTable::default());
+        StateMachine { store: Store::new(store), sessions, members, applied_index: 0 }
     }
 
     /// A state machine restored from a snapshot taken at `applied_index`.
-    pub fn restored(store: Store, sessions: Sessions, applied_index: u64) -> StateMachine {
-        StateMachine { store, sessions, applied_index }
+    pub fn restored(store: Store, sessions: Sessions, members: MemberTable, applied_index: u64) -> StateMachine {
+        StateMachine { store, sessions, members, applied_index }
+    }
+
+    pub fn members(&self) -> &MemberTable {
+        &self.members
     }
 
     pub fn sessions(&self) -> &Sessions {
@@ -91,7 +108,12 @@ impl StateMachine {
                 (Some(outcome), lease)
             }
         };
-        Applied { client: Some(ClientOutcome { client, seq, outcome }), lease }
+        Applied { client: Some(ClientOutcome { client, seq, outcome }), lease, member: None }
+    }
+
+    fn apply_member(&mut self, client: u64, seq: u64, op: &MemberOp) -> Applied {
+        let outcome = self.members.apply((client, seq), op);
+        Applied { member: Some(MemberApplied { client, seq, outcome }), ..Applied::default() }
     }
 
     /// An auto-compaction the leader proposed. A client may have compacted
@@ -108,7 +130,7 @@ impl StateMachine {
     /// holder revoked it, or an earlier expiry of it committed first).
     fn expire(&mut self, lease: LeaseId) -> Applied {
         match self.store.apply(&Request::LeaseRevoke(LeaseRevokeRequest { id: lease })) {
-            Ok(_) => Applied { client: None, lease: Some(LeaseChange::Revoked { lease, expired: true }) },
+            Ok(_) => Applied { lease: Some(LeaseChange::Revoked { lease, expired: true }), ..Applied::default() },
             Err(StoreError::LeaseNotFound) => Applied::default(),
             // Every replica gets the same answer, so they stay in step; a
             // revoke adds no data, so no quota or size limit applies.
@@ -132,6 +154,7 @@ impl haven_raft::StateMachine for StateMachine {
             Command::Client { client, seq, request } => self.apply_client(entry.index, client, seq, &request),
             Command::ExpireLease { lease } => self.expire(lease),
             Command::CompactHistory { revision } => self.compact_history(revision),
+            Command::Member { client, seq, op } => self.apply_member(client, seq, &op),
         }
     }
 
@@ -208,7 +231,8 @@ mod tests {
         log.client(2, put_on(1));
         assert_eq!(log.keys(), 1);
         let expired = log.apply(Command::ExpireLease { lease: 1 });
-        assert_eq!(expired, Applied { client: None, lease: Some(LeaseChange::Revoked { lease: 1, expired: true }) });
+        let revoked = Some(LeaseChange::Revoked { lease: 1, expired: true });
+        assert_eq!(expired, Applied { lease: revoked, ..Applied::default() });
         assert_eq!(log.keys(), 0, "the lease's key went with it");
         assert_eq!(log.apply(Command::ExpireLease { lease: 1 }), Applied::default(), "already gone");
         assert_eq!(log.sm.applied_index(), 4, "every entry counts as applied");
