@@ -1,7 +1,8 @@
 //! What a node needs to run.
 //!
 //! In: the operator's choices: the node's id, where it listens, where its
-//! peers listen, its data directory and the executor's limits.
+//! peers listen (and, optionally, a channel of later peer maps), its data
+//! directory and the executor's limits.
 //! Out: a [`NodeConfig`] that `run` checks once ([`NodeConfig::check`])
 //! before it starts anything, so a bad limit is a typed error, not a panic
 //! deep inside tokio.
@@ -14,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Smallest accepted `frame_bytes_max`: room for a hello and small messages.
 pub const FRAME_BYTES_MAX_FLOOR: u32 = 1024;
@@ -127,12 +129,26 @@ pub struct NodeConfig {
     /// Traffic and error counters, shared with the caller (who may keep the
     /// same counters across restarts of the node).
     pub counters: Arc<Counters>,
+    /// Later versions of the peer map (same meaning as `peers`: every other
+    /// node's listening address; an entry for `id` is ignored). When a new
+    /// map is published, the node starts links to new peers, stops the links
+    /// of peers no longer present (dropping what was queued for them), and
+    /// restarts the link of a peer whose address changed; inbound connections
+    /// are accepted from exactly the peers of the current map (a removed peer's
+    /// open inbound connection is closed). `None`: the map never changes.
+    ///
+    /// Publishing maps faster than the node applies them is fine: it applies
+    /// the newest. A map naming the in-process client's id (see
+    /// `run_with_local`) is logged and ignored. Dropping the sender keeps
+    /// the current map.
+    pub peer_updates: Option<watch::Receiver<BTreeMap<NodeId, SocketAddr>>>,
 }
 
 impl NodeConfig {
     /// A configuration with default limits and fresh counters.
     pub fn new(id: NodeId, listen: SocketAddr, peers: BTreeMap<NodeId, SocketAddr>, data_dir: PathBuf) -> Self {
-        NodeConfig { id, listen, peers, data_dir, limits: Limits::default(), counters: Arc::default() }
+        let (limits, counters) = (Limits::default(), Arc::default());
+        NodeConfig { id, listen, peers, data_dir, limits, counters, peer_updates: None }
     }
 
     /// The peers this node talks to over TCP (itself excluded).

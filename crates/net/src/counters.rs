@@ -34,6 +34,9 @@ pub struct Counters {
     pub(crate) local_in: AtomicU64,
     pub(crate) local_out: AtomicU64,
     pub(crate) local_drops: AtomicU64,
+    pub(crate) peers_added: AtomicU64,
+    pub(crate) peers_removed: AtomicU64,
+    pub(crate) peer_addr_changes: AtomicU64,
     pub(crate) disk_sync_nanos: AtomicU64,
     pub(crate) disk_sync_buckets: [AtomicU64; DISK_SYNC_BUCKETS_LEN],
 }
@@ -76,6 +79,13 @@ pub struct CountersSnapshot {
     /// Messages to the in-process client dropped because it did not keep
     /// up or was gone (also counted in `send_drops`).
     pub local_drops: u64,
+    /// Peers a peer-map update added (the initial map not counted).
+    pub peers_added: u64,
+    /// Peers a peer-map update removed: their link stopped, their queued
+    /// messages dropped, their inbound connection closed.
+    pub peers_removed: u64,
+    /// Peers whose address a peer-map update changed (their link restarted).
+    pub peer_addr_changes: u64,
     /// Time spent in the fsyncs counted by `disk_syncs`, in nanoseconds.
     pub disk_sync_nanos: u64,
     /// How many of those fsyncs took at most `DISK_SYNC_BUCKETS_US[i]`
@@ -103,6 +113,9 @@ impl Counters {
             local_in: get(&self.local_in),
             local_out: get(&self.local_out),
             local_drops: get(&self.local_drops),
+            peers_added: get(&self.peers_added),
+            peers_removed: get(&self.peers_removed),
+            peer_addr_changes: get(&self.peer_addr_changes),
             disk_sync_nanos: get(&self.disk_sync_nanos),
             disk_sync_buckets: std::array::from_fn(|i| get(&self.disk_sync_buckets[i])),
         }

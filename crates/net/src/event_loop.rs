@@ -2,11 +2,13 @@
 //!
 //! In: messages from peers and from the node itself (one bounded channel),
 //! messages from the in-process client, if any (another),
-//! timer deadlines, disk completions, and the shutdown signal.
+//! timer deadlines, disk completions, new versions of the peer map, if
+//! any, and the shutdown signal.
 //! Out: calls into the component's [`Host`], whose effects it carries out:
 //! sends go to per-peer queues (or straight back into the inbound channel
-//! for the node itself, or to the in-process client's channel), timers into a deadline queue, disk requests to the
-//! disk worker, outputs to the log and the caller's callback.
+//! for the node itself, or to the in-process client's channel), timers into
+//! a deadline queue, disk requests to the disk worker, outputs to the log and
+//! the caller's callback; peer maps go to the [`Network`].
 //!
 //! Nothing here waits on a socket or the disk: every hand-off is a
 //! non-blocking push into a bounded queue that drops (and counts) when full.
@@ -14,15 +16,16 @@
 use crate::counters::{Counters, bump};
 use crate::disk::{Completion, DiskWorker};
 use crate::local::LocalOut;
-use crate::send_queue::SendQueue;
+use crate::network::Network;
 use crate::timers::TimerQueue;
 use haven_runtime::host::Effects;
 use haven_runtime::{Component, Effect, Host, Instant, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, watch};
 
 /// Timers fired in one turn before the loop looks at its other inputs, so
 /// a component that keeps setting zero-delay timers cannot starve them.
@@ -35,7 +38,7 @@ pub(crate) struct EventLoop<C: Component, F> {
     /// The node's clock origin: `Instant` is nanoseconds since it.
     origin: tokio::time::Instant,
     timers: TimerQueue,
-    queues: BTreeMap<NodeId, SendQueue<C::Msg>>,
+    network: Network<C::Msg>,
     to_self: mpsc::Sender<(NodeId, C::Msg)>,
     disk: DiskWorker,
     on_output: F,
@@ -50,12 +53,14 @@ pub(crate) struct Inputs<M> {
     pub(crate) completions: mpsc::Receiver<Completion>,
     /// Messages from the in-process client, if any.
     pub(crate) local: Option<mpsc::Receiver<M>>,
+    /// New versions of the peer map, until the sender is dropped.
+    pub(crate) peer_updates: Option<watch::Receiver<BTreeMap<NodeId, SocketAddr>>>,
 }
 
 impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
     pub(crate) fn new(
         host: Host<C>,
-        queues: BTreeMap<NodeId, SendQueue<C::Msg>>,
+        network: Network<C::Msg>,
         to_self: mpsc::Sender<(NodeId, C::Msg)>,
         disk: DiskWorker,
         on_output: F,
@@ -65,12 +70,16 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
         let origin = tokio::time::Instant::now();
         let timers = TimerQueue::default();
         let unknown_peers_warned = BTreeSet::new();
-        EventLoop { host, origin, timers, queues, to_self, disk, on_output, counters, unknown_peers_warned, local }
+        EventLoop { host, origin, timers, network, to_self, disk, on_output, counters, unknown_peers_warned, local }
     }
 
     /// Starts the component and runs it until `shutdown` resolves; returns
-    /// the disk worker for the caller to stop.
-    pub(crate) async fn run(mut self, mut inputs: Inputs<C::Msg>, shutdown: impl Future<Output = ()>) -> DiskWorker {
+    /// the disk worker and the network for the caller to stop.
+    pub(crate) async fn run(
+        mut self,
+        mut inputs: Inputs<C::Msg>,
+        shutdown: impl Future<Output = ()>,
+    ) -> (DiskWorker, Network<C::Msg>) {
         let mut effects: Effects<C> = Vec::new();
         self.host.start(self.now(), &mut effects);
         self.apply(&mut effects);
@@ -95,10 +104,21 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
                     self.host.deliver(self.now(), from, msg, &mut effects);
                     self.apply(&mut effects);
                 }
+                update = next_peers(&mut inputs.peer_updates) => match update {
+                    Some(peers) => self.set_peers(&peers),
+                    // No more updates: stop asking, the map stays as it is.
+                    None => inputs.peer_updates = None,
+                },
             }
         }
         tracing::info!(timers = self.timers.len(), io_pending = self.host.io_pending(), "node stopping");
-        self.disk
+        (self.disk, self.network)
+    }
+
+    fn set_peers(&mut self, peers: &BTreeMap<NodeId, SocketAddr>) {
+        if let Err(e) = self.network.set_peers(peers) {
+            tracing::error!(error = %e, "peer map update refused, keeping the current one");
+        }
     }
 
     fn now(&self) -> Instant {
@@ -144,7 +164,7 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
                     tracing::debug!("inbound queue full, dropping a message to self");
                 }
             }
-        } else if let Some(queue) = self.queues.get_mut(&to) {
+        } else if let Some(queue) = self.network.queue(to) {
             queue.push(msg);
         } else {
             bump(&self.counters.send_drops);
@@ -163,6 +183,20 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
 async fn recv_local<M>(local: &mut Option<mpsc::Receiver<M>>) -> Option<M> {
     match local {
         Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next version of the peer map; `None` once its sender is gone;
+/// pending forever without a receiver.
+async fn next_peers(
+    updates: &mut Option<watch::Receiver<BTreeMap<NodeId, SocketAddr>>>,
+) -> Option<BTreeMap<NodeId, SocketAddr>> {
+    match updates {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(rx.borrow_and_update().clone()),
+            Err(_) => None,
+        },
         None => std::future::pending().await,
     }
 }

@@ -9,7 +9,8 @@
 //! the peer map, speaking `WIRE_VERSION`) followed by message frames. When
 //! the same peer connects again, the older connection is closed: the peer
 //! only dials anew when it believes the old one dead, and a half-open socket
-//! would otherwise linger forever.
+//! would otherwise linger forever. When a peer leaves the peer map, its
+//! connection is closed too (its entry in [`InboundShared::newest`] is gone).
 
 use crate::counters::{Counters, add, bump};
 use crate::frame::{Frame, FrameError, FrameReader};
@@ -17,7 +18,7 @@ use haven_runtime::wire::WIRE_VERSION;
 use haven_runtime::{Message, NodeId};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::io::BufReader;
@@ -30,9 +31,11 @@ const READ_BUF_BYTES: usize = 64 * 1024;
 /// What every inbound connection of a node shares.
 #[derive(Debug)]
 pub(crate) struct InboundShared<M> {
-    /// For each known peer, the sequence number of its newest accepted
-    /// connection; older connections from that peer watch it and close.
-    pub(crate) newest: BTreeMap<NodeId, watch::Sender<u64>>,
+    /// For each peer of the current peer map, the sequence number of its
+    /// newest accepted connection; older connections from that peer watch it
+    /// and close, and all of them close when the entry is dropped (the peer
+    /// left the map). The lock is never held across an await.
+    pub(crate) newest: Mutex<BTreeMap<NodeId, watch::Sender<u64>>>,
     pub(crate) inbound: mpsc::Sender<(NodeId, M)>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) frame_bytes_max: u32,
@@ -56,6 +59,8 @@ enum InboundError {
     SecondHello,
     #[error("superseded by a newer connection from the same peer")]
     Superseded,
+    #[error("the peer left the peer map")]
+    Removed,
 }
 
 #[derive(Debug)]
@@ -81,6 +86,10 @@ impl<M: Message> Inbound<M> {
             Err(InboundError::Superseded) => {
                 tracing::info!(addr = %self.addr, "closing inbound connection superseded by a newer one")
             }
+            // The operator removed the peer: routine too.
+            Err(InboundError::Removed) => {
+                tracing::info!(addr = %self.addr, "closing inbound connection of a peer removed from the peer map")
+            }
             Err(reason) => {
                 bump(&self.shared.counters.inbound_errors);
                 tracing::error!(addr = %self.addr, reason = %reason, "closing inbound connection");
@@ -90,7 +99,37 @@ impl<M: Message> Inbound<M> {
 
     async fn serve(&mut self) -> Result<(), InboundError> {
         let Some(from) = self.hello().await? else { return Ok(()) };
-        let Some(newest) = self.shared.newest.get(&from) else { return Err(InboundError::UnknownNode(from)) };
+        let mut superseded = self.claim(from)?;
+        tracing::info!(addr = %self.addr, peer = %from, "peer connected");
+        loop {
+            let next = tokio::select! {
+                // Checked first, so no more frames are taken from a peer that
+                // was superseded or removed.
+                biased;
+                // Any change is a newer connection: sequence numbers only grow.
+                // A dropped sender is the peer leaving the map.
+                changed = superseded.changed() => return Err(match changed {
+                    Ok(()) => InboundError::Superseded,
+                    Err(_) => InboundError::Removed,
+                }),
+                next = self.reader.next::<M>() => next?,
+            };
+            let Some((frame, len)) = next else { return Ok(()) };
+            add(&self.shared.counters.bytes_in, len as u64);
+            let Frame::Msg(msg) = frame else { return Err(InboundError::SecondHello) };
+            bump(&self.shared.counters.frames_in);
+            if self.shared.inbound.send((from, msg)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Makes this connection `from`'s newest, if `from` is in the peer map
+    /// and no newer connection of `from` said hello first; returns what to
+    /// watch for being superseded or removed.
+    fn claim(&self, from: NodeId) -> Result<watch::Receiver<u64>, InboundError> {
+        let newest = self.shared.newest.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(newest) = newest.get(&from) else { return Err(InboundError::UnknownNode(from)) };
         let seq = self.seq;
         // A newer connection whose hello overtook ours wins; we close.
         let ours_is_newest = newest.send_if_modified(|current| {
@@ -103,22 +142,7 @@ impl<M: Message> Inbound<M> {
         if !ours_is_newest {
             return Err(InboundError::Superseded);
         }
-        let mut superseded = newest.subscribe();
-        tracing::info!(addr = %self.addr, peer = %from, "peer connected");
-        loop {
-            let next = tokio::select! {
-                next = self.reader.next::<M>() => next?,
-                // Any change is a newer connection: sequence numbers only grow.
-                _ = superseded.changed() => return Err(InboundError::Superseded),
-            };
-            let Some((frame, len)) = next else { return Ok(()) };
-            add(&self.shared.counters.bytes_in, len as u64);
-            let Frame::Msg(msg) = frame else { return Err(InboundError::SecondHello) };
-            bump(&self.shared.counters.frames_in);
-            if self.shared.inbound.send((from, msg)).await.is_err() {
-                return Ok(());
-            }
-        }
+        Ok(newest.subscribe())
     }
 
     /// The peer's id from a valid hello, or `None` if it closed first.
@@ -132,9 +156,6 @@ impl<M: Message> Inbound<M> {
         match frame {
             Frame::Hello { wire_version, .. } if wire_version != WIRE_VERSION => {
                 Err(InboundError::WireVersion(wire_version))
-            }
-            Frame::Hello { node, .. } if !self.shared.newest.contains_key(&node) => {
-                Err(InboundError::UnknownNode(node))
             }
             Frame::Hello { node, .. } => Ok(Some(node)),
             Frame::Msg(_) => Err(InboundError::NotHello),

@@ -1,8 +1,8 @@
 //! Haven's production executor.
 //!
 //! In: one node's top [`haven_runtime::Component`], a [`NodeConfig`] (id,
-//! listening address, peers' addresses, data directory, [`Limits`]) and a
-//! shutdown signal.
+//! listening address, peers' addresses and, optionally, later versions of
+//! them, data directory, [`Limits`]) and a shutdown signal.
 //! Out: the component running against the real world — TCP links to its
 //! peers with framed, versioned, checksummed messages; a disk worker on its
 //! data directory; timers on the monotonic clock; an RNG seeded by the OS —
@@ -18,7 +18,8 @@
 //! component through a [`LocalEndpoint`] given to [`run_with_local`].
 //!
 //! Layout: [`run`] (node.rs) wires the parts; the event loop
-//! (event_loop.rs) drives the component's `Host`; link.rs sends to one peer,
+//! (event_loop.rs) drives the component's `Host`; network.rs keeps the
+//! current peers' links and accept set; link.rs sends to one peer,
 //! acceptor.rs and inbound.rs receive; [`frame`] is the wire format;
 //! disk.rs and disk_ops.rs execute disk requests.
 
@@ -34,6 +35,7 @@ pub mod frame;
 mod inbound;
 mod link;
 mod local;
+mod network;
 mod node;
 mod send_queue;
 mod timers;

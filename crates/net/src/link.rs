@@ -68,7 +68,9 @@ impl<M: Message> Link<M> {
         Link { me, addr, queue, limits, counters, batch: Vec::new(), batch_frames: 0, scratch: Vec::new() }
     }
 
-    /// Connects, sends, reconnects, until the event loop drops the queue.
+    /// Connects, sends, reconnects, until the event loop drops the queue
+    /// (noticed while connected) or the task is aborted (the peer left the
+    /// peer map: see network.rs).
     pub(crate) async fn run(mut self) {
         let mut backoff = Backoff::new(self.limits.reconnect_backoff_ms_min, self.limits.reconnect_backoff_ms_max);
         // Only a connection that lasted resets the backoff, so a peer that

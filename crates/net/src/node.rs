@@ -4,27 +4,20 @@
 //! top component, a callback for its outputs and a shutdown future.
 //! Optionally an in-process client's endpoint ([`run_with_local`]).
 //! Out: a running node until shutdown resolves — the listener and its
-//! inbound connections, one sender task per peer, the disk worker and the
-//! event loop — then everything closed and joined, so the same port and
-//! data directory can be used again at once.
+//! inbound connections, one sender task per current peer, the disk worker
+//! and the event loop — then everything closed and joined, so the same port
+//! and data directory can be used again at once.
 
-use crate::acceptor::Acceptor;
 use crate::config::NodeConfig;
 use crate::disk::DiskWorker;
 use crate::error::NetError;
 use crate::event_loop::{EventLoop, Inputs};
-use crate::inbound::InboundShared;
-use crate::link::Link;
 use crate::local::{LocalEndpoint, LocalOut};
-use crate::send_queue::SendQueue;
-use haven_runtime::{Component, Host, Message, NodeId};
+use crate::network::Network;
+use haven_runtime::{Component, Host};
 use rand::SeedableRng;
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
 use tracing::Instrument;
 
 /// Runs `component` as node `config.id` until `shutdown` resolves.
@@ -54,7 +47,8 @@ where
 /// channel reach the component from `local.id()`, and whatever the
 /// component sends to that id goes to the client's bounded channel (full:
 /// dropped and counted) instead of the network. The id must be neither the
-/// node's nor a peer's.
+/// node's nor a peer's, now or in any later peer map (an update naming it
+/// is logged and ignored).
 pub async fn run_with_local<C, F, S>(
     config: NodeConfig,
     listener: Option<TcpListener>,
@@ -76,7 +70,7 @@ where
 }
 
 async fn run_inner<C, F, S>(
-    config: NodeConfig,
+    mut config: NodeConfig,
     listener: Option<TcpListener>,
     component: C,
     on_output: F,
@@ -112,7 +106,9 @@ where
         tracing::info!(listen = ?listener.local_addr().ok(), peers = config.remote_peers().len(), "node starting");
 
         let (inbound_tx, inbound) = mpsc::channel(config.limits.inbound_queue_len_max);
-        let (mut tasks, queues) = spawn_network(&config, listener, inbound_tx.clone());
+        let reserved = local.as_ref().map(LocalEndpoint::id);
+        let network = Network::start(&config, reserved, listener, inbound_tx.clone());
+        let peer_updates = config.peer_updates.take();
         let host = Host::new(config.id, component, rng);
         let (local, local_rx) = match local {
             Some(endpoint) => {
@@ -121,47 +117,17 @@ where
             }
             None => (None, None),
         };
-        let event_loop = EventLoop::new(host, queues, inbound_tx, disk, on_output, counters, local);
-        let disk = event_loop.run(Inputs { inbound, completions, local: local_rx }, shutdown).await;
+        let event_loop = EventLoop::new(host, network, inbound_tx, disk, on_output, counters, local);
+        let inputs = Inputs { inbound, completions, local: local_rx, peer_updates };
+        let (disk, network) = event_loop.run(inputs, shutdown).await;
 
-        // Aborting the tasks closes the listener and every connection; waiting
-        // for them means the port is free when we return.
-        tasks.shutdown().await;
+        // Stopping the network closes the listener and every connection;
+        // waiting for its tasks means the port is free when we return.
+        network.stop().await;
         disk.stop().await;
         tracing::info!("node stopped");
         Ok(())
     }
     .instrument(span)
     .await
-}
-
-/// Starts the acceptor and one sender task per peer; returns the tasks and
-/// the queues that feed the senders.
-fn spawn_network<M: Message>(
-    config: &NodeConfig,
-    listener: TcpListener,
-    inbound: mpsc::Sender<(NodeId, M)>,
-) -> (JoinSet<()>, BTreeMap<NodeId, SendQueue<M>>) {
-    let limits = &config.limits;
-    let counters = &config.counters;
-    let mut tasks = JoinSet::new();
-    let shared = InboundShared {
-        newest: config.remote_peers().into_keys().map(|id| (id, watch::Sender::new(0))).collect(),
-        inbound,
-        counters: counters.clone(),
-        frame_bytes_max: limits.frame_bytes_max,
-        hello_timeout: limits.hello_timeout(),
-    };
-    let acceptor = Acceptor::new(listener, limits.inbound_connections_max, Arc::new(shared));
-    tasks.spawn(acceptor.run().in_current_span());
-
-    let mut queues = BTreeMap::new();
-    let warning_interval = Duration::from_millis(limits.drop_warning_interval_ms_min);
-    for (peer, addr) in config.remote_peers() {
-        let (queue, rx) = SendQueue::new(peer, limits.send_queue_len_max, warning_interval, counters.clone());
-        queues.insert(peer, queue);
-        let link = Link::new(config.id, addr, rx, limits.clone(), counters.clone());
-        tasks.spawn(link.run().instrument(tracing::error_span!("link", peer = %peer)));
-    }
-    (tasks, queues)
 }

@@ -5,8 +5,9 @@
 //! reserved id. Out: checks that the client's pings reach the component as
 //! coming from the reserved id and its pongs come back on the client's
 //! channel, not the network; that a client not reading costs dropped
-//! messages, never a stalled node; and that a local id clashing with a
-//! node id is refused before anything starts.
+//! messages, never a stalled node; that a local id clashing with a node id
+//! is refused before anything starts, and a later peer map naming it is
+//! ignored.
 
 mod common;
 
@@ -16,7 +17,7 @@ use haven_runtime::NodeId;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 const LOCAL: NodeId = NodeId(1_000);
 
@@ -29,10 +30,21 @@ struct Running {
 }
 
 async fn start(local: haven_net::LocalEndpoint<common::Msg>, tick: Duration) -> Running {
-    let (listener, addr) = bind_any().await;
+    let (listener, _) = bind_any().await;
+    start_on(listener, local, tick, None)
+}
+
+fn start_on(
+    listener: tokio::net::TcpListener,
+    local: haven_net::LocalEndpoint<common::Msg>,
+    tick: Duration,
+    peer_updates: Option<watch::Receiver<BTreeMap<NodeId, std::net::SocketAddr>>>,
+) -> Running {
+    let addr = listener.local_addr().unwrap();
     let dir = TempDir::new("local");
     let mut config = NodeConfig::new(NodeId(1), addr, BTreeMap::from([(NodeId(1), addr)]), dir.path().into());
     config.limits = test_limits();
+    config.peer_updates = peer_updates;
     let counters = config.counters.clone();
     let stats = Arc::new(Mutex::new(Stats::default()));
     let sink = stats.clone();
@@ -107,4 +119,28 @@ async fn a_local_id_that_is_a_node_id_is_refused() {
         assert!(matches!(result, Err(NetError::LocalId { id }) if id == clash), "{result:?}");
     }
     drop(listener);
+}
+
+#[tokio::test]
+async fn a_peer_map_naming_the_local_id_is_ignored() {
+    common::capture_logs();
+    let (listener, addr) = bind_any().await;
+    let (gone, dead) = bind_any().await;
+    drop(gone);
+    let (updates, peer_updates) = watch::channel(BTreeMap::from([(NodeId(1), addr)]));
+    let (endpoint, mut client) = local_channel(LOCAL, 16);
+    let node = start_on(listener, endpoint, Duration::from_millis(20), Some(peer_updates));
+
+    // Refused as a whole: node 2 is not added, replies to LOCAL stay local.
+    updates.send(BTreeMap::from([(NodeId(1), addr), (NodeId(2), dead), (LOCAL, dead)])).unwrap();
+    eventually("the update is refused", || common::captured_log().contains("peer map update refused")).await;
+    client.tx.send(common::Msg::Ping(7)).await.expect("the node is running");
+    let pong = tokio::time::timeout(WAIT_MAX, client.rx.recv()).await.expect("a pong in time");
+    assert_eq!(pong, Some(common::Msg::Pong(7)));
+    assert_eq!(node.counters.snapshot().peers_added, 0);
+
+    // The next, valid map is applied.
+    updates.send(BTreeMap::from([(NodeId(1), addr), (NodeId(2), dead)])).unwrap();
+    eventually("node 2 is added", || node.counters.snapshot().peers_added == 1).await;
+    node.stop().await;
 }

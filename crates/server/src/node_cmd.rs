@@ -59,6 +59,7 @@ pub fn run(args: NodeArgs) -> Result<()> {
         data_dir: args.data_dir.clone(),
         limits: Limits::default(),
         counters: Default::default(),
+        peer_updates: None,
     };
     let component = ElectionNode::<haven_basics::PingDetector>::new(nodes, detector);
     let on_output = move |event| {
