@@ -35,6 +35,12 @@ Examples:
   haven station --id 2 --data-dir /tmp/h2 --initial-cluster <same list>
   haven station --id 3 --data-dir /tmp/h3 --initial-cluster <same list>
 
+  # A fourth member joining that running cluster: ask the cluster to add it
+  # (it prints the id), then start it with the whole list and 'existing':
+  haven member add --peer-url http://127.0.0.1:2680 --endpoints http://127.0.0.1:2379
+  haven station --id 4 --data-dir /tmp/h4 --initial-cluster-state existing \
+    --initial-cluster <same list>,4=127.0.0.1:2680=http://127.0.0.1:2679
+
   # The same settings from a file (keys are the flag names with underscores):
   #   id = 1
   #   data_dir = \"/var/lib/haven\"
@@ -72,6 +78,10 @@ pub struct StationArgs {
     /// Every member as id=peer_ip:port=http://client_host:port, comma-separated (like etcd's).
     #[arg(long, env = "HAVEN_INITIAL_CLUSTER", value_name = "LIST")]
     pub initial_cluster: Option<String>,
+    /// `new` to bootstrap a cluster from --initial-cluster; `existing` to join a running
+    /// one after `haven member add` (this member then learns everything from the leader) [default: new].
+    #[arg(long, env = "HAVEN_INITIAL_CLUSTER_STATE", value_name = "STATE")]
+    pub initial_cluster_state: Option<ClusterState>,
     /// Shortest election timeout; followers wait 1-2x this for a leader's heartbeat [default: 300].
     #[arg(long, env = "HAVEN_ELECTION_TIMEOUT_MS", value_name = "MS")]
     pub election_timeout_ms: Option<u64>,
@@ -91,6 +101,15 @@ pub struct StationArgs {
     pub history_revisions_max: Option<u64>,
 }
 
+/// Whether a member bootstraps a new cluster or joins a running one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterState {
+    #[default]
+    New,
+    Existing,
+}
+
 /// The settings in force.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StationConfig {
@@ -101,6 +120,10 @@ pub struct StationConfig {
     pub listen_client: SocketAddr,
     /// Every member, sorted by id, this one included.
     pub members: Vec<MemberSpec>,
+    /// Joining a running cluster (`--initial-cluster-state existing`): the
+    /// member neither seeds the member table nor counts itself a voter; it
+    /// learns both from the leader, which added it as a learner.
+    pub joining: bool,
     pub election_timeout: Duration,
     pub heartbeat: Duration,
     pub request_timeout: Duration,
@@ -133,6 +156,7 @@ impl StationArgs {
             listen_peer: self.listen_peer.or(base.listen_peer),
             listen_client: self.listen_client.or(base.listen_client),
             initial_cluster: self.initial_cluster.or(base.initial_cluster),
+            initial_cluster_state: self.initial_cluster_state.or(base.initial_cluster_state),
             election_timeout_ms: self.election_timeout_ms.or(base.election_timeout_ms),
             heartbeat_ms: self.heartbeat_ms.or(base.heartbeat_ms),
             request_timeout_ms: self.request_timeout_ms.or(base.request_timeout_ms),
@@ -196,6 +220,7 @@ impl StationConfig {
             listen_peer,
             listen_client,
             members,
+            joining: args.initial_cluster_state == Some(ClusterState::Existing),
             election_timeout: Duration::from_millis(election_ms),
             heartbeat: Duration::from_millis(heartbeat_ms),
             request_timeout: Duration::from_millis(request_timeout_ms),

@@ -11,10 +11,11 @@
 //! only: one hop, never forwarded again; a leader that lost its role
 //! answers `NotLeader` with its hint and the sender tries again.
 
+use crate::roster::Roster;
 use crate::routes::Answer;
-use haven_station::{ClientRequest, KeepAliveRequest};
+use haven_station::{ClientRequest, KeepAliveRequest, MemberRequest};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The path the leader serves forwarded requests on.
@@ -29,6 +30,7 @@ const TRANSPORT_SLACK: Duration = Duration::from_millis(500);
 pub(crate) enum Forwarded {
     Request(ClientRequest),
     KeepAlive(KeepAliveRequest),
+    Member(MemberRequest),
 }
 
 impl Forwarded {
@@ -36,6 +38,7 @@ impl Forwarded {
         match self {
             Forwarded::Request(r) => (r.client, r.seq),
             Forwarded::KeepAlive(k) => (k.client, k.seq),
+            Forwarded::Member(m) => (m.client, m.seq),
         }
     }
 }
@@ -57,20 +60,20 @@ pub(crate) type Forwardee = Result<Answer, Unanswered>;
 #[derive(Clone, Debug)]
 pub(crate) struct Forwarder {
     http: reqwest::Client,
-    /// Client URL of every member, by id.
-    urls: BTreeMap<u64, String>,
+    /// Every member's client URL, as the member table says now.
+    roster: Arc<Roster>,
 }
 
 impl Forwarder {
-    pub(crate) fn new(urls: BTreeMap<u64, String>) -> Forwarder {
+    pub(crate) fn new(roster: Arc<Roster>) -> Forwarder {
         // Keep-alive connections: one TCP handshake per leader, not per request.
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap_or_default();
-        Forwarder { http, urls }
+        Forwarder { http, roster }
     }
 
     /// Sends `request` to member `leader` and waits at most `wait` for its answer.
     pub(crate) async fn send(&self, leader: u64, request: &Forwarded, wait: Duration) -> Forwardee {
-        let Some(url) = self.urls.get(&leader) else { return Err(Unanswered::Stopped) };
+        let Some(url) = self.roster.client_url(leader) else { return Err(Unanswered::Stopped) };
         let body = postcard::to_stdvec(request).expect("replica messages always encode");
         let sent = self
             .http

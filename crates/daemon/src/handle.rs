@@ -11,18 +11,19 @@
 //! get `TooManyRequests` at once), at most `watches_len_max` watches are
 //! open, and every wait ends at the request timeout.
 
-use crate::cluster::MemberSpec;
 use crate::config::StationConfig;
 use crate::forward::{Forwarded, Forwardee, Forwarder, Unanswered};
 use crate::metrics::Metrics;
 use crate::progress::Progress;
+use crate::roster::Roster;
 use crate::routes::{Answer, Routes, SharedRoutes, dispatch, lock};
 use crate::sessions::SessionPool;
 use haven_gateway::{Backend, BackendError, Identity, Member, Status, WatchCreate, WatchUpdate};
 use haven_net::LocalClient;
-use haven_station::{ClientRequest, KeepAliveRequest, ReplyError, StationMsg};
+use haven_station::{
+    ClientRequest, KeepAliveRequest, MemberAnswer, MemberError, MemberOp, MemberRequest, ReplyError, StationMsg,
+};
 use haven_store::{LeaseId, Request, Response};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,9 +47,7 @@ pub struct StationHandle {
 #[derive(Debug)]
 struct Inner {
     me: u64,
-    name: String,
-    cluster_id: u64,
-    members: Vec<MemberSpec>,
+    roster: Arc<Roster>,
     to_replica: mpsc::Sender<StationMsg>,
     routes: SharedRoutes,
     sessions: Mutex<SessionPool>,
@@ -80,6 +79,7 @@ impl StationHandle {
     pub fn start(
         config: &StationConfig,
         local: LocalClient<StationMsg>,
+        roster: Arc<Roster>,
         progress: Arc<Progress>,
         metrics: Arc<Metrics>,
         ids_base: u64,
@@ -87,14 +87,11 @@ impl StationHandle {
         let LocalClient { tx, rx, .. } = local;
         let routes: SharedRoutes = Arc::new(Mutex::new(Routes::default()));
         let (read_client, watch_client) = (ids_base, ids_base.wrapping_add(1));
-        let urls: BTreeMap<u64, String> = config.members.iter().map(|m| (m.id, m.client_url.clone())).collect();
         let dispatcher = dispatch(rx, tx.clone(), routes.clone(), watch_client, metrics.clone());
         tokio::spawn(tracing::Instrument::in_current_span(dispatcher));
         let inner = Inner {
             me: config.id,
-            name: config.name.clone(),
-            cluster_id: cluster_id(&config.members),
-            members: config.members.clone(),
+            roster: roster.clone(),
             to_replica: tx,
             routes,
             sessions: Mutex::new(SessionPool::new(ids_base.wrapping_add(2))),
@@ -105,7 +102,7 @@ impl StationHandle {
             permits: Semaphore::new(config.requests_pending_len_max),
             watches_len_max: config.watches_len_max,
             request_timeout: config.request_timeout,
-            forwarder: Forwarder::new(urls),
+            forwarder: Forwarder::new(roster),
             progress,
             metrics,
         };
@@ -156,6 +153,7 @@ impl StationHandle {
                     // An earlier try of this command was applied and its answer is gone.
                     Some(ReplyError::SessionExpired) => return Err(BackendError::Timeout),
                     Some(ReplyError::TooManyLeases { .. }) => return Err(BackendError::TooManyRequests),
+                    Some(ReplyError::Member(e)) => return Err(member_error(e)),
                 },
                 Err(Unanswered::Stopped) if target == Target::Local => return Err(BackendError::Stopped),
                 Err(unanswered) => {
@@ -229,20 +227,36 @@ impl StationHandle {
         }
         match result? {
             Answer::Reply(Ok(response)) => Ok(response),
-            // Only a confused peer answers a request with a keep-alive.
-            Answer::Reply(Err(_)) | Answer::KeepAlive(_) => Err(BackendError::Timeout),
+            // Only a confused peer answers a request with something else.
+            Answer::Reply(Err(_)) | Answer::KeepAlive(_) | Answer::Member(_) => Err(BackendError::Timeout),
         }
     }
 
-    fn members(&self) -> Vec<Member> {
-        let member = |m: &MemberSpec| Member {
-            id: m.id,
-            name: if m.id == self.inner.me { self.inner.name.clone() } else { format!("n{}", m.id) },
-            peer_urls: vec![format!("http://{}", m.peer_addr)],
-            client_urls: vec![m.client_url.clone()],
-            is_learner: false,
-        };
-        self.inner.members.iter().map(member).collect()
+    /// Applies `op` to the member table through the leader, once.
+    async fn member_change(&self, op: MemberOp) -> Result<MemberAnswer, BackendError> {
+        let Ok(_permit) = self.inner.permits.try_acquire() else { return Err(BackendError::TooManyRequests) };
+        let session = self.inner.sessions.lock().expect("never poisoned").take();
+        let (client, seq) = session;
+        let forwarded = Forwarded::Member(MemberRequest { client, seq, op });
+        let result = self.execute(forwarded, false, self.deadline()).await;
+        self.inner.sessions.lock().expect("never poisoned").give_back(session);
+        match result? {
+            Answer::Member(Ok(answer)) => Ok(answer),
+            Answer::Member(Err(_)) | Answer::Reply(_) | Answer::KeepAlive(_) => Err(BackendError::Timeout),
+        }
+    }
+
+    /// Announces where this member serves clients, for the others to forward to.
+    pub(crate) async fn publish(&self, client_url: String) -> Result<(), BackendError> {
+        self.member_change(MemberOp::Publish { id: self.inner.me, client_url }).await.map(|_| ())
+    }
+
+    /// The new member list, learners as the configuration in force says;
+    /// a member just added is a learner until the leader promotes it.
+    fn listed(&self, answer: &MemberAnswer) -> Vec<Member> {
+        let roster = &self.inner.roster;
+        let learner = |id: u64, voter: bool| !voter || roster.is_learner(id);
+        answer.members.iter().map(|m| roster.member(m, learner(m.id, m.voter))).collect()
     }
 }
 
@@ -252,35 +266,38 @@ fn msg_of(request: &Forwarded, serializable: bool) -> StationMsg {
         Forwarded::Request(r) if serializable => StationMsg::SerializableRead(r.clone()),
         Forwarded::Request(r) => StationMsg::Request(r.clone()),
         Forwarded::KeepAlive(k) => StationMsg::KeepAlive(k.clone()),
+        Forwarded::Member(m) => StationMsg::Member(m.clone()),
     }
 }
 
-/// A cluster id every member computes alike from the initial member list
-/// (FNV-1a over the ids and peer addresses).
-fn cluster_id(members: &[MemberSpec]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for m in members {
-        for byte in format!("{}={},", m.id, m.peer_addr).bytes() {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+/// etcd's answer for a member table change the table refused.
+fn member_error(error: &MemberError) -> BackendError {
+    match error {
+        MemberError::NotFound { .. } => BackendError::MemberNotFound,
+        MemberError::PeerAddrExists { .. } => BackendError::PeerUrlExists,
+        MemberError::NotLearner { .. } => BackendError::MemberNotLearner,
+        MemberError::NotSeeded => BackendError::NoLeader,
+        MemberError::LastVoter { .. } | MemberError::TooMany { .. } | MemberError::TooLong { .. } => {
+            BackendError::MemberRefused(error.to_string())
         }
     }
-    hash
 }
 
-/// Membership changes at runtime need the executor to learn new peers;
-/// until then they are refused with a clear log line.
-fn membership_refused(what: &str) -> BackendError {
-    tracing::warn!(
-        "member {what} refused: haven station cannot change membership at runtime yet; \
-         restart the members with a new --initial-cluster"
-    );
-    BackendError::UnhealthyCluster
+/// `http://IP:port`, the only form of peer URL a member listens on.
+fn peer_addr_of(peer_urls: &[String]) -> Result<String, BackendError> {
+    let bad = |url: &str| BackendError::InvalidPeerUrl(format!("{url:?}: give one peer URL, http://IP:port"));
+    let [url] = peer_urls else { return Err(bad(&peer_urls.join(","))) };
+    let addr = url.strip_prefix("http://").map(|rest| rest.trim_end_matches('/'));
+    match addr.map(str::parse::<std::net::SocketAddr>) {
+        Some(Ok(addr)) => Ok(addr.to_string()),
+        _ => Err(bad(url)),
+    }
 }
 
 impl Backend for StationHandle {
     fn identity(&self) -> Identity {
         let inner = &self.inner;
-        Identity { cluster_id: inner.cluster_id, member_id: inner.me, raft_term: inner.progress.term() }
+        Identity { cluster_id: inner.roster.cluster_id(), member_id: inner.me, raft_term: inner.progress.term() }
     }
 
     fn revision(&self) -> u64 {
@@ -300,7 +317,7 @@ impl Backend for StationHandle {
         let request = KeepAliveRequest { client: self.inner.read_client, seq: self.next_read_seq(), lease };
         match self.execute(Forwarded::KeepAlive(request), false, self.deadline()).await? {
             Answer::KeepAlive(Ok(ttl)) => Ok(ttl),
-            Answer::KeepAlive(Err(_)) | Answer::Reply(_) => Err(BackendError::Timeout),
+            Answer::KeepAlive(Err(_)) | Answer::Reply(_) | Answer::Member(_) => Err(BackendError::Timeout),
         }
     }
 
@@ -323,23 +340,32 @@ impl Backend for StationHandle {
     }
 
     async fn member_list(&self) -> Result<Vec<Member>, BackendError> {
-        Ok(self.members())
+        Ok(self.inner.roster.members())
     }
 
+    /// The member joins as a learner; unless `is_learner`, the leader
+    /// promotes it once its log has caught up (etcd adds a voter at once,
+    /// which costs availability while the newcomer is behind).
     async fn member_add(
         &self,
-        _peer_urls: Vec<String>,
-        _is_learner: bool,
+        peer_urls: Vec<String>,
+        is_learner: bool,
     ) -> Result<(Member, Vec<Member>), BackendError> {
-        Err(membership_refused("add"))
+        let peer_addr = peer_addr_of(&peer_urls)?;
+        let answer = self.member_change(MemberOp::Add { peer_addr, voter: !is_learner }).await?;
+        let added = answer.member.as_ref().ok_or(BackendError::Timeout)?;
+        Ok((self.inner.roster.member(added, true), self.listed(&answer)))
     }
 
-    async fn member_remove(&self, _id: u64) -> Result<Vec<Member>, BackendError> {
-        Err(membership_refused("remove"))
+    async fn member_remove(&self, id: u64) -> Result<Vec<Member>, BackendError> {
+        let answer = self.member_change(MemberOp::Remove { id }).await?;
+        Ok(self.listed(&answer))
     }
 
-    async fn member_promote(&self, _id: u64) -> Result<Vec<Member>, BackendError> {
-        Err(membership_refused("promote"))
+    /// Marks the learner to vote; the leader promotes it once caught up.
+    async fn member_promote(&self, id: u64) -> Result<Vec<Member>, BackendError> {
+        let answer = self.member_change(MemberOp::Promote { id }).await?;
+        Ok(self.listed(&answer))
     }
 
     async fn status(&self) -> Result<Status, BackendError> {
@@ -351,7 +377,7 @@ impl Backend for StationHandle {
             raft_index: p.commit,
             raft_term: p.term,
             raft_applied_index: p.applied,
-            is_learner: false,
+            is_learner: self.inner.roster.is_learner(self.inner.me),
             errors: p.fatal.into_iter().collect(),
         })
     }
@@ -362,15 +388,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_cluster_id_depends_on_the_members_only() {
-        let spec = |id: u64, port: u16| MemberSpec {
-            id,
-            peer_addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-            client_url: format!("http://127.0.0.1:{}", port + 1),
-        };
-        let one = cluster_id(&[spec(1, 2380), spec(2, 2480)]);
-        assert_eq!(one, cluster_id(&[spec(1, 2380), spec(2, 2480)]));
-        assert_ne!(one, cluster_id(&[spec(1, 2380), spec(3, 2480)]));
-        assert_ne!(one, cluster_id(&[spec(1, 2380), spec(2, 2481)]));
+    fn a_peer_url_is_one_http_ip_and_port() {
+        assert_eq!(peer_addr_of(&["http://127.0.0.1:2680/".into()]), Ok("127.0.0.1:2680".into()));
+        for bad in
+            [vec![], vec!["https://127.0.0.1:1".into()], vec!["http://host:1".into()], vec!["a".into(), "b".into()]]
+        {
+            let error = peer_addr_of(&bad).unwrap_err().to_string();
+            assert!(error.contains("http://IP:port"), "{bad:?}: {error}");
+        }
     }
 }

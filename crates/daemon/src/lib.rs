@@ -23,6 +23,7 @@ mod handle;
 mod http;
 mod metrics;
 mod progress;
+mod roster;
 mod routes;
 mod run;
 mod sessions;
@@ -30,8 +31,8 @@ mod sessions;
 pub use checks::{Bound, bind, check_data_dir};
 pub use cluster::{MemberSpec, parse_initial_cluster};
 pub use config::{
-    REQUEST_BYTES_MAX_CEILING, REQUEST_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_FLOOR, STATION_EXAMPLES, StationArgs,
-    StationConfig,
+    ClusterState, REQUEST_BYTES_MAX_CEILING, REQUEST_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_FLOOR, STATION_EXAMPLES,
+    StationArgs, StationConfig,
 };
 pub use config_error::{ConfigError, MEMBER_EXAMPLE};
 pub use error::DaemonError;

@@ -77,7 +77,8 @@ impl Progress {
             ReplicaEvent::Fatal { reason } => {
                 *self.fatal.lock().expect("never poisoned: no panics while held") = Some(reason.clone());
             }
-            ReplicaEvent::Opened { .. } | ReplicaEvent::LeaseRevoked { .. } => {}
+            // The roster (`roster.rs`) keeps the members.
+            ReplicaEvent::Opened { .. } | ReplicaEvent::LeaseRevoked { .. } | ReplicaEvent::Members { .. } => {}
         }
     }
 

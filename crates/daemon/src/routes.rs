@@ -14,7 +14,7 @@
 
 use crate::metrics::Metrics;
 use haven_gateway::{BackendError, WatchUpdate};
-use haven_station::{ReplyError, StationMsg, WatchEvents};
+use haven_station::{MemberAnswer, ReplyError, StationMsg, WatchEvents};
 use haven_store::Response;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -31,6 +31,7 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 pub(crate) enum Answer {
     Reply(Result<Response, ReplyError>),
     KeepAlive(Result<i64, ReplyError>),
+    Member(Result<MemberAnswer, ReplyError>),
 }
 
 impl Answer {
@@ -38,6 +39,7 @@ impl Answer {
         match self {
             Answer::Reply(result) => result.as_ref().err(),
             Answer::KeepAlive(result) => result.as_ref().err(),
+            Answer::Member(result) => result.as_ref().err(),
         }
     }
 }
@@ -200,6 +202,7 @@ fn route_one(routes: &SharedRoutes, msg: StationMsg) -> Vec<u64> {
     match msg {
         StationMsg::Reply(reply) => routes.answer((reply.client, reply.seq), Answer::Reply(reply.result)),
         StationMsg::KeepAliveReply(reply) => routes.answer((reply.client, reply.seq), Answer::KeepAlive(reply.result)),
+        StationMsg::MemberReply(reply) => routes.answer((reply.client, reply.seq), Answer::Member(reply.result)),
         StationMsg::WatchEvents(batch) => {
             let watch = batch.watch;
             if routes.on_watch_events(batch) {

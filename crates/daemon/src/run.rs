@@ -14,12 +14,14 @@ use crate::handle::StationHandle;
 use crate::http::routes;
 use crate::metrics::Metrics;
 use crate::progress::Progress;
+use crate::roster::Roster;
 use haven_gateway::GatewayLimits;
 use haven_net::{Limits, NodeConfig, local_channel};
 use haven_runtime::NodeId;
-use haven_station::{Replica, ReplicaConfig, ReplicaEvent};
+use haven_station::{MemberRecord, Replica, ReplicaConfig, ReplicaEvent};
 use rand::TryRng;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -28,6 +30,8 @@ use tracing::Instrument;
 pub const LOCAL_CLIENT_ID: NodeId = NodeId(u64::MAX);
 /// Replica messages queued each way between the replica and the handlers.
 const LOCAL_QUEUE_LEN_MAX: usize = 16 * 1024;
+/// How often a member whose client URL the member table lacks announces it.
+const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 /// Room for a command's envelope (session ids, encoding) beyond the request.
 const COMMAND_OVERHEAD_BYTES: u64 = 64 * 1024;
 
@@ -49,18 +53,22 @@ pub async fn run_until(config: StationConfig, shutdown: impl Future<Output = ()>
 }
 
 async fn serve(config: StationConfig, bound: Bound, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
-    let node_config = node_config(&config);
+    let roster = Arc::new(Roster::new(&config));
+    let node_config = node_config(&config, &roster);
     let metrics = Arc::new(Metrics::new(node_config.counters.clone()));
     let progress = Arc::new(Progress::default());
     let (endpoint, client) = local_channel(LOCAL_CLIENT_ID, LOCAL_QUEUE_LEN_MAX);
     let ids_base = rand::rngs::SysRng.try_next_u64().map_err(|e| DaemonError::Entropy(e.to_string()))?;
-    let handle = StationHandle::start(&config, client, progress.clone(), metrics.clone(), ids_base);
+    let handle = StationHandle::start(&config, client, roster.clone(), progress.clone(), metrics.clone(), ids_base);
+    let publisher =
+        tokio::spawn(publish(handle.clone(), roster.clone(), config.me().client_url.clone()).in_current_span());
 
     let (fatal_tx, mut fatal_rx) = watch::channel(None::<String>);
     let on_output = {
         let (progress, metrics) = (progress.clone(), metrics.clone());
         move |event: ReplicaEvent| {
             progress.observe(&event, &metrics);
+            roster.observe(&event);
             if let ReplicaEvent::Fatal { reason } = event {
                 fatal_tx.send_replace(Some(reason));
             }
@@ -99,6 +107,7 @@ async fn serve(config: StationConfig, bound: Bound, shutdown: impl Future<Output
         () = shutdown => None,
         changed = fatal_rx.wait_for(Option::is_some) => changed.ok().and_then(|reason| reason.clone()),
     };
+    publisher.abort();
     let _ = stop_http.send(());
     let _ = stop_node.send(());
     let http = http.await.map_err(|e| DaemonError::Panicked(e.to_string()))?;
@@ -112,22 +121,46 @@ async fn serve(config: StationConfig, bound: Bound, shutdown: impl Future<Output
     }
 }
 
-fn node_config(config: &StationConfig) -> NodeConfig {
-    NodeConfig {
-        id: NodeId(config.id),
-        listen: config.listen_peer,
-        peers: config.members.iter().map(|m| (NodeId(m.id), m.peer_addr)).collect(),
-        data_dir: config.data_dir.clone(),
-        limits: Limits::default(),
-        counters: Arc::default(),
+fn node_config(config: &StationConfig, roster: &Roster) -> NodeConfig {
+    let mut node = NodeConfig::new(NodeId(config.id), config.listen_peer, roster.peers(), config.data_dir.clone());
+    node.limits = Limits::default();
+    node.peer_updates = Some(roster.peer_updates());
+    node
+}
+
+/// Until the member table holds this member's client URL (a member added
+/// at runtime starts without one), announces it, so the others can forward
+/// to this member once it leads.
+async fn publish(handle: StationHandle, roster: Arc<Roster>, client_url: String) {
+    let mut tick = tokio::time::interval(PUBLISH_INTERVAL);
+    loop {
+        tick.tick().await;
+        let Some(own) = roster.own_record() else { continue };
+        if own.client_url == client_url {
+            continue;
+        }
+        match handle.publish(client_url.clone()).await {
+            Ok(()) => tracing::info!(client_url, "client URL published in the member table"),
+            Err(e) => tracing::debug!(error = %e, "publishing the client URL failed; retrying"),
+        }
     }
 }
 
 /// The replica's settings: the daemon's timings and request size, the
 /// library defaults for the rest.
 pub fn replica_config(config: &StationConfig) -> ReplicaConfig {
-    let voters = config.members.iter().map(|m| NodeId(m.id)).collect();
+    // A joining member knows the voters but is not one; it never campaigns.
+    let voters = config.members.iter().filter(|m| !config.joining || m.id != config.id).map(|m| NodeId(m.id)).collect();
     let mut replica = ReplicaConfig::new(voters);
+    if !config.joining {
+        let record = |m: &crate::cluster::MemberSpec| MemberRecord {
+            id: m.id,
+            peer_addr: m.peer_addr.to_string(),
+            client_url: m.client_url.clone(),
+            voter: true,
+        };
+        replica.members = config.members.iter().map(record).collect();
+    }
     replica.raft.election_timeout_min = config.election_timeout;
     replica.raft.election_timeout_max = config.election_timeout * 2;
     replica.raft.heartbeat_interval = config.heartbeat;

@@ -4,11 +4,14 @@
 //! In: real stations (executor, WAL on disk, HTTP). Out: checks that any
 //! member takes writes (followers forward them), that serializable reads
 //! are served without a leader, that an abrupt kill and restart loses no
-//! acknowledged write, and that `/health` and `/metrics` tell the truth.
+//! acknowledged write, that a member added at runtime joins as a learner,
+//! becomes a voter and can replace a removed one, and that `/health` and
+//! `/metrics` tell the truth.
 
 mod common;
 
 use common::{Cluster, eventually};
+use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,4 +139,41 @@ async fn a_watch_on_a_follower_sees_writes_made_through_another_member_in_order(
     let revisions = events(&lines);
     assert_eq!(revisions.len(), 5, "{lines:?}");
     assert!(revisions.windows(2).all(|w| w[1] == w[0] + 1), "every revision once, in order: {revisions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_at_runtime_catches_up_votes_and_replaces_a_removed_one() {
+    let mut cluster = Cluster::start("membership", 3, 3_000);
+    cluster.wait_for_leader(&[1, 2, 3]).await;
+    assert_eq!(cluster.put(1, "before", "v1").await.0, 200);
+
+    let peer_url = cluster.prepare_joining();
+    let (status, body) = cluster.post(2, "/v3/cluster/member/add", json!({ "peerURLs": [peer_url] })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["member"]["ID"], "4", "the next unused id: {body}");
+    assert_eq!(body["member"]["isLearner"], true, "a new member starts as a learner: {body}");
+    cluster.launch(4);
+    eventually("n4 caught up and was promoted", || async {
+        cluster.member_list(1).await == vec![(1, false), (2, false), (3, false), (4, false)]
+    })
+    .await;
+    eventually("n4 replicated the earlier write", || async {
+        cluster.get(4, "before", true).await == Ok(Some("v1".into()))
+    })
+    .await;
+
+    let (status, body) = cluster.post(4, "/v3/cluster/member/remove", json!({ "ID": "1" })).await;
+    assert_eq!(status, 200, "{body}");
+    cluster.crash(1);
+    eventually("n1 left the member list", || async {
+        cluster.member_list(2).await == vec![(2, false), (3, false), (4, false)]
+    })
+    .await;
+    let leader = cluster.wait_for_leader(&[2, 3, 4]).await;
+    assert_ne!(leader, 1);
+    // With n1 gone, n2..n4 are the voters: a write through the newcomer commits.
+    eventually("a write through n4 commits", || async { cluster.put(4, "after", "v2").await.0 == 200 }).await;
+    assert_eq!(cluster.get(3, "after", false).await, Ok(Some("v2".into())));
+    let (status, body) = cluster.post(2, "/v3/cluster/member/remove", json!({ "ID": "1" })).await;
+    assert_eq!((status, body["message"].as_str()), (404, Some("etcdserver: member not found")), "{body}");
 }

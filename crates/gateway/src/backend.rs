@@ -95,6 +95,12 @@ pub enum BackendError {
     LearnerNotReady,
     #[error("etcdserver: can only promote a learner member")]
     MemberNotLearner,
+    /// A member table change refused for a reason etcd has no code for
+    /// (the last voter, too many members, an address too long).
+    #[error("etcdserver: {0}")]
+    MemberRefused(String),
+    #[error("etcdserver: invalid peer URL {0}")]
+    InvalidPeerUrl(String),
     /// Another membership change is still in progress.
     #[error("etcdserver: unhealthy cluster")]
     UnhealthyCluster,

@@ -76,7 +76,8 @@ impl GatewayError {
                 BackendError::TooManyRequests => GrpcCode::ResourceExhausted,
                 BackendError::MemberNotFound => GrpcCode::NotFound,
                 BackendError::PeerUrlExists | BackendError::LearnerNotReady => GrpcCode::FailedPrecondition,
-                BackendError::MemberNotLearner => GrpcCode::FailedPrecondition,
+                BackendError::MemberNotLearner | BackendError::MemberRefused(_) => GrpcCode::FailedPrecondition,
+                BackendError::InvalidPeerUrl(_) => GrpcCode::InvalidArgument,
             },
             GatewayError::Json(_) | GatewayError::BodyTooLarge | GatewayError::Body(_) | GatewayError::Invalid(_) => {
                 GrpcCode::InvalidArgument

@@ -13,12 +13,13 @@ use clap::{Args, Subcommand};
 
 const MEMBER_EXAMPLES: &str = "Examples:
   haven member ls                                                 the members, ids in hex
-  haven member add s4 --peer-urls http://127.0.0.1:2480 --learner  add a learner, then start it
+  haven member add s4 --peer-urls http://127.0.0.1:2480           add a member, then start it as printed
   haven member promote 8e9e05c52164694d                           make a caught-up learner a voter
   haven member rm 8e9e05c52164694d                                remove a member
 
-Add members as learners and promote them once they caught up: a new voter
-that is not running yet counts against the majority.";
+A Haven cluster adds every member as a learner and promotes it by itself
+once its log has caught up (--learner: only when you promote it). etcd adds
+a voter at once, which counts against the majority until it runs.";
 
 #[derive(Debug, Args)]
 #[command(after_help = MEMBER_EXAMPLES)]
@@ -111,11 +112,31 @@ fn added_message(name: &str, added: &Member, members: &[Member]) -> String {
             member.peer_urls.iter().map(move |url| format!("{name}={url}"))
         })
         .collect();
-    let role = if added.is_learner { "learner" } else { "voter" };
+    let role = if added.is_learner { "learner" } else { "voter once it has caught up" };
     format!(
-        "member {} added as a {role}. Start it with name `{name}`, initial cluster `{}` and cluster state `existing`.",
+        "member {} (id {}) added as a {role}. Start it with name `{name}`, initial cluster `{}` and cluster state \
+         `existing`; for a Haven station:\n  {}",
         hex_id(added.id),
-        cluster.join(",")
+        added.id,
+        cluster.join(","),
+        station_command(added, members)
+    )
+}
+
+/// The `haven station` line that starts the added member: Haven's
+/// `--initial-cluster` is `id=peer_ip:port=client_url`, by decimal id.
+fn station_command(added: &Member, members: &[Member]) -> String {
+    let strip = |url: &str| url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let entry = |m: &Member| {
+        let peer = m.peer_urls.first().map_or_else(|| "<peer-ip:port>".to_owned(), |url| strip(url));
+        let client = m.client_urls.first().cloned().unwrap_or_else(|| "http://<client-ip:port>".to_owned());
+        format!("{}={peer}={client}", m.id)
+    };
+    let list: Vec<String> = members.iter().map(entry).collect();
+    format!(
+        "haven station --id {} --data-dir <dir> --initial-cluster-state existing --initial-cluster {}",
+        added.id,
+        list.join(",")
     )
 }
 
@@ -130,7 +151,10 @@ mod tests {
         let new =
             Member { id: 0xab, peer_urls: vec!["http://127.0.0.1:2480".into()], is_learner: true, ..Member::default() };
         let text = added_message("s4", &new, &[old, new.clone()]);
-        assert!(text.starts_with("member ab added as a learner"), "{text}");
+        assert!(text.starts_with("member ab (id 171) added as a learner"), "{text}");
+        let station = "haven station --id 171 --data-dir <dir> --initial-cluster-state existing \
+                       --initial-cluster 1=127.0.0.1:2380=http://<client-ip:port>,171=127.0.0.1:2480=http://<client-ip:port>";
+        assert!(text.contains(station), "{text}");
         assert!(text.contains("`s1=http://127.0.0.1:2380,s4=http://127.0.0.1:2480`"), "{text}");
     }
 

@@ -69,6 +69,45 @@ impl Cluster {
         cluster
     }
 
+    /// Prepares member `id` (the next id) to join the running cluster
+    /// (`--initial-cluster-state existing`), without starting it; returns
+    /// its peer URL, for `member add`.
+    pub fn prepare_joining(&mut self) -> String {
+        let id = self.members.len() as u64 + 1;
+        let (peer, client) = (free_addr(), free_addr());
+        let mut list: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}={}={}", m.id, m.config.me().peer_addr, m.config.me().client_url))
+            .collect();
+        list.push(format!("{id}={peer}=http://{client}"));
+        let args = StationArgs {
+            id: Some(id),
+            data_dir: Some(self.dir.join(format!("n{id}"))),
+            initial_cluster: Some(list.join(",")),
+            initial_cluster_state: Some(haven_daemon::ClusterState::Existing),
+            request_timeout_ms: Some(3_000),
+            ..StationArgs::default()
+        };
+        let (config, _) = StationConfig::resolve(args).expect("a valid joining configuration");
+        self.members.push(Member { id, config, running: None });
+        format!("http://{peer}")
+    }
+
+    /// Member ids and learner flags, as member `id` lists them.
+    pub async fn member_list(&self, id: u64) -> Vec<(u64, bool)> {
+        let (status, body) = self.post(id, "/v3/cluster/member/list", json!({})).await;
+        if status != 200 {
+            return Vec::new();
+        }
+        let members = body.get("members").and_then(Value::as_array).cloned().unwrap_or_default();
+        let entry = |m: &Value| {
+            let id = m.get("ID").and_then(Value::as_str).and_then(|id| id.parse().ok()).unwrap_or(0);
+            (id, m.get("isLearner").and_then(Value::as_bool).unwrap_or(false))
+        };
+        members.iter().map(entry).collect()
+    }
+
     pub fn member(&mut self, id: u64) -> &mut Member {
         &mut self.members[usize::try_from(id - 1).unwrap()]
     }

@@ -1,0 +1,180 @@
+//! Who the members are, as this station knows them now.
+//!
+//! In: the configuration's member list (what is known before the log is
+//! read), then every [`ReplicaEvent::Members`]: the replicated member table
+//! and the configuration in force. Out: the member list for the API (with
+//! who is a learner), each member's client URL for forwarding, the cluster
+//! id, and the peer map the executor dials — published on a watch channel
+//! whenever it changes, so an added member is dialled and a removed one
+//! forgotten without a restart.
+
+use crate::cluster::MemberSpec;
+use crate::config::StationConfig;
+use haven_gateway::Member;
+use haven_runtime::NodeId;
+use haven_station::{MemberRecord, ReplicaEvent};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use tokio::sync::watch;
+
+pub type PeerMap = BTreeMap<NodeId, SocketAddr>;
+
+#[derive(Debug)]
+pub struct Roster {
+    me: u64,
+    name: String,
+    state: Mutex<State>,
+    peers: watch::Sender<PeerMap>,
+}
+
+#[derive(Debug)]
+struct State {
+    cluster_id: u64,
+    members: Vec<MemberRecord>,
+    learners: BTreeSet<u64>,
+}
+
+fn record(spec: &MemberSpec) -> MemberRecord {
+    MemberRecord {
+        id: spec.id,
+        peer_addr: spec.peer_addr.to_string(),
+        client_url: spec.client_url.clone(),
+        voter: true,
+    }
+}
+
+/// The peer map of `members`; an address that does not parse (never
+/// accepted by `member add`) is left out with a warning.
+fn peer_map(members: &[MemberRecord]) -> PeerMap {
+    let parse = |m: &MemberRecord| match m.peer_addr.parse() {
+        Ok(addr) => Some((NodeId(m.id), addr)),
+        Err(_) => {
+            tracing::warn!(member = m.id, addr = %m.peer_addr, "member's peer address is not IP:port; not dialled");
+            None
+        }
+    };
+    members.iter().filter_map(parse).collect()
+}
+
+impl Roster {
+    /// The roster before the log is read: the configured members.
+    pub fn new(config: &StationConfig) -> Roster {
+        let members: Vec<MemberRecord> = config.members.iter().map(record).collect();
+        let state = State { cluster_id: haven_station::cluster_id(&members), members, learners: BTreeSet::new() };
+        let peers = watch::Sender::new(peer_map(&state.members));
+        Roster { me: config.id, name: config.name.clone(), state: Mutex::new(state), peers }
+    }
+
+    /// The peer map now and as it changes, for the executor.
+    pub fn peer_updates(&self) -> watch::Receiver<PeerMap> {
+        self.peers.subscribe()
+    }
+
+    pub fn peers(&self) -> PeerMap {
+        self.peers.borrow().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("never poisoned: nothing panics while holding it")
+    }
+
+    pub fn observe(&self, event: &ReplicaEvent) {
+        let ReplicaEvent::Members { cluster_id, members, learners, .. } = event else { return };
+        {
+            let mut state = self.lock();
+            state.cluster_id = *cluster_id;
+            state.members = members.clone();
+            state.learners = learners.iter().map(|n| n.0).collect();
+        }
+        let map = peer_map(members);
+        self.peers.send_if_modified(|current| {
+            let changed = *current != map;
+            if changed {
+                tracing::info!(peers = ?map, "peer map changed");
+                *current = map;
+            }
+            changed
+        });
+    }
+
+    pub fn cluster_id(&self) -> u64 {
+        self.lock().cluster_id
+    }
+
+    pub fn client_url(&self, id: u64) -> Option<String> {
+        self.lock().members.iter().find(|m| m.id == id).map(|m| m.client_url.clone()).filter(|url| !url.is_empty())
+    }
+
+    /// This member's own entry, once the table has one.
+    pub fn own_record(&self) -> Option<MemberRecord> {
+        self.lock().members.iter().find(|m| m.id == self.me).cloned()
+    }
+
+    pub fn is_learner(&self, id: u64) -> bool {
+        self.lock().learners.contains(&id)
+    }
+
+    /// etcd's member list: every member by id, learners marked.
+    pub fn members(&self) -> Vec<Member> {
+        let state = self.lock();
+        state.members.iter().map(|m| self.member(m, state.learners.contains(&m.id))).collect()
+    }
+
+    pub fn member(&self, m: &MemberRecord, is_learner: bool) -> Member {
+        Member {
+            id: m.id,
+            name: if m.id == self.me { self.name.clone() } else { format!("n{}", m.id) },
+            peer_urls: vec![format!("http://{}", m.peer_addr)],
+            client_urls: if m.client_url.is_empty() { Vec::new() } else { vec![m.client_url.clone()] },
+            is_learner,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{StationArgs, StationConfig};
+
+    fn roster() -> Roster {
+        let cluster = "1=127.0.0.1:2380=http://127.0.0.1:2379,2=127.0.0.1:2480=http://127.0.0.1:2479";
+        let args = StationArgs {
+            id: Some(1),
+            data_dir: Some("/tmp/x".into()),
+            initial_cluster: Some(cluster.into()),
+            ..StationArgs::default()
+        };
+        Roster::new(&StationConfig::resolve(args).unwrap().0)
+    }
+
+    #[test]
+    fn the_peer_map_follows_the_table_and_learners_are_marked() {
+        let roster = roster();
+        let mut updates = roster.peer_updates();
+        assert_eq!(roster.peers().len(), 2);
+        let mut members: Vec<MemberRecord> = roster.lock().members.clone();
+        members.remove(1);
+        members.push(MemberRecord {
+            id: 3,
+            peer_addr: "127.0.0.1:2580".into(),
+            client_url: String::new(),
+            voter: false,
+        });
+        let cluster_id = roster.cluster_id();
+        roster.observe(&ReplicaEvent::Members {
+            cluster_id,
+            members,
+            voters: vec![NodeId(1)],
+            learners: vec![NodeId(3)],
+        });
+        assert!(updates.has_changed().unwrap());
+        let ids: Vec<u64> = updates.borrow_and_update().keys().map(|n| n.0).collect();
+        assert_eq!(ids, vec![1, 3], "2 is forgotten, 3 is dialled");
+        let listed = roster.members();
+        assert_eq!(listed.iter().map(|m| (m.id, m.is_learner)).collect::<Vec<_>>(), vec![(1, false), (3, true)]);
+        assert!(listed[1].client_urls.is_empty(), "3 has not published its client URL yet");
+        assert_eq!(roster.client_url(3), None);
+        assert_eq!(roster.client_url(1).as_deref(), Some("http://127.0.0.1:2379"));
+    }
+}
