@@ -36,7 +36,8 @@ pub struct WatchRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WatchConfig {
     pub watchers_len_max: usize,
-    /// Events in one batch.
+    /// Events in one batch, met at the next revision boundary: a revision
+    /// is never split (so one revision larger than this comes whole).
     pub batch_events_len_max: usize,
     /// Changes one batch may examine (matching or not), so a watcher on a
     /// rare key far behind costs bounded work per poll.
@@ -132,7 +133,8 @@ impl WatchHub {
         let limits = ScanLimits {
             events_len_max: self.config.batch_events_len_max,
             scanned_len_max: self.config.batch_scanned_len_max,
-            whole_revisions: false,
+            // etcd never splits a revision between watch responses.
+            whole_revisions: true,
         };
         let mut updates = Vec::new();
         let mut compacted = Vec::new();
