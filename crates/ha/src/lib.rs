@@ -5,3 +5,36 @@
 //! In: the replicated state graph and one input at a time. Out: the changes
 //! to commit and the commands to send once they are committed. No I/O, no
 //! clock, no randomness: time comes in with every input.
+
+mod command;
+mod config;
+mod coordinator;
+mod decision;
+mod end;
+mod events;
+mod graph;
+mod input;
+mod instance;
+mod lifecycle;
+mod node;
+mod operator;
+mod placement;
+mod reconcile;
+mod service;
+mod spec;
+mod validate;
+
+pub use command::{Action, AgentCommand, CommandId, Issued};
+pub use config::CoordinatorConfig;
+pub use coordinator::{Step, step};
+pub use decision::{Decision, DecisionLog, secs};
+pub use end::EndReason;
+pub use graph::{Change, StateGraph, Violation};
+pub use input::{Event, Input, OperatorAction};
+pub use instance::{Instance, InstanceId, InstanceState, Role};
+pub use node::{Expiry, Lease, Node};
+pub use service::{Ended, Service};
+pub use spec::{HealthCheck, HealthSpec, Placement, RestartPolicy, ServiceKind, ServiceSpec};
+pub use validate::{
+    LIST_LEN_MAX, NAME_BYTES_MAX, REPLICAS_MAX, STANDBYS_MAX, STRING_BYTES_MAX, SpecError, TIMEOUT_MS_MAX, validate,
+};

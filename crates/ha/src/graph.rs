@@ -1,0 +1,188 @@
+//! The cluster state graph: nodes, services, instances, the decision log and
+//! the counters for fencing tokens and ids.
+//!
+//! In: `Change`s committed through the replicated log, in log order, and the
+//! decisions recorded with them. Out: the graph every station replica holds
+//! identically, which the coordinator on the leader reads. Counters only
+//! grow, so a token or id is never handed out twice, even after a removal.
+
+use crate::coordinator::Step;
+use crate::decision::secs;
+use crate::decision::{Decision, DecisionLog};
+use crate::instance::{Instance, InstanceId, InstanceState, Role};
+use crate::node::{Lease, Node};
+use crate::service::Service;
+use haven_runtime::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use thiserror::Error;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateGraph {
+    pub nodes: BTreeMap<NodeId, Node>,
+    pub services: BTreeMap<String, Service>,
+    pub instances: BTreeMap<InstanceId, Instance>,
+    pub decisions: DecisionLog,
+    /// The last fencing token handed out. One counter for all services: each
+    /// service's tokens therefore strictly increase, and they keep doing so
+    /// when a service is removed and added again under the same name, without
+    /// a per-name memory that would grow forever.
+    pub token_last: u64,
+    pub instance_id_last: u64,
+    pub command_id_last: u64,
+}
+
+/// One committed modification of the graph. Values are whole records, so
+/// applying a change twice gives the same graph.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    PutNode(Node),
+    PutService(Box<Service>),
+    RemoveService(String),
+    PutInstance(Instance),
+    RemoveInstance(InstanceId),
+}
+
+/// A broken safety invariant of the graph (a coordinator bug).
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("state graph invariant broken: {0}")]
+pub struct Violation(pub String);
+
+impl StateGraph {
+    pub fn new(decisions_len_max: usize) -> StateGraph {
+        StateGraph {
+            nodes: BTreeMap::new(),
+            services: BTreeMap::new(),
+            instances: BTreeMap::new(),
+            decisions: DecisionLog::new(decisions_len_max),
+            token_last: 0,
+            instance_id_last: 0,
+            command_id_last: 0,
+        }
+    }
+
+    pub fn apply(&mut self, change: &Change) {
+        match change {
+            Change::PutNode(node) => {
+                self.nodes.insert(node.id, node.clone());
+            }
+            Change::PutService(service) => {
+                self.services.insert(service.spec.name.clone(), (**service).clone());
+            }
+            Change::RemoveService(name) => {
+                self.services.remove(name);
+            }
+            Change::PutInstance(instance) => self.put_instance(instance),
+            Change::RemoveInstance(id) => {
+                self.instances.remove(id);
+            }
+        }
+    }
+
+    fn put_instance(&mut self, instance: &Instance) {
+        let token_old = self.instances.get(&instance.id).and_then(|old| old.token);
+        if let Some(token) = instance.token
+            && Some(token) != token_old
+        {
+            assert!(token > self.token_last, "token {token} handed out again (last was {})", self.token_last);
+            self.token_last = token;
+        }
+        self.instance_id_last = self.instance_id_last.max(instance.id.0);
+        if let Some(issued) = &instance.command {
+            self.command_id_last = self.command_id_last.max(issued.command.id.0);
+        }
+        self.instances.insert(instance.id, instance.clone());
+    }
+
+    pub fn record(&mut self, decision: Decision) {
+        self.decisions.push(decision);
+    }
+
+    /// Applies what one step decided, as the station does once it committed.
+    pub fn apply_step(&mut self, step: &Step) {
+        for change in &step.changes {
+            self.apply(change);
+        }
+        for decision in &step.decisions {
+            self.record(decision.clone());
+        }
+    }
+
+    pub fn instances_of<'a>(&'a self, service: &'a str) -> impl Iterator<Item = &'a Instance> + 'a {
+        self.instances.values().filter(move |i| i.service == service)
+    }
+
+    pub fn instances_on(&self, node: NodeId) -> impl Iterator<Item = &Instance> + '_ {
+        self.instances.values().filter(move |i| i.node == node)
+    }
+
+    /// The safety invariants that must hold after every step at `now_ms`.
+    pub fn check(&self, now_ms: u64) -> Result<(), Violation> {
+        for service in self.services.values().filter(|s| s.spec.is_singleton()) {
+            let holders: Vec<&Instance> =
+                self.instances_of(service.name()).filter(|i| i.is_primary() && i.holds()).collect();
+            if holders.len() > 1 {
+                let list: Vec<String> = holders.iter().map(|i| i.to_string()).collect();
+                return Err(Violation(format!(
+                    "singleton {} has {} primaries: {}",
+                    service.name(),
+                    holders.len(),
+                    list.join(", ")
+                )));
+            }
+        }
+        for instance in self.instances.values().filter(|i| i.holds()) {
+            self.check_instance(instance, now_ms)?;
+        }
+        Ok(())
+    }
+
+    fn check_instance(&self, instance: &Instance, now_ms: u64) -> Result<(), Violation> {
+        let Some(node) = self.nodes.get(&instance.node) else {
+            return Err(Violation(format!("{instance} is on an unknown node")));
+        };
+        if !node.is_alive(now_ms) {
+            return Err(Violation(format!("{instance} holds on {} whose lease expired", node.id)));
+        }
+        let serving =
+            matches!(instance.state, InstanceState::Pending | InstanceState::Starting | InstanceState::Active);
+        if instance.role == Role::Primary && serving && instance.token.is_none() {
+            return Err(Violation(format!("{instance} serves without a fencing token")));
+        }
+        if instance.token.is_some_and(|t| t > self.token_last) {
+            return Err(Violation(format!("{instance} has a token above the last handed out")));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Change {
+    /// `put i3 db@n2 primary pending token 7 awaiting c4`, `remove i3`, ...
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::PutNode(node) => {
+                match node.lease {
+                    Lease::Alive { expires_at_ms } => write!(f, "put {} alive until {}", node.id, secs(expires_at_ms))?,
+                    Lease::Expired { at_ms, cause } => {
+                        write!(f, "put {} dead at {} ({cause:?})", node.id, secs(at_ms))?
+                    }
+                }
+                if node.drained {
+                    f.write_str(" drained")?;
+                }
+                Ok(())
+            }
+            Change::PutService(service) => write!(f, "put service {}", service.name()),
+            Change::RemoveService(name) => write!(f, "remove service {name}"),
+            Change::PutInstance(instance) => {
+                write!(f, "put {instance}")?;
+                if let Some(issued) = &instance.command {
+                    write!(f, " awaiting {}", issued.command.id)?;
+                }
+                Ok(())
+            }
+            Change::RemoveInstance(id) => write!(f, "remove {id}"),
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! A managed machine as the state graph sees it.
+//!
+//! In: joins, lease renewals and expiries, drain and fence decisions. Out:
+//! whether the node is alive at a given time (only an expired lease makes a
+//! node dead) and whether new instances may be placed on it.
+
+use haven_runtime::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One node (an agent's machine).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub id: NodeId,
+    pub address: String,
+    pub labels: BTreeMap<String, String>,
+    pub lease: Lease,
+    /// Drained by the operator: its instances move away and none are placed.
+    pub drained: bool,
+    /// The proxy that aggregates this node's reports, once proxies exist.
+    pub proxy: Option<u64>,
+}
+
+/// The node's lease as the station granted it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Lease {
+    /// Alive up to and including `expires_at_ms`.
+    Alive { expires_at_ms: u64 },
+    /// Dead since `at_ms`: its agent has fenced itself (or was fenced), and
+    /// every instance it held is `fenced` in the graph.
+    Expired { at_ms: u64, cause: Expiry },
+}
+
+/// What made a node dead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expiry {
+    /// Its lease ran out (self-fenced by then).
+    Lease,
+    /// An external fence command (power, network) confirmed.
+    Fenced,
+}
+
+impl Node {
+    /// Alive at `now_ms`: the lease is held and has not run out.
+    pub fn is_alive(&self, now_ms: u64) -> bool {
+        match self.lease {
+            Lease::Alive { expires_at_ms } => now_ms <= expires_at_ms,
+            Lease::Expired { .. } => false,
+        }
+    }
+
+    /// Every selector label is among the node's labels with the same value.
+    pub fn matches(&self, selector: &BTreeMap<String, String>) -> bool {
+        selector.iter().all(|(k, v)| self.labels.get(k) == Some(v))
+    }
+
+    /// The first selector label the node lacks, as `key=value`.
+    pub fn missing_label(&self, selector: &BTreeMap<String, String>) -> Option<String> {
+        selector.iter().find(|(k, v)| self.labels.get(*k) != Some(*v)).map(|(k, v)| format!("{k}={v}"))
+    }
+}
