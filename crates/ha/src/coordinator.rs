@@ -10,8 +10,10 @@
 //! event, runs the whole reconciliation of desired against observed state,
 //! so a lost command is simply issued again (`command_retry_ms` later).
 //!
-//! Order within a step: the event itself; expiry of lapsed leases; start
-//! timeouts; reconciliation of every service; re-issue of unacknowledged
+//! Order within a step: expiry of leases that lapsed before now (first, so
+//! that nothing acts on a node that is already dead, and a renewal that
+//! arrives too late does not rescue instances its agent has already killed);
+//! the event itself; start timeouts; reconciliation of every service; re-issue of unacknowledged
 //! commands; collection of old failed and fenced instances. At the end the
 //! graph's safety invariants are asserted.
 
@@ -36,8 +38,8 @@ pub struct Step {
 /// own safety invariants break (a bug).
 pub fn step(graph: &StateGraph, input: &Input, config: &CoordinatorConfig) -> Step {
     let mut stepper = Stepper::new(graph, input, config);
-    stepper.handle_event(&input.event);
     stepper.expire_leases();
+    stepper.handle_event(&input.event);
     stepper.time_out_starts();
     stepper.reconcile_all();
     stepper.retry_commands();
