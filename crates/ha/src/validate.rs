@@ -12,6 +12,8 @@ pub const STRING_BYTES_MAX: usize = 4096;
 pub const LIST_LEN_MAX: usize = 256;
 pub const STANDBYS_MAX: u32 = 16;
 pub const REPLICAS_MAX: u32 = 10_000;
+/// Restarts in place per window; the instance keeps one timestamp per restart.
+pub const RESTARTS_MAX: u32 = 100;
 /// A day: longer timeouts are almost certainly a unit mistake (s for ms).
 pub const TIMEOUT_MS_MAX: u64 = 86_400_000;
 
@@ -36,6 +38,8 @@ pub enum SpecError {
         "promote: is missing but kind.standbys is {standbys}; give the command that promotes a standby, or set standbys = 0"
     )]
     StandbysWithoutPromote { standbys: u32 },
+    #[error("restart.restarts_max: {restarts_max} is more than {max}; past a few restarts, moving is the better cure")]
+    RestartsTooMany { restarts_max: u32, max: u32 },
     #[error("{field}: is 0; give a positive number of milliseconds")]
     Zero { field: &'static str },
     #[error("{field}: {value_ms} ms is more than a day ({max_ms} ms); the unit is milliseconds")]
@@ -194,6 +198,9 @@ fn check_timeouts(spec: &ServiceSpec) -> Result<(), SpecError> {
         ("start_timeout_ms", spec.start_timeout_ms),
         ("stop_timeout_ms", spec.stop_timeout_ms),
     ];
+    if spec.restart.restarts_max > RESTARTS_MAX {
+        return Err(SpecError::RestartsTooMany { restarts_max: spec.restart.restarts_max, max: RESTARTS_MAX });
+    }
     // A window only matters when restarts in place are allowed at all.
     if spec.restart.restarts_max > 0 {
         timeouts.push(("restart.restart_window_ms", spec.restart.restart_window_ms));
