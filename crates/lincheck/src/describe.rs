@@ -2,7 +2,8 @@
 //! explanations.
 //!
 //! In: bytes or an [`Operation`] with its index.
-//! Out: short strings such as `op #7 (client 2, put "b" -> rev 12, 10..40 ns)`.
+//! Out: short strings such as `op #7 (client 2, put "b" -> rev 12, 10..40 ns)`,
+//! or `op #9 (the store, expire "a", "b" -> deleted 2 at rev 15, 0..90 ns)`.
 
 use crate::history::{Compare, CompareOp, CompareTarget, Input, KeyValue, Operation, Output, TxnOutcome, TxnWrite};
 use std::fmt::Write;
@@ -30,7 +31,8 @@ pub fn kv(kv: Option<&KeyValue>) -> String {
 pub fn op(id: usize, op: &Operation) -> String {
     let ret = op.response.as_ref().map_or("timeout".to_string(), |r| r.return_ns.to_string());
     let out = op.response.as_ref().map_or("no response".to_string(), |r| output(&r.output));
-    format!("op #{id} (client {}, {} -> {out}, {}..{ret} ns)", op.client, input(&op.input), op.call_ns)
+    let by = if op.input.has_client() { format!("client {}", op.client) } else { "the store".to_string() };
+    format!("op #{id} ({by}, {} -> {out}, {}..{ret} ns)", input(&op.input), op.call_ns)
 }
 
 fn input(input: &Input) -> String {
@@ -41,6 +43,10 @@ fn input(input: &Input) -> String {
         Input::Range { range } => {
             let end = range.end.as_deref().map_or("end".to_string(), bytes);
             format!("range [{}, {end})", bytes(&range.start))
+        }
+        Input::Expire { keys } => {
+            let keys: Vec<String> = keys.iter().map(|k| bytes(k)).collect();
+            format!("expire {}", keys.join(", "))
         }
         Input::Txn { key, compare, on_success } => {
             let then = match on_success {

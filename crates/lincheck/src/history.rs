@@ -10,8 +10,10 @@
 //! revision of the key's last change). Every response carries the store's
 //! revision at the moment the operation took effect (etcd's header revision);
 //! for an operation that changed something it is the revision of that change.
-//! `create_revision`, leases, limits on ranges and multi-key deletes are not
-//! modelled.
+//! Lease expiries and revokes enter as [`Input::Expire`]: deletions no client
+//! called, known from the store's own history. `create_revision`, lease
+//! grants and keep-alives, limits on ranges and client multi-key deletes are
+//! not modelled.
 
 /// Who issued an operation; a client issues one operation at a time.
 pub type ClientId = u64;
@@ -62,6 +64,18 @@ pub enum Input {
         compare: Compare,
         on_success: TxnWrite,
     },
+    /// A change no client called: the store deleted `keys` (distinct, at
+    /// least one) at one revision, as a lease's expiry or revoke does. It is
+    /// answered by [`Output::Delete`] with `deleted` equal to the number of
+    /// keys — each listed key existed and is gone — or not at all (it then
+    /// may or may not have happened, and the keys are checked one by one,
+    /// without their shared revision). Having no client, its `client` is
+    /// ignored and it may overlap anything. The recorder gives it the widest
+    /// window it knows (say, called at 0 and returned at the end of the
+    /// run): the revision pins where it goes.
+    Expire {
+        keys: Vec<Vec<u8>>,
+    },
 }
 
 /// What the store answered. `revision` is always the response header's.
@@ -76,7 +90,8 @@ pub enum Output {
         revision: u64,
         prev: Option<KeyValue>,
     },
-    /// `deleted` is 0 or 1; a delete of nothing changes nothing, so its
+    /// `deleted` is 0 or 1 for a [`Input::Delete`] (the number of keys for an
+    /// [`Input::Expire`]); a delete of nothing changes nothing, so its
     /// `revision` is the current one rather than a new one.
     Delete {
         revision: u64,
@@ -169,12 +184,28 @@ impl KeyRange {
 }
 
 impl Input {
-    /// The single key the operation touches; `None` for a range.
+    /// The single key the operation touches; `None` for a range or an expiry.
     pub fn key(&self) -> Option<&[u8]> {
         match self {
             Input::Get { key } | Input::Put { key, .. } | Input::Delete { key } | Input::Txn { key, .. } => Some(key),
-            Input::Range { .. } => None,
+            Input::Range { .. } | Input::Expire { .. } => None,
         }
+    }
+
+    /// Every key the operation names: its key, or an expiry's keys (none for a range).
+    pub fn named_keys(&self) -> &[Vec<u8>] {
+        match self {
+            Input::Get { key } | Input::Put { key, .. } | Input::Delete { key } | Input::Txn { key, .. } => {
+                std::slice::from_ref(key)
+            }
+            Input::Expire { keys } => keys,
+            Input::Range { .. } => &[],
+        }
+    }
+
+    /// Whether a client called it (an expiry is the store's own doing).
+    pub fn has_client(&self) -> bool {
+        !matches!(self, Input::Expire { .. })
     }
 
     /// Whether the operation can never change the store, so that it may be

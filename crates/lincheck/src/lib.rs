@@ -26,10 +26,15 @@
 //! Timed-out operations may take effect at any time after their call, or
 //! never; timed-out reads are dropped.
 //!
-//! Not checked: `create_revision`, leases, range limits and counts,
-//! multi-key deletes and txns (the model has none); that revisions have no
-//! gaps; a range's consistency across keys where only writes that timed out
-//! (revision unknown) could explain it. Revisions are assumed to come from
+//! Deletions the store made on its own (a lease's expiry or revoke) are
+//! [`Input::Expire`] operations: output known, timing not — the recorder
+//! gives them the widest window and their revision places them.
+//!
+//! Not checked: `create_revision`, lease grants and keep-alives, range limits
+//! and counts, client multi-key deletes and txns (the model has none); that
+//! revisions have no gaps; a range's consistency across keys where only
+//! writes that timed out (revision unknown) could explain it, and likewise
+//! that an unanswered expiry's keys vanish together. Revisions are assumed to come from
 //! one store where every change takes a new, higher revision, as in etcd.
 
 pub mod describe;

@@ -16,6 +16,9 @@
 //! only writes that could explain it timed out (their revision is unknown).
 //! Keys are "known" when some operation names them (inputs and range results);
 //! a range that returns a key nobody wrote fails that key's check.
+//! An expiry is split the same way, into one delete per key it names, each
+//! keeping the expiry's revision (shared, so [`crate::owned::Owned`] gives it
+//! to the expiry once).
 //! Read-only operations without a response are dropped: they changed nothing.
 
 use crate::history::{
@@ -140,8 +143,9 @@ impl KeyHistory {
                     }
                 }
                 other => {
-                    let key = other.key().expect("every input but a range names one key");
-                    parts.get_mut(key).expect("every named key is known").push((id, op));
+                    for key in other.named_keys() {
+                        parts.get_mut(key.as_slice()).expect("every named key is known").push((id, op));
+                    }
                 }
             }
         }
@@ -158,9 +162,7 @@ fn range_bounds(range: &KeyRange) -> (std::ops::Bound<&[u8]>, std::ops::Bound<&[
 fn known_keys(history: &[Operation]) -> BTreeSet<Vec<u8>> {
     let mut keys = BTreeSet::new();
     for op in history {
-        if let Some(key) = op.input.key() {
-            keys.insert(key.to_vec());
-        }
+        keys.extend(op.input.named_keys().iter().cloned());
         if let Some(Output::Range { kvs, .. }) = op.response.as_ref().map(|r| &r.output) {
             keys.extend(kvs.iter().map(|kv| kv.key.clone()));
         }
@@ -231,7 +233,8 @@ impl Interner {
         let input = match &operation.input {
             Input::Get { .. } | Input::Range { .. } => KeyInput::Read,
             Input::Put { value, prev_kv, .. } => KeyInput::Put { value: self.id(value), prev_kv: *prev_kv },
-            Input::Delete { .. } => KeyInput::Delete,
+            // Each key's part of an expiry: a delete that removed it.
+            Input::Delete { .. } | Input::Expire { .. } => KeyInput::Delete,
             Input::Txn { compare, on_success, .. } => {
                 let compare = match &compare.target {
                     CompareTarget::Value(v) => KeyCompare::Value(compare.op, self.id(v)),

@@ -2,20 +2,22 @@
 //!
 //! In: the history as recorded.
 //! Out: `Err(HistoryError)` if the recorder broke the rules (a response before
-//! its call, an output of the wrong kind, a client with two calls running),
+//! its call, an output of the wrong kind, a client with two calls running,
+//! an expiry that does not delete exactly its distinct keys),
 //! `Ok(Some(violation))` if a response has an impossible shape (a range with
 //! keys out of order or outside the range), `Ok(None)` otherwise.
 
 use crate::describe;
 use crate::history::{Input, KeyRange, KeyValue, OpId, Operation, Output, TxnOutcome, TxnWrite};
 use crate::verdict::{HistoryError, Partition, Violation};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub fn validate(history: &[Operation]) -> Result<Option<Violation>, HistoryError> {
     let mut running: BTreeMap<u64, (OpId, u64)> = BTreeMap::new();
     let mut by_call: Vec<OpId> = (0..history.len()).collect();
     by_call.sort_by_key(|&id| history[id].call_ns);
-    for id in by_call {
+    // An expiry has no client, so it keeps nobody busy.
+    for id in by_call.into_iter().filter(|&id| history[id].input.has_client()) {
         let op = &history[id];
         if let Some(&(previous, return_ns)) = running.get(&op.client)
             && op.call_ns < return_ns
@@ -34,6 +36,7 @@ pub fn validate(history: &[Operation]) -> Result<Option<Violation>, HistoryError
             return Err(HistoryError::ReturnBeforeCall { op: id, call_ns: op.call_ns, return_ns: response.return_ns });
         }
         check_kind(id, &op.input, &response.output)?;
+        check_expiry(id, &op.input, &response.output)?;
         if shape.is_none() {
             shape = check_shape(id, op, &response.output);
         }
@@ -42,12 +45,14 @@ pub fn validate(history: &[Operation]) -> Result<Option<Violation>, HistoryError
 }
 
 fn check_kind(op: OpId, input: &Input, output: &Output) -> Result<(), HistoryError> {
-    let input_name = match input {
-        Input::Get { .. } => "get",
-        Input::Put { .. } => "put",
-        Input::Delete { .. } => "delete",
-        Input::Range { .. } => "range",
-        Input::Txn { .. } => "txn",
+    // (the input's name, the name of the output that answers it)
+    let (input_name, answer_name) = match input {
+        Input::Get { .. } => ("get", "get"),
+        Input::Put { .. } => ("put", "put"),
+        Input::Delete { .. } => ("delete", "delete"),
+        Input::Range { .. } => ("range", "range"),
+        Input::Txn { .. } => ("txn", "txn"),
+        Input::Expire { .. } => ("expiry", "delete"),
     };
     let output_name = match output {
         Output::Get { .. } => "get",
@@ -65,11 +70,21 @@ fn check_kind(op: OpId, input: &Input, output: &Output) -> Result<(), HistoryErr
         ),
         _ => true,
     };
-    if input_name != output_name {
+    if answer_name != output_name {
         return Err(HistoryError::OutputKind { op, input: input_name, output: output_name });
     }
     if !txn_branch_matches {
         return Err(HistoryError::OutputKind { op, input: input_name, output: "txn outcome of the other write kind" });
+    }
+    Ok(())
+}
+
+/// An answered expiry lists distinct keys, at least one, and deleted each.
+fn check_expiry(op: OpId, input: &Input, output: &Output) -> Result<(), HistoryError> {
+    let (Input::Expire { keys }, Output::Delete { deleted, .. }) = (input, output) else { return Ok(()) };
+    let distinct = keys.iter().collect::<BTreeSet<_>>().len();
+    if keys.is_empty() || distinct != keys.len() || *deleted != keys.len() as u64 {
+        return Err(HistoryError::Expiry { op, keys: keys.len(), distinct, deleted: *deleted });
     }
     Ok(())
 }
@@ -85,7 +100,9 @@ fn check_shape(id: OpId, op: &Operation, output: &Output) -> Option<Violation> {
         {
             Some(format!("it returned key {}", describe::bytes(&kv.key)))
         }
-        (_, Output::Delete { deleted, .. }) if *deleted > 1 => Some("a single-key delete removed several keys".into()),
+        (Input::Delete { .. }, Output::Delete { deleted, .. }) if *deleted > 1 => {
+            Some("a single-key delete removed several keys".into())
+        }
         _ => None,
     }?;
     let explanation = format!("{}: {problem}", describe::op(id, op));

@@ -75,6 +75,11 @@ pub enum HistoryError {
         "operation {op} of client {client} is called at {call_ns} ns while the client's operation {previous} is still running"
     )]
     ClientOverlap { op: OpId, previous: OpId, client: u64, call_ns: u64 },
+    #[error(
+        "operation {op}: an answered expiry must name distinct keys, at least one, and delete each (it names {keys}, \
+         {distinct} distinct, and deleted {deleted})"
+    )]
+    Expiry { op: OpId, keys: usize, distinct: usize, deleted: u64 },
     #[error("the history has {len} operations, more than the {len_max} allowed")]
     TooLong { len: usize, len_max: usize },
 }

@@ -16,7 +16,21 @@ fn history(seed: u64, config: GenConfig) -> Vec<Operation> {
 }
 
 fn config(ops_len: usize, concurrent: bool, timeout_chance: f64) -> GenConfig {
-    GenConfig { clients: 4, keys: 3, values: 4, ops_len, timeout_chance, concurrent, ordered_value_compares: true }
+    GenConfig {
+        clients: 4,
+        keys: 3,
+        values: 4,
+        ops_len,
+        timeout_chance,
+        concurrent,
+        ordered_value_compares: true,
+        expiry_chance: 0.0,
+    }
+}
+
+/// The same, with about one operation in twelve a lease expiry.
+fn with_expiries(config: GenConfig) -> GenConfig {
+    GenConfig { expiry_chance: 0.08, ..config }
 }
 
 /// The ways one read's result is changed.
@@ -103,6 +117,26 @@ proptest! {
     }
 
     #[test]
+    fn concurrent_histories_with_timeouts_and_expiries_are_linearizable(seed in any::<u64>(), ops_len in 1usize..120) {
+        let history = history(seed, with_expiries(config(ops_len, true, 0.15)));
+        let verdict = check(&history, Limits::default()).expect("well formed");
+        prop_assert_eq!(&verdict, &Verdict::Linearizable, "{}", verdict);
+    }
+
+    #[test]
+    fn one_changed_read_in_a_sequential_history_with_expiries_is_a_violation(
+        seed in any::<u64>(),
+        ops_len in 10usize..120,
+        pick in any::<usize>(),
+        mutation in mutation(),
+    ) {
+        let mut history = history(seed, with_expiries(config(ops_len, false, 0.0)));
+        prop_assume!(mutate(&mut history, pick, mutation));
+        let verdict = check(&history, Limits::default()).expect("well formed");
+        prop_assert!(verdict.violation().is_some(), "{:?} went unnoticed: {}", mutation, verdict);
+    }
+
+    #[test]
     fn one_changed_read_in_a_sequential_history_is_a_violation(
         seed in any::<u64>(),
         ops_len in 10usize..120,
@@ -139,6 +173,7 @@ fn thousands_of_concurrent_operations_check_well_under_a_second() {
         timeout_chance: 0.05,
         concurrent: true,
         ordered_value_compares: false,
+        expiry_chance: 0.0,
     };
     for seed in 0..3 {
         let history = history(seed, config);
@@ -189,7 +224,7 @@ proptest! {
         ops_len in 1usize..60,
         noise in proptest::collection::vec(prop_oneof![60 => Just(0u64), 4 => 1u64..3, 1 => Just(u64::MAX), 1 => any::<u64>()], 1..200),
     ) {
-        let mut history = history(seed, config(ops_len, true, 0.2));
+        let mut history = history(seed, with_expiries(config(ops_len, true, 0.2)));
         scramble(&mut history, &noise);
         let limits = Limits { steps_max: 20_000, ..Limits::default() };
         // Any verdict or refusal will do; what is checked is that it returns.

@@ -43,6 +43,26 @@ pub fn delete(client: u64, call: u64, ret: u64, key: &str, deleted: u64, revisio
     done(client, call, ret, Input::Delete { key: b(key) }, Output::Delete { revision, deleted })
 }
 
+/// A put with prev_kv; `prev`: (value, mod_revision, version) or None.
+pub fn put_prev(
+    at: (u64, u64, u64),
+    key: &str,
+    value: &str,
+    prev: Option<(&str, u64, u64)>,
+    revision: u64,
+) -> Operation {
+    let (client, call, ret) = at;
+    let prev = prev.map(|(v, m, n)| KeyValue { key: b(key), value: b(v), mod_revision: m, version: n });
+    let input = Input::Put { key: b(key), value: b(value), prev_kv: true };
+    done(client, call, ret, input, Output::Put { revision, prev })
+}
+
+/// A lease expiry that deleted `keys` at `revision`, known to lie in call..ret.
+pub fn expire(call: u64, ret: u64, keys: &[&str], revision: u64) -> Operation {
+    let input = Input::Expire { keys: keys.iter().map(|k| b(k)).collect() };
+    done(0, call, ret, input, Output::Delete { revision, deleted: keys.len() as u64 })
+}
+
 /// A range over [start, end) returning (key, value, mod_revision, version) entries.
 pub fn range(
     client: u64,
@@ -109,6 +129,14 @@ impl RefStore {
                 let kvs = self.keys.values().filter(|kv| range.contains(&kv.key)).cloned().collect();
                 Output::Range { revision: self.revision, kvs }
             }
+            Input::Expire { keys } => {
+                let existing: Vec<&Vec<u8>> = keys.iter().filter(|k| self.keys.contains_key(*k)).collect();
+                if !existing.is_empty() {
+                    self.revision += 1;
+                }
+                existing.iter().for_each(|k| drop(self.keys.remove(*k)));
+                Output::Delete { revision: self.revision, deleted: existing.len() as u64 }
+            }
             Input::Txn { key, compare, on_success } => {
                 let outcome = if self.holds(key, compare) {
                     match on_success {
@@ -172,6 +200,11 @@ pub struct GenConfig {
     /// Whether txns compare values with `<` and `>` too (rare in practice,
     /// and it keeps the checker from merging values no response shows).
     pub ordered_value_compares: bool,
+    /// Chance that an operation is instead a lease expiry: at a random instant
+    /// of the run, the store deletes about half of the keys that exist (at
+    /// least one, else nothing is recorded). It is recorded as called at 0 and
+    /// returned at the end of the history, as a scenario records one.
+    pub expiry_chance: f64,
 }
 
 /// A history that is linearizable by construction.
@@ -181,6 +214,15 @@ pub fn generate(rng: &mut impl rand::Rng, config: GenConfig) -> Vec<Operation> {
     // (instant of effect or None, operation without output)
     let mut planned: Vec<(Option<u64>, Operation)> = Vec::with_capacity(config.ops_len);
     for i in 0..config.ops_len {
+        if config.expiry_chance > 0.0 && rng.random_bool(config.expiry_chance) {
+            let effect = rng.random_range(0..=clock.iter().copied().max().unwrap_or(0).max(global));
+            let response = Some(Response { return_ns: 0, output: Output::Get { revision: 0, kv: None } });
+            planned.push((
+                Some(effect),
+                Operation { client: 0, call_ns: 0, input: Input::Expire { keys: vec![] }, response },
+            ));
+            continue;
+        }
         let client = (i as u64) % config.clients;
         let (call, ret) = if config.concurrent {
             let call = clock[client as usize] + rng.random_range(0..50);
@@ -209,12 +251,25 @@ pub fn generate(rng: &mut impl rand::Rng, config: GenConfig) -> Vec<Operation> {
     for i in order {
         let op = &mut planned[i].1;
         steer_txn(rng, &store, &mut op.input);
+        pick_expired(rng, &store, &mut op.input);
         let output = store.apply(&op.input);
         if let Some(response) = &mut op.response {
             response.output = output;
         }
     }
-    planned.into_iter().map(|(_, op)| op).collect()
+    let end = planned.iter().filter_map(|(_, op)| op.response.as_ref().map(|r| r.return_ns)).max().unwrap_or(0);
+    let mut history: Vec<Operation> = planned.into_iter().map(|(_, op)| op).collect();
+    history.retain(|op| !matches!(&op.input, Input::Expire { keys } if keys.is_empty()));
+    for op in history.iter_mut().filter(|op| !op.input.has_client()) {
+        op.response.as_mut().expect("an expiry is answered").return_ns = end;
+    }
+    history
+}
+
+/// An expiry deletes about half of the keys that exist when it takes effect.
+fn pick_expired(rng: &mut impl rand::Rng, store: &RefStore, input: &mut Input) {
+    let Input::Expire { keys } = input else { return };
+    *keys = store.keys.keys().filter(|_| rng.random_bool(0.5)).cloned().collect();
 }
 
 fn key(rng: &mut impl rand::Rng, config: GenConfig) -> Vec<u8> {

@@ -1,22 +1,33 @@
-//! Turns the clients' invoke/complete events into the linearizability
-//! checker's history.
+//! Turns the clients' invoke/complete events, and the store's own deletions
+//! by lease expiry, into the linearizability checker's history.
 //!
 //! In: store requests and responses as the simulated clients saw them, with
-//! the global virtual time of each event. Out: `haven_lincheck` operations.
+//! the global virtual time of each event; at the end, a replica's store.
+//! Out: `haven_lincheck` operations.
 //! An operation the client gave up on, or that the replica answered with an
 //! error that leaves its effect unknown (`SessionExpired`), has no response:
-//! it may or may not have taken effect.
+//! it may or may not have taken effect. A put refused with `LeaseNotFound`
+//! is left out: the store applied it as a no-op (it looks the lease up
+//! first) and the session gives every retry that same answer.
+//! Deletions no client called — a lease's expiry or revoke — come from the
+//! store's history ([`expiries`]): one [`lin::Input::Expire`] per revision,
+//! with its keys and revision known and its time not.
 
 use haven_lincheck as lin;
 use haven_station::ReplyError;
-use haven_store::{CompareResult, CompareTarget, KeyValue, Request, RequestOp, Response, ResponseOp};
-use std::collections::BTreeMap;
+use haven_store::{
+    CompareResult, CompareTarget, EventKind, KeyRange, KeyValue, Request, RequestOp, Response, ResponseOp, Store,
+    StoreError,
+};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Calls waiting for their completion, by (client, op).
 #[derive(Debug, Default)]
 pub struct Recorder {
     open: BTreeMap<(u64, u64), (usize, Request)>,
     ops: Vec<lin::Operation>,
+    /// Calls known to have changed nothing and answered nothing checkable.
+    void: BTreeSet<usize>,
 }
 
 fn kv(kv: &KeyValue) -> lin::KeyValue {
@@ -108,6 +119,10 @@ impl Recorder {
             Some(Ok(response)) => response,
             // Unknown outcome: leave the response out.
             None | Some(Err(ReplyError::SessionExpired)) => return Ok(()),
+            Some(Err(ReplyError::Store(StoreError::LeaseNotFound))) if matches!(request, Request::Put(_)) => {
+                self.void.insert(index);
+                return Ok(());
+            }
             Some(Err(e)) => return Err(format!("client {client} op {op}: unexpected error {e:?} for {request:?}")),
         };
         let output = output(&request, response)
@@ -116,11 +131,36 @@ impl Recorder {
         Ok(())
     }
 
-    pub fn operations(&self) -> &[lin::Operation] {
-        &self.ops
+    /// The history so far, in call order.
+    pub fn operations(&self) -> Vec<lin::Operation> {
+        let kept = self.ops.iter().enumerate().filter(|(i, _)| !self.void.contains(i));
+        kept.map(|(_, op)| op.clone()).collect()
     }
 
     pub fn completed(&self) -> usize {
         self.ops.iter().filter(|o| o.response.is_some()).count()
     }
+}
+
+/// The deletions in `store`'s history of `range`, one expiry per revision,
+/// each as called at 0 and returned at `end_ns` (the end of the run). In the
+/// lease scenario no client deletes, so every deletion is an expiry or revoke.
+pub fn expiries(store: &Store, range: &KeyRange, end_ns: u64) -> Result<Vec<lin::Operation>, String> {
+    let events_len_max = super::watch_checks::HISTORY_EVENTS_LEN_MAX;
+    let events = store
+        .events_since(1, range, events_len_max)
+        .map_err(|e| format!("the store's history is gone, so its deletions are unknown: {e}"))?;
+    if events.len() >= events_len_max {
+        return Err(format!("the store's history holds more than {events_len_max} events"));
+    }
+    let mut by_revision: BTreeMap<u64, Vec<Vec<u8>>> = BTreeMap::new();
+    for event in events.iter().filter(|e| e.kind == EventKind::Delete) {
+        by_revision.entry(event.kv.mod_revision).or_default().push(event.kv.key.clone());
+    }
+    let expiry = |(revision, keys): (u64, Vec<Vec<u8>>)| {
+        let output = lin::Output::Delete { revision, deleted: keys.len() as u64 };
+        let response = Some(lin::Response { return_ns: end_ns, output });
+        lin::Operation { client: 0, call_ns: 0, input: lin::Input::Expire { keys }, response }
+    };
+    Ok(by_revision.into_iter().map(expiry).collect())
 }

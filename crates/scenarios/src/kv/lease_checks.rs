@@ -116,7 +116,8 @@ impl LeaseChecks {
                 self.last_keep_alive.insert(node, now);
                 self.promised(lease, node, sent_at, ttl_seconds)?;
             }
-            LeaseEvent::LeaseLost { .. } => {}
+            // Puts and gets are the linearizability check's.
+            LeaseEvent::LeaseLost { .. } | LeaseEvent::Kv(_) => {}
         }
         Ok(())
     }

@@ -1,24 +1,29 @@
 //! A simulated lease holder: grants a lease, keeps it alive every TTL/3 by
-//! its own clock, and puts keys attached to it.
+//! its own clock, puts keys attached to it and now and then reads one back.
 //!
-//! In: replies from replicas, its timers. Out: grant and put requests
-//! (client commands with exactly-once sessions), keep-alives, and
-//! [`LeaseEvent`]s from which the scenario's checker learns, in global time,
-//! when each grant and keep-alive was sent and which were acknowledged.
+//! In: replies from replicas, its timers. Out: grant, put (with prev_kv) and
+//! get requests (client commands with exactly-once sessions; gets are
+//! linearizable reads), keep-alives, and [`LeaseEvent`]s from which the
+//! scenario's checkers learn, in global time, when each grant and
+//! keep-alive was sent and which were acknowledged, and when each put or
+//! get was called and how it ended ([`LeaseEvent::Kv`], for the
+//! linearizability check; grants and keep-alives stay out of it).
 //!
-//! One grant or put is in flight at a time, retried on timeouts, `NotLeader`
-//! and `Busy` with the same sequence number; after `attempts_max` tries the
-//! client gives up on it (a grant given up may still have happened: that
-//! lease is then abandoned and must expire). Keep-alives run beside it, one
+//! One grant, put or get is in flight at a time, retried on timeouts,
+//! `NotLeader` and `Busy` with the same sequence number; after
+//! `attempts_max` tries the client gives up on it (a grant given up may
+//! still have happened: that lease is then abandoned and must expire; a put
+//! given up is recorded without a response). Keep-alives run beside it, one
 //! at a time, each attempt with a fresh `seq` so its acknowledgement names
 //! exactly the send it answers. Once a replica answers that the lease is
 //! gone, the client grants a new one. The session id is drawn at start, so a
 //! restarted client is a new session and ignores replies meant for its
 //! previous incarnation.
 
+use super::client::ClientEvent;
 use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
 use haven_station::{ClientRequest, KeepAliveReply, KeepAliveRequest, ReplyError, StationMsg};
-use haven_store::{LeaseGrantRequest, LeaseId, PutRequest, Request, Response, StoreError};
+use haven_store::{LeaseGrantRequest, LeaseId, PutRequest, RangeRequest, Request, Response, StoreError};
 use rand::RngExt;
 use std::time::Duration;
 
@@ -30,8 +35,12 @@ pub struct LeaseClientConfig {
     pub keys: u32,
     pub attempt_timeout: Duration,
     pub attempts_max: u32,
-    /// Pause between two puts, drawn uniformly from [0, put_interval_max).
+    /// Pause between two requests, drawn uniformly from [0, put_interval_max).
     pub put_interval_max: Duration,
+    /// Of the requests on keys, the percentage that are gets of one of the
+    /// holder's keys (the rest are puts with prev_kv): reads that can see a
+    /// key vanish by expiry.
+    pub get_percent: u32,
     /// Pause before retrying a keep-alive refused with `NotLeader` or `Busy`.
     pub keep_alive_backoff: Duration,
 }
@@ -61,6 +70,8 @@ pub enum LeaseEvent {
     LeaseLost {
         lease: LeaseId,
     },
+    /// A put or get called or ended; `op` is its sequence number.
+    Kv(ClientEvent),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,22 +153,30 @@ impl LeaseClient {
     }
 
     fn start_next(&mut self, ctx: &mut impl CtxFor<Self>) {
-        assert!(self.in_flight.is_none(), "one grant or put at a time");
+        assert!(self.in_flight.is_none(), "one grant, put or get at a time");
         let request = match self.lease {
             None => Request::LeaseGrant(LeaseGrantRequest { ttl: self.config.ttl_seconds, id: 0 }),
-            Some(lease) => {
-                let key = format!("l{}/k{}", ctx.node().0, ctx.rng().random_range(0..self.config.keys)).into_bytes();
-                let value = ctx.rng().random_range(0u32..1000).to_string().into_bytes();
-                Request::Put(PutRequest { key, value, lease, ..PutRequest::default() })
-            }
+            Some(lease) => self.key_request(ctx, lease),
         };
         let seq = self.next_seq;
         self.next_seq += 1;
         if matches!(request, Request::LeaseGrant(_)) {
             ctx.output(LeaseEvent::GrantSent { seq });
+        } else {
+            ctx.output(LeaseEvent::Kv(ClientEvent::Invoke { op: seq, request: request.clone() }));
         }
         self.in_flight = Some(InFlight { seq, request, attempt: 0, target: self.leader_guess });
         self.send_attempt(ctx);
+    }
+
+    /// A get of one of this holder's keys, or a put of one on `lease`.
+    fn key_request(&self, ctx: &mut impl CtxFor<Self>, lease: LeaseId) -> Request {
+        let key = format!("l{}/k{}", ctx.node().0, ctx.rng().random_range(0..self.config.keys)).into_bytes();
+        if ctx.rng().random_range(0..100) < self.config.get_percent {
+            return Request::Range(RangeRequest { key, ..RangeRequest::default() });
+        }
+        let value = ctx.rng().random_range(0u32..1000).to_string().into_bytes();
+        Request::Put(PutRequest { key, value, lease, prev_kv: true, ..PutRequest::default() })
     }
 
     fn send_attempt(&mut self, ctx: &mut impl CtxFor<Self>) {
@@ -175,14 +194,18 @@ impl LeaseClient {
     fn retry(&mut self, ctx: &mut impl CtxFor<Self>, target: usize) {
         let flight = self.in_flight.as_mut().expect("a request is in flight");
         if flight.attempt >= self.config.attempts_max {
-            return self.finish(ctx);
+            return self.finish(ctx, None);
         }
         flight.target = target;
         self.send_attempt(ctx);
     }
 
-    fn finish(&mut self, ctx: &mut impl CtxFor<Self>) {
-        self.in_flight = None;
+    /// Ends the request in flight; a put or get reports `result` (`None`: given up).
+    fn finish(&mut self, ctx: &mut impl CtxFor<Self>, result: Option<Result<Response, ReplyError>>) {
+        let flight = self.in_flight.take().expect("a request is in flight");
+        if !matches!(flight.request, Request::LeaseGrant(_)) {
+            ctx.output(LeaseEvent::Kv(ClientEvent::Complete { op: flight.seq, result }));
+        }
         let pause = ctx.rng().random_range(Duration::ZERO..self.config.put_interval_max);
         ctx.set_timer(pause, LeaseClientTimer::Next);
     }
@@ -201,18 +224,18 @@ impl LeaseClient {
             Ok(Response::LeaseGrant(granted)) => {
                 ctx.output(LeaseEvent::Granted { seq, lease: granted.id, ttl_seconds: granted.ttl });
                 self.hold(ctx, granted.id);
-                self.finish(ctx);
+                self.finish(ctx, None);
             }
             Err(ReplyError::Store(StoreError::LeaseNotFound)) => {
                 if let Request::Put(put) = &flight.request {
                     let lease = put.lease;
                     self.lost(ctx, lease);
                 }
-                self.finish(ctx);
+                self.finish(ctx, Some(Err(ReplyError::Store(StoreError::LeaseNotFound))));
             }
-            _ => {
+            result => {
                 self.leader_guess = self.server_index(from).unwrap_or(self.leader_guess);
-                self.finish(ctx);
+                self.finish(ctx, Some(result));
             }
         }
     }

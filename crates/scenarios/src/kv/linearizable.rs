@@ -193,6 +193,12 @@ pub(crate) fn clients_progressed<R: StationReplica>(shared: &Shared, sim: &Sim<K
 
 /// Checks the whole history once the run is over.
 pub(crate) fn finish(report: RunReport, shared: &Shared) -> RunReport {
+    check_history(report, &shared.recorder.operations())
+}
+
+/// Checks `ops` for linearizability, unless the run failed already; a
+/// checker that gives up or a malformed history is a failure too.
+pub(crate) fn check_history(report: RunReport, ops: &[lin::Operation]) -> RunReport {
     if !report.is_ok() {
         return report;
     }
@@ -203,7 +209,6 @@ pub(crate) fn finish(report: RunReport, shared: &Shared) -> RunReport {
             ..report.clone()
         }
     };
-    let ops = shared.recorder.operations();
     match lin::check(ops, lin::Limits::default()) {
         Ok(Verdict::Linearizable) => report,
         Ok(Verdict::Violation(v)) => violation(format!("{} ({} operations)", v.explanation, ops.len())),

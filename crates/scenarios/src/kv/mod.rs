@@ -1,8 +1,9 @@
 //! Station scenarios: replicas running Raft + WAL + store, driven by
 //! simulated etcd-style clients, checked for Raft's invariants after every
 //! event, and at the end for linearizability of the whole client history
-//! (`kv-linearizable`) or for lease expiry never beating an acknowledged
-//! keep-alive (`lease`).
+//! (`kv-linearizable`, `membership`; in `lease` the holders' puts and gets
+//! with the deletions by expiry), and for lease expiry never beating an
+//! acknowledged keep-alive (`lease`).
 
 pub mod bench;
 pub mod client;

@@ -95,7 +95,7 @@ impl WatchRecord {
 
 /// The store of the running replica that applied the most (all agree on
 /// what they applied, so it holds every other's history too).
-fn most_advanced_store<R: StationReplica>(sim: &Sim<KvNode<R>>) -> Option<&Store> {
+pub(crate) fn most_advanced_store<R: StationReplica>(sim: &Sim<KvNode<R>>) -> Option<&Store> {
     let stores = sim.node_ids().iter().filter_map(|&n| sim.component(n)?.replica()?.state_machine().map(|m| m.store()));
     stores.max_by_key(|s: &&Store| s.revision())
 }
