@@ -26,6 +26,11 @@ pub const REQUEST_BYTES_MAX_FLOOR: u64 = 1024;
 /// disconnection, small enough that snapshots stay cheap under load.
 pub const HISTORY_REVISIONS_MAX_DEFAULT: u64 = 10_000;
 
+/// Entries applied between two snapshots by default: etcd's --snapshot-count.
+/// A snapshot encodes the whole store on the replica's thread, so it is kept
+/// rare; the log between two is replayed on restart.
+pub const SNAPSHOT_ENTRIES_DEFAULT: u64 = 100_000;
+
 /// How `haven station --help` ends: examples to copy.
 pub const STATION_EXAMPLES: &str = "\
 Examples:
@@ -99,6 +104,10 @@ pub struct StationArgs {
     /// everything until a client compacts [default: 10000].
     #[arg(long, env = "HAVEN_HISTORY_REVISIONS_MAX", value_name = "REVISIONS")]
     pub history_revisions_max: Option<u64>,
+    /// Entries applied between two snapshots of the store (etcd's --snapshot-count);
+    /// the log before a snapshot is dropped [default: 100000].
+    #[arg(long, env = "HAVEN_SNAPSHOT_ENTRIES", value_name = "ENTRIES")]
+    pub snapshot_entries: Option<u64>,
 }
 
 /// Whether a member bootstraps a new cluster or joins a running one.
@@ -130,6 +139,7 @@ pub struct StationConfig {
     pub request_bytes_max: u64,
     /// `None`: no auto-compaction.
     pub history_revisions_max: Option<u64>,
+    pub snapshot_entries: u64,
     /// Client requests (local and forwarded) waiting for an answer at once;
     /// more are refused "too many requests".
     pub requests_pending_len_max: usize,
@@ -162,6 +172,7 @@ impl StationArgs {
             request_timeout_ms: self.request_timeout_ms.or(base.request_timeout_ms),
             request_bytes_max: self.request_bytes_max.or(base.request_bytes_max),
             history_revisions_max: self.history_revisions_max.or(base.history_revisions_max),
+            snapshot_entries: self.snapshot_entries.or(base.snapshot_entries),
         }
     }
 }
@@ -227,6 +238,10 @@ impl StationConfig {
             request_bytes_max,
             history_revisions_max: Some(args.history_revisions_max.unwrap_or(HISTORY_REVISIONS_MAX_DEFAULT))
                 .filter(|&kept| kept > 0),
+            snapshot_entries: positive(
+                "--snapshot-entries",
+                args.snapshot_entries.unwrap_or(SNAPSHOT_ENTRIES_DEFAULT),
+            )?,
             requests_pending_len_max: 4096,
             watches_len_max: 1000,
         };

@@ -43,6 +43,7 @@ struct NetMetrics {
     bytes_in: Counter,
     bytes_out: Counter,
     local_drops: Counter,
+    slow_turns: Counter,
 }
 
 impl Metrics {
@@ -81,6 +82,8 @@ impl Metrics {
         registry.register("peer_received_bytes", "Bytes received from peers", m.net.bytes_in.clone());
         registry.register("peer_sent_bytes", "Bytes sent to peers", m.net.bytes_out.clone());
         registry.register("local_drops", "Replies dropped for a slow dispatcher", m.net.local_drops.clone());
+        let slow = "Replica turns over 50 ms (heartbeats wait behind them)";
+        registry.register("slow_turns", slow, m.net.slow_turns.clone());
         m.registry = registry;
         m
     }
@@ -101,6 +104,7 @@ impl Metrics {
         net.bytes_in.inc_by(now.bytes_in.saturating_sub(seen.bytes_in));
         net.bytes_out.inc_by(now.bytes_out.saturating_sub(seen.bytes_out));
         net.local_drops.inc_by(now.local_drops.saturating_sub(seen.local_drops));
+        net.slow_turns.inc_by(now.slow_turns.saturating_sub(seen.slow_turns));
         *seen = now;
     }
 }

@@ -169,6 +169,7 @@ pub fn replica_config(config: &StationConfig) -> ReplicaConfig {
     replica.wal.entry_bytes_max = u32::try_from(command_bytes_max).unwrap_or(u32::MAX);
     replica.watches_max = config.watches_len_max;
     replica.history_revisions_max = config.history_revisions_max;
+    replica.snapshot_entries = config.snapshot_entries;
     replica
 }
 

@@ -37,6 +37,7 @@ pub struct Counters {
     pub(crate) peers_added: AtomicU64,
     pub(crate) peers_removed: AtomicU64,
     pub(crate) peer_addr_changes: AtomicU64,
+    pub(crate) slow_turns: AtomicU64,
     pub(crate) disk_sync_nanos: AtomicU64,
     pub(crate) disk_sync_buckets: [AtomicU64; DISK_SYNC_BUCKETS_LEN],
 }
@@ -86,6 +87,10 @@ pub struct CountersSnapshot {
     pub peers_removed: u64,
     /// Peers whose address a peer-map update changed (their link restarted).
     pub peer_addr_changes: u64,
+    /// Turns of the event loop (one input handled by the component, its
+    /// effects carried out) that took longer than `SLOW_TURN`: while one
+    /// runs, no heartbeat is sent or answered.
+    pub slow_turns: u64,
     /// Time spent in the fsyncs counted by `disk_syncs`, in nanoseconds.
     pub disk_sync_nanos: u64,
     /// How many of those fsyncs took at most `DISK_SYNC_BUCKETS_US[i]`
@@ -116,6 +121,7 @@ impl Counters {
             peers_added: get(&self.peers_added),
             peers_removed: get(&self.peers_removed),
             peer_addr_changes: get(&self.peer_addr_changes),
+            slow_turns: get(&self.slow_turns),
             disk_sync_nanos: get(&self.disk_sync_nanos),
             disk_sync_buckets: std::array::from_fn(|i| get(&self.disk_sync_buckets[i])),
         }

@@ -30,6 +30,11 @@ use tokio::sync::{mpsc, watch};
 /// Timers fired in one turn before the loop looks at its other inputs, so
 /// a component that keeps setting zero-delay timers cannot starve them.
 const TIMER_FIRES_PER_TURN_MAX: usize = 1024;
+/// A turn of the loop longer than this is counted and logged: it delays
+/// every heartbeat and vote behind it.
+pub const SLOW_TURN: Duration = Duration::from_millis(50);
+/// Shortest interval between two slow-turn warnings.
+const SLOW_TURN_WARNING_INTERVAL: Duration = Duration::from_secs(5);
 /// Distinct unknown destinations warned about; later ones log at debug.
 const UNKNOWN_PEER_WARNINGS_MAX: usize = 64;
 
@@ -44,6 +49,8 @@ pub(crate) struct EventLoop<C: Component, F> {
     on_output: F,
     counters: Arc<Counters>,
     unknown_peers_warned: BTreeSet<NodeId>,
+    /// When the last slow-turn warning was logged.
+    slow_turn_warned: Option<tokio::time::Instant>,
     local: Option<LocalOut<C::Msg>>,
 }
 
@@ -70,7 +77,19 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
         let origin = tokio::time::Instant::now();
         let timers = TimerQueue::default();
         let unknown_peers_warned = BTreeSet::new();
-        EventLoop { host, origin, timers, network, to_self, disk, on_output, counters, unknown_peers_warned, local }
+        EventLoop {
+            host,
+            origin,
+            timers,
+            network,
+            to_self,
+            disk,
+            on_output,
+            counters,
+            unknown_peers_warned,
+            slow_turn_warned: None,
+            local,
+        }
     }
 
     /// Starts the component and runs it until `shutdown` resolves; returns
@@ -87,32 +106,56 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
         loop {
             let next_timer = self.timers.next_deadline();
             let deadline = self.origin + Duration::from_nanos(next_timer.unwrap_or(Instant::ZERO).as_nanos());
-            tokio::select! {
+            let started = tokio::time::Instant::now();
+            let turn = tokio::select! {
                 () = &mut shutdown => break,
-                () = tokio::time::sleep_until(deadline), if next_timer.is_some() => self.fire_due(&mut effects),
+                () = tokio::time::sleep_until(deadline), if next_timer.is_some() => {
+                    self.fire_due(&mut effects);
+                    "timers"
+                }
                 Some((id, result)) = inputs.completions.recv() => {
                     self.host.complete(self.now(), id, result, &mut effects);
                     self.apply(&mut effects);
+                    "disk completion"
                 }
                 Some((from, msg)) = inputs.inbound.recv() => {
                     self.host.deliver(self.now(), from, msg, &mut effects);
                     self.apply(&mut effects);
+                    "message"
                 }
                 Some(msg) = recv_local(&mut inputs.local) => {
                     let from = self.local.as_ref().expect("a local receiver comes with its sender").id;
                     bump(&self.counters.local_in);
                     self.host.deliver(self.now(), from, msg, &mut effects);
                     self.apply(&mut effects);
+                    "local message"
                 }
-                update = next_peers(&mut inputs.peer_updates) => match update {
-                    Some(peers) => self.set_peers(&peers),
-                    // No more updates: stop asking, the map stays as it is.
-                    None => inputs.peer_updates = None,
-                },
-            }
+                update = next_peers(&mut inputs.peer_updates) => {
+                    match update {
+                        Some(peers) => self.set_peers(&peers),
+                        // No more updates: stop asking, the map stays as it is.
+                        None => inputs.peer_updates = None,
+                    }
+                    "peer map"
+                }
+            };
+            self.check_turn(turn, started.elapsed());
         }
         tracing::info!(timers = self.timers.len(), io_pending = self.host.io_pending(), "node stopping");
         (self.disk, self.network)
+    }
+
+    /// Counts a slow turn and says so, at most once per interval.
+    fn check_turn(&mut self, turn: &'static str, took: Duration) {
+        if took <= SLOW_TURN {
+            return;
+        }
+        bump(&self.counters.slow_turns);
+        let now = tokio::time::Instant::now();
+        if self.slow_turn_warned.is_none_or(|at| now.duration_since(at) >= SLOW_TURN_WARNING_INTERVAL) {
+            self.slow_turn_warned = Some(now);
+            tracing::warn!(turn, took_ms = took.as_millis(), "slow event-loop turn: heartbeats waited behind it");
+        }
     }
 
     fn set_peers(&mut self, peers: &BTreeMap<NodeId, SocketAddr>) {

@@ -81,7 +81,7 @@ pub enum BenchCommand {
 #[command(after_help = "Example:\n  haven up --dir /tmp/haven\n  \
 # in another terminal:\n  haven kv put greeting hello\n  haven status")]
 pub struct UpArgs {
-    /// Directory for the stations' data and logs [default: ./haven-up].
+    /// Directory for the stations' data and logs, relative to the current directory.
     #[arg(long, default_value = "haven-up")]
     pub dir: PathBuf,
     /// Number of stations.
