@@ -8,6 +8,7 @@
 //! the time a holder may need to find the new leader.
 
 use crate::members::{MEMBERS_LEN_MAX, MemberRecord};
+use haven_ha::CoordinatorConfig;
 use haven_raft::Config as RaftConfig;
 use haven_runtime::NodeId;
 use haven_store::{LessorConfig, StoreConfig};
@@ -54,6 +55,11 @@ pub struct ReplicaConfig {
     /// table (the simulator's groups, and a member joining a running
     /// cluster, which learns the table from the log).
     pub members: Vec<MemberRecord>,
+    /// The coordinator's tunables (it runs on the leader).
+    pub coordinator: CoordinatorConfig,
+    /// Shortest interval between two coordinator ticks (reconciliation
+    /// without an event: retries, timeouts).
+    pub ha_tick_interval: Duration,
 }
 
 impl ReplicaConfig {
@@ -72,6 +78,8 @@ impl ReplicaConfig {
             watches_max: 1_000,
             history_revisions_max: None,
             members: Vec::new(),
+            coordinator: CoordinatorConfig::default(),
+            ha_tick_interval: Duration::from_millis(100),
         }
     }
 
@@ -92,7 +100,10 @@ impl ReplicaConfig {
         {
             return Err(ReplicaConfigError::ZeroLimit);
         }
-        if self.lease_tick_interval.is_zero() || self.lessor.expired_batch_len_max == 0 {
+        if self.lease_tick_interval.is_zero()
+            || self.lessor.expired_batch_len_max == 0
+            || self.ha_tick_interval.is_zero()
+        {
             return Err(ReplicaConfigError::LeaseTick);
         }
         self.validate_members()
@@ -123,7 +134,10 @@ pub enum ReplicaConfigError {
         "sessions_max, waiters_max, snapshot_entries, leases_max, watches_max and history_revisions_max must be at least 1"
     )]
     ZeroLimit,
-    #[error("lease_tick_interval and lessor.expired_batch_len_max must be positive, or no lease ever expires")]
+    #[error(
+        "lease_tick_interval, lessor.expired_batch_len_max and ha_tick_interval must be positive, or no lease ever \
+         expires and no decision is retried"
+    )]
     LeaseTick,
     #[error(
         "members {ids:?}: the initial member table lists exactly the voters {voters:?}, sorted by id, all voting, \

@@ -15,6 +15,8 @@
 
 pub mod command;
 pub mod config;
+pub mod ha_state;
+mod ha_steering;
 mod leases;
 pub mod member_plan;
 mod member_steering;
@@ -32,10 +34,11 @@ mod watches;
 
 pub use command::Command;
 pub use config::ReplicaConfig;
-pub use members::{MemberError, cluster_id, MemberOp, MemberRecord, MemberTable};
+pub use ha_state::{HaApplied, HaState};
+pub use members::{MemberError, MemberOp, MemberRecord, MemberTable, cluster_id};
 pub use msg::{
-    ClientReply, ClientRequest, KeepAliveReply, KeepAliveRequest, MemberAnswer, MemberReply, MemberRequest, ReplyError,
-    StationMsg, WatchCreate, WatchEvents,
+    ClientReply, ClientRequest, HaReport, KeepAliveReply, KeepAliveRequest, MemberAnswer, MemberReply, MemberRequest,
+    ReplyError, StationMsg, WatchCreate, WatchEvents,
 };
 pub use replica::{Replica, ReplicaEvent, ReplicaIo, ReplicaTimer};
 pub use sessions::Sessions;

@@ -8,10 +8,12 @@
 //! carry no session, and their `seq` only pairs a reply with its request.
 
 use crate::members::{MemberError, MemberOp, MemberRecord};
+use haven_ha::AgentCommand;
 use haven_raft::Message;
 use haven_runtime::NodeId;
 use haven_store::{Event, LeaseId, Request, Response, StoreError};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A client's request. `seq` grows by one per new command of this client;
 /// a retry of the same command reuses it.
@@ -106,6 +108,25 @@ pub enum StationMsg {
     /// and promote), applied once per (client, seq) like a client command.
     Member(MemberRequest),
     MemberReply(MemberReply),
+    /// An agent's (or the operator's) report for the coordinator, to the
+    /// leader; not answered: the sender repeats it until it sees its effect.
+    HaReport(HaReport),
+    /// The coordinator's command to the agent it names, sent by the leader
+    /// once the decision behind it is committed.
+    Agent(AgentCommand),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HaReport {
+    Event(haven_ha::Event),
+    /// The sender joins as node `node`, kept alive by store lease `lease`
+    /// (granted and kept alive by the sender like any lease).
+    Join {
+        node: NodeId,
+        address: String,
+        labels: BTreeMap<String, String>,
+        lease: LeaseId,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

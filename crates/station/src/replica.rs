@@ -22,6 +22,7 @@
 //! and answers nothing until restarted, which recovers from disk.
 
 use crate::config::ReplicaConfig;
+use crate::ha_steering::HaSteering;
 use crate::leases::Leases;
 use crate::member_steering::{MemberSteering, member_reply};
 use crate::members::MemberRecord;
@@ -241,6 +242,7 @@ impl Replica {
             deferred: Vec::new(),
             watches: Watches::new(self.config.watches_max),
             members: MemberSteering::new(self.config.members.clone()),
+            ha: HaSteering::new(self.config.coordinator.clone(), self.config.ha_tick_interval),
         };
         self.phase = Phase::Running(Box::new(running));
         self.drive(ctx)
@@ -275,7 +277,7 @@ impl Replica {
             let ready = r.raft.take_ready();
             if !ready.is_empty() {
                 r.handle(ctx, ready)?;
-            } else if !r.steer_membership() {
+            } else if !r.steer_membership() && !r.steer_ha(ctx.now()) {
                 break;
             }
         }
@@ -433,6 +435,13 @@ impl Component for Replica {
             StationMsg::KeepAlive(request) => self.on_keep_alive(ctx, from, request),
             StationMsg::SerializableRead(request) => self.on_serializable_read(ctx, from, request),
             StationMsg::Member(request) => self.on_member(ctx, from, request),
+            StationMsg::HaReport(report) => {
+                let Phase::Running(r) = &mut self.phase else { return };
+                r.propose_report(report);
+                if let Err(reason) = self.drive(ctx) {
+                    self.fail(ctx, reason);
+                }
+            }
             StationMsg::Watch(create) => self.on_watch(ctx, from, create),
             StationMsg::CancelWatch { client, watch } => {
                 let Phase::Running(r) = &mut self.phase else { return };
@@ -442,7 +451,8 @@ impl Component for Replica {
             StationMsg::Reply(_)
             | StationMsg::KeepAliveReply(_)
             | StationMsg::WatchEvents(_)
-            | StationMsg::MemberReply(_) => {}
+            | StationMsg::MemberReply(_)
+            | StationMsg::Agent(_) => {}
         }
     }
 

@@ -7,6 +7,7 @@
 //! are in `reads.rs`, leases in `leases.rs`, snapshots in `snapshots.rs`.
 
 use crate::command::Command;
+use crate::ha_steering::HaSteering;
 use crate::leases::Leases;
 use crate::member_steering::MemberSteering;
 use crate::msg::{ClientReply, ReplyError, StationMsg};
@@ -52,6 +53,8 @@ pub(crate) struct Running {
     pub(crate) watches: Watches,
     /// The member table's seed, and what was last reported of it.
     pub(crate) members: MemberSteering,
+    /// The coordinator's state on this replica (it runs while it leads).
+    pub(crate) ha: HaSteering,
 }
 
 pub(crate) fn reply(
@@ -184,6 +187,9 @@ impl Running {
         }
         if let Some(member) = applied.member {
             return self.member_applied(ctx, member);
+        }
+        if let Some(ha) = applied.ha {
+            self.ha_applied(ctx, ha);
         }
         let Some(ClientOutcome { client, seq, outcome }) = applied.client else { return };
         let Some(to) = self.waiters.remove(&(client, seq)) else { return };

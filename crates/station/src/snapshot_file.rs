@@ -7,6 +7,7 @@
 //! Out: one versioned, checksummed record; decoding never panics and says
 //! what is wrong.
 
+use crate::ha_state::HaState;
 use crate::members::MemberTable;
 use crate::sessions::Sessions;
 use crate::state_machine::StateMachine;
@@ -16,15 +17,26 @@ use haven_store::{Store, StoreConfig};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Version 2 added the member table; a version 1 snapshot restores with an
-/// empty one (the leader seeds it again from its configuration).
-const VERSION: u8 = 2;
+/// Version 3 added the HA state (graph and event queue), version 2 the
+/// member table; an older snapshot restores with them empty (the leader
+/// seeds the member table again from its configuration).
+const VERSION: u8 = 3;
+const VERSION_NO_HA: u8 = 2;
 const VERSION_NO_MEMBERS: u8 = 1;
 /// A snapshot's bytes above this are refused on decode.
 pub const SNAPSHOT_BYTES_MAX: u32 = 1 << 30;
 
 #[derive(Serialize, Deserialize)]
 struct Image {
+    raft_meta: SnapshotMeta,
+    store: Vec<u8>,
+    sessions: Sessions,
+    members: MemberTable,
+    ha: HaState,
+}
+
+#[derive(Deserialize)]
+struct ImageNoHa {
     raft_meta: SnapshotMeta,
     store: Vec<u8>,
     sessions: Sessions,
@@ -57,8 +69,13 @@ pub enum SnapshotFileError {
 pub fn encode(meta: &SnapshotMeta, sm: &StateMachine) -> Result<Vec<u8>, SnapshotFileError> {
     assert_eq!(meta.last.index, sm.applied_index(), "a snapshot is taken at the applied index");
     let store = sm.store().snapshot().map_err(|e| SnapshotFileError::Store(e.to_string()))?;
-    let image =
-        Image { raft_meta: meta.clone(), store, sessions: sm.sessions().clone(), members: sm.members().clone() };
+    let image = Image {
+        raft_meta: meta.clone(),
+        store,
+        sessions: sm.sessions().clone(),
+        members: sm.members().clone(),
+        ha: sm.ha().clone(),
+    };
     let payload = postcard::to_allocvec(&image).map_err(|e| SnapshotFileError::Payload(e.to_string()))?;
     if payload.len() > SNAPSHOT_BYTES_MAX as usize {
         return Err(SnapshotFileError::TooLarge { bytes: payload.len(), bytes_max: SNAPSHOT_BYTES_MAX });
@@ -69,19 +86,26 @@ pub fn encode(meta: &SnapshotMeta, sm: &StateMachine) -> Result<Vec<u8>, Snapsho
 }
 
 pub fn decode(bytes: &[u8], store: StoreConfig) -> Result<(SnapshotMeta, StateMachine), SnapshotFileError> {
-    let (version, payload) = match record::decode(bytes, &[VERSION, VERSION_NO_MEMBERS], SNAPSHOT_BYTES_MAX)? {
-        Decoded::Record { version, payload, len_total } if len_total == bytes.len() => (version, payload),
-        _ => return Err(SnapshotFileError::Length { len: bytes.len() }),
-    };
+    let (version, payload) =
+        match record::decode(bytes, &[VERSION, VERSION_NO_HA, VERSION_NO_MEMBERS], SNAPSHOT_BYTES_MAX)? {
+            Decoded::Record { version, payload, len_total } if len_total == bytes.len() => (version, payload),
+            _ => return Err(SnapshotFileError::Length { len: bytes.len() }),
+        };
     let payload_error = |e: postcard::Error| SnapshotFileError::Payload(e.to_string());
-    let image: Image = if version == VERSION_NO_MEMBERS {
-        let old: ImageNoMembers = postcard::from_bytes(payload).map_err(payload_error)?;
-        Image { raft_meta: old.raft_meta, store: old.store, sessions: old.sessions, members: MemberTable::default() }
-    } else {
-        postcard::from_bytes(payload).map_err(payload_error)?
+    let image: Image = match version {
+        VERSION_NO_MEMBERS => {
+            let ImageNoMembers { raft_meta, store, sessions } = postcard::from_bytes(payload).map_err(payload_error)?;
+            Image { raft_meta, store, sessions, members: MemberTable::default(), ha: HaState::default() }
+        }
+        VERSION_NO_HA => {
+            let ImageNoHa { raft_meta, store, sessions, members } =
+                postcard::from_bytes(payload).map_err(payload_error)?;
+            Image { raft_meta, store, sessions, members, ha: HaState::default() }
+        }
+        _ => postcard::from_bytes(payload).map_err(payload_error)?,
     };
     let restored = Store::restore(&image.store, store).map_err(|e| SnapshotFileError::Store(e.to_string()))?;
-    let sm = StateMachine::restored(restored, image.sessions, image.members, image.raft_meta.last.index);
+    let sm = StateMachine::restored(restored, image.sessions, image.members, image.ha, image.raft_meta.last.index);
     Ok((image.raft_meta, sm))
 }
 

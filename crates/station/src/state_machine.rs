@@ -10,6 +10,7 @@
 //! different replicas would be worse.
 
 use crate::command::Command;
+use crate::ha_state::{HaApplied, HaState};
 use crate::members::{MemberOp, MemberOutcome, MemberTable};
 use crate::sessions::{Outcome, Seen, Sessions};
 use crate::snapshot_file::{self, SnapshotFileError};
@@ -25,6 +26,8 @@ pub struct Applied {
     pub lease: Option<LeaseChange>,
     /// The answer owed to an operator, for a member table change.
     pub member: Option<MemberApplied>,
+    /// What an HA command did (for a step: the commands now due).
+    pub ha: Option<HaApplied>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -71,18 +74,29 @@ pub struct StateMachine {
     store: Store,
     sessions: Sessions,
     members: MemberTable,
+    ha: HaState,
     applied_index: u64,
 }
 
 impl StateMachine {
     pub fn new(store: StoreConfig, sessions_max: usize) -> StateMachine {
         let (sessions, members) = (Sessions::new(sessions_max), MemberTable::default());
-        StateMachine { store: Store::new(store), sessions, members, applied_index: 0 }
+        StateMachine { store: Store::new(store), sessions, members, ha: HaState::default(), applied_index: 0 }
     }
 
     /// A state machine restored from a snapshot taken at `applied_index`.
-    pub fn restored(store: Store, sessions: Sessions, members: MemberTable, applied_index: u64) -> StateMachine {
-        StateMachine { store, sessions, members, applied_index }
+    pub fn restored(
+        store: Store,
+        sessions: Sessions,
+        members: MemberTable,
+        ha: HaState,
+        applied_index: u64,
+    ) -> StateMachine {
+        StateMachine { store, sessions, members, ha, applied_index }
+    }
+
+    pub fn ha(&self) -> &HaState {
+        &self.ha
     }
 
     pub fn members(&self) -> &MemberTable {
@@ -108,7 +122,7 @@ impl StateMachine {
                 (Some(outcome), lease)
             }
         };
-        Applied { client: Some(ClientOutcome { client, seq, outcome }), lease, member: None }
+        Applied { client: Some(ClientOutcome { client, seq, outcome }), lease, ..Applied::default() }
     }
 
     fn apply_member(&mut self, client: u64, seq: u64, op: &MemberOp) -> Applied {
@@ -150,12 +164,29 @@ impl haven_raft::StateMachine for StateMachine {
         let EntryKind::Command(bytes) = kind else { return Applied::default() };
         let command =
             Command::decode(bytes).unwrap_or_else(|e| panic!("entry {}: command does not decode: {e}", entry.index));
-        match command {
+        let applied = match command {
             Command::Client { client, seq, request } => self.apply_client(entry.index, client, seq, &request),
             Command::ExpireLease { lease } => self.expire(lease),
             Command::CompactHistory { revision } => self.compact_history(revision),
             Command::Member { client, seq, op } => self.apply_member(client, seq, &op),
+            Command::HaEvent { event } => Applied { ha: Some(self.ha.enqueue(event)), ..Applied::default() },
+            Command::HaJoin { node, address, labels, lease } => {
+                let joined = self.ha.join(node, address, labels, lease);
+                // A lease already gone would never expire again: the node is dead at once.
+                if !self.store.lease_ttls().any(|(id, _)| id == lease) {
+                    self.ha.lease_gone(lease);
+                }
+                Applied { ha: Some(joined), ..Applied::default() }
+            }
+            Command::HaStep { version, consumed, now_ms, step } => {
+                Applied { ha: Some(self.ha.apply_step(version, consumed, now_ms, step)), ..Applied::default() }
+            }
+        };
+        // A node whose lease is gone is dead: the coordinator hears it in log order.
+        if let Some(LeaseChange::Revoked { lease, .. }) = applied.lease {
+            self.ha.lease_gone(lease);
         }
+        applied
     }
 
     fn applied_index(&self) -> u64 {

@@ -1,0 +1,238 @@
+//! The coordinator inside the station, on a simulated cluster: n1..n3 are
+//! replicas, n4..n6 agents that only record what they are told (the test
+//! speaks for them), n9 the operator. Agents join with a store lease they
+//! keep alive; the operator adds a singleton preferring n4, then n5. The
+//! checks: the first start goes to n4 with a fencing token once the
+//! decision is committed; when n4 stops renewing its lease, the singleton
+//! is started on n5 with a greater token, and only after n4's lease was
+//! revoked through the log; a leader crash loses no queued event and the
+//! new leader carries on.
+
+mod common;
+
+use common::{TestNode, ms};
+use haven_ha::{Action, AgentCommand, Event, OperatorAction, ServiceKind, ServiceSpec};
+use haven_raft::Role;
+use haven_runtime::NodeId;
+use haven_sim::{Sim, SimConfig};
+use haven_station::{ClientRequest, HaReport, KeepAliveRequest, Replica, ReplicaConfig, StationMsg};
+use haven_store::{LeaseGrantRequest, LeaseId, Request, Response};
+use std::collections::BTreeMap;
+
+const OPERATOR: NodeId = NodeId(9);
+const AGENTS: [u64; 3] = [4, 5, 6];
+const TTL_SECONDS: i64 = 2;
+
+fn cluster(seed: u64) -> Sim<TestNode> {
+    let voters: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let factory = move |id: NodeId| match id {
+        NodeId(1..=3) => TestNode::Replica(Box::new(Replica::new(ReplicaConfig::new(voters.clone())))),
+        _ => TestNode::Probe(Vec::new()),
+    };
+    let mut sim = Sim::new(SimConfig::new(seed, 9), factory).expect("valid configuration");
+    for node in [1, 2, 3, 4, 5, 6, 9] {
+        sim.start(NodeId(node));
+    }
+    sim.run_for(ms(3_000));
+    sim
+}
+
+fn leader(sim: &Sim<TestNode>) -> NodeId {
+    let leads = |n: &u64| {
+        sim.is_up(NodeId(*n))
+            && matches!(sim.component(NodeId(*n)), Some(TestNode::Replica(r)) if r.raft().is_some_and(|r| r.role() == Role::Leader))
+    };
+    (1..=3).find(leads).map(NodeId).expect("a leader was elected")
+}
+
+fn inbox(sim: &Sim<TestNode>, node: u64) -> &[StationMsg] {
+    match sim.component(NodeId(node)) {
+        Some(TestNode::Probe(inbox)) => inbox,
+        _ => panic!("n{node} is a probe"),
+    }
+}
+
+fn commands(sim: &Sim<TestNode>, node: u64) -> Vec<AgentCommand> {
+    let agent = |msg: &StationMsg| match msg {
+        StationMsg::Agent(command) => Some(command.clone()),
+        _ => None,
+    };
+    inbox(sim, node).iter().filter_map(agent).collect()
+}
+
+/// Starts of `service` sent to `node`, with their tokens.
+fn starts(sim: &Sim<TestNode>, node: u64, service: &str) -> Vec<Option<u64>> {
+    let start = |c: &AgentCommand| match &c.action {
+        Action::Start { spec, token, .. } if spec.name == service => Some(*token),
+        _ => None,
+    };
+    commands(sim, node).iter().filter_map(start).collect()
+}
+
+/// The agent grants itself a lease and joins with it.
+fn join(sim: &mut Sim<TestNode>, agent: u64) -> LeaseId {
+    let before = inbox(sim, agent).len();
+    let grant = Request::LeaseGrant(LeaseGrantRequest { ttl: TTL_SECONDS, id: 0 });
+    let to = leader(sim);
+    sim.inject(to, NodeId(agent), StationMsg::Request(ClientRequest { client: agent, seq: 1, request: grant }));
+    sim.run_for(ms(300));
+    let lease = inbox(sim, agent)[before..].iter().find_map(|msg| match msg {
+        StationMsg::Reply(reply) => match &reply.result {
+            Ok(Response::LeaseGrant(granted)) => Some(granted.id),
+            other => panic!("grant for n{agent}: {other:?}"),
+        },
+        _ => None,
+    });
+    let lease = lease.unwrap_or_else(|| panic!("n{agent} got no lease"));
+    let report =
+        HaReport::Join { node: NodeId(agent), address: format!("10.0.0.{agent}:7000"), labels: BTreeMap::new(), lease };
+    sim.inject(to, NodeId(agent), StationMsg::HaReport(report));
+    lease
+}
+
+/// Runs `duration`, the agents in `alive` renewing their leases every 500 ms.
+fn run_renewing(sim: &mut Sim<TestNode>, duration_ms: u64, alive: &[(u64, LeaseId)]) {
+    for round in 0..duration_ms / 500 {
+        renew(sim, alive, round);
+        sim.run_for(ms(500));
+    }
+}
+
+/// Each agent of `alive` sends a keep-alive to the leader, or to any running
+/// replica while there is none (which refuses it, as a real agent would see).
+fn renew(sim: &mut Sim<TestNode>, alive: &[(u64, LeaseId)], round: u64) {
+    let leads = |n: u64| matches!(sim.component(NodeId(n)), Some(TestNode::Replica(r)) if r.raft().is_some_and(|r| r.role() == Role::Leader));
+    let up: Vec<u64> = (1..=3).filter(|&n| sim.is_up(NodeId(n))).collect();
+    let to = up.iter().copied().find(|&n| leads(n)).or(up.first().copied()).map(NodeId).expect("a replica runs");
+    for &(agent, lease) in alive {
+        let request = KeepAliveRequest { client: agent, seq: 1_000 + round, lease };
+        sim.inject(to, NodeId(agent), StationMsg::KeepAlive(request));
+    }
+}
+
+fn operator(sim: &mut Sim<TestNode>, action: OperatorAction) {
+    let up = (1..=3).map(NodeId).filter(|&n| sim.is_up(n));
+    let to = up.clone().find(|&n| matches!(sim.component(n), Some(TestNode::Replica(r)) if r.raft().is_some_and(|r| r.role() == Role::Leader)));
+    let Some(to) = to.or(up.clone().next()) else { return };
+    sim.inject(to, OPERATOR, StationMsg::HaReport(HaReport::Event(Event::Operator(action))));
+}
+
+fn db() -> ServiceSpec {
+    let mut spec = ServiceSpec::new("db", "/usr/bin/db", ServiceKind::Singleton { standbys: 0 });
+    spec.placement.preferred = vec![NodeId(4), NodeId(5)];
+    spec
+}
+
+/// Reports from `agent` that its instance of the start it got is running.
+fn report_running(sim: &mut Sim<TestNode>, agent: u64) {
+    let last = commands(sim, agent).into_iter().last().expect("a command to answer");
+    let token = last.token();
+    let to = leader(sim);
+    for event in [
+        Event::CommandDone { command: last.id },
+        Event::InstanceStarted { instance: last.instance, token },
+        Event::InstanceActive { instance: last.instance, token },
+    ] {
+        sim.inject(to, NodeId(agent), StationMsg::HaReport(HaReport::Event(event)));
+    }
+}
+
+fn joined_cluster(seed: u64) -> (Sim<TestNode>, Vec<(u64, LeaseId)>) {
+    let mut sim = cluster(seed);
+    let leases: Vec<(u64, LeaseId)> = AGENTS.iter().map(|&agent| (agent, join(&mut sim, agent))).collect();
+    run_renewing(&mut sim, 1_000, &leases);
+    (sim, leases)
+}
+
+#[test]
+fn a_singleton_starts_on_its_first_preferred_node_with_a_token() {
+    let (mut sim, leases) = joined_cluster(1);
+    operator(&mut sim, OperatorAction::AddService(Box::new(db())));
+    run_renewing(&mut sim, 1_000, &leases);
+    let first = starts(&sim, 4, "db");
+    assert!(matches!(first.first(), Some(Some(_))), "n4 was told to start db as primary: {first:?}");
+    assert!(starts(&sim, 5, "db").is_empty() && starts(&sim, 6, "db").is_empty(), "nowhere else");
+    let replicas = (1..=3).filter_map(|n| match sim.component(NodeId(n)) {
+        Some(TestNode::Replica(r)) => r.state_machine().map(|m| m.ha().graph.clone()),
+        _ => None,
+    });
+    let graphs: Vec<_> = replicas.collect();
+    assert_eq!(graphs.len(), 3);
+    assert!(graphs.windows(2).all(|w| w[0] == w[1]), "every replica holds the same graph");
+    assert_eq!(graphs[0].instances.len(), 1);
+}
+
+#[test]
+fn the_singleton_moves_only_after_the_dead_nodes_lease_was_revoked() {
+    let (mut sim, leases) = joined_cluster(2);
+    operator(&mut sim, OperatorAction::AddService(Box::new(db())));
+    run_renewing(&mut sim, 1_000, &leases);
+    report_running(&mut sim, 4);
+    run_renewing(&mut sim, 1_000, &leases);
+    let first = starts(&sim, 4, "db")[0].expect("a primary's token");
+
+    // n4 goes silent: only n5 and n6 renew from now on.
+    let n4_lease = leases[0].1;
+    let survivors: Vec<(u64, LeaseId)> = leases[1..].to_vec();
+    let mut revoked_at = None;
+    for round in 0..1_000u64 {
+        if round % 50 == 0 {
+            renew(&mut sim, &survivors, round);
+        }
+        sim.run_for(ms(10));
+        if revoked_at.is_none() && revoked(&sim, n4_lease) {
+            revoked_at = Some(sim.now());
+        }
+        let moved = !starts(&sim, 5, "db").is_empty();
+        assert!(!moved || revoked_at.is_some(), "db started on n5 while n4's lease was still alive");
+    }
+    assert!(revoked_at.is_some(), "n4's lease expired through the log");
+    let moved = starts(&sim, 5, "db");
+    assert!(
+        matches!(moved.first(), Some(Some(token)) if *token > first),
+        "n5 took over with a greater token: {moved:?}"
+    );
+}
+
+/// Some running replica applied the revocation of `lease`.
+fn revoked(sim: &Sim<TestNode>, lease: LeaseId) -> bool {
+    (1..=3).filter(|&n| sim.is_up(NodeId(n))).any(|n| match sim.component(NodeId(n)) {
+        Some(TestNode::Replica(r)) => {
+            r.state_machine().is_some_and(|m| !m.store().lease_ttls().any(|(id, _)| id == lease))
+        }
+        _ => false,
+    })
+}
+
+#[test]
+fn a_leader_crash_mid_decision_starts_the_singleton_once_with_one_token() {
+    let (mut sim, leases) = joined_cluster(3);
+    operator(&mut sim, OperatorAction::AddService(Box::new(db())));
+    sim.run_for(ms(20));
+    let old = leader(&sim);
+    sim.crash(old);
+    // The operator repeats its report until it sees it took effect (adding
+    // a service again with the same spec changes nothing).
+    for _ in 0..8 {
+        run_renewing(&mut sim, 500, &leases);
+        if graph(&sim).is_none_or(|g| !g.services.contains_key("db")) {
+            operator(&mut sim, OperatorAction::AddService(Box::new(db())));
+        }
+    }
+    assert_ne!(leader(&sim), old);
+    let tokens: Vec<Option<u64>> = AGENTS.iter().flat_map(|&a| starts(&sim, a, "db")).collect();
+    assert!(!tokens.is_empty(), "the new leader placed db");
+    let first = tokens[0];
+    assert!(first.is_some() && tokens.iter().all(|t| *t == first), "one decision, resent at most: {tokens:?}");
+    assert_eq!(starts(&sim, 4, "db").len(), tokens.len(), "on the preferred node only");
+}
+
+/// The graph of the current leader, if there is one.
+fn graph(sim: &Sim<TestNode>) -> Option<haven_ha::StateGraph> {
+    (1..=3).map(NodeId).filter(|&n| sim.is_up(n)).find_map(|n| match sim.component(n) {
+        Some(TestNode::Replica(r)) if r.raft().is_some_and(|r| r.role() == Role::Leader) => {
+            r.state_machine().map(|m| m.ha().graph.clone())
+        }
+        _ => None,
+    })
+}
