@@ -13,12 +13,11 @@
 //! lets every replica tell an expiry from a client's revoke when it applies.
 
 use crate::members::MemberOp;
-use haven_ha::{Event, Step};
-use haven_runtime::NodeId;
+use crate::msg::HaReport;
+use haven_ha::Step;
 use haven_runtime::wire::{self, WireError};
 use haven_store::{LeaseId, Request};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -32,10 +31,9 @@ pub enum Command {
     /// A change to the member table, by the operator's session (client,
     /// seq); the leader's own seed of the initial members uses (0, 0).
     Member { client: u64, seq: u64, op: MemberOp },
-    /// An agent's or the operator's observation, for the coordinator's queue.
-    HaEvent { event: Event },
-    /// A node joins, alive as long as store lease `lease` (its agent's) lives.
-    HaJoin { node: NodeId, address: String, labels: BTreeMap<String, String>, lease: LeaseId },
+    /// An agent's or the operator's report for the coordinator's queue;
+    /// `ack`: the session waiting for it to be queued, if any.
+    Ha { ack: Option<(u64, u64)>, report: HaReport },
     /// The coordinator's decision, computed on graph `version` at cluster
     /// time `now_ms`, deciding about queued event `consumed` (none: a tick).
     HaStep { version: u64, consumed: Option<u64>, now_ms: u64, step: Step },

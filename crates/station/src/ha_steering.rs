@@ -18,12 +18,12 @@
 
 use crate::command::Command;
 use crate::ha_state::HaApplied;
-use crate::msg::{HaReport, StationMsg};
+use crate::msg::{HaReply, HaReport, HaRequest, HaView, ReplyError, StationMsg};
 use crate::replica::Replica;
 use crate::running::Running;
 use haven_ha::{CoordinatorConfig, step};
-use haven_raft::{Role, StateMachine as _};
-use haven_runtime::{CtxFor, Instant};
+use haven_raft::{ProposeError, Role, StateMachine as _};
+use haven_runtime::{CtxFor, Instant, NodeId};
 use std::time::Duration;
 
 #[derive(Debug)]
@@ -45,19 +45,56 @@ impl HaSteering {
     }
 }
 
+pub(crate) fn ha_reply(
+    ctx: &mut impl CtxFor<Replica>,
+    to: NodeId,
+    (client, seq): (u64, u64),
+    result: Result<u64, ReplyError>,
+) {
+    ctx.send(to, StationMsg::HaReply(HaReply { client, seq, result }));
+}
+
 fn ms(at: Instant) -> u64 {
     at.as_nanos() / 1_000_000
 }
 
 impl Running {
-    /// A report from an agent or the operator, for the queue.
+    /// A report from an agent, for the queue: not answered (not the
+    /// leader, or busy: dropped; the agent repeats it).
     pub(crate) fn propose_report(&mut self, report: HaReport) {
-        let command = match report {
-            HaReport::Event(event) => Command::HaEvent { event },
-            HaReport::Join { node, address, labels, lease } => Command::HaJoin { node, address, labels, lease },
+        let _ = self.raft.propose(&Command::Ha { ack: None, report }.encode());
+    }
+
+    /// A report answered once queued: the operator's actions.
+    pub(crate) fn propose_ha_request(&mut self, ctx: &mut impl CtxFor<Replica>, from: NodeId, request: HaRequest) {
+        let HaRequest { client, seq, report } = request;
+        let refused = match self.raft.propose(&Command::Ha { ack: Some((client, seq)), report }.encode()) {
+            Ok(_) => {
+                self.waiters.insert((client, seq), from);
+                return;
+            }
+            Err(ProposeError::NotLeader { leader_hint }) => ReplyError::NotLeader { leader_hint },
+            Err(_) => ReplyError::Busy,
         };
-        // Not the leader, or busy: dropped; the sender repeats it.
-        let _ = self.raft.propose(&command.encode());
+        ha_reply(ctx, from, (client, seq), Err(refused));
+    }
+
+    /// The operator's report is queued (or was refused: the queue is full).
+    pub(crate) fn ha_acked(&mut self, ctx: &mut impl CtxFor<Replica>, session: (u64, u64), applied: &HaApplied) {
+        let Some(to) = self.waiters.remove(&session) else { return };
+        let result = match applied {
+            HaApplied::Queued(id) => Ok(*id),
+            _ => Err(ReplyError::Busy),
+        };
+        ha_reply(ctx, to, session, result);
+    }
+
+    /// This replica's applied graph, as it stands (may be behind the leader's).
+    pub(crate) fn ha_view(&self, ctx: &mut impl CtxFor<Replica>, from: NodeId, client: u64, seq: u64) {
+        let ha = self.sm.ha();
+        let view =
+            HaView { client, seq, graph: ha.graph.clone(), queue_len: ha.queue_len() as u64, version: ha.version() };
+        ctx.send(from, StationMsg::HaView(Box::new(view)));
     }
 
     /// The leader's cluster time now.

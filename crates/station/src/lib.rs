@@ -37,8 +37,8 @@ pub use config::ReplicaConfig;
 pub use ha_state::{HaApplied, HaState};
 pub use members::{MemberError, MemberOp, MemberRecord, MemberTable, cluster_id};
 pub use msg::{
-    ClientReply, ClientRequest, HaReport, KeepAliveReply, KeepAliveRequest, MemberAnswer, MemberReply, MemberRequest,
-    ReplyError, StationMsg, WatchCreate, WatchEvents,
+    ClientReply, ClientRequest, HaReply, HaReport, HaRequest, HaView, KeepAliveReply, KeepAliveRequest, MemberAnswer,
+    MemberReply, MemberRequest, ReplyError, StationMsg, WatchCreate, WatchEvents,
 };
 pub use replica::{Replica, ReplicaEvent, ReplicaIo, ReplicaTimer};
 pub use sessions::Sessions;

@@ -8,7 +8,7 @@
 //! carry no session, and their `seq` only pairs a reply with its request.
 
 use crate::members::{MemberError, MemberOp, MemberRecord};
-use haven_ha::AgentCommand;
+use haven_ha::{AgentCommand, StateGraph};
 use haven_raft::Message;
 use haven_runtime::NodeId;
 use haven_store::{Event, LeaseId, Request, Response, StoreError};
@@ -114,6 +114,45 @@ pub enum StationMsg {
     /// The coordinator's command to the agent it names, sent by the leader
     /// once the decision behind it is committed.
     Agent(AgentCommand),
+    /// A report answered once it is queued (the operator's actions):
+    /// `HaReply` with the event's id in the queue. At least once: a retry
+    /// after a lost reply may queue it twice (operator actions are
+    /// idempotent: the graph ends the same).
+    HaRequest(HaRequest),
+    HaReply(HaReply),
+    /// Ask the receiving replica for its applied HA state (`HaView`).
+    HaQuery {
+        client: u64,
+        seq: u64,
+    },
+    HaView(Box<HaView>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaRequest {
+    pub client: u64,
+    pub seq: u64,
+    pub report: HaReport,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaReply {
+    pub client: u64,
+    pub seq: u64,
+    /// The event's id in the queue, or why it was not queued.
+    pub result: Result<u64, ReplyError>,
+}
+
+/// A replica's applied HA state: the graph (with its decision log) and how
+/// far the coordinator is (`version`: steps applied; `queue_len`: events
+/// waiting).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaView {
+    pub client: u64,
+    pub seq: u64,
+    pub graph: StateGraph,
+    pub queue_len: u64,
+    pub version: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,10 +23,11 @@
 
 use crate::config::ReplicaConfig;
 use crate::ha_steering::HaSteering;
+use crate::ha_steering::ha_reply;
 use crate::leases::Leases;
 use crate::member_steering::{MemberSteering, member_reply};
 use crate::members::MemberRecord;
-use crate::msg::{ClientRequest, KeepAliveRequest, MemberRequest, ReplyError, StationMsg, WatchCreate};
+use crate::msg::{ClientRequest, HaRequest, KeepAliveRequest, MemberRequest, ReplyError, StationMsg, WatchCreate};
 use crate::persist::PersistTracker;
 use crate::reads::{PendingRead, ReadOp};
 use crate::running::{Running, reply};
@@ -367,6 +368,22 @@ impl Replica {
         }
     }
 
+    /// An operator's report: proposed like a command, answered once queued.
+    fn on_ha_request(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, request: HaRequest) {
+        let waiters_max = self.config.waiters_max;
+        let session = (request.client, request.seq);
+        let Phase::Running(r) = &mut self.phase else {
+            return ha_reply(ctx, from, session, Err(ReplyError::NotLeader { leader_hint: None }));
+        };
+        if r.waiters.len() + r.reads_asked.len() + r.reads_confirmed.len() >= waiters_max {
+            return ha_reply(ctx, from, session, Err(ReplyError::Busy));
+        }
+        r.propose_ha_request(ctx, from, request);
+        if let Err(reason) = self.drive(ctx) {
+            self.fail(ctx, reason);
+        }
+    }
+
     /// A request that changes the state: proposed to Raft as a client command.
     fn on_command(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, session: (u64, u64), request: Request) {
         let waiters_max = self.config.waiters_max;
@@ -442,6 +459,12 @@ impl Component for Replica {
                     self.fail(ctx, reason);
                 }
             }
+            StationMsg::HaRequest(request) => self.on_ha_request(ctx, from, request),
+            StationMsg::HaQuery { client, seq } => {
+                if let Phase::Running(r) = &self.phase {
+                    r.ha_view(ctx, from, client, seq);
+                }
+            }
             StationMsg::Watch(create) => self.on_watch(ctx, from, create),
             StationMsg::CancelWatch { client, watch } => {
                 let Phase::Running(r) = &mut self.phase else { return };
@@ -452,7 +475,9 @@ impl Component for Replica {
             | StationMsg::KeepAliveReply(_)
             | StationMsg::WatchEvents(_)
             | StationMsg::MemberReply(_)
-            | StationMsg::Agent(_) => {}
+            | StationMsg::Agent(_)
+            | StationMsg::HaReply(_)
+            | StationMsg::HaView(_) => {}
         }
     }
 

@@ -189,6 +189,9 @@ impl Running {
             return self.member_applied(ctx, member);
         }
         if let Some(ha) = applied.ha {
+            if let Some(session) = applied.ha_ack {
+                self.ha_acked(ctx, session, &ha);
+            }
             self.ha_applied(ctx, ha);
         }
         let Some(ClientOutcome { client, seq, outcome }) = applied.client else { return };

@@ -12,6 +12,7 @@
 use crate::command::Command;
 use crate::ha_state::{HaApplied, HaState};
 use crate::members::{MemberOp, MemberOutcome, MemberTable};
+use crate::msg::HaReport;
 use crate::sessions::{Outcome, Seen, Sessions};
 use crate::snapshot_file::{self, SnapshotFileError};
 use haven_raft::{Entry, EntryKind, SnapshotMeta};
@@ -28,6 +29,8 @@ pub struct Applied {
     pub member: Option<MemberApplied>,
     /// What an HA command did (for a step: the commands now due).
     pub ha: Option<HaApplied>,
+    /// The session waiting for an HA report to be queued.
+    pub ha_ack: Option<(u64, u64)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -125,6 +128,20 @@ impl StateMachine {
         Applied { client: Some(ClientOutcome { client, seq, outcome }), lease, ..Applied::default() }
     }
 
+    fn apply_report(&mut self, report: HaReport) -> HaApplied {
+        match report {
+            HaReport::Event(event) => self.ha.enqueue(event),
+            HaReport::Join { node, address, labels, lease } => {
+                let joined = self.ha.join(node, address, labels, lease);
+                // A lease already gone would never expire again: the node is dead at once.
+                if !self.store.lease_ttls().any(|(id, _)| id == lease) {
+                    self.ha.lease_gone(lease);
+                }
+                joined
+            }
+        }
+    }
+
     fn apply_member(&mut self, client: u64, seq: u64, op: &MemberOp) -> Applied {
         let outcome = self.members.apply((client, seq), op);
         Applied { member: Some(MemberApplied { client, seq, outcome }), ..Applied::default() }
@@ -169,14 +186,8 @@ impl haven_raft::StateMachine for StateMachine {
             Command::ExpireLease { lease } => self.expire(lease),
             Command::CompactHistory { revision } => self.compact_history(revision),
             Command::Member { client, seq, op } => self.apply_member(client, seq, &op),
-            Command::HaEvent { event } => Applied { ha: Some(self.ha.enqueue(event)), ..Applied::default() },
-            Command::HaJoin { node, address, labels, lease } => {
-                let joined = self.ha.join(node, address, labels, lease);
-                // A lease already gone would never expire again: the node is dead at once.
-                if !self.store.lease_ttls().any(|(id, _)| id == lease) {
-                    self.ha.lease_gone(lease);
-                }
-                Applied { ha: Some(joined), ..Applied::default() }
+            Command::Ha { ack, report } => {
+                Applied { ha: Some(self.apply_report(report)), ha_ack: ack, ..Applied::default() }
             }
             Command::HaStep { version, consumed, now_ms, step } => {
                 Applied { ha: Some(self.ha.apply_step(version, consumed, now_ms, step)), ..Applied::default() }

@@ -15,7 +15,7 @@ use haven_ha::{Action, AgentCommand, Event, OperatorAction, ServiceKind, Service
 use haven_raft::Role;
 use haven_runtime::NodeId;
 use haven_sim::{Sim, SimConfig};
-use haven_station::{ClientRequest, HaReport, KeepAliveRequest, Replica, ReplicaConfig, StationMsg};
+use haven_station::{ClientRequest, HaReport, HaRequest, HaView, KeepAliveRequest, Replica, ReplicaConfig, StationMsg};
 use haven_store::{LeaseGrantRequest, LeaseId, Request, Response};
 use std::collections::BTreeMap;
 
@@ -235,4 +235,35 @@ fn graph(sim: &Sim<TestNode>) -> Option<haven_ha::StateGraph> {
         }
         _ => None,
     })
+}
+
+#[test]
+fn an_operators_action_is_answered_once_queued_and_every_replica_shows_the_service() {
+    let (mut sim, leases) = joined_cluster(4);
+    let report = HaReport::Event(Event::Operator(OperatorAction::AddService(Box::new(db()))));
+    let to = leader(&sim);
+    sim.inject(to, OPERATOR, StationMsg::HaRequest(HaRequest { client: 90, seq: 1, report }));
+    run_renewing(&mut sim, 500, &leases);
+    let reply = inbox(&sim, OPERATOR.0).iter().find_map(|msg| match msg {
+        StationMsg::HaReply(reply) => Some(reply.result.clone()),
+        _ => None,
+    });
+    assert!(matches!(reply, Some(Ok(id)) if id > 3), "queued after the three joins: {reply:?}");
+    run_renewing(&mut sim, 500, &leases);
+    for replica in 1..=3 {
+        sim.inject(NodeId(replica), OPERATOR, StationMsg::HaQuery { client: 90, seq: 10 + replica });
+    }
+    sim.run_for(ms(100));
+    let views: Vec<&HaView> = inbox(&sim, OPERATOR.0)
+        .iter()
+        .filter_map(|msg| match msg {
+            StationMsg::HaView(view) => Some(&**view),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(views.len(), 3, "every replica answers from its applied state");
+    for view in views {
+        assert!(view.graph.services.contains_key("db"), "replica answering seq {}", view.seq);
+        assert_eq!((view.graph.nodes.len(), view.queue_len), (3, 0));
+    }
 }
