@@ -6,12 +6,14 @@
 //! to commit and the commands to send once they are committed. No I/O, no
 //! clock, no randomness: time comes in with every input.
 
+mod agent;
 mod command;
 mod config;
 mod coordinator;
 mod decision;
 mod end;
 mod events;
+mod fence_clock;
 mod graph;
 mod input;
 mod instance;
@@ -24,11 +26,13 @@ mod service;
 mod spec;
 mod validate;
 
+pub use agent::{AgentAction, AgentConfig, AgentCore, ProcessEvent, QuorumLossPolicy};
 pub use command::{Action, AgentCommand, CommandId, Issued};
 pub use config::CoordinatorConfig;
 pub use coordinator::{Step, step};
 pub use decision::{Decision, DecisionLog, secs};
 pub use end::EndReason;
+pub use fence_clock::FenceClock;
 pub use graph::{Change, StateGraph, Violation};
 pub use input::{Event, Input, OperatorAction};
 pub use instance::{Instance, InstanceId, InstanceState, Role};
