@@ -4,6 +4,7 @@
 //! In: parsed command-line arguments. Out: running nodes, the demo's
 //! narration, the simulator's reports, stations and the client commands.
 
+pub mod agent;
 pub mod bench_cmd;
 pub mod cli;
 pub mod client_cmd;
