@@ -137,10 +137,14 @@ impl Running {
         self.ha.step_at.is_some()
     }
 
-    /// A step took effect: the leader sends its commands.
-    pub(crate) fn ha_applied(&mut self, ctx: &mut impl CtxFor<Replica>, applied: HaApplied) {
+    /// A step took effect: the leader sends its commands, if it proposed
+    /// the step itself (`entry_term` is its term). A step of an earlier term
+    /// that a new leader applies while catching up may be long superseded
+    /// (its instance fenced, its singleton moved): its commands are not
+    /// sent; the ones still awaited are re-issued by this leader's steps.
+    pub(crate) fn ha_applied(&mut self, ctx: &mut impl CtxFor<Replica>, entry_term: u64, applied: HaApplied) {
         let HaApplied::Stepped(step) = applied else { return };
-        if self.role != Role::Leader {
+        if self.role != Role::Leader || entry_term != self.raft.term() {
             return; // the next leader's level-triggered steps issue them again
         }
         for command in step.commands {

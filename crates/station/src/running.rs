@@ -192,7 +192,7 @@ impl Running {
             if let Some(session) = applied.ha_ack {
                 self.ha_acked(ctx, session, &ha);
             }
-            self.ha_applied(ctx, ha);
+            self.ha_applied(ctx, entry.term, ha);
         }
         let Some(ClientOutcome { client, seq, outcome }) = applied.client else { return };
         let Some(to) = self.waiters.remove(&(client, seq)) else { return };
