@@ -8,4 +8,5 @@
 
 pub mod health;
 pub mod log_file;
+pub mod run;
 pub mod supervisor;

@@ -1,0 +1,321 @@
+//! The agent's loop: lease, commands, processes, reports.
+//!
+//! In: a [`StationLink`] to the stations, the agent's settings, a shutdown
+//! signal. Out: the node's lease kept alive, the coordinator's commands
+//! carried out through the [`Supervisor`], the events reported, and
+//! self-fencing when the lease cannot be renewed (`AgentCore` decides; this
+//! loop only feeds it time and answers).
+//!
+//! Every `poll` it renews the lease when a third of the TTL has passed,
+//! fetches this node's pending commands (served from any station's applied
+//! state: a command is there only once the decision behind it is
+//! committed), carries them out, and sends what there is to report. A
+//! report that fails is kept and sent again, up to a bound.
+//!
+//! On start it kills the process groups a previous run of the agent left
+//! (their ids and start times are in `instances.pids` in the data
+//! directory; a group whose leader's start time differs is another
+//! program that reused the id, and is left alone): the new run
+//! holds a new lease, and the old instances ran under the old one, which
+//! the station may have expired and replaced elsewhere; only the
+//! coordinator can say, so they are killed and it starts them again.
+
+use crate::agent::supervisor::{Supervisor, SupervisorConfig};
+use haven_ha::{AgentCommand, AgentConfig, AgentCore, Event, ProcessEvent};
+use haven_runtime::NodeId;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Reports kept for another try when sending fails.
+const REPORTS_PENDING_LEN_MAX: usize = 4_096;
+/// Process events buffered between the supervisor and the loop.
+const PROCESS_EVENTS_LEN_MAX: usize = 1_024;
+
+/// How the agent reaches the stations.
+#[allow(async_fn_in_trait)]
+pub trait StationLink {
+    /// A new lease of `ttl_ms` (rounded up to seconds); its id.
+    async fn grant(&self, ttl_ms: u64) -> Result<i64, String>;
+    /// Renews the lease; `Err` when it is gone or no station answered.
+    async fn keep_alive(&self, lease: i64) -> Result<(), String>;
+    async fn join(
+        &self,
+        node: NodeId,
+        address: &str,
+        labels: &BTreeMap<String, String>,
+        lease: i64,
+    ) -> Result<(), String>;
+    async fn report(&self, node: NodeId, events: &[Event]) -> Result<(), String>;
+    /// This node's commands awaiting acknowledgement.
+    async fn commands(&self, node: NodeId) -> Result<Vec<AgentCommand>, String>;
+}
+
+#[derive(Clone, Debug)]
+pub struct AgentSettings {
+    pub core: AgentConfig,
+    pub address: String,
+    pub labels: BTreeMap<String, String>,
+    pub data_dir: PathBuf,
+    pub poll: Duration,
+    pub supervisor: SupervisorConfig,
+}
+
+/// Runs the agent until `shutdown` resolves; kills its instances then.
+pub async fn run(link: impl StationLink, settings: AgentSettings, shutdown: impl Future<Output = ()>) {
+    kill_leftovers(&settings.data_dir);
+    let (tx, mut process_events) = mpsc::channel(PROCESS_EVENTS_LEN_MAX);
+    let mut supervisor = Supervisor::new(settings.supervisor.clone(), tx);
+    let mut agent = Agent { core: AgentCore::new(settings.core.clone()), settings, lease: None, pending: Vec::new() };
+    let started = Instant::now();
+    let mut saved = String::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut poll = tokio::time::interval(agent.settings.poll);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(event) = process_events.recv() => {
+                if let ProcessEvent::Exited { instance, .. } = &event {
+                    supervisor.forget(*instance);
+                }
+                agent.core.process(event);
+            }
+            _ = poll.tick() => agent.turn(&link, &mut supervisor, started).await,
+        }
+        save_pids(&agent.settings.data_dir, &supervisor, &mut saved);
+    }
+    supervisor.kill_all();
+    save_pids(&agent.settings.data_dir, &supervisor, &mut saved);
+    tracing::info!("agent stopped; its instances were killed");
+}
+
+struct Agent {
+    core: AgentCore,
+    settings: AgentSettings,
+    /// The lease, and when it was last renewed (agent clock).
+    lease: Option<(i64, u64)>,
+    pending: Vec<Event>,
+}
+
+fn ms_since(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Agent {
+    async fn turn(&mut self, link: &impl StationLink, supervisor: &mut Supervisor, started: Instant) {
+        for action in self.core.tick(ms_since(started)) {
+            supervisor.carry_out(action);
+        }
+        if self.core.is_fenced() || self.lease.is_none() {
+            self.lease = None;
+            self.join(link, started).await;
+            return;
+        }
+        self.renew(link, started).await;
+        match link.commands(self.settings.core.node).await {
+            Ok(commands) => {
+                for command in &commands {
+                    for action in self.core.command(command, ms_since(started)) {
+                        supervisor.carry_out(action);
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "no commands fetched"),
+        }
+        self.send_reports(link).await;
+    }
+
+    /// Grants a lease, joins with it, and counts the grant as the first
+    /// acknowledged keep-alive (sent when the grant was).
+    async fn join(&mut self, link: &impl StationLink, started: Instant) {
+        let sent_ms = ms_since(started);
+        let ttl_ms = self.settings.core.lease_ttl_ms;
+        let lease = match link.grant(ttl_ms).await {
+            Ok(lease) => lease,
+            Err(e) => return tracing::warn!(error = %e, "cannot get a lease; retrying"),
+        };
+        let node = self.settings.core.node;
+        if let Err(e) = link.join(node, &self.settings.address, &self.settings.labels, lease).await {
+            return tracing::warn!(error = %e, "cannot join; retrying");
+        }
+        let seq = u64::try_from(lease).unwrap_or(0);
+        self.core.keep_alive_sent(seq, sent_ms);
+        self.core.keep_alive_acknowledged(seq);
+        self.core.rejoined();
+        self.lease = Some((lease, sent_ms));
+        tracing::info!(lease, "joined");
+    }
+
+    async fn renew(&mut self, link: &impl StationLink, started: Instant) {
+        let Some((lease, renewed_ms)) = self.lease else { return };
+        let now_ms = ms_since(started);
+        if now_ms.saturating_sub(renewed_ms) < self.settings.core.lease_ttl_ms / 3 {
+            return;
+        }
+        let seq = now_ms;
+        self.core.keep_alive_sent(seq, now_ms);
+        match link.keep_alive(lease).await {
+            Ok(()) => {
+                self.core.keep_alive_acknowledged(seq);
+                self.lease = Some((lease, now_ms));
+            }
+            Err(e) => tracing::warn!(lease, error = %e, "lease not renewed"),
+        }
+    }
+
+    async fn send_reports(&mut self, link: &impl StationLink) {
+        self.pending.extend(self.core.take_reports());
+        if self.pending.is_empty() {
+            return;
+        }
+        let excess = self.pending.len().saturating_sub(REPORTS_PENDING_LEN_MAX);
+        self.pending.drain(..excess);
+        match link.report(self.settings.core.node, &self.pending).await {
+            Ok(()) => self.pending.clear(),
+            Err(e) => tracing::debug!(error = %e, reports = self.pending.len(), "reports kept for another try"),
+        }
+    }
+}
+
+fn pids_file(dir: &Path) -> PathBuf {
+    dir.join("instances.pids")
+}
+
+/// The start time of process `pid` (clock ticks since boot), from procfs.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command's closing parenthesis; start time is the 20th.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Records the process groups running now (when they changed), for `kill_leftovers`.
+fn save_pids(dir: &Path, supervisor: &Supervisor, saved: &mut String) {
+    let line = |(instance, pgid): (haven_ha::InstanceId, i32)| {
+        format!("{} {pgid} {}\n", instance.0, start_time(pgid).unwrap_or(0))
+    };
+    let text: String = supervisor.running().map(line).collect();
+    if text == *saved {
+        return;
+    }
+    match std::fs::create_dir_all(dir).and_then(|()| std::fs::write(pids_file(dir), &text)) {
+        Ok(()) => *saved = text,
+        Err(e) => tracing::warn!(error = %e, "cannot record the instances' process groups"),
+    }
+}
+
+/// Kills the process groups a previous run left (see the module header).
+fn kill_leftovers(dir: &Path) {
+    let Ok(text) = std::fs::read_to_string(pids_file(dir)) else { return };
+    for line in text.lines() {
+        let fields: Vec<u64> = line.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        let [_, pgid, started] = fields[..] else { continue };
+        let Ok(pgid) = i32::try_from(pgid) else { continue };
+        if pgid <= 1 || start_time(pgid) != Some(started) {
+            continue; // gone, or another program has the id now
+        }
+        if killpg(Pid::from_raw(pgid), Signal::SIGKILL).is_ok() {
+            tracing::warn!(pgid, "killed an instance a previous run of the agent left");
+        }
+    }
+    let _ = std::fs::remove_file(pids_file(dir));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use haven_ha::{Action, CommandId, InstanceId, QuorumLossPolicy, Role, ServiceKind, ServiceSpec};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A station that grants, acknowledges keep-alives while `alive`, and
+    /// hands out one start command.
+    #[derive(Default)]
+    struct FakeStation {
+        alive: AtomicBool,
+        grants: Mutex<u32>,
+        reports: Mutex<Vec<Event>>,
+        last_ack: Mutex<Option<Instant>>,
+    }
+
+    impl StationLink for &FakeStation {
+        async fn grant(&self, _ttl_ms: u64) -> Result<i64, String> {
+            *self.grants.lock().unwrap() += 1;
+            *self.last_ack.lock().unwrap() = Some(Instant::now());
+            Ok(1)
+        }
+        async fn keep_alive(&self, _lease: i64) -> Result<(), String> {
+            if !self.alive.load(Ordering::SeqCst) {
+                return Err("unreachable".into());
+            }
+            *self.last_ack.lock().unwrap() = Some(Instant::now());
+            Ok(())
+        }
+        async fn join(&self, _: NodeId, _: &str, _: &BTreeMap<String, String>, _: i64) -> Result<(), String> {
+            Ok(())
+        }
+        async fn report(&self, _: NodeId, events: &[Event]) -> Result<(), String> {
+            self.reports.lock().unwrap().extend_from_slice(events);
+            Ok(())
+        }
+        async fn commands(&self, node: NodeId) -> Result<Vec<AgentCommand>, String> {
+            let mut spec = ServiceSpec::new("db", "/bin/sh", ServiceKind::Singleton { standbys: 0 });
+            spec.args = vec!["-c".into(), "sleep 30".into()];
+            let action = Action::Start { spec: Box::new(spec), role: Role::Primary, token: Some(3) };
+            Ok(vec![AgentCommand { id: CommandId(1), node, instance: InstanceId(1), action }])
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_agent_that_cannot_renew_kills_its_singleton_before_the_lease_can_expire() {
+        let dir = std::env::temp_dir().join(format!("haven-agent-run-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let core = AgentConfig {
+            node: NodeId(4),
+            lease_ttl_ms: 1_500,
+            drift_ppm_max: 200,
+            fence_margin_ms: 300,
+            on_quorum_loss: QuorumLossPolicy::Stop,
+        };
+        let supervisor = SupervisorConfig { log_dir: dir.join("logs"), log_bytes_max: 1 << 20, log_files_max: 2 };
+        let settings = AgentSettings {
+            core,
+            address: "127.0.0.1:1".into(),
+            labels: BTreeMap::new(),
+            data_dir: dir.clone(),
+            poll: Duration::from_millis(20),
+            supervisor,
+        };
+        let station: &'static FakeStation = Box::leak(Box::new(FakeStation::default()));
+        station.alive.store(true, Ordering::SeqCst);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let agent = tokio::spawn(run(station, settings, async move {
+            let _ = stopped.await;
+        }));
+        let started = |reports: &[Event]| reports.iter().any(|e| matches!(e, Event::InstanceStarted { .. }));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !started(&station.reports.lock().unwrap()) {
+            assert!(Instant::now() < deadline, "the instance starts");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        station.alive.store(false, Ordering::SeqCst);
+        let cut_off = station.last_ack.lock().unwrap().expect("acknowledged");
+        let exited = |reports: &[Event]| reports.iter().any(|e| matches!(e, Event::InstanceExited { .. }));
+        while !exited(&station.reports.lock().unwrap()) {
+            assert!(Instant::now() < deadline, "the instance is killed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let killed_after = cut_off.elapsed();
+        // The fence deadline is 1500 ms × (1 - ρ)/(1 + ρ) - 300 ms ≈ 1199 ms after the
+        // last acknowledged renewal was sent; the exit is reported after a rejoin,
+        // later still, and must still come before the TTL could have run out.
+        assert!(killed_after < Duration::from_millis(1_500), "killed {killed_after:?} after the last renewal");
+        assert!(killed_after > Duration::from_millis(1_000), "not before the deadline: {killed_after:?}");
+        assert!(*station.grants.lock().unwrap() >= 2, "fenced, it asked for a new lease");
+        let _ = stop.send(());
+        agent.await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
