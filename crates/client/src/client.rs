@@ -117,6 +117,29 @@ impl Client {
         retry: Retry,
     ) -> Result<(String, R), ClientError> {
         let payload = encode(body)?;
+        self.send_with_failover(reqwest::Method::POST, path, Some(&payload), retry).await
+    }
+
+    /// A request to Haven's `/v1/` API: `body` (JSON) only for writes that
+    /// carry one; the same failover as [`Client::call`].
+    pub(crate) async fn call_v1<R: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        retry: Retry,
+    ) -> Result<R, ClientError> {
+        let payload = body.map(encode).transpose()?;
+        self.send_with_failover(method, path, payload.as_deref(), retry).await.map(|(_, answer)| answer)
+    }
+
+    async fn send_with_failover<R: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        payload: Option<&[u8]>,
+        retry: Retry,
+    ) -> Result<(String, R), ClientError> {
         let count = self.endpoints.len();
         let first = self.preferred.load(Ordering::Relaxed);
         let mut last_failure: Vec<Option<String>> = vec![None; count];
@@ -127,7 +150,7 @@ impl Client {
             }
             let index = (first + attempt) % count;
             let endpoint = &self.endpoints[index];
-            match self.attempt(endpoint, path, &payload).await {
+            match self.attempt(endpoint, method.clone(), path, payload).await {
                 Ok(answer) => {
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok((endpoint.clone(), answer));
@@ -158,7 +181,7 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<R, ClientError> {
-        match self.attempt(endpoint, path, &encode(body)?).await {
+        match self.attempt(endpoint, reqwest::Method::POST, path, Some(&encode(body)?)).await {
             Ok(answer) => Ok(answer),
             Err(Failed::Final(error)) => Err(error),
             Err(Failed::Retry { cause, .. }) => Err(ClientError::Unreachable {
@@ -175,18 +198,24 @@ impl Client {
         body: &B,
     ) -> Result<(String, reqwest::Response), ClientError> {
         let payload = encode(body)?;
+        self.open_stream_with(reqwest::Method::POST, path, Some(payload)).await
+    }
+
+    /// Opens a streaming request with any method, with failover; the
+    /// timeout covers only the wait for the response headers.
+    pub(crate) async fn open_stream_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        payload: Option<Vec<u8>>,
+    ) -> Result<(String, reqwest::Response), ClientError> {
         let count = self.endpoints.len();
         let first = self.preferred.load(Ordering::Relaxed);
         let mut attempts = Vec::new();
         for step in 0..count {
             let index = (first + step) % count;
             let endpoint = &self.endpoints[index];
-            let send = self
-                .http
-                .post(format!("{endpoint}{path}"))
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(payload.clone())
-                .send();
+            let send = self.request(method.clone(), &format!("{endpoint}{path}"), payload.as_deref()).send();
             let cause = match tokio::time::timeout(self.config.request_timeout, send).await {
                 Ok(Ok(response)) if response.status().is_success() => {
                     self.preferred.store(index, Ordering::Relaxed);
@@ -204,15 +233,23 @@ impl Client {
         Err(ClientError::Unreachable { attempts })
     }
 
-    async fn attempt<R: DeserializeOwned>(&self, endpoint: &str, path: &str, payload: &[u8]) -> Result<R, Failed> {
-        let sent = self
-            .http
-            .post(format!("{endpoint}{path}"))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .timeout(self.config.request_timeout)
-            .body(payload.to_vec())
-            .send()
-            .await;
+    fn request(&self, method: reqwest::Method, url: &str, payload: Option<&[u8]>) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
+        match payload {
+            Some(payload) => request.header(reqwest::header::CONTENT_TYPE, "application/json").body(payload.to_vec()),
+            None => request,
+        }
+    }
+
+    async fn attempt<R: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        method: reqwest::Method,
+        path: &str,
+        payload: Option<&[u8]>,
+    ) -> Result<R, Failed> {
+        let url = format!("{endpoint}{path}");
+        let sent = self.request(method, &url, payload).timeout(self.config.request_timeout).send().await;
         let mut response = sent.map_err(|error| self.transport_failure(&error))?;
         if !response.status().is_success() {
             return Err(self.refusal(endpoint, path, response).await);
@@ -237,6 +274,10 @@ impl Client {
         let message = parsed.as_ref().map_or_else(|| String::from_utf8_lossy(&body).trim().to_owned(), |b| b.text());
         if status == 503 || status == 429 {
             return Failed::Retry { cause: format!("HTTP {status}: {message}"), maybe_applied: false };
+        }
+        if path.starts_with("/v1/") {
+            // Haven's own API: `{"error": ..., "field": ...}`, no gRPC code.
+            return Failed::Final(ClientError::Api { endpoint: endpoint.to_owned(), status, message });
         }
         match parsed {
             Some(body) => {

@@ -46,6 +46,9 @@ pub enum ClientError {
     #[error("{endpoint} refused the request: {message} (HTTP {status}, gRPC code {code}){}", hint(.message))]
     Server { endpoint: String, status: u16, code: i32, message: String },
 
+    #[error("{endpoint} refused the request: {message} (HTTP {status})")]
+    Api { endpoint: String, status: u16, message: String },
+
     #[error(
         "{endpoint} answered something that is not etcd v3 JSON ({detail}): is it a client URL of an etcd or Haven \
          member (not a peer URL)?"

@@ -1,5 +1,6 @@
 //! A client of the etcd v3 JSON API (see `crates/gateway`), used by the
-//! `haven` CLI and benchmarks against Haven and etcd alike.
+//! `haven` CLI and benchmarks against Haven and etcd alike, and of Haven's
+//! own operator API under `/v1/` ([`ha`]: services, nodes, events).
 //!
 //! In: endpoints and typed requests (or command lines, through [`cli`] and
 //! [`bench`]). Out: typed responses, printed tables or JSON, benchmark
@@ -20,6 +21,7 @@ mod watch;
 
 pub mod bench;
 pub mod cli;
+pub mod ha;
 
 pub use backoff::Backoff;
 pub use client::{Client, ClientConfig, Retry};

@@ -1,7 +1,7 @@
 //! Requests a follower hands to the leader.
 //!
 //! In: a request this member's replica cannot serve (a write, a
-//! linearizable read, a keep-alive) and the leader's id. Out: the leader
+//! linearizable read, a keep-alive, an operator's HA action) and the leader's id. Out: the leader
 //! replica's own answer, fetched over HTTP from the leader's client URL,
 //! or why there is none.
 //!
@@ -13,7 +13,7 @@
 
 use crate::roster::Roster;
 use crate::routes::Answer;
-use haven_station::{ClientRequest, KeepAliveRequest, MemberRequest};
+use haven_station::{ClientRequest, HaRequest, KeepAliveRequest, MemberRequest};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +31,8 @@ pub(crate) enum Forwarded {
     Request(ClientRequest),
     KeepAlive(KeepAliveRequest),
     Member(MemberRequest),
+    /// An operator's action for the coordinator, answered once queued.
+    Ha(HaRequest),
 }
 
 impl Forwarded {
@@ -39,6 +41,7 @@ impl Forwarded {
             Forwarded::Request(r) => (r.client, r.seq),
             Forwarded::KeepAlive(k) => (k.client, k.seq),
             Forwarded::Member(m) => (m.client, m.seq),
+            Forwarded::Ha(h) => (h.client, h.seq),
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! In: store requests, keep-alives, watches and status queries from the
 //! HTTP handlers (any number at once), and requests other members forward.
-//! Out: the replica's answers. Each request is sent to the local replica as
+//! Out: the replica's answers. Operators' HA actions and views of the HA
+//! state are in `handle/ha.rs`. Each request is sent to the local replica as
 //! the local client node, or, when this member does not lead, forwarded to
 //! the leader (`forward.rs`); it is retried — same session, so applied at
 //! most once — on "not leader" and "busy" until the request timeout.
@@ -28,6 +29,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
+
+mod ha;
 
 /// The longest one attempt waits before it is retried.
 const ATTEMPT_WAIT_MAX: Duration = Duration::from_secs(1);
@@ -228,7 +231,9 @@ impl StationHandle {
         match result? {
             Answer::Reply(Ok(response)) => Ok(response),
             // Only a confused peer answers a request with something else.
-            Answer::Reply(Err(_)) | Answer::KeepAlive(_) | Answer::Member(_) => Err(BackendError::Timeout),
+            Answer::Reply(Err(_)) | Answer::KeepAlive(_) | Answer::Member(_) | Answer::Ha(_) | Answer::HaView(_) => {
+                Err(BackendError::Timeout)
+            }
         }
     }
 
@@ -242,7 +247,9 @@ impl StationHandle {
         self.inner.sessions.lock().expect("never poisoned").give_back(session);
         match result? {
             Answer::Member(Ok(answer)) => Ok(answer),
-            Answer::Member(Err(_)) | Answer::Reply(_) | Answer::KeepAlive(_) => Err(BackendError::Timeout),
+            Answer::Member(Err(_)) | Answer::Reply(_) | Answer::KeepAlive(_) | Answer::Ha(_) | Answer::HaView(_) => {
+                Err(BackendError::Timeout)
+            }
         }
     }
 
@@ -267,6 +274,7 @@ fn msg_of(request: &Forwarded, serializable: bool) -> StationMsg {
         Forwarded::Request(r) => StationMsg::Request(r.clone()),
         Forwarded::KeepAlive(k) => StationMsg::KeepAlive(k.clone()),
         Forwarded::Member(m) => StationMsg::Member(m.clone()),
+        Forwarded::Ha(h) => StationMsg::HaRequest(h.clone()),
     }
 }
 
@@ -317,7 +325,9 @@ impl Backend for StationHandle {
         let request = KeepAliveRequest { client: self.inner.read_client, seq: self.next_read_seq(), lease };
         match self.execute(Forwarded::KeepAlive(request), false, self.deadline()).await? {
             Answer::KeepAlive(Ok(ttl)) => Ok(ttl),
-            Answer::KeepAlive(Err(_)) | Answer::Reply(_) | Answer::Member(_) => Err(BackendError::Timeout),
+            Answer::KeepAlive(Err(_)) | Answer::Reply(_) | Answer::Member(_) | Answer::Ha(_) | Answer::HaView(_) => {
+                Err(BackendError::Timeout)
+            }
         }
     }
 

@@ -5,13 +5,16 @@
 //! executor with its data directory, the etcd v3 JSON API of
 //! `haven_gateway` served through [`StationHandle`] (followers forward
 //! writes and linearizable reads to the leader; serializable reads are
-//! served locally), `/metrics` and `/health` — until SIGTERM or SIGINT.
+//! served locally), Haven's operator API under `/v1/` (services, nodes,
+//! instances, events), `/metrics` and `/health` — until SIGTERM or SIGINT.
 //!
 //! Layout: `config.rs` and `cluster.rs` read the settings, `checks.rs`
 //! checks the data directory and ports; `run.rs` starts everything;
 //! `handle.rs` is the backend, `routes.rs` routes the replica's answers,
 //! `forward.rs` carries requests to the leader, `sessions.rs` numbers
-//! commands; `progress.rs` and `metrics.rs` observe the replica.
+//! commands; `ha_api.rs` serves the operator API under `/v1/` (described
+//! by `openapi.json`), `ha_json.rs` converts between its JSON and the HA
+//! model; `progress.rs` and `metrics.rs` observe the replica.
 
 mod checks;
 mod cluster;
@@ -19,6 +22,8 @@ mod config;
 mod config_error;
 mod error;
 mod forward;
+mod ha_api;
+mod ha_json;
 mod handle;
 mod http;
 mod metrics;
@@ -37,6 +42,7 @@ pub use config::{
 pub use config_error::{ConfigError, MEMBER_EXAMPLE};
 pub use error::DaemonError;
 pub use forward::FORWARD_PATH;
+pub use ha_api::{OPENAPI_JSON, router as ha_router};
 pub use handle::{API_VERSION, StationHandle};
 pub use metrics::Metrics;
 pub use progress::{Progress, ProgressSnapshot};

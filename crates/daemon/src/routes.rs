@@ -14,7 +14,7 @@
 
 use crate::metrics::Metrics;
 use haven_gateway::{BackendError, WatchUpdate};
-use haven_station::{MemberAnswer, ReplyError, StationMsg, WatchEvents};
+use haven_station::{HaView, MemberAnswer, ReplyError, StationMsg, WatchEvents};
 use haven_store::Response;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -32,6 +32,10 @@ pub(crate) enum Answer {
     Reply(Result<Response, ReplyError>),
     KeepAlive(Result<i64, ReplyError>),
     Member(Result<MemberAnswer, ReplyError>),
+    /// An operator's action queued (the event's id), or why not.
+    Ha(Result<u64, ReplyError>),
+    /// The replica's applied HA state; only ever asked of the local replica.
+    HaView(Box<HaView>),
 }
 
 impl Answer {
@@ -40,6 +44,8 @@ impl Answer {
             Answer::Reply(result) => result.as_ref().err(),
             Answer::KeepAlive(result) => result.as_ref().err(),
             Answer::Member(result) => result.as_ref().err(),
+            Answer::Ha(result) => result.as_ref().err(),
+            Answer::HaView(_) => None,
         }
     }
 }
@@ -203,6 +209,8 @@ fn route_one(routes: &SharedRoutes, msg: StationMsg) -> Vec<u64> {
         StationMsg::Reply(reply) => routes.answer((reply.client, reply.seq), Answer::Reply(reply.result)),
         StationMsg::KeepAliveReply(reply) => routes.answer((reply.client, reply.seq), Answer::KeepAlive(reply.result)),
         StationMsg::MemberReply(reply) => routes.answer((reply.client, reply.seq), Answer::Member(reply.result)),
+        StationMsg::HaReply(reply) => routes.answer((reply.client, reply.seq), Answer::Ha(reply.result)),
+        StationMsg::HaView(view) => routes.answer((view.client, view.seq), Answer::HaView(view)),
         StationMsg::WatchEvents(batch) => {
             let watch = batch.watch;
             if routes.on_watch_events(batch) {

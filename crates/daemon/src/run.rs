@@ -4,8 +4,8 @@
 //! until the signal (or until its replica halts): the replica on the
 //! production executor (peers over TCP, the write-ahead log in the data
 //! directory, so a restart recovers everything acknowledged), and on the
-//! client address the etcd v3 JSON API, `/metrics`, `/health` and the
-//! forwarding endpoint; then everything closed and joined.
+//! client address the etcd v3 JSON API, the operator API under `/v1/`,
+//! `/metrics`, `/health` and the forwarding endpoint; then everything closed and joined.
 
 use crate::checks::{Bound, bind, check_data_dir};
 use crate::config::StationConfig;
@@ -90,7 +90,10 @@ async fn serve(config: StationConfig, bound: Bound, shutdown: impl Future<Output
 
     let request_bytes_max = config.request_bytes_max;
     let limits = GatewayLimits { request_bytes_max, ..GatewayLimits::default() };
-    let app = haven_gateway::router(handle.clone(), limits).merge(routes(handle, metrics, request_bytes_max as usize));
+    let body_bytes_max = usize::try_from(request_bytes_max).unwrap_or(usize::MAX);
+    let app = haven_gateway::router(handle.clone(), limits)
+        .merge(routes(handle.clone(), metrics, body_bytes_max))
+        .merge(crate::ha_api::router(handle, body_bytes_max));
     // Request handlers run in tasks of their own: give their logs the node id too.
     let span = tracing::Span::current();
     let app = app.layer(axum::middleware::from_fn(move |request, next: axum::middleware::Next| {

@@ -1,14 +1,21 @@
 //! The CLI commands `haven kv`, `haven lease`, `haven member` and `haven
-//! status`: clap argument types and `run` functions for the binary to mount.
+//! status` (etcd's API), and `haven service`, `haven node ls|drain|undrain`,
+//! `haven events` and `haven apply` (Haven's `/v1/` API): clap argument
+//! types and `run` functions for the binary to mount.
 //!
 //! In: parsed arguments. Out: tables or etcd JSON on stdout, or a
 //! [`ClientError`] for the binary to print. Each command also has an
 //! `execute` function that writes to any `Write`, for tests and embedding.
 
+pub mod apply;
 pub mod display;
+pub mod events;
+pub mod ha_format;
 pub mod kv;
 pub mod lease;
 pub mod member;
+pub mod nodes;
+pub mod service;
 pub mod status;
 pub mod table;
 pub mod txn_format;

@@ -1,0 +1,53 @@
+//! The operator's side of the HA state through [`StationHandle`].
+//!
+//! In: an operator action (add, remove, enable, disable, move a service;
+//! drain, undrain a node), or a request for the current state. Out: the id
+//! of the queued event once the leader appended it to the replicated
+//! queue, or this member's replica's applied state (serializable: it may
+//! lag the leader by the time it takes to apply the latest entries).
+//!
+//! An action is retried on "not leader" and "busy" until the request
+//! timeout, like a store write, with a session of its own from the pool so
+//! that concurrent actions never share one. Actions are queued at least
+//! once: a retry after a lost answer may queue one twice, which the
+//! coordinator treats as the idempotent repeat it is.
+
+use super::StationHandle;
+use crate::forward::{Forwarded, Unanswered};
+use crate::routes::Answer;
+use haven_gateway::BackendError;
+use haven_ha::{Event, OperatorAction};
+use haven_station::{HaReport, HaRequest, HaView, StationMsg};
+
+impl StationHandle {
+    /// Queues `action` through the leader; the event's id in the queue.
+    pub async fn ha_request(&self, action: OperatorAction) -> Result<u64, BackendError> {
+        let inner = &self.inner;
+        let Ok(_permit) = inner.permits.try_acquire() else { return Err(BackendError::TooManyRequests) };
+        let session = inner.sessions.lock().expect("never poisoned").take();
+        let (client, seq) = session;
+        let report = HaReport::Event(Event::Operator(action));
+        let result = self.execute(Forwarded::Ha(HaRequest { client, seq, report }), false, self.deadline()).await;
+        inner.sessions.lock().expect("never poisoned").give_back(session);
+        match result? {
+            Answer::Ha(Ok(id)) => Ok(id),
+            Answer::Ha(Err(_)) | Answer::Reply(_) | Answer::KeepAlive(_) | Answer::Member(_) | Answer::HaView(_) => {
+                Err(BackendError::Timeout)
+            }
+        }
+    }
+
+    /// This member's applied HA state: the graph with its decision log.
+    pub async fn ha_view(&self) -> Result<HaView, BackendError> {
+        let inner = &self.inner;
+        let Ok(_permit) = inner.permits.try_acquire() else { return Err(BackendError::TooManyRequests) };
+        let key = (inner.read_client, self.next_read_seq());
+        let query = StationMsg::HaQuery { client: key.0, seq: key.1 };
+        match self.ask_local(query, key, inner.request_timeout).await {
+            Ok(Answer::HaView(view)) => Ok(*view),
+            Ok(_) | Err(Unanswered::Timeout) => Err(BackendError::Timeout),
+            Err(Unanswered::TooManyRequests) => Err(BackendError::TooManyRequests),
+            Err(Unanswered::Stopped) => Err(BackendError::Stopped),
+        }
+    }
+}
