@@ -144,7 +144,8 @@ fn lost_update(key: &KeyHistory, history: &[Operation]) -> Option<Violation> {
     for op in &key.ops {
         let KeyInput::Txn { compare, .. } = op.input else { continue };
         let exclusive = match compare {
-            KeyCompare::ModRevision(CompareOp::Equal, _) => true,
+            // A missing key has mod_revision 0 again after each delete.
+            KeyCompare::ModRevision(CompareOp::Equal, m) => m != 0 || !deletable,
             KeyCompare::Version(CompareOp::Equal, _) => !deletable,
             _ => false,
         };

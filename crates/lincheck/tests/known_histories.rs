@@ -135,6 +135,24 @@ fn lost_update_is_caught_by_the_search_when_deletes_could_reset_versions() {
 }
 
 #[test]
+fn create_delete_create_under_mod_revision_zero_is_no_lost_update() {
+    // Found by the real-process fault test: a missing key has mod_revision 0
+    // (etcd's rule), so "create if absent" succeeds again after a delete.
+    let absent = |at: (u64, u64, u64), value: &str, revision: u64| {
+        let mut op = cas_version(at, "x", 0, value, Some(TxnOutcome::Put), revision);
+        if let haven_lincheck::Input::Txn { compare, .. } = &mut op.input {
+            compare.target = haven_lincheck::CompareTarget::ModRevision(0);
+        }
+        op
+    };
+    let history = [absent((1, 0, 10), "a", 2), delete(1, 20, 30, "x", 1, 3), absent((1, 40, 50), "b", 4)];
+    assert_linearizable(&history);
+    let without_the_delete = [absent((1, 0, 10), "a", 2), absent((2, 20, 30), "b", 3)];
+    let text = assert_violation(&without_the_delete, &[1]);
+    assert!(text.contains("compare"), "{text}");
+}
+
+#[test]
 fn read_of_a_value_never_written() {
     let history = [put(1, 0, 10, "x", "a", 2), get(2, 20, 30, "x", Some(("z", 2, 1)), 2)];
     let text = assert_violation(&history, &[1]);
