@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 
+mod agent;
 mod ha;
 
 /// The longest one attempt waits before it is retried.

@@ -16,6 +16,7 @@
 //! by `openapi.json`), `ha_json.rs` converts between its JSON and the HA
 //! model; `progress.rs` and `metrics.rs` observe the replica.
 
+pub mod agent_api;
 mod checks;
 mod cluster;
 mod config;
