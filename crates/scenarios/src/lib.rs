@@ -6,6 +6,7 @@
 //! `haven sim list` prints and what the determinism tests iterate.
 
 pub mod election;
+pub mod ha;
 pub mod kv;
 
 use haven_sim::{RunReport, TraceSink};
@@ -26,6 +27,7 @@ pub fn all() -> &'static [ScenarioInfo] {
         ScenarioInfo { name: "kv-linearizable", summary: kv::linearizable::SUMMARY, run: kv::linearizable::run },
         ScenarioInfo { name: "membership", summary: kv::membership::SUMMARY, run: kv::membership::run },
         ScenarioInfo { name: "lease", summary: kv::lease::SUMMARY, run: kv::lease::run },
+        ScenarioInfo { name: "ha-failover", summary: ha::failover::SUMMARY, run: ha::failover::run },
     ]
 }
 

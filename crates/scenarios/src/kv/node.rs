@@ -1,4 +1,5 @@
-//! A simulated node of a station cluster: a replica or a client.
+//! A simulated node of a station cluster: a replica, a client, or (in
+//! `ha-failover`) an agent, the protected resource or the operator.
 //!
 //! In/out: whatever the wrapped component takes and emits, mapped into one
 //! set of types so replicas and clients share one simulation.
@@ -7,6 +8,9 @@ use super::client::{ClientEvent, ClientTimer, KvClient};
 use super::lease_client::{LeaseClient, LeaseClientTimer, LeaseEvent};
 use super::load::{LoadGen, Retry};
 use super::watch_client::{WatchClient, WatchClientTimer, WatchEvent};
+use crate::ha::agent::{Agent, AgentEvent, AgentTimer};
+use crate::ha::operator::{Operator, OperatorTimer};
+use crate::ha::resource::{Resource, Write};
 use haven_basics::Never;
 use haven_raft::Raft;
 use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
@@ -43,6 +47,12 @@ pub enum KvNode<R: StationReplica = Replica> {
     LeaseClient(Box<LeaseClient>),
     /// The watcher of the `kv-linearizable` scenario.
     Watcher(Box<WatchClient>),
+    /// An agent of the `ha-failover` scenario.
+    Agent(Box<Agent>),
+    /// The protected resource of `ha-failover`.
+    Resource(Box<Resource>),
+    /// The operator of `ha-failover`.
+    Operator(Box<Operator>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +62,8 @@ pub enum KvTimer {
     Load(usize),
     LeaseClient(LeaseClientTimer),
     Watcher(WatchClientTimer),
+    Agent(AgentTimer),
+    Operator(OperatorTimer),
 }
 
 #[derive(Debug)]
@@ -66,6 +78,8 @@ pub enum KvOut {
     Load(Retry),
     LeaseClient(LeaseEvent),
     Watcher(WatchEvent),
+    Agent(AgentEvent),
+    Resource(Write),
 }
 
 impl From<ReplicaTimer> for KvTimer {
@@ -88,6 +102,21 @@ impl From<WatchClientTimer> for KvTimer {
         KvTimer::Watcher(t)
     }
 }
+impl From<AgentTimer> for KvTimer {
+    fn from(t: AgentTimer) -> Self {
+        KvTimer::Agent(t)
+    }
+}
+impl From<OperatorTimer> for KvTimer {
+    fn from(t: OperatorTimer) -> Self {
+        KvTimer::Operator(t)
+    }
+}
+impl From<Never> for KvTimer {
+    fn from(never: Never) -> Self {
+        match never {}
+    }
+}
 impl From<usize> for KvTimer {
     fn from(slot: usize) -> Self {
         KvTimer::Load(slot)
@@ -108,7 +137,14 @@ impl<R: StationReplica> KvNode<R> {
     pub fn replica(&self) -> Option<&R> {
         match self {
             KvNode::Replica(r) => Some(r),
-            KvNode::Client(_) | KvNode::Load(_) | KvNode::LeaseClient(_) | KvNode::Watcher(_) => None,
+            _ => None,
+        }
+    }
+
+    pub fn agent(&self) -> Option<&Agent> {
+        match self {
+            KvNode::Agent(a) => Some(a),
+            _ => None,
         }
     }
 
@@ -162,6 +198,26 @@ macro_rules! delegate {
                 $body;
                 outs.into_iter().for_each(|o| $ctx.output(KvOut::Watcher(o)));
             }
+            KvNode::Agent($c) => {
+                let mut outs = Vec::new();
+                let $sub = &mut $ctx.sub(&mut outs);
+                $body;
+                outs.into_iter().for_each(|o| $ctx.output(KvOut::Agent(o)));
+            }
+            KvNode::Resource($c) => {
+                let mut outs = Vec::new();
+                let $sub = &mut $ctx.sub(&mut outs);
+                $body;
+                outs.into_iter().for_each(|o| $ctx.output(KvOut::Resource(o)));
+            }
+            KvNode::Operator($c) => {
+                let mut outs: Vec<Never> = Vec::new();
+                let $sub = &mut $ctx.sub(&mut outs);
+                $body;
+                if let Some(never) = outs.into_iter().next() {
+                    match never {}
+                }
+            }
         }
     };
 }
@@ -206,6 +262,18 @@ impl<R: StationReplica> Component for KvNode<R> {
                 let mut outs = Vec::new();
                 w.on_timer(&mut ctx.sub(&mut outs), id, t);
                 outs.into_iter().for_each(|o| ctx.output(KvOut::Watcher(o)));
+            }
+            (KvNode::Agent(a), KvTimer::Agent(t)) => {
+                let mut outs = Vec::new();
+                a.on_timer(&mut ctx.sub(&mut outs), id, t);
+                outs.into_iter().for_each(|o| ctx.output(KvOut::Agent(o)));
+            }
+            (KvNode::Operator(o), KvTimer::Operator(t)) => {
+                let mut outs: Vec<Never> = Vec::new();
+                o.on_timer(&mut ctx.sub(&mut outs), id, t);
+                if let Some(never) = outs.into_iter().next() {
+                    match never {}
+                }
             }
             (node, timer) => panic!("timer {timer:?} fired on the wrong kind of node {node:?}"),
         }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test file uses the hooks it needs
 
+pub mod expiry;
+
 use haven_raft::{Raft, Role};
 use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
 use haven_scenarios::kv::node::StationReplica;
