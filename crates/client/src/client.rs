@@ -120,9 +120,10 @@ impl Client {
         self.send_with_failover(reqwest::Method::POST, path, Some(&payload), retry).await
     }
 
-    /// A request to Haven's `/v1/` API: `body` (JSON) only for writes that
-    /// carry one; the same failover as [`Client::call`].
-    pub(crate) async fn call_v1<R: DeserializeOwned>(
+    /// A request to Haven's own JSON API (`/v1/`, and the agents' internal
+    /// `/haven/v1/agents/`): `body` only for writes that carry one; the
+    /// same failover as the etcd calls.
+    pub async fn call_v1<R: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,

@@ -5,7 +5,7 @@
 //! In: an agent's join (its address, labels and the store lease it keeps
 //! alive through the etcd API), its reports (the observations of
 //! `haven_ha::Event`, as JSON), and its polls. Out: `202` once queued
-//! through the leader, or the node's pending commands from this station's
+//! through the leader (with the event's id, or the number of reports), or the node's pending commands from this station's
 //! applied state; `503` when no leader queued it in time (the agent
 //! retries, maybe elsewhere), `400` for a body that does not parse.
 
@@ -72,12 +72,13 @@ async fn reports(
         return (StatusCode::PAYLOAD_TOO_LARGE, format!("at most {REPORTS_LEN_MAX} reports a request")).into_response();
     }
     tracing::debug!(node, reports = events.len(), "agent reports");
+    let count = events.len();
     for event in events {
         if let Err(e) = handle.ha_report(HaReport::Event(event)).await {
             return failure(&e);
         }
     }
-    StatusCode::ACCEPTED.into_response()
+    (StatusCode::ACCEPTED, Json(count)).into_response()
 }
 
 async fn commands(State(handle): State<StationHandle>, Path(node): Path<u64>) -> Response {

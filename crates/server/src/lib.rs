@@ -5,6 +5,7 @@
 //! narration, the simulator's reports, stations and the client commands.
 
 pub mod agent;
+pub mod agent_cmd;
 pub mod bench_cmd;
 pub mod cli;
 pub mod client_cmd;

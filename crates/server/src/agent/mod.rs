@@ -7,6 +7,7 @@
 //! in crates/ha.
 
 pub mod health;
+pub mod http_link;
 pub mod log_file;
 pub mod run;
 pub mod supervisor;
