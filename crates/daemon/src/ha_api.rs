@@ -7,7 +7,8 @@
 //! with or without a leader, and may lag the leader by a moment); writes
 //! queued through the leader as operator events, answered `202 Accepted`
 //! with the event's id once queued (the coordinator acts on them within
-//! moments and records what it did in `GET /v1/events`). Errors are
+//! moments and records what it did in `GET /v1/events`). Followers of the
+//! event log share one view of the replica per poll interval. Errors are
 //! `{"error": ..., "field": ...}` with 400 (bad input), 404 (unknown
 //! service or node, as this station knows them), 413, 429 or 503 (no
 //! leader, or no answer in time: retry, maybe at another station).
@@ -35,6 +36,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::Instant;
 
 /// The OpenAPI 3.0 description of every route below.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -50,10 +52,15 @@ const QUEUED_NOTE: &str = "queued for the coordinator, which acts on it within m
 struct Api {
     handle: StationHandle,
     followers: Arc<Semaphore>,
+    /// The view followers share, so that however many follow, the replica
+    /// copies its graph for them at most once per poll interval.
+    followed: Arc<tokio::sync::Mutex<Option<Fetched>>>,
     body_bytes_max: usize,
 }
 
 type Handled = Result<Response, Failure>;
+/// A view of the replica and when it was fetched.
+type Fetched = (Instant, Arc<HaView>);
 
 /// One route: method and path as documented, and its handler.
 pub(crate) struct Route {
@@ -92,7 +99,8 @@ pub(crate) fn routes_table() -> Vec<Route> {
 
 /// The `/v1/` routes over `handle`; bodies larger than `body_bytes_max` get 413.
 pub fn router(handle: StationHandle, body_bytes_max: usize) -> Router {
-    let api = Api { handle, followers: Arc::new(Semaphore::new(FOLLOWERS_LEN_MAX)), body_bytes_max };
+    let followers = Arc::new(Semaphore::new(FOLLOWERS_LEN_MAX));
+    let api = Api { handle, followers, followed: Arc::default(), body_bytes_max };
     let mut router = Router::new();
     for Route { path, handler, .. } in routes_table() {
         router = router.route(path, handler);
@@ -193,6 +201,18 @@ fn no_node(id: NodeId, field: &str) -> Failure {
 impl Api {
     async fn graph(&self) -> Result<HaView, Failure> {
         Ok(self.handle.ha_view().await?)
+    }
+
+    /// The latest view, fetched anew only when the shared one is older
+    /// than the poll interval.
+    async fn followed_view(&self) -> Result<Arc<HaView>, BackendError> {
+        let mut latest = self.followed.lock().await;
+        if let Some((_, view)) = latest.as_ref().filter(|(at, _)| at.elapsed() < FOLLOW_POLL_INTERVAL) {
+            return Ok(view.clone());
+        }
+        let view = Arc::new(self.handle.ha_view().await?);
+        *latest = Some((Instant::now(), view.clone()));
+        Ok(view)
     }
 
     /// Queues `action` once `known` holds for this station's graph.
@@ -328,7 +348,7 @@ async fn events(State(api): State<Api>, q: Result<Query<EventsQuery>, QueryRejec
         return Ok(json(StatusCode::OK, &EventList { events, version: view.version, queue_len: view.queue_len }));
     };
     let (tx, rx) = mpsc::channel::<Bytes>(FOLLOW_QUEUE_LEN_MAX);
-    tokio::spawn(follow_events(api.handle.clone(), view, service, tx, permit));
+    tokio::spawn(follow_events(api, view, service, tx, permit));
     let lines =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(lines)).into_response())
@@ -347,14 +367,13 @@ fn line<T: serde::Serialize>(value: &T) -> Bytes {
 /// Sends the decisions of `view`, then polls for new ones until the reader
 /// goes away or the replica stops (a last `{"error": ...}` line says so).
 async fn follow_events(
-    handle: StationHandle,
+    api: Api,
     view: HaView,
     service: Option<String>,
     tx: mpsc::Sender<Bytes>,
     _permit: OwnedSemaphorePermit,
 ) {
     let mut seen: Vec<Decision> = view.graph.decisions.iter().cloned().collect();
-    let mut version = view.version;
     let mut fresh: Vec<Decision> = seen.clone();
     loop {
         for d in fresh.iter().filter(|d| concerns(d, service.as_deref())) {
@@ -366,7 +385,7 @@ async fn follow_events(
             () = tokio::time::sleep(FOLLOW_POLL_INTERVAL) => {}
             () = tx.closed() => return,
         }
-        let view = match handle.ha_view().await {
+        let view = match api.followed_view().await {
             Ok(view) => view,
             // A busy replica answers next time.
             Err(BackendError::Timeout | BackendError::TooManyRequests) => {
@@ -378,13 +397,9 @@ async fn follow_events(
                 return;
             }
         };
-        fresh.clear();
-        if view.version != version {
-            version = view.version;
-            let now: Vec<Decision> = view.graph.decisions.iter().cloned().collect();
-            fresh = new_since(&seen, &now).to_vec();
-            seen = now;
-        }
+        let now: Vec<Decision> = view.graph.decisions.iter().cloned().collect();
+        fresh = new_since(&seen, &now).to_vec();
+        seen = now;
     }
 }
 

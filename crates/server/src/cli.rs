@@ -14,11 +14,13 @@ use std::path::PathBuf;
     long_about = "Haven keeps services running across a cluster: it detects failures of machines, processes and \
 links, agrees through consensus on what to do, and restarts services elsewhere.\n\n\
 This build runs the station: a Raft-replicated key-value store that speaks etcd's v3 JSON API \
-(`haven station`, `haven up`, and the client commands `haven kv|lease|member|status`), plus the failure \
+(`haven station`, `haven up`, and the client commands `haven kv|lease|member|status`), Haven's operator \
+API for services (`haven service|apply|events`, `haven node ls|drain|undrain`), plus the failure \
 detector and leader election (`haven node`, `haven demo`) and the deterministic simulator (`haven sim`).\n\n\
 Start here:\n  haven demo                                   watch a 3-node cluster fail over\n  \
 haven up                                     a 3-station cluster on this machine, in the foreground\n  \
 haven kv put greeting hello                  then: haven kv get greeting; haven status\n  \
+haven apply services.toml                    declare services; then: haven service ls; haven events\n  \
 haven sim list                               scenarios the simulator knows\n  \
 haven sim run --scenario election --seed 7   one deterministic run\n  \
 haven sim sweep --scenario election --seeds 0..2000\n",
@@ -36,8 +38,8 @@ pub struct Cli {
 pub enum Command {
     /// Start 3 nodes on loopback, kill the leader, and show who took over and how fast.
     Demo(DemoArgs),
-    /// Run one election node in the foreground until SIGTERM or Ctrl-C.
-    Node(NodeArgs),
+    /// Managed nodes (`haven node ls|drain|undrain`), or run one election node in the foreground.
+    Node(NodeCmd),
     /// Run one station (a Raft member serving etcd's v3 JSON API) until SIGTERM or Ctrl-C.
     #[command(after_help = haven_daemon::STATION_EXAMPLES)]
     Station(haven_daemon::StationArgs),
@@ -51,6 +53,12 @@ pub enum Command {
     Member(haven_client::cli::member::MemberArgs),
     /// Every member's role, term, commit and applied index, as a table.
     Status(haven_client::cli::status::StatusArgs),
+    /// Add, remove, list, show, move, enable and disable services.
+    Service(haven_client::cli::service::ServiceArgs),
+    /// The coordinator's decisions and why it took them; --follow for new ones.
+    Events(haven_client::cli::events::EventsArgs),
+    /// Add or replace every service of a TOML file of [[service]] tables.
+    Apply(haven_client::cli::apply::ApplyArgs),
     /// The deterministic simulator: list scenarios, run or sweep seeds, benchmark.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -98,6 +106,29 @@ pub struct DemoArgs {
     #[arg(long)]
     pub dir: Option<PathBuf>,
 }
+
+/// `haven node ls|drain|undrain` (the HA nodes, through the `/v1/` API),
+/// or, with flags and no subcommand, one election node in the foreground.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = NODE_CMD_HELP
+)]
+pub struct NodeCmd {
+    #[command(subcommand)]
+    pub command: Option<haven_client::cli::nodes::NodeCommand>,
+    #[command(flatten)]
+    pub run: Option<NodeArgs>,
+}
+
+const NODE_CMD_HELP: &str = "Examples:
+  haven node ls              the managed nodes: address, lease, drained or not, instance count, labels
+  haven node drain n4        move n4's instances away and place nothing new there (maintenance)
+  haven node undrain 4       let the coordinator place instances on n4 again
+
+Without a subcommand, runs one election node of the failure-detector demo (three terminals):
+  haven node --id 1 --listen 127.0.0.1:7001 --peer 2=127.0.0.1:7002 --peer 3=127.0.0.1:7003 --data-dir /tmp/n1";
 
 #[derive(Debug, Args)]
 #[command(after_help = "Example (three terminals):\n  \
@@ -194,6 +225,21 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn node_is_both_the_ha_node_commands_and_the_election_node() {
+        use haven_client::cli::nodes::NodeCommand;
+        let cli = Cli::try_parse_from(["haven", "node", "drain", "n4", "--endpoints", "http://127.0.0.1:1"]).unwrap();
+        let Command::Node(NodeCmd { command: Some(NodeCommand::Drain { id, global }), run: None }) = cli.command else {
+            panic!("a drain")
+        };
+        assert_eq!((id, global.endpoints), (4, vec!["http://127.0.0.1:1".to_owned()]));
+        let election = ["haven", "node", "--id", "1", "--listen", "127.0.0.1:7001", "--data-dir", "/tmp/x"];
+        let cli = Cli::try_parse_from(election).unwrap();
+        let Command::Node(NodeCmd { command: None, run: Some(args) }) = cli.command else { panic!("an election node") };
+        assert_eq!(args.id, 1);
+        assert!(Cli::try_parse_from(["haven", "node", "--id", "1", "ls"]).is_err(), "one or the other");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The client commands (`haven kv|lease|member|status`, `haven bench kv|failover`)
+//! The client commands (`haven kv|lease|member|status|service|events|apply`,
+//! `haven node ls|drain|undrain`, `haven bench kv|failover`)
 //! live in `haven_client`; this runs one of them on a fresh async runtime.
 
 use anyhow::{Context as _, Result};

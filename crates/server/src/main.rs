@@ -2,7 +2,7 @@
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
-use haven_server::cli::{Cli, Command, DemoArgs};
+use haven_server::cli::{Cli, Command, DemoArgs, NodeCmd};
 use haven_server::{bench_cmd, client_cmd, demo, node_cmd, sim_cmd, station_cmd, up};
 use std::io::IsTerminal as _;
 
@@ -16,7 +16,13 @@ fn main() {
         .init();
     let result = match cli.command {
         Command::Demo(args) => run_demo(args),
-        Command::Node(args) => node_cmd::run(args),
+        Command::Node(NodeCmd { command: Some(command), .. }) => {
+            client_cmd::block_on(haven_client::cli::nodes::run(command))
+        }
+        Command::Node(NodeCmd { run: Some(args), .. }) => node_cmd::run(args),
+        Command::Node(NodeCmd { command: None, run: None }) => {
+            Err(anyhow::anyhow!("give a subcommand (haven node ls|drain|undrain) or the flags of an election node"))
+        }
         Command::Sim(command) => sim_cmd::run(command),
         Command::Bench(command) => bench_cmd::run(command),
         Command::Station(args) => station_cmd::run(args),
@@ -27,6 +33,9 @@ fn main() {
         Command::Lease(args) => client_cmd::block_on(haven_client::cli::lease::run(args)),
         Command::Member(args) => client_cmd::block_on(haven_client::cli::member::run(args)),
         Command::Status(args) => client_cmd::block_on(haven_client::cli::status::run(args)),
+        Command::Service(args) => client_cmd::block_on(haven_client::cli::service::run(args)),
+        Command::Events(args) => client_cmd::block_on(haven_client::cli::events::run(args)),
+        Command::Apply(args) => client_cmd::block_on(haven_client::cli::apply::run(args)),
     };
     if let Err(error) = result {
         // `{:#}` prints the whole chain of causes on one line, without a backtrace.
