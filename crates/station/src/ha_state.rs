@@ -25,7 +25,7 @@ use haven_ha::{Event, Input, StateGraph, Step};
 use haven_runtime::NodeId;
 use haven_store::LeaseId;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Events waiting for the coordinator; more are refused, and the agents retry.
 pub const QUEUE_LEN_MAX: usize = 10_000;
@@ -91,6 +91,17 @@ impl HaState {
     /// The oldest event the coordinator has not decided about.
     pub fn front(&self) -> Option<&Queued> {
         self.queue.front()
+    }
+
+    /// Nodes whose death (`LeaseExpired`) is queued but not yet decided
+    /// about: their lease is gone, so every instance they hold is about to
+    /// be fenced.
+    pub fn dying(&self) -> BTreeSet<NodeId> {
+        let deaths = self.queue.iter().filter_map(|q| match &q.event {
+            Event::LeaseExpired { node } => Some(*node),
+            _ => None,
+        });
+        deaths.collect()
     }
 
     pub fn queue_len(&self) -> usize {
@@ -204,6 +215,22 @@ mod tests {
             })
         );
         assert_eq!(state.lease_gone(9), None, "once");
+    }
+
+    #[test]
+    fn a_node_is_dying_from_its_leases_expiry_until_the_step_that_decides_it() {
+        let mut state = HaState::default();
+        joined(&mut state, 3, 9);
+        assert!(state.dying().is_empty());
+        state.lease_gone(9);
+        assert_eq!(state.dying(), BTreeSet::from([NodeId(3)]));
+        for _ in 0..2 {
+            let (consumed, input) = state.next_input(100);
+            let decided = step(&state.graph, &input, &CoordinatorConfig::default());
+            let version = state.version();
+            assert!(matches!(state.apply_step(version, consumed, 100, decided), HaApplied::Stepped(_)));
+        }
+        assert!(state.dying().is_empty(), "decided: no longer dying");
     }
 
     #[test]

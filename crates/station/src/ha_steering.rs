@@ -147,7 +147,11 @@ impl Running {
         if self.role != Role::Leader || entry_term != self.raft.term() {
             return; // the next leader's level-triggered steps issue them again
         }
-        for command in step.commands {
+        // A node whose lease is already gone may have a new agent session
+        // by now, which must not take commands meant for the old one: every
+        // instance they concern is fenced once its death is decided.
+        let dying = if step.commands.is_empty() { Default::default() } else { self.sm.ha().dying() };
+        for command in step.commands.into_iter().filter(|c| !dying.contains(&c.node)) {
             ctx.send(command.node, StationMsg::Agent(command));
         }
     }
