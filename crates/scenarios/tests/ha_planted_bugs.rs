@@ -140,8 +140,8 @@ fn accepts_stale_tokens() -> Box<dyn CommandFence> {
     Box::new(AcceptsStaleTokens)
 }
 
-/// Caught at seed 0 when this was written (queue: the resource accepted token
-/// 20 from n8 after token 24 from n9: n8, merely silent, still wrote).
+/// Caught at seed 0 when this was written (db: the resource accepted token 19
+/// from n4 after token 25 from n6: n4, merely silent, still held its lease).
 #[test]
 fn declaring_a_node_dead_before_its_lease_expired_is_caught() {
     let line = first_failure(DeathOnSilence::new, TokenFence::boxed);
@@ -156,8 +156,8 @@ fn an_agent_accepting_stale_tokens_is_caught() {
     assert!(line.contains("an old holder is still active"), "caught by another checker: {line}");
 }
 
-/// Caught at seed 0 when this was written (ledger: the resource accepted
-/// token 11 from n21 after token 18 from n22).
+/// Caught at seed 0 when this was written (db: the resource accepted token 30
+/// from n11 after token 49 from n16).
 #[test]
 fn expiring_leases_after_a_leader_change_without_the_extension_is_caught() {
     let line = first_failure(ExpiresWithoutExtension::new, TokenFence::boxed);

@@ -12,12 +12,17 @@
 //! Session (`agent_session.rs`): grant a lease (TTL `ttl_seconds`), put
 //! `haven/agents/n{id}` on it with prev_kv, revoke the lease the previous
 //! key named (a previous incarnation's, whose instances died with it: the
-//! coordinator fences them at once instead of when that lease lapses), then
-//! join with the new lease and repeat the join (1 s, 2 s, 4 s ... up to
+//! coordinator fences them at once instead of when that lease lapses) and
+//! any lease an earlier session of this incarnation abandoned, then join
+//! with the new lease and repeat the join (1 s, 2 s, 4 s ... up to
 //! `join_backoff_max`) until a first command shows the node is in the graph.
-//! A lease found gone, or a request given up, starts a new session with no
-//! instances. A restarted agent (no disk here) is a new session too: it
-//! re-adopts nothing, since its instances died with it.
+//! Revoking before joining matters: a join replaces the node's lease at the
+//! station, and an old lease that lapses after that no longer kills the
+//! node, so its old instances would stay active in the graph. A lease found
+//! gone, or a request given up, starts a new session with no instances; a
+//! command about an instance of an ended session is refused (the
+//! coordinator fenced it). A restarted agent (no disk here) is a new session
+//! too: it re-adopts nothing, since its instances died with it.
 //!
 //! Self-fencing: g is the send time, on this agent's clock, of the latest
 //! acknowledged grant or keep-alive; the station keeps the lease at least
@@ -38,7 +43,7 @@ use haven_runtime::{Component, CtxFor, Instant, IoId, IoResult, NodeId, TimerId}
 use haven_station::StationMsg;
 use haven_store::{LeaseId, Request};
 use rand::RngExt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -162,6 +167,14 @@ pub struct Agent {
     pub(crate) join_backoff: Duration,
     pub(crate) instances: BTreeMap<InstanceId, Running>,
     pub(crate) exits: BTreeMap<InstanceId, Exit>,
+    /// Leases of this agent to revoke before the next join: the previous
+    /// key's, and this incarnation's abandoned ones.
+    pub(crate) to_revoke: BTreeSet<LeaseId>,
+    /// Instances commanded in this session.
+    pub(crate) session_instances: BTreeSet<InstanceId>,
+    /// Instances of this incarnation's ended sessions: fenced by the
+    /// coordinator when their lease died, so a command about one is stale.
+    pub(crate) retired: BTreeSet<InstanceId>,
 }
 
 impl Agent {
@@ -183,6 +196,9 @@ impl Agent {
             join_backoff: Duration::from_secs(1),
             instances: BTreeMap::new(),
             exits: BTreeMap::new(),
+            to_revoke: BTreeSet::new(),
+            session_instances: BTreeSet::new(),
+            retired: BTreeSet::new(),
         }
     }
 

@@ -18,14 +18,28 @@ use std::time::Duration;
 
 /// Keep-alives remembered while unanswered (late answers still count).
 const KEEP_ALIVES_PENDING_MAX: usize = 8;
+/// Leases waiting to be revoked before the next join.
+const REVOKES_PENDING_MAX: usize = 8;
+/// Instances of ended sessions remembered (the oldest ids are forgotten).
+pub(crate) const RETIRED_MAX: usize = 1_024;
 /// Pause before retrying a keep-alive a replica refused.
 const KEEP_ALIVE_BACKOFF: Duration = Duration::from_millis(50);
 
 impl Agent {
     /// Drops every instance and starts over with a new lease.
     pub(crate) fn new_session(&mut self, ctx: &mut impl CtxFor<Self>) {
+        if let Some(lease) = self.lease() {
+            self.to_revoke.insert(lease);
+            if self.to_revoke.len() > REVOKES_PENDING_MAX {
+                self.to_revoke.pop_first();
+            }
+        }
         if !self.instances.is_empty() || self.lease().is_some() {
             ctx.output(AgentEvent::SessionEnded { lease: self.lease() });
+        }
+        self.retired.append(&mut self.session_instances);
+        while self.retired.len() > RETIRED_MAX {
+            self.retired.pop_first();
         }
         self.instances.clear();
         self.exits.clear();
@@ -90,10 +104,7 @@ impl Agent {
                 self.leader = next;
                 self.retry(ctx, next);
             }
-            Err(ReplyError::Busy) => {
-                let target = flight.target;
-                self.retry(ctx, target);
-            }
+            Err(ReplyError::Busy) => {} // the attempt's timeout retries, on the next replica
             Ok(response) => {
                 self.leader = self.server_index(from).unwrap_or(self.leader);
                 let flight = self.request.take().expect("a request is in flight");
@@ -101,7 +112,7 @@ impl Agent {
             }
             Err(ReplyError::Store(StoreError::LeaseNotFound)) if matches!(self.phase, Phase::Revoking { .. }) => {
                 self.request = None;
-                self.join(ctx);
+                self.revoke_next(ctx);
             }
             Err(_) => self.new_session(ctx),
         }
@@ -118,17 +129,27 @@ impl Agent {
                 let put = PutRequest { key, value, lease: granted.id, prev_kv: true, ..PutRequest::default() };
                 self.start_request(ctx, Request::Put(put));
             }
-            (Phase::Recording { lease }, Response::Put(put)) => {
-                match put.prev_kv.map(|kv| kv.lease).filter(|&old| old != NO_LEASE && old != lease) {
-                    Some(old) => {
-                        self.phase = Phase::Revoking { lease, old };
-                        self.start_request(ctx, Request::LeaseRevoke(LeaseRevokeRequest { id: old }));
-                    }
-                    None => self.join(ctx),
+            (Phase::Recording { .. }, Response::Put(put)) => {
+                if let Some(old) = put.prev_kv.map(|kv| kv.lease).filter(|&old| old != NO_LEASE) {
+                    self.to_revoke.insert(old);
                 }
+                self.revoke_next(ctx);
             }
-            (Phase::Revoking { .. }, Response::LeaseRevoke(_)) => self.join(ctx),
+            (Phase::Revoking { .. }, Response::LeaseRevoke(_)) => self.revoke_next(ctx),
             _ => self.new_session(ctx),
+        }
+    }
+
+    /// Revokes the next lease of an earlier session; joins once none is left.
+    fn revoke_next(&mut self, ctx: &mut impl CtxFor<Self>) {
+        let Some(lease) = self.lease() else { return };
+        self.to_revoke.remove(&lease);
+        match self.to_revoke.pop_first() {
+            Some(old) => {
+                self.phase = Phase::Revoking { lease, old };
+                self.start_request(ctx, Request::LeaseRevoke(LeaseRevokeRequest { id: old }));
+            }
+            None => self.join(ctx),
         }
     }
 

@@ -16,6 +16,7 @@
 //! the incarnation's token, so a stale one changes nothing).
 
 use super::agent::{Agent, AgentEvent, AgentTimer, Exit, Phase, Running};
+use super::agent_session::RETIRED_MAX;
 use super::resource::write_request;
 use haven_ha::{Action, AgentCommand, CommandId, Event, InstanceId, Role};
 use haven_runtime::CtxFor;
@@ -30,7 +31,13 @@ impl Agent {
         if self.instances.get(&command.instance).is_some_and(|r| r.command == command.id) {
             return self.acknowledge(ctx, &command);
         }
-        if let Err(error) = self.fence.admit(&command) {
+        let retired = self.retired.contains(&command.instance);
+        let admitted = if retired {
+            Err(format!("{} belonged to an ended session of this agent", command.instance))
+        } else {
+            self.fence.admit(&command)
+        };
+        if let Err(error) = admitted {
             ctx.output(AgentEvent::Refused { command: command.id, error: error.clone() });
             return self.report(ctx, Event::CommandFailed { command: command.id, error });
         }
@@ -39,6 +46,10 @@ impl Agent {
             Action::Promote { .. } => true,
             Action::Stop { .. } => false,
         };
+        self.session_instances.insert(command.instance);
+        if self.session_instances.len() > RETIRED_MAX {
+            self.session_instances.pop_first();
+        }
         if serving && !self.can_serve(ctx.now()) {
             return; // sent again later, when the lease may be renewed
         }
