@@ -45,6 +45,8 @@ pub enum Command {
     Station(haven_daemon::StationArgs),
     /// Run a 3-station cluster on loopback in the foreground; Ctrl-C stops it.
     Up(UpArgs),
+    /// Run the agent of this machine: join the cluster, run the services the coordinator places here.
+    Agent(crate::agent_cmd::AgentArgs),
     /// Read, write, delete and watch keys; run transactions.
     Kv(haven_client::cli::kv::KvArgs),
     /// Grant, renew, revoke and list leases.

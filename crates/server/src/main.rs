@@ -3,7 +3,7 @@
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use haven_server::cli::{Cli, Command, DemoArgs, NodeCmd};
-use haven_server::{bench_cmd, client_cmd, demo, node_cmd, sim_cmd, station_cmd, up};
+use haven_server::{agent_cmd, bench_cmd, client_cmd, demo, node_cmd, sim_cmd, station_cmd, up};
 use std::io::IsTerminal as _;
 
 fn main() {
@@ -26,6 +26,9 @@ fn main() {
         Command::Sim(command) => sim_cmd::run(command),
         Command::Bench(command) => bench_cmd::run(command),
         Command::Station(args) => station_cmd::run(args),
+        Command::Agent(args) => tokio::runtime::Runtime::new()
+            .context("starting the async runtime")
+            .and_then(|runtime| runtime.block_on(agent_cmd::run_agent(args))),
         Command::Up(args) => std::env::current_exe()
             .context("finding the haven binary to start the stations")
             .and_then(|binary| up::run(&binary, args)),

@@ -3,6 +3,8 @@
 //! such proxies, a recorded client workload, a resuming prefix watcher, a
 //! tmpfs guard and the end-of-run checks.
 
+#![allow(dead_code)] // each test file uses its own part
+
 pub mod checks;
 pub mod cluster;
 pub mod fault_proxy;
