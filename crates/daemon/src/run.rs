@@ -174,6 +174,8 @@ pub fn replica_config(config: &StationConfig) -> ReplicaConfig {
     replica.watches_max = config.watches_len_max;
     replica.history_revisions_max = config.history_revisions_max;
     replica.snapshot_entries = config.snapshot_entries;
+    // Agents poll their commands over HTTP; they are not Raft peers.
+    replica.agent_commands_pushed = false;
     replica
 }
 

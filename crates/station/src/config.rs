@@ -60,6 +60,11 @@ pub struct ReplicaConfig {
     /// Shortest interval between two coordinator ticks (reconciliation
     /// without an event: retries, timeouts).
     pub ha_tick_interval: Duration,
+    /// Whether the leader sends agents their commands as messages (the
+    /// simulator's agents are nodes of the same network). `haven station`
+    /// turns it off: its agents poll the commands from any station's
+    /// applied graph, and agents are not peers of the Raft network.
+    pub agent_commands_pushed: bool,
 }
 
 impl ReplicaConfig {
@@ -80,6 +85,7 @@ impl ReplicaConfig {
             members: Vec::new(),
             coordinator: CoordinatorConfig::default(),
             ha_tick_interval: Duration::from_millis(100),
+            agent_commands_pushed: true,
         }
     }
 

@@ -37,11 +37,13 @@ pub(crate) struct HaSteering {
     ticked_at: Option<Instant>,
     /// Added to this replica's clock while it leads (see the header).
     offset_ms: Option<u64>,
+    /// `ReplicaConfig::agent_commands_pushed`.
+    push: bool,
 }
 
 impl HaSteering {
-    pub(crate) fn new(config: CoordinatorConfig, tick_interval: Duration) -> HaSteering {
-        HaSteering { config, tick_interval, step_at: None, ticked_at: None, offset_ms: None }
+    pub(crate) fn new(config: CoordinatorConfig, tick_interval: Duration, push: bool) -> HaSteering {
+        HaSteering { config, tick_interval, step_at: None, ticked_at: None, offset_ms: None, push }
     }
 }
 
@@ -144,6 +146,9 @@ impl Running {
     /// sent; the ones still awaited are re-issued by this leader's steps.
     pub(crate) fn ha_applied(&mut self, ctx: &mut impl CtxFor<Replica>, entry_term: u64, applied: HaApplied) {
         let HaApplied::Stepped(step) = applied else { return };
+        if !self.ha.push {
+            return; // agents poll the committed graph instead
+        }
         if self.role != Role::Leader || entry_term != self.raft.term() {
             return; // the next leader's level-triggered steps issue them again
         }

@@ -243,7 +243,11 @@ impl Replica {
             deferred: Vec::new(),
             watches: Watches::new(self.config.watches_max),
             members: MemberSteering::new(self.config.members.clone()),
-            ha: HaSteering::new(self.config.coordinator.clone(), self.config.ha_tick_interval),
+            ha: HaSteering::new(
+                self.config.coordinator.clone(),
+                self.config.ha_tick_interval,
+                self.config.agent_commands_pushed,
+            ),
         };
         self.phase = Phase::Running(Box::new(running));
         self.drive(ctx)
