@@ -36,8 +36,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start 3 nodes on loopback, kill the leader, and show who took over and how fast.
+    /// Start 3 stations, 4 agents and a service with standbys on loopback, crash the machine
+    /// serving it, and show the failover's timeline in milliseconds.
     Demo(DemoArgs),
+    /// The sample service of `haven demo` (an HTTP server naming its node and fencing token).
+    #[command(hide = true)]
+    DemoService(crate::demo_service::DemoServiceArgs),
     /// Managed nodes (`haven node ls|drain|undrain`), or run one election node in the foreground.
     Node(NodeCmd),
     /// Run one station (a Raft member serving etcd's v3 JSON API) until SIGTERM or Ctrl-C.
@@ -104,9 +108,13 @@ pub struct UpArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Directory for the nodes' data and logs [default: a new directory under the system temp dir].
+    /// Directory for the data and logs [default: a new directory under the system temp dir].
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Run the foundation's demo instead: three election nodes, the leader
+    /// killed and frozen, the takeover timed.
+    #[arg(long)]
+    pub election: bool,
 }
 
 /// `haven node ls|drain|undrain` (the HA nodes, through the `/v1/` API),

@@ -3,7 +3,7 @@
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use haven_server::cli::{Cli, Command, DemoArgs, NodeCmd};
-use haven_server::{agent_cmd, bench_cmd, client_cmd, demo, node_cmd, sim_cmd, station_cmd, up};
+use haven_server::{agent_cmd, bench_cmd, client_cmd, demo, demo_service, ha_demo, node_cmd, sim_cmd, station_cmd, up};
 use std::io::IsTerminal as _;
 
 fn main() {
@@ -16,6 +16,7 @@ fn main() {
         .init();
     let result = match cli.command {
         Command::Demo(args) => run_demo(args),
+        Command::DemoService(args) => demo_service::run(args),
         Command::Node(NodeCmd { command: Some(command), .. }) => {
             client_cmd::block_on(haven_client::cli::nodes::run(command))
         }
@@ -50,5 +51,8 @@ fn main() {
 fn run_demo(args: DemoArgs) -> Result<()> {
     let binary = std::env::current_exe().context("finding the haven binary to start the nodes")?;
     let dir = args.dir.unwrap_or_else(|| std::env::temp_dir().join(format!("haven-demo-{}", std::process::id())));
-    demo::run(&binary, &dir)
+    if args.election {
+        return demo::run(&binary, &dir);
+    }
+    ha_demo::run(&binary, &dir)
 }
