@@ -176,6 +176,10 @@ pub fn replica_config(config: &StationConfig) -> ReplicaConfig {
     replica.snapshot_entries = config.snapshot_entries;
     // Agents poll their commands over HTTP; they are not Raft peers.
     replica.agent_commands_pushed = false;
+    // The agents' node leases are what failover waits for: allow 1 s (etcd
+    // raises TTLs below its minimum, 2 s with its defaults; a grant's answer
+    // says what was granted, and agents fence by that).
+    replica.store.lease_ttl_seconds_min = 1;
     replica
 }
 

@@ -152,6 +152,19 @@ impl AgentCore {
         self.fenced = false;
     }
 
+    /// The stations granted a lease of `ttl_ms` (they may raise what was
+    /// asked): the fence deadline counts with it from now on. Call before
+    /// the grant's keep-alive is recorded.
+    pub fn lease_granted(&mut self, ttl_ms: u64) {
+        let AgentConfig { drift_ppm_max, fence_margin_ms, .. } = self.config;
+        self.config.lease_ttl_ms = ttl_ms;
+        self.clock = FenceClock::new(ttl_ms, drift_ppm_max, fence_margin_ms);
+    }
+
+    pub fn lease_ttl_ms(&self) -> u64 {
+        self.config.lease_ttl_ms
+    }
+
     pub fn running(&self) -> impl Iterator<Item = (InstanceId, &str, Option<u64>)> + '_ {
         self.instances.iter().map(|(id, l)| (*id, l.service.as_str(), l.token))
     }

@@ -10,6 +10,7 @@
 //! HTTP answering again. Everything is stopped at the end; the exit status
 //! is non-zero if a step misses its bound or a process is left behind.
 
+use crate::agent::supervisor::group_alive;
 use crate::demo_service::promote_script;
 use anyhow::{Context as _, Result, bail};
 use haven_client::{Client, ClientConfig, Retry};
@@ -113,7 +114,7 @@ pub fn run(binary: &Path, dir: &Path) -> Result<()> {
     let result = runtime.block_on(demo(binary, dir, &mut processes));
     processes.stop();
     let leftovers: Vec<Pid> = processes.agent_dirs.iter().flat_map(|d| instance_groups(d)).collect();
-    let alive = leftovers.iter().filter(|pgid| killpg(**pgid, None).is_ok()).count();
+    let alive = leftovers.iter().filter(|pgid| group_alive(**pgid)).count();
     result?;
     println!("stopped every station, agent and instance ({alive} process groups left)");
     if alive > 0 {

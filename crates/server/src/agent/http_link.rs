@@ -26,10 +26,11 @@ fn text(e: impl std::fmt::Display) -> String {
 }
 
 impl StationLink for HttpLink {
-    async fn grant(&self, ttl_ms: u64) -> Result<i64, String> {
+    async fn grant(&self, ttl_ms: u64) -> Result<(i64, u64), String> {
         let ttl = i64::try_from(ttl_ms.div_ceil(1_000)).map_err(text)?;
         let granted = self.client.lease_grant(&LeaseGrantRequest { ttl, id: 0 }).await.map_err(text)?;
-        Ok(granted.id)
+        let granted_ms = u64::try_from(granted.ttl).map_err(text)?.saturating_mul(1_000);
+        Ok((granted.id, granted_ms))
     }
 
     async fn keep_alive(&self, lease: i64) -> Result<(), String> {

@@ -38,8 +38,9 @@ const PROCESS_EVENTS_LEN_MAX: usize = 1_024;
 /// How the agent reaches the stations.
 #[allow(async_fn_in_trait)]
 pub trait StationLink {
-    /// A new lease of `ttl_ms` (rounded up to seconds); its id.
-    async fn grant(&self, ttl_ms: u64) -> Result<i64, String>;
+    /// A new lease of `ttl_ms` (rounded up to seconds); its id and the TTL
+    /// the stations granted (they may raise it to their minimum), in ms.
+    async fn grant(&self, ttl_ms: u64) -> Result<(i64, u64), String>;
     /// Renews the lease; `Err` when it is gone or no station answered.
     async fn keep_alive(&self, lease: i64) -> Result<(), String>;
     async fn join(
@@ -133,15 +134,19 @@ impl Agent {
     async fn join(&mut self, link: &impl StationLink, started: Instant) {
         let sent_ms = ms_since(started);
         let ttl_ms = self.settings.core.lease_ttl_ms;
-        let lease = match link.grant(ttl_ms).await {
-            Ok(lease) => lease,
+        let (lease, granted_ms) = match link.grant(ttl_ms).await {
+            Ok(granted) => granted,
             Err(e) => return tracing::warn!(error = %e, "cannot get a lease; retrying"),
         };
+        if granted_ms != self.core.lease_ttl_ms() {
+            tracing::info!(asked_ms = ttl_ms, granted_ms, "the stations granted another lease TTL; fencing by it");
+        }
         let node = self.settings.core.node;
         if let Err(e) = link.join(node, &self.settings.address, &self.settings.labels, lease).await {
             return tracing::warn!(error = %e, "cannot join; retrying");
         }
         let seq = u64::try_from(lease).unwrap_or(0);
+        self.core.lease_granted(granted_ms);
         self.core.keep_alive_sent(seq, sent_ms);
         self.core.keep_alive_acknowledged(seq);
         self.core.rejoined();
@@ -152,7 +157,7 @@ impl Agent {
     async fn renew(&mut self, link: &impl StationLink, started: Instant) {
         let Some((lease, renewed_ms)) = self.lease else { return };
         let now_ms = ms_since(started);
-        if now_ms.saturating_sub(renewed_ms) < self.settings.core.lease_ttl_ms / 3 {
+        if now_ms.saturating_sub(renewed_ms) < self.core.lease_ttl_ms() / 3 {
             return;
         }
         let seq = now_ms;
@@ -241,10 +246,10 @@ mod tests {
     }
 
     impl StationLink for &FakeStation {
-        async fn grant(&self, _ttl_ms: u64) -> Result<i64, String> {
+        async fn grant(&self, ttl_ms: u64) -> Result<(i64, u64), String> {
             *self.grants.lock().unwrap() += 1;
             *self.last_ack.lock().unwrap() = Some(Instant::now());
-            Ok(1)
+            Ok((1, ttl_ms))
         }
         async fn keep_alive(&self, _lease: i64) -> Result<(), String> {
             if !self.alive.load(Ordering::SeqCst) {

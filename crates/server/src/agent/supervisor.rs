@@ -159,6 +159,20 @@ impl Supervisor {
     }
 }
 
+/// Whether a process of group `pgid` still runs. A zombie waiting to be
+/// reaped is dead (`kill(0)` would count it: an orphan killed with its
+/// group waits for init, which in a container may never reap it).
+pub fn group_alive(pgid: Pid) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return killpg(pgid, None).is_ok() };
+    let pgrp = pgid.as_raw().to_string();
+    entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).any(|pid| {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+        // After the command's closing parenthesis: state, ppid, pgrp.
+        let fields: Vec<&str> = stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+        fields.first().is_some_and(|state| *state != "Z") && fields.get(2) == Some(&pgrp.as_str())
+    })
+}
+
 async fn copy_lines(stream: impl AsyncRead + Unpin, log: std::sync::Arc<std::sync::Mutex<LogFile>>) {
     let mut lines = BufReader::new(stream).split(b'\n');
     while let Ok(Some(line)) = lines.next_segment().await {
@@ -225,22 +239,8 @@ mod tests {
         assert_eq!(next_exit(&mut rx).await, None, "killed by a signal after the stop timeout");
         sup.forget(InstanceId(2));
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(live_members(pgid), Vec::<i32>::new(), "nothing of the group is left running");
+        assert!(!group_alive(Pid::from_raw(pgid)), "nothing of the group is left running");
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    /// Processes of group `pgid` that are not zombies (a killed orphan may
-    /// wait for init to reap it; it is dead all the same).
-    fn live_members(pgid: i32) -> Vec<i32> {
-        let entries = std::fs::read_dir("/proc").expect("procfs");
-        let pids = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok());
-        let live = |pid: &i32| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-            // After the command's closing parenthesis: state, ppid, pgrp.
-            let fields: Vec<&str> = stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-            fields.first().is_some_and(|state| *state != "Z") && fields.get(2) == Some(&pgid.to_string().as_str())
-        };
-        pids.filter(live).collect()
     }
 
     #[tokio::test]
