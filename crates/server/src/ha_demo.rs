@@ -275,9 +275,9 @@ async fn print_instances(client: &Client) {
     for i in value["instances"].as_array().cloned().unwrap_or_default() {
         let token = i["token"].as_u64().map_or("-".to_owned(), |t| t.to_string());
         println!(
-            "    {:<8} {:<6} {:<9} {:<9} {token}",
-            i["id"],
-            i["node"],
+            "    {:<9} {:<5} {:<9} {:<9} {token}",
+            i["id"].to_string(),
+            i["node"].to_string(),
             i["role"].as_str().unwrap_or("?"),
             i["state"].as_str().unwrap_or("?")
         );
