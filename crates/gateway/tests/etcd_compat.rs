@@ -4,8 +4,8 @@
 //! streamed line) are compared field by field. Only values that
 //! legitimately differ are normalised first: cluster, member and raft term
 //! in headers, member ids, names and client URLs, status figures (version,
-//! sizes, indexes), a lease's remaining TTL (timing), an auto-chosen lease
-//! id, and the text of JSON parse errors (Go's and serde's words differ;
+//! sizes, indexes), a lease's remaining TTL (timing), the order of a
+//! lease's keys (etcd's is Go map order), an auto-chosen lease id, and the text of JSON parse errors (Go's and serde's words differ;
 //! the code and status must still match).
 //!
 //! Without an `etcd` binary the test explains how to get one and passes,
@@ -142,6 +142,13 @@ fn normalise(v: &mut Value) {
     normalise_remaining_ttl(map);
     if let Some(Value::Array(leases)) = map.get_mut("leases") {
         leases.sort_by_key(|l| l["ID"].as_str().and_then(|s| s.parse::<i64>().ok()));
+    }
+    // etcd lists a lease's keys in Go map order, which changes from run to
+    // run: compare them as a set.
+    if map.contains_key("grantedTTL")
+        && let Some(Value::Array(keys)) = map.get_mut("keys")
+    {
+        keys.sort_by_key(|k| k.to_string());
     }
     map.values_mut().for_each(normalise);
 }
