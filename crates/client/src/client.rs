@@ -274,7 +274,11 @@ impl Client {
         let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
         let message = parsed.as_ref().map_or_else(|| String::from_utf8_lossy(&body).trim().to_owned(), |b| b.text());
         if status == 503 || status == 429 {
-            return Failed::Retry { cause: format!("HTTP {status}: {message}"), maybe_applied: false };
+            // "request timed out" (etcd's and Haven's words alike) leaves the
+            // outcome unknown; "no leader", "too many requests" and the like
+            // say the request was not carried out.
+            let maybe_applied = message.contains("timed out");
+            return Failed::Retry { cause: format!("HTTP {status}: {message}"), maybe_applied };
         }
         if path.starts_with("/v1/") {
             // Haven's own API: `{"error": ..., "field": ...}`, no gRPC code.

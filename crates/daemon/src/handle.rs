@@ -126,14 +126,19 @@ impl StationHandle {
     }
 
     /// Runs `request` until it has an answer that is not "not leader" or
-    /// "busy", or until `deadline`.
+    /// "busy", or until `deadline`. If any attempt may have been proposed
+    /// (it timed out, or its member stopped answering), running out of
+    /// time is reported as `Timeout` ("request timed out": the outcome is
+    /// unknown), never as "no leader" or "too many requests", which tell a
+    /// client that nothing happened and that another member may be asked.
     async fn execute(&self, request: Forwarded, serializable: bool, deadline: Instant) -> Result<Answer, BackendError> {
         let mut last = BackendError::Timeout;
         let mut hint: Option<u64> = None;
+        let mut maybe_proposed = false;
         loop {
             let now = Instant::now();
             if now >= deadline {
-                return Err(last);
+                return Err(if maybe_proposed { BackendError::Timeout } else { last });
             }
             let wait = (deadline - now).min(ATTEMPT_WAIT_MAX);
             let target = if serializable { Target::Local } else { self.target(hint) };
@@ -162,6 +167,7 @@ impl StationHandle {
                 Err(Unanswered::Stopped) if target == Target::Local => return Err(BackendError::Stopped),
                 Err(unanswered) => {
                     hint = None;
+                    maybe_proposed |= unanswered != Unanswered::TooManyRequests;
                     last = match unanswered {
                         Unanswered::TooManyRequests => BackendError::TooManyRequests,
                         Unanswered::Timeout | Unanswered::Stopped => BackendError::Timeout,
