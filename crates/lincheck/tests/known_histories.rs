@@ -7,27 +7,6 @@ mod support;
 use haven_lincheck::{Limits, Partition, TxnOutcome, Verdict, check};
 use support::*;
 
-fn verdict(history: &[haven_lincheck::Operation]) -> Verdict {
-    check(history, Limits::default()).expect("the history is well formed")
-}
-
-#[track_caller]
-fn assert_linearizable(history: &[haven_lincheck::Operation]) {
-    let verdict = verdict(history);
-    assert_eq!(verdict, Verdict::Linearizable, "{verdict}");
-}
-
-/// Asserts a violation that names at least `ops` and returns its explanation.
-#[track_caller]
-fn assert_violation(history: &[haven_lincheck::Operation], ops: &[usize]) -> String {
-    let verdict = verdict(history);
-    let violation = verdict.violation().unwrap_or_else(|| panic!("expected a violation, got {verdict}"));
-    for op in ops {
-        assert!(violation.ops.contains(op), "op #{op} should be named: {verdict}");
-    }
-    violation.explanation.clone()
-}
-
 #[test]
 fn concurrent_writes_may_take_effect_in_either_order() {
     // The two puts overlap; the store ordered b before a.

@@ -5,31 +5,11 @@
 
 mod support;
 
-use haven_lincheck::{HistoryError, Input, Limits, Output, Verdict, check};
+use haven_lincheck::{HistoryError, Input, Limits, Output, check};
 use support::*;
 
 /// The end of every history here: an expiry's window runs to it.
 const END: u64 = 1_000;
-
-fn verdict(history: &[haven_lincheck::Operation]) -> Verdict {
-    check(history, Limits::default()).expect("the history is well formed")
-}
-
-#[track_caller]
-fn assert_linearizable(history: &[haven_lincheck::Operation]) {
-    let verdict = verdict(history);
-    assert_eq!(verdict, Verdict::Linearizable, "{verdict}");
-}
-
-#[track_caller]
-fn assert_violation(history: &[haven_lincheck::Operation], ops: &[usize]) -> String {
-    let verdict = verdict(history);
-    let violation = verdict.violation().unwrap_or_else(|| panic!("expected a violation, got {verdict}"));
-    for op in ops {
-        assert!(violation.ops.contains(op), "op #{op} should be named: {verdict}");
-    }
-    violation.explanation.clone()
-}
 
 /// A holder puts `l/k0` at revision 2; the store expires it at revision 3.
 fn put_then_expired() -> Vec<haven_lincheck::Operation> {

@@ -6,10 +6,33 @@
 #![allow(dead_code)]
 
 use haven_lincheck::{
-    Compare, CompareOp, CompareTarget, Input, KeyRange, KeyValue, Operation, Output, Response, TxnOutcome, TxnWrite,
+    Compare, CompareOp, CompareTarget, Input, KeyRange, KeyValue, Limits, Operation, Output, Response, TxnOutcome,
+    TxnWrite, Verdict, check,
 };
 use rand::RngExt;
 use std::collections::BTreeMap;
+
+/// The checker's verdict on a well-formed history, with default limits.
+pub fn verdict(history: &[Operation]) -> Verdict {
+    check(history, Limits::default()).expect("the history is well formed")
+}
+
+#[track_caller]
+pub fn assert_linearizable(history: &[Operation]) {
+    let verdict = verdict(history);
+    assert_eq!(verdict, Verdict::Linearizable, "{verdict}");
+}
+
+/// Asserts a violation that names at least `ops` and returns its explanation.
+#[track_caller]
+pub fn assert_violation(history: &[Operation], ops: &[usize]) -> String {
+    let verdict = verdict(history);
+    let violation = verdict.violation().unwrap_or_else(|| panic!("expected a violation, got {verdict}"));
+    for op in ops {
+        assert!(violation.ops.contains(op), "op #{op} should be named: {verdict}");
+    }
+    violation.explanation.clone()
+}
 
 pub fn b(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
