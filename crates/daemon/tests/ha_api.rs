@@ -74,6 +74,12 @@ async fn a_service_posted_to_one_station_is_served_by_the_others_with_the_coordi
         status == 200 && decided(&events, "db", "no eligible node")
     })
     .await;
+    // Reads are served from each station's applied state: the follower may lag a moment.
+    eventually("the follower applied the decision", || async {
+        let (_, listed) = get(&cluster, follower, "/v1/services").await;
+        listed["services"][0]["blocked"].as_str().is_some()
+    })
+    .await;
     let (_, listed) = get(&cluster, follower, "/v1/services").await;
     let blocked = listed["services"][0]["blocked"].as_str().unwrap_or_default();
     assert!(blocked.contains("no node has joined"), "{listed}");
