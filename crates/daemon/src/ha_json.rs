@@ -413,6 +413,7 @@ restart_window_ms = 30000
                 address: format!("10.0.0.{id}"),
                 labels: BTreeMap::new(),
                 lease,
+                session: 1,
                 drained: id == 2,
                 proxy: None,
             };

@@ -12,6 +12,10 @@
 //!   since superseded, and running it would bring back a deposed primary.
 //! - A command already carried out is not run again (the coordinator
 //!   re-issues until it hears back); its outcome is reported again.
+//! - A command decided for another session (another lease) is ignored: it
+//!   was meant for instances an earlier session ran, which the coordinator
+//!   has since fenced and replaced, and this session does not know the
+//!   tokens that session saw.
 //! - Nothing starts while the lease is not known alive (`FenceClock`).
 //! - Past the fence deadline every singleton instance is killed, and the
 //!   others too unless the policy is `Freeze`: the station may expire the
@@ -115,6 +119,8 @@ pub struct AgentCore {
     done: VecDeque<CommandId>,
     reports: VecDeque<Event>,
     fenced: bool,
+    /// The lease the agent joined with; `None` before the first join.
+    session: Option<i64>,
 }
 
 impl AgentCore {
@@ -128,6 +134,7 @@ impl AgentCore {
             done: VecDeque::new(),
             reports: VecDeque::new(),
             fenced: false,
+            session: None,
         }
     }
 
@@ -147,9 +154,11 @@ impl AgentCore {
         self.fenced
     }
 
-    /// Joined again with a new lease after fencing: commands count again.
-    pub fn rejoined(&mut self) {
+    /// Joined with lease `session`: commands of that session count from
+    /// now on, and those of earlier sessions no longer do.
+    pub fn joined(&mut self, session: i64) {
         self.fenced = false;
+        self.session = Some(session);
     }
 
     /// The stations granted a lease of `ttl_ms` (they may raise what was
@@ -203,8 +212,8 @@ impl AgentCore {
     /// Carries out `command`, refuses it, or reports a duplicate's outcome.
     pub fn command(&mut self, command: &AgentCommand, now_ms: u64) -> Vec<AgentAction> {
         assert_eq!(command.node, self.config.node, "the station sends each agent its own commands");
-        if self.fenced {
-            return Vec::new(); // not a member until it joins again
+        if self.fenced || self.session != Some(command.session) {
+            return Vec::new(); // not a member until it joins again, or meant for another session
         }
         if self.done.contains(&command.id) {
             self.report(Event::CommandDone { command: command.id });

@@ -5,6 +5,7 @@
 //! `Promote`) carries a fencing token greater than any earlier one of its
 //! service; the agent refuses a token lower than one it has seen. A command
 //! that is re-issued keeps its id and token, so the agent can deduplicate.
+//! Every command names the node's session it was decided for.
 
 use crate::instance::{InstanceId, Role};
 use crate::spec::ServiceSpec;
@@ -25,6 +26,12 @@ impl fmt::Display for CommandId {
 pub struct AgentCommand {
     pub id: CommandId,
     pub node: NodeId,
+    /// The node's session (the store lease it joined with) when the command
+    /// was decided. An agent carries out only commands of its own session:
+    /// one decided for an earlier session may arrive late, after the
+    /// coordinator has fenced that session's instances and replaced them,
+    /// and a restarted agent no longer knows the tokens it had seen.
+    pub session: i64,
     pub instance: InstanceId,
     pub action: Action,
 }

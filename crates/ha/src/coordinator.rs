@@ -108,11 +108,13 @@ impl<'c> Stepper<'c> {
     /// Sends `action` to the instance's node and records it as awaited on
     /// the instance (the caller puts the instance).
     pub(crate) fn issue(&mut self, instance: &mut Instance, action: Action) {
-        let alive = self.g.nodes.get(&instance.node).is_some_and(|n| n.is_alive(self.now_ms));
-        assert!(alive, "command for {instance} on a node that is not alive");
+        let node = self.g.nodes.get(&instance.node).filter(|n| n.is_alive(self.now_ms));
+        let Some(session) = node.map(|n| n.session) else {
+            panic!("command for {instance} on a node that is not alive")
+        };
         self.command_id_last += 1;
-        let command =
-            AgentCommand { id: CommandId(self.command_id_last), node: instance.node, instance: instance.id, action };
+        let id = CommandId(self.command_id_last);
+        let command = AgentCommand { id, node: instance.node, session, instance: instance.id, action };
         if let Some(token) = command.token() {
             let older = self.out.commands.iter().filter(|c| c.service() == command.service()).filter_map(|c| c.token());
             assert!(older.max().is_none_or(|t| t < token), "tokens of one service must grow within a step");

@@ -27,6 +27,11 @@ pub enum EndReason {
         window_ms: u64,
         detail: String,
     },
+    /// The node's agent joined again with a new session, having ended the
+    /// old session's instances first.
+    NewSession {
+        node: NodeId,
+    },
     Drained {
         node: NodeId,
     },
@@ -57,6 +62,7 @@ impl fmt::Display for EndReason {
             EndReason::Failed { restarts, window_ms, detail, .. } => {
                 write!(f, "{detail} after {restarts} restarts within {}", secs(*window_ms))
             }
+            EndReason::NewSession { node } => write!(f, "{node}'s agent started a new session"),
             EndReason::Drained { node } => write!(f, "{node} is drained"),
             EndReason::Moved { to } => write!(f, "the operator moved it to {to}"),
             EndReason::NotColocated { with } => write!(f, "{with} is active on another node"),

@@ -20,8 +20,8 @@ impl Stepper<'_> {
     pub(crate) fn handle_event(&mut self, event: &Event) {
         match event {
             Event::Tick => {}
-            Event::NodeJoined { node, address, labels, lease_expires_at_ms } => {
-                self.node_joined(*node, address, labels, *lease_expires_at_ms)
+            Event::NodeJoined { node, address, labels, lease_expires_at_ms, session } => {
+                self.node_joined(*node, address, labels, *lease_expires_at_ms, *session)
             }
             Event::LeaseRenewed { node, expires_at_ms } => self.lease_renewed(*node, *expires_at_ms),
             Event::LeaseExpired { node } => {
@@ -49,7 +49,14 @@ impl Stepper<'_> {
         }
     }
 
-    fn node_joined(&mut self, id: NodeId, address: &str, labels: &BTreeMap<String, String>, expires_at_ms: u64) {
+    fn node_joined(
+        &mut self,
+        id: NodeId,
+        address: &str,
+        labels: &BTreeMap<String, String>,
+        expires_at_ms: u64,
+        session: i64,
+    ) {
         let known = self.g.nodes.get(&id).cloned();
         if known.is_none() && self.g.nodes.len() >= self.config.nodes_len_max {
             let max = self.config.nodes_len_max;
@@ -61,6 +68,9 @@ impl Stepper<'_> {
         if too_long {
             return self.decide(None, format!("refused {id}: its address or labels are too long"));
         }
+        if known.as_ref().is_some_and(|n| n.session != session && n.is_alive(self.now_ms)) {
+            self.end_session(id);
+        }
         let lease = match known.as_ref().map(|n| n.lease) {
             Some(Lease::Alive { expires_at_ms: old }) => Lease::Alive { expires_at_ms: old.max(expires_at_ms) },
             _ => Lease::Alive { expires_at_ms },
@@ -70,6 +80,7 @@ impl Stepper<'_> {
             address: address.to_string(),
             labels: labels.clone(),
             lease,
+            session,
             drained: known.as_ref().is_some_and(|n| n.drained),
             proxy: known.as_ref().and_then(|n| n.proxy),
         };

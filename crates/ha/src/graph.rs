@@ -150,6 +150,10 @@ impl StateGraph {
         if instance.role == Role::Primary && serving && instance.token.is_none() {
             return Err(Violation(format!("{instance} serves without a fencing token")));
         }
+        if let Some(issued) = instance.command.as_ref().filter(|c| c.command.session != node.session) {
+            let session = issued.command.session;
+            return Err(Violation(format!("{instance} awaits a command of {}'s ended session {session}", node.id)));
+        }
         if instance.token.is_some_and(|t| t > self.token_last) {
             return Err(Violation(format!("{instance} has a token above the last handed out")));
         }

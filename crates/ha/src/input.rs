@@ -32,6 +32,8 @@ pub enum Event {
         address: String,
         labels: BTreeMap<String, String>,
         lease_expires_at_ms: u64,
+        /// The store lease that keeps the node alive, naming its session.
+        session: i64,
     },
     LeaseRenewed {
         node: NodeId,

@@ -25,24 +25,38 @@ impl Stepper<'_> {
         let Some(mut record) = self.g.nodes.get(&node).cloned() else { return };
         record.lease = Lease::Expired { at_ms, cause };
         self.change(Change::PutNode(record));
-        let held: Vec<Instance> = self.g.instances_on(node).filter(|i| i.holds()).cloned().collect();
-        for mut i in held {
-            let reason = match cause {
-                Expiry::Lease => EndReason::LeaseExpired { node, at_ms },
-                Expiry::Fenced => EndReason::FenceConfirmed { node, at_ms },
-            };
-            self.remember_end(&i, &reason);
-            i.state = InstanceState::Fenced;
-            i.since_ms = self.now_ms;
-            i.command = None;
-            i.end = Some(reason);
-            self.put(i);
-        }
+        let reason = match cause {
+            Expiry::Lease => EndReason::LeaseExpired { node, at_ms },
+            Expiry::Fenced => EndReason::FenceConfirmed { node, at_ms },
+        };
+        self.fence_held(node, &reason);
         let how = match cause {
             Expiry::Lease => format!("its lease expired at {}", secs(at_ms)),
             Expiry::Fenced => "its fence was confirmed".to_string(),
         };
         self.decide(None, format!("{node} is dead: {how}"));
+    }
+
+    /// The node's agent joined with a new session while the old one's lease
+    /// still ran: an agent ends every instance of its old session before
+    /// it joins again (it kills what it finds left after a restart), so
+    /// the old session's instances are gone and their commands void.
+    pub(crate) fn end_session(&mut self, node: NodeId) {
+        self.fence_held(node, &EndReason::NewSession { node });
+        self.decide(None, format!("{node}'s agent started a new session; its earlier instances are gone"));
+    }
+
+    /// Every instance `node` holds is fenced for `reason`.
+    fn fence_held(&mut self, node: NodeId, reason: &EndReason) {
+        let held: Vec<Instance> = self.g.instances_on(node).filter(|i| i.holds()).cloned().collect();
+        for mut i in held {
+            self.remember_end(&i, reason);
+            i.state = InstanceState::Fenced;
+            i.since_ms = self.now_ms;
+            i.command = None;
+            i.end = Some(reason.clone());
+            self.put(i);
+        }
     }
 
     /// Nodes whose lease ran out before now.

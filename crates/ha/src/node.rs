@@ -15,6 +15,10 @@ pub struct Node {
     pub address: String,
     pub labels: BTreeMap<String, String>,
     pub lease: Lease,
+    /// The store lease the agent joined with. A join with another one
+    /// starts a new session: the agent has ended every instance of the
+    /// old one before it joins again.
+    pub session: i64,
     /// Drained by the operator: its instances move away and none are placed.
     pub drained: bool,
     /// The proxy that aggregates this node's reports, once proxies exist.

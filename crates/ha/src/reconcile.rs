@@ -151,6 +151,7 @@ impl Stepper<'_> {
         let standby = candidates.ready_standby(best).cloned();
         let how = standby.as_ref().map(|s| format!(" (promoted standby {})", s.id)).unwrap_or_default();
         let text = match &service.last_end {
+            Some(ended) if ended.node == best => format!("started {name} again on {best}{how}: {}", ended.reason),
             Some(ended) => format!("moved {name} from {} to {best}{how}: {}", ended.node, ended.reason),
             None => format!("started {name} on {best}{how}"),
         };

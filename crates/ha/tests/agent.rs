@@ -12,16 +12,21 @@ use haven_runtime::NodeId;
 use std::collections::BTreeMap;
 
 const NODE: NodeId = NodeId(7);
+const SESSION: i64 = 41;
 
-fn agent(policy: QuorumLossPolicy) -> AgentCore {
-    let config = AgentConfig {
+fn agent_config() -> AgentConfig {
+    AgentConfig {
         node: NODE,
         lease_ttl_ms: 1_000,
         drift_ppm_max: 200,
         fence_margin_ms: 50,
-        on_quorum_loss: policy,
-    };
-    let mut agent = AgentCore::new(config);
+        on_quorum_loss: QuorumLossPolicy::Stop,
+    }
+}
+
+fn agent(policy: QuorumLossPolicy) -> AgentCore {
+    let mut agent = AgentCore::new(AgentConfig { on_quorum_loss: policy, ..agent_config() });
+    agent.joined(SESSION);
     agent.keep_alive_sent(1, 0);
     agent.keep_alive_acknowledged(1);
     agent
@@ -39,6 +44,7 @@ fn start(id: u64, instance: u64, name: &str, token: Option<u64>) -> AgentCommand
     AgentCommand {
         id: CommandId(id),
         node: NODE,
+        session: SESSION,
         instance: InstanceId(instance),
         action: Action::Start { spec, role, token },
     }
@@ -103,15 +109,24 @@ fn a_reissued_command_is_not_run_twice_and_its_outcome_is_reported_again() {
 }
 
 #[test]
+fn a_command_decided_for_another_session_is_ignored() {
+    let mut agent = agent(QuorumLossPolicy::Stop);
+    let mut late = start(1, 10, "db", Some(5));
+    late.session = SESSION - 1;
+    assert!(agent.command(&late, 100).is_empty(), "an earlier session's start, delivered late");
+    assert!(agent.take_reports().is_empty(), "nothing to say to the coordinator: that session is over");
+    let mut fresh = AgentCore::new(agent_config());
+    fresh.keep_alive_sent(1, 0);
+    fresh.keep_alive_acknowledged(1);
+    assert!(fresh.command(&start(1, 10, "db", Some(5)), 100).is_empty(), "not joined yet");
+    fresh.joined(SESSION);
+    assert_eq!(fresh.command(&start(1, 10, "db", Some(5)), 100).len(), 1);
+}
+
+#[test]
 fn nothing_starts_before_the_lease_is_known_alive() {
-    let config = AgentConfig {
-        node: NODE,
-        lease_ttl_ms: 1_000,
-        drift_ppm_max: 200,
-        fence_margin_ms: 50,
-        on_quorum_loss: QuorumLossPolicy::Stop,
-    };
-    let mut fresh = AgentCore::new(config);
+    let mut fresh = AgentCore::new(agent_config());
+    fresh.joined(SESSION);
     assert!(fresh.command(&start(1, 10, "db", Some(5)), 0).is_empty());
     assert!(matches!(&fresh.take_reports()[..], [Event::CommandFailed { .. }]));
 }
@@ -136,10 +151,13 @@ fn past_the_fence_deadline_singletons_die_and_commands_wait_for_a_new_join() {
     assert!(agent.is_fenced());
     assert!(agent.tick(2_000).is_empty(), "once");
     assert!(agent.command(&start(3, 12, "db", Some(7)), 2_000).is_empty(), "not a member until it joins again");
-    agent.rejoined();
+    agent.joined(SESSION + 1);
     agent.keep_alive_sent(2, 2_100);
     agent.keep_alive_acknowledged(2);
-    assert_eq!(agent.command(&start(3, 12, "db", Some(7)), 2_200).len(), 1);
+    assert!(agent.command(&start(3, 12, "db", Some(7)), 2_200).is_empty(), "decided for the fenced session");
+    let mut anew = start(4, 12, "db", Some(8));
+    anew.session = SESSION + 1;
+    assert_eq!(agent.command(&anew, 2_200).len(), 1);
 }
 
 #[test]
@@ -166,6 +184,7 @@ fn a_standby_is_promoted_with_its_new_token_and_a_stop_completes_on_exit() {
     let promote = AgentCommand {
         id: CommandId(2),
         node: NODE,
+        session: SESSION,
         instance: InstanceId(10),
         action: Action::Promote { service: "db".into(), token: 8 },
     };
@@ -183,6 +202,7 @@ fn a_standby_is_promoted_with_its_new_token_and_a_stop_completes_on_exit() {
     let stop = AgentCommand {
         id: CommandId(3),
         node: NODE,
+        session: SESSION,
         instance: InstanceId(10),
         action: Action::Stop { service: "db".into(), timeout_ms: 2_000 },
     };

@@ -426,3 +426,40 @@ fn replicated_keeps_count_on_distinct_nodes_and_every_node_covers_each_node() {
     let out = w.op(1500, haven_ha::OperatorAction::Drain { node: n(6) });
     assert_eq!(out.commands, ["c8 n6 stop i6 mon"]);
 }
+
+#[test]
+fn a_rejoin_with_a_new_session_ends_the_old_sessions_instances() {
+    let mut w = World::new();
+    w.join(0, 1, &[]);
+    w.join(0, 2, &[]);
+    w.add(10, singleton("db"));
+    w.active(20, 1);
+    w.add(30, singleton("web"));
+    w.active(40, 2);
+    assert_eq!((w.g.instances[&InstanceId(1)].node, w.g.instances[&InstanceId(2)].node), (n(1), n(2)));
+    // n1's agent restarted: it killed what it left running, took a new lease and joined with it.
+    let rejoin = Event::NodeJoined {
+        node: n(1),
+        address: "10.0.0.1:7000".into(),
+        labels: Default::default(),
+        lease_expires_at_ms: 1_500,
+        session: SESSION + 1,
+    };
+    let out = w.at(500, rejoin);
+    assert_eq!(
+        out.decisions,
+        [
+            "n1's agent started a new session; its earlier instances are gone [n1 joined]",
+            "n1 rejoined at 10.0.0.1:7000 [n1 joined]",
+            "started db again on n1: n1's agent started a new session [n1 joined]",
+        ]
+    );
+    assert_eq!(out.commands, ["c3 n1 start i3 db primary token 3"]);
+    assert_eq!(w.show(1), "i1 db@n1 primary fenced token 1");
+    let issued = |w: &World, i: u64| w.g.instances[&InstanceId(i)].command.as_ref().map(|c| c.command.session);
+    assert_eq!(issued(&w, 3), Some(SESSION + 1), "decided for n1's new session");
+
+    // n2 kept its session, so its commands keep it too.
+    w.exited(600, 2, 1);
+    assert_eq!(issued(&w, 2), Some(SESSION), "web restarted in place on n2");
+}

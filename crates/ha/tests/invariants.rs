@@ -24,16 +24,30 @@ const NODES: u64 = 5;
 #[derive(Clone, Debug)]
 enum Op {
     Tick(u64),
-    Renew { node: u64, lease_ms: u64 },
+    Renew {
+        node: u64,
+        lease_ms: u64,
+    },
     Expire(u64),
     Fence(u64),
-    Join(u64),
+    /// A node joins; the second field picks its session (a change ends the old one).
+    Join(u64, i64),
     Drain(u64),
     Undrain(u64),
     Move(u64),
-    Toggle { service: usize, enable: bool },
-    Report { pick: usize, kind: u8, stale: bool },
-    Done { pick: usize, ok: bool },
+    Toggle {
+        service: usize,
+        enable: bool,
+    },
+    Report {
+        pick: usize,
+        kind: u8,
+        stale: bool,
+    },
+    Done {
+        pick: usize,
+        ok: bool,
+    },
     UnknownDone(u64),
 }
 
@@ -44,7 +58,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (node.clone(), 100u64..1500).prop_map(|(node, lease_ms)| Op::Renew { node, lease_ms }),
         1 => node.clone().prop_map(Op::Expire),
         1 => node.clone().prop_map(Op::Fence),
-        1 => node.clone().prop_map(Op::Join),
+        1 => (node.clone(), 1..3i64).prop_map(|(node, session)| Op::Join(node, session)),
         1 => node.clone().prop_map(Op::Drain),
         1 => node.clone().prop_map(Op::Undrain),
         1 => node.prop_map(Op::Move),
@@ -79,7 +93,7 @@ fn event(g: &StateGraph, op: &Op, now_ms: u64) -> Event {
         Op::Renew { node, lease_ms } => Event::LeaseRenewed { node: n(*node), expires_at_ms: now_ms + lease_ms },
         Op::Expire(node) => Event::LeaseExpired { node: n(*node) },
         Op::Fence(node) => Event::FenceConfirmed { node: n(*node) },
-        Op::Join(node) => {
+        Op::Join(node, session) => {
             let labels =
                 if node % 2 == 0 { BTreeMap::from([("mon".to_string(), "yes".to_string())]) } else { BTreeMap::new() };
             Event::NodeJoined {
@@ -87,6 +101,7 @@ fn event(g: &StateGraph, op: &Op, now_ms: u64) -> Event {
                 address: format!("n{node}"),
                 labels,
                 lease_expires_at_ms: now_ms + 1_000,
+                session: *session,
             }
         }
         Op::Drain(node) => Event::Operator(OperatorAction::Drain { node: n(*node) }),
@@ -165,7 +180,7 @@ fn singleton_holders(g: &StateGraph, name: &str) -> usize {
 fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let mut w = World::new();
     let setup: Vec<Event> = (1..=NODES)
-        .map(|node| event(&w.g, &Op::Join(node), 0))
+        .map(|node| event(&w.g, &Op::Join(node, 1), 0))
         .chain(services().into_iter().map(|spec| Event::Operator(OperatorAction::AddService(Box::new(spec)))))
         .collect();
     let mut now_ms = 0;
@@ -206,7 +221,7 @@ proptest! {
 fn after_faults_stop_everything_converges() {
     let mut w = World::new();
     for node in 1..=NODES {
-        w.raw(0, event(&w.g, &Op::Join(node), 0));
+        w.raw(0, event(&w.g, &Op::Join(node, 1), 0));
     }
     for spec in services() {
         w.add(0, spec);

@@ -129,7 +129,7 @@ impl HaState {
         self.node_leases.retain(|_, n| *n != node);
         self.node_leases.insert(lease, node);
         // The lease's expiry comes through the log; until then the node lives.
-        self.enqueue(Event::NodeJoined { node, address, labels, lease_expires_at_ms: u64::MAX })
+        self.enqueue(Event::NodeJoined { node, address, labels, lease_expires_at_ms: u64::MAX, session: lease })
     }
 
     /// The store revoked `lease` (expired, or its holder revoked it): the
@@ -211,7 +211,8 @@ mod tests {
                 node: NodeId(3),
                 address: "10.0.0.3".into(),
                 labels: BTreeMap::new(),
-                lease_expires_at_ms: u64::MAX
+                lease_expires_at_ms: u64::MAX,
+                session: 9
             })
         );
         assert_eq!(state.lease_gone(9), None, "once");

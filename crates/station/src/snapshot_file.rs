@@ -17,10 +17,12 @@ use haven_store::{Store, StoreConfig};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Version 3 added the HA state (graph and event queue), version 2 the
-/// member table; an older snapshot restores with them empty (the leader
-/// seeds the member table again from its configuration).
-const VERSION: u8 = 3;
+/// Version 4 gave the HA state's nodes and commands their session (the
+/// lease a node joined with); version 3, which first held the HA state,
+/// was never released and is refused. Version 2 added the member table;
+/// versions 1 and 2 restore with what they lack empty (the leader seeds
+/// the member table again from its configuration).
+const VERSION: u8 = 4;
 const VERSION_NO_HA: u8 = 2;
 const VERSION_NO_MEMBERS: u8 = 1;
 /// A snapshot's bytes above this are refused on decode.

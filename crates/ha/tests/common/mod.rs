@@ -11,6 +11,8 @@ use haven_runtime::NodeId;
 use std::collections::BTreeMap;
 
 pub const LEASE_MS: u64 = 1_000;
+/// The session every test node joins with (a rejoin keeps it unless a test says otherwise).
+pub const SESSION: i64 = 1;
 
 pub struct World {
     pub g: StateGraph,
@@ -60,6 +62,7 @@ impl World {
             address: format!("10.0.0.{node}:7000"),
             labels,
             lease_expires_at_ms: now_ms + lease_ms,
+            session: SESSION,
         };
         self.at(now_ms, event)
     }

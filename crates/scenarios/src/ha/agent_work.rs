@@ -5,8 +5,9 @@
 //! crash of one instance. Out: reports to the leader, writes to the
 //! resource, refusals.
 //!
-//! A command is acted on only once the session joined and the fence
-//! admitted it; a repeat of the command that made a running incarnation is
+//! A command is acted on only once the session joined, if it was decided
+//! for this session (an earlier one's may arrive late, after its instances
+//! were fenced and replaced), and the fence admitted it; a repeat of the command that made a running incarnation is
 //! answered again and changes nothing. A start of a primary or a promotion
 //! is ignored (not acknowledged, so the coordinator sends it again) while
 //! the agent cannot rely on its lease. Exits are reported at once and again
@@ -24,8 +25,8 @@ use rand::RngExt;
 
 impl Agent {
     pub(crate) fn on_command(&mut self, ctx: &mut impl CtxFor<Self>, command: AgentCommand) {
-        if command.node != ctx.node() || !matches!(self.phase, Phase::Joined { .. }) {
-            return;
+        if command.node != ctx.node() || self.phase != (Phase::Joined { lease: command.session }) {
+            return; // not joined, or decided for an earlier session
         }
         self.commanded = true;
         if self.instances.get(&command.instance).is_some_and(|r| r.command == command.id) {

@@ -122,7 +122,8 @@ pub fn crash_instance<R: StationReplica>(agents: RangeInclusive<u64>) -> FaultAc
         }
         let (node, instance, service) = holders[rng.random_range(0..holders.len())].clone();
         let action = Action::Stop { service, timeout_ms: 0 };
-        let crash = AgentCommand { id: CommandId(0), node, instance, action };
+        let session = agent(sim, node).and_then(|a| a.lease()).unwrap_or(0);
+        let crash = AgentCommand { id: CommandId(0), node, session, instance, action };
         sim.inject(node, node, StationMsg::Agent(crash));
     })
 }

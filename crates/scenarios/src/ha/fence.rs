@@ -79,12 +79,12 @@ mod tests {
 
     fn promote(id: u64, instance: u64, token: u64) -> AgentCommand {
         let action = Action::Promote { service: "db".into(), token };
-        AgentCommand { id: CommandId(id), node: NodeId(4), instance: InstanceId(instance), action }
+        AgentCommand { id: CommandId(id), node: NodeId(4), session: 1, instance: InstanceId(instance), action }
     }
 
     fn stop(id: u64, instance: u64) -> AgentCommand {
         let action = Action::Stop { service: "db".into(), timeout_ms: 1 };
-        AgentCommand { id: CommandId(id), node: NodeId(4), instance: InstanceId(instance), action }
+        AgentCommand { id: CommandId(id), node: NodeId(4), session: 1, instance: InstanceId(instance), action }
     }
 
     #[test]

@@ -149,7 +149,7 @@ impl Agent {
         self.core.lease_granted(granted_ms);
         self.core.keep_alive_sent(seq, sent_ms);
         self.core.keep_alive_acknowledged(seq);
-        self.core.rejoined();
+        self.core.joined(lease);
         self.lease = Some((lease, sent_ms));
         tracing::info!(lease, "joined");
     }
@@ -269,7 +269,7 @@ mod tests {
             let mut spec = ServiceSpec::new("db", "/bin/sh", ServiceKind::Singleton { standbys: 0 });
             spec.args = vec!["-c".into(), "sleep 30".into()];
             let action = Action::Start { spec: Box::new(spec), role: Role::Primary, token: Some(3) };
-            Ok(vec![AgentCommand { id: CommandId(1), node, instance: InstanceId(1), action }])
+            Ok(vec![AgentCommand { id: CommandId(1), node, session: 1, instance: InstanceId(1), action }])
         }
     }
 
