@@ -6,7 +6,8 @@
 //! `haven_gateway` served through [`StationHandle`] (followers forward
 //! writes and linearizable reads to the leader; serializable reads are
 //! served locally), Haven's operator API under `/v1/` (services, nodes,
-//! instances, events), `/metrics` and `/health` — until SIGTERM or SIGINT.
+//! instances, events), a dashboard at `/dashboard`, `/metrics` and `/health`
+//! — until SIGTERM or SIGINT.
 //!
 //! Layout: `config.rs` and `cluster.rs` read the settings, `checks.rs`
 //! checks the data directory and ports; `run.rs` starts everything;
@@ -14,13 +15,15 @@
 //! `forward.rs` carries requests to the leader, `sessions.rs` numbers
 //! commands; `ha_api.rs` serves the operator API under `/v1/` (described
 //! by `openapi.json`), `ha_json.rs` converts between its JSON and the HA
-//! model; `progress.rs` and `metrics.rs` observe the replica.
+//! model; `dashboard.rs` serves the page that draws the cluster;
+//! `progress.rs` and `metrics.rs` observe the replica.
 
 pub mod agent_api;
 mod checks;
 mod cluster;
 mod config;
 mod config_error;
+mod dashboard;
 mod error;
 mod forward;
 mod ha_api;

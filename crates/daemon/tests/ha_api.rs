@@ -5,7 +5,8 @@
 //! that bad definitions get 400 naming the field, that unknown nodes and
 //! services get 404, that the coordinator's decision ("no eligible node")
 //! shows in the event log and in a follower's stream, that every route the
-//! OpenAPI document lists is served, and that the CLI's `apply`, `service
+//! OpenAPI document lists is served, that `/` leads to the dashboard and
+//! the data it draws from answers, and that the CLI's `apply`, `service
 //! ls|show` and `events` work against it.
 
 mod common;
@@ -159,6 +160,23 @@ async fn every_documented_route_is_served_and_a_follower_of_events_sees_new_deci
     }
     let web = lines.iter().find(|l| l["service"] == "web").unwrap();
     assert!(web["at_ms"].as_u64().is_some() && web["cause"].is_string(), "{web}");
+
+    // The dashboard, from a follower: the page, the redirect to it, and the data it draws from.
+    let root = cluster.http.get(cluster.client_url(2)).send().await.expect("the station answers /");
+    assert_eq!(root.url().path(), "/dashboard", "/ leads to the dashboard");
+    let content_type = root.headers()[reqwest::header::CONTENT_TYPE].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(root.text().await.unwrap().contains("<title>Haven</title>"));
+    for path in ["/v1/nodes", "/v1/services", "/v1/events"] {
+        let (status, answer) = get(&cluster, 2, path).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    for path in ["/v3/maintenance/status", "/v3/cluster/member/list"] {
+        let (status, answer) = post(&cluster, 2, path, json!({})).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    let (_, services) = get(&cluster, 2, "/v1/services").await;
+    assert!(services["services"].as_array().unwrap().iter().any(|s| s["name"] == "web"), "{services}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
