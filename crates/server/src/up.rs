@@ -112,6 +112,7 @@ async fn supervise(dir: &Path, stations: &mut [Station]) -> Result<()> {
     println!("data in {}\n\nTry, in another terminal:", dir.display());
     println!("  export HAVEN_ENDPOINTS={list}\n  haven kv put greeting hello\n  haven kv get greeting\n  haven status");
     println!("  curl -s -XPOST {}/v3/kv/range -d '{{\"key\":\"Z3JlZXRpbmc=\"}}'", endpoints[0]);
+    println!("  open {}/dashboard in a browser to watch the cluster", endpoints[0]);
     println!("\nCtrl-C stops every station. Kill one (kill -9 PID) to watch the others elect a new leader.");
     let mut ticker = tokio::time::interval(Duration::from_millis(200));
     loop {
