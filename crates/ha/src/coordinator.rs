@@ -44,6 +44,7 @@ pub fn step(graph: &StateGraph, input: &Input, config: &CoordinatorConfig) -> St
     stepper.reconcile_all();
     stepper.retry_commands();
     stepper.collect_terminal();
+    stepper.assign_proxies();
     stepper.finish()
 }
 

@@ -7,6 +7,7 @@
 //! clock, no randomness: time comes in with every input.
 
 mod agent;
+mod assign;
 mod command;
 mod config;
 mod coordinator;
@@ -21,6 +22,7 @@ mod lifecycle;
 mod node;
 mod operator;
 mod placement;
+mod proxy;
 mod reconcile;
 mod service;
 mod spec;
@@ -43,3 +45,7 @@ pub use validate::{
     LIST_LEN_MAX, NAME_BYTES_MAX, REPLICAS_MAX, RESTARTS_MAX, STANDBYS_MAX, STRING_BYTES_MAX, SpecError,
     TIMEOUT_MS_MAX, validate,
 };
+pub use proxy::{
+    AgentKeepAlive, BatchAnswer, BatchLease, BatchOutcome, ProxyBatch, ProxyConfig, ProxyCore, ProxyOutput, Renewal,
+};
+pub use assign::{PROXY_AGENTS_MAX, PROXY_LABEL};
