@@ -14,7 +14,7 @@
 
 use crate::members::MemberOp;
 use crate::msg::HaReport;
-use haven_ha::Step;
+use haven_ha::{Event, Step};
 use haven_runtime::wire::{self, WireError};
 use haven_store::{LeaseId, Request};
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,8 @@ pub enum Command {
     /// The coordinator's decision, computed on graph `version` at cluster
     /// time `now_ms`, deciding about queued event `consumed` (none: a tick).
     HaStep { version: u64, consumed: Option<u64>, now_ms: u64, step: Step },
+    /// The reports of one proxy batch, queued in their order in one entry.
+    HaEvents { events: Vec<Event> },
 }
 
 impl Command {

@@ -15,6 +15,7 @@
 
 pub mod command;
 pub mod config;
+mod ha_proxy;
 pub mod ha_state;
 mod ha_steering;
 mod leases;

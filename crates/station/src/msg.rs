@@ -8,7 +8,7 @@
 //! carry no session, and their `seq` only pairs a reply with its request.
 
 use crate::members::{MemberError, MemberOp, MemberRecord};
-use haven_ha::{AgentCommand, StateGraph};
+use haven_ha::{AgentCommand, BatchAnswer, ProxyBatch, StateGraph};
 use haven_raft::Message;
 use haven_runtime::NodeId;
 use haven_store::{Event, LeaseId, Request, Response, StoreError};
@@ -126,6 +126,24 @@ pub enum StationMsg {
         seq: u64,
     },
     HaView(Box<HaView>),
+    /// A proxy's batch of its agents' keep-alives and reports, for the
+    /// leader: renewed as keep-alives would be, the reports queued in one
+    /// entry, answered with one `ProxyAnswer`.
+    ProxyBatch(ProxyBatch),
+    ProxyAnswer(BatchAnswer),
+    /// The commands of one applied step for the agents a proxy serves, sent
+    /// to that proxy in one message.
+    ProxyCommands(Vec<AgentCommand>),
+    /// An agent that talks to the stations asks which proxy it should use.
+    ProxyQuery {
+        node: NodeId,
+    },
+    /// The proxy `node` should report through (`None`: the stations), as
+    /// the answering replica's applied graph has it.
+    ProxyAssigned {
+        node: NodeId,
+        proxy: Option<NodeId>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@
 //! holder sent it (see `leases.rs`); and waiting for the read index applies
 //! every expiry committed before, so a lease already revoked is not renewed.
 
+use crate::ha_proxy::{ProxyRead, refuse_batch};
 use crate::msg::{KeepAliveReply, ReplyError, StationMsg};
 use crate::replica::Replica;
 use crate::running::{Running, reply};
@@ -25,6 +26,8 @@ pub(crate) enum ReadOp {
     Range(RangeRequest),
     TimeToLive(LeaseTimeToLiveRequest),
     KeepAlive(LeaseId),
+    /// A proxy's batch of keep-alives (`ha_proxy.rs`); `seq` is the batch's.
+    ProxyBatch(Box<ProxyRead>),
 }
 
 #[derive(Debug)]
@@ -44,6 +47,7 @@ impl PendingRead {
                 ctx.send(self.to, StationMsg::KeepAliveReply(answer));
             }
             ReadOp::Range(_) | ReadOp::TimeToLive(_) => reply(ctx, self.to, (self.client, self.seq), Err(error)),
+            ReadOp::ProxyBatch(_) => refuse_batch(ctx, self.to, self.seq, error),
         }
     }
 }
@@ -89,6 +93,7 @@ impl Running {
                 let answer = KeepAliveReply { client: read.client, seq: read.seq, lease: *lease, result };
                 ctx.send(read.to, StationMsg::KeepAliveReply(answer));
             }
+            ReadOp::ProxyBatch(batch) => self.serve_proxy_batch(ctx, read.to, read.seq, batch),
         }
     }
 

@@ -469,6 +469,13 @@ impl Component for Replica {
                     r.ha_view(ctx, from, client, seq);
                 }
             }
+            msg @ (StationMsg::ProxyBatch(_) | StationMsg::ProxyQuery { .. }) => {
+                let Phase::Running(r) = &mut self.phase else { return };
+                r.on_proxy_msg(ctx, from, msg, self.config.waiters_max);
+                if let Err(reason) = self.drive(ctx) {
+                    self.fail(ctx, reason);
+                }
+            }
             StationMsg::Watch(create) => self.on_watch(ctx, from, create),
             StationMsg::CancelWatch { client, watch } => {
                 let Phase::Running(r) = &mut self.phase else { return };
@@ -481,7 +488,10 @@ impl Component for Replica {
             | StationMsg::MemberReply(_)
             | StationMsg::Agent(_)
             | StationMsg::HaReply(_)
-            | StationMsg::HaView(_) => {}
+            | StationMsg::HaView(_)
+            | StationMsg::ProxyAnswer(_)
+            | StationMsg::ProxyCommands(_)
+            | StationMsg::ProxyAssigned { .. } => {}
         }
     }
 

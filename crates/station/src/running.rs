@@ -192,6 +192,7 @@ impl Running {
             if let Some(session) = applied.ha_ack {
                 self.ha_acked(ctx, session, &ha);
             }
+            let ha = self.commands_via_proxies(ctx, entry.term, ha);
             self.ha_applied(ctx, entry.term, ha);
         }
         let Some(ClientOutcome { client, seq, outcome }) = applied.client else { return };

@@ -192,6 +192,11 @@ impl haven_raft::StateMachine for StateMachine {
             Command::HaStep { version, consumed, now_ms, step } => {
                 Applied { ha: Some(self.ha.apply_step(version, consumed, now_ms, step)), ..Applied::default() }
             }
+            Command::HaEvents { events } => {
+                // A full queue drops the rest, like single reports: agents repeat them.
+                events.into_iter().for_each(|event| drop(self.ha.enqueue(event)));
+                Applied::default()
+            }
         };
         // A node whose lease is gone is dead: the coordinator hears it in log order.
         if let Some(LeaseChange::Revoked { lease, .. }) = applied.lease {
