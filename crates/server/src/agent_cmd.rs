@@ -106,8 +106,10 @@ fn settings(args: &AgentArgs) -> anyhow::Result<AgentSettings> {
         fence_margin_ms: args.fence_margin_ms,
         on_quorum_loss,
     };
+    let shim = std::env::current_exe().context("finding the haven binary to start instances under")?;
     let supervisor = SupervisorConfig {
         log_dir: args.data_dir.join("logs"),
+        shim: Some(shim),
         log_bytes_max: args.log_bytes_max,
         log_files_max: args.log_files_max,
     };

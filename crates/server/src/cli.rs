@@ -42,6 +42,9 @@ pub enum Command {
     /// The sample service of `haven demo` (an HTTP server naming its node and fencing token).
     #[command(hide = true)]
     DemoService(crate::demo_service::DemoServiceArgs),
+    /// The first process of every instance the agent starts: kills the instance's group if the agent dies.
+    #[command(hide = true)]
+    InstanceShim(crate::agent::shim::ShimArgs),
     /// Managed nodes (`haven node ls|drain|undrain`), or run one election node in the foreground.
     Node(NodeCmd),
     /// Run one station (a Raft member serving etcd's v3 JSON API) until SIGTERM or Ctrl-C.

@@ -17,6 +17,7 @@ fn main() {
     let result = match cli.command {
         Command::Demo(args) => run_demo(args),
         Command::DemoService(args) => demo_service::run(args),
+        Command::InstanceShim(args) => haven_server::agent::shim::run(args),
         Command::Node(NodeCmd { command: Some(command), .. }) => {
             client_cmd::block_on(haven_client::cli::nodes::run(command))
         }

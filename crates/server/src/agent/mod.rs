@@ -10,4 +10,5 @@ pub mod health;
 pub mod http_link;
 pub mod log_file;
 pub mod run;
+pub mod shim;
 pub mod supervisor;

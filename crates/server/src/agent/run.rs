@@ -284,7 +284,8 @@ mod tests {
             fence_margin_ms: 300,
             on_quorum_loss: QuorumLossPolicy::Stop,
         };
-        let supervisor = SupervisorConfig { log_dir: dir.join("logs"), log_bytes_max: 1 << 20, log_files_max: 2 };
+        let supervisor =
+            SupervisorConfig { log_dir: dir.join("logs"), shim: None, log_bytes_max: 1 << 20, log_files_max: 2 };
         let settings = AgentSettings {
             core,
             address: "127.0.0.1:1".into(),

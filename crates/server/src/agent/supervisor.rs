@@ -6,6 +6,8 @@
 //! unhealthy, promoted, exited with its code — for the decisions to turn
 //! into reports.
 //!
+//! With a shim configured, the group's first process is `haven
+//! instance-shim`, which kills the group if the agent dies (`shim.rs`).
 //! A stop sends SIGTERM to the whole group and SIGKILL after the stop
 //! timeout; a kill (self-fencing) sends SIGKILL at once. Whatever ends the
 //! main process, the rest of its group is killed too, so a service never
@@ -27,6 +29,11 @@ use tokio::task::JoinHandle;
 #[derive(Clone, Debug)]
 pub struct SupervisorConfig {
     pub log_dir: PathBuf,
+    /// The `haven` binary, to start each instance under `haven
+    /// instance-shim` so that it dies with the agent (see `shim.rs`);
+    /// `None` starts the service directly (tests that run the agent in
+    /// their own process, where there is no `haven` binary to call).
+    pub shim: Option<PathBuf>,
     pub log_bytes_max: u64,
     pub log_files_max: u32,
 }
@@ -88,7 +95,14 @@ impl Supervisor {
             signal_group(old.pgid, Signal::SIGKILL);
             old.health.abort();
         }
-        let mut command = tokio::process::Command::new(&spec.command);
+        let mut command = match &self.config.shim {
+            Some(shim) => {
+                let mut command = tokio::process::Command::new(shim);
+                command.args(["instance-shim", "--parent", &std::process::id().to_string(), "--", &spec.command]);
+                command
+            }
+            None => tokio::process::Command::new(&spec.command),
+        };
         command.args(&spec.args).envs(&spec.env).envs(env).process_group(0);
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         if let Some(dir) = &spec.working_dir {
@@ -193,7 +207,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("haven-sup-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (tx, rx) = mpsc::channel(64);
-        let config = SupervisorConfig { log_dir: dir.clone(), log_bytes_max: 1 << 20, log_files_max: 2 };
+        let config = SupervisorConfig { log_dir: dir.clone(), shim: None, log_bytes_max: 1 << 20, log_files_max: 2 };
         (Supervisor::new(config, tx), rx, dir)
     }
 
