@@ -38,7 +38,8 @@
 //! commands are refused as stale.
 
 use super::fence::CommandFence;
-use haven_ha::{CommandId, InstanceId, Role};
+use super::proxy::ProxyHost;
+use haven_ha::{CommandId, Event, InstanceId, ProxyConfig, Role};
 use haven_runtime::{Component, CtxFor, Instant, IoId, IoResult, NodeId, TimerId};
 use haven_station::StationMsg;
 use haven_store::{LeaseId, Request};
@@ -79,6 +80,7 @@ pub enum AgentTimer {
     Report,
     Join { lease: LeaseId },
     Up { instance: InstanceId, command: CommandId },
+    ProxyTick,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,6 +100,10 @@ pub enum AgentEvent {
     Refused {
         command: CommandId,
         error: String,
+    },
+    /// The stations assigned this node a proxy (`None`: the stations).
+    ProxyAssigned {
+        proxy: Option<NodeId>,
     },
 }
 
@@ -175,12 +181,38 @@ pub struct Agent {
     /// Instances of this incarnation's ended sessions: fenced by the
     /// coordinator when their lease died, so a command about one is stale.
     pub(crate) retired: BTreeSet<InstanceId>,
+    /// Set when this agent is a proxy.
+    pub(crate) proxy_host: Option<ProxyHost>,
+    /// The proxy the stations assigned this node, as last heard.
+    pub(crate) proxy: Option<NodeId>,
+    /// The proxy left a keep-alive unanswered: the stations until then.
+    pub(crate) proxy_silent_until: Option<Instant>,
+    /// Keep-alives in a row the proxy left unanswered.
+    pub(crate) proxy_misses: u32,
+    /// Where the keep-alive the retry chain waits for went (`None`: a station).
+    pub(crate) keep_alive_via: Option<NodeId>,
+    pub(crate) traffic: Traffic,
+}
+
+/// Keep-alives and reports this agent sent, straight to a station or
+/// through its proxy (requests, joins and proxy questions always go to a
+/// station and count as direct).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub direct: u64,
+    pub proxied: u64,
 }
 
 impl Agent {
     pub fn new(config: AgentConfig, fence: Box<dyn CommandFence>) -> Agent {
         assert!(!config.servers.is_empty() && config.ttl_seconds > 0 && config.attempts_max > 0);
         Agent {
+            proxy_host: None,
+            proxy: None,
+            proxy_silent_until: None,
+            proxy_misses: 0,
+            keep_alive_via: None,
+            traffic: Traffic::default(),
             config,
             fence,
             client: 0,
@@ -202,8 +234,34 @@ impl Agent {
         }
     }
 
+    /// This agent also hosts a proxy (and joins with the proxy label).
+    pub fn with_proxy(mut self, config: ProxyConfig) -> Agent {
+        self.proxy_host = Some(ProxyHost::new(config, self.config.servers.clone()));
+        self
+    }
+
     pub fn instances(&self) -> &BTreeMap<InstanceId, Running> {
         &self.instances
+    }
+
+    /// The proxy this agent hosts, if it is one.
+    pub fn proxy_host(&self) -> Option<&ProxyHost> {
+        self.proxy_host.as_ref()
+    }
+
+    /// The proxy the stations assigned, as this agent last heard.
+    pub fn assigned_proxy(&self) -> Option<NodeId> {
+        self.proxy
+    }
+
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
+    }
+
+    /// Where keep-alives and reports go now: the assigned proxy unless it
+    /// recently left one unanswered (`None`: the station believed to lead).
+    pub(crate) fn route(&self, now: Instant) -> Option<NodeId> {
+        self.proxy.filter(|_| self.proxy_silent_until.is_none_or(|until| now >= until))
     }
 
     /// The lease of the session, once granted.
@@ -236,6 +294,9 @@ impl Component for Agent {
     fn on_start(&mut self, ctx: &mut impl CtxFor<Self>) {
         self.client = (ctx.node().0 << 32) | u64::from(ctx.rng().random::<u32>());
         self.leader = ctx.rng().random_range(0..self.config.servers.len());
+        if let Some(host) = self.proxy_host.as_mut() {
+            host.start(ctx, self.leader);
+        }
         ctx.set_timer(self.config.write_interval, AgentTimer::Write);
         ctx.set_timer(self.config.report_interval, AgentTimer::Report);
         self.new_session(ctx);
@@ -248,8 +309,11 @@ impl Component for Agent {
                 self.on_keep_alive_reply(ctx, from, reply)
             }
             StationMsg::Agent(command) if from == ctx.node() => self.crash_instance(ctx, command.instance),
-            StationMsg::Agent(command) if self.server_index(from).is_some() => self.on_command(ctx, command),
-            _ => {}
+            StationMsg::Agent(command) if self.server_index(from).is_some() || Some(from) == self.proxy => {
+                self.on_command(ctx, command)
+            }
+            StationMsg::ProxyAssigned { node, proxy } if node == ctx.node() => self.on_assigned(ctx, proxy),
+            msg => self.on_proxy_message(ctx, from, msg),
         }
     }
 
@@ -273,10 +337,66 @@ impl Component for Agent {
             }
             AgentTimer::Join { lease } => self.rejoin(ctx, lease),
             AgentTimer::Up { instance, command } => self.up(ctx, instance, command),
+            AgentTimer::ProxyTick => {
+                if let Some(host) = self.proxy_host.as_mut() {
+                    host.on_tick(ctx);
+                }
+            }
         }
     }
 
     fn on_io(&mut self, _ctx: &mut impl CtxFor<Self>, _id: IoId, tag: haven_basics::Never, _result: IoResult) {
         match tag {}
+    }
+}
+
+impl Agent {
+    /// The stations (or this node's proxy) named the proxy to use.
+    fn on_assigned(&mut self, ctx: &mut impl CtxFor<Self>, proxy: Option<NodeId>) {
+        if self.proxy != proxy {
+            self.proxy = proxy;
+            self.proxy_silent_until = None;
+            self.proxy_misses = 0;
+            ctx.output(AgentEvent::ProxyAssigned { proxy });
+        }
+    }
+
+    /// What a proxy takes from agents and stations; anything else is dropped.
+    fn on_proxy_message(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, msg: StationMsg) {
+        let from_station = self.server_index(from).is_some();
+        let Some(host) = self.proxy_host.as_mut() else { return };
+        match msg {
+            StationMsg::KeepAlive(request) if !from_station => host.on_keep_alive(ctx, from, request),
+            StationMsg::HaReport(haven_station::HaReport::Event(event)) if !from_station => {
+                host.on_report(ctx, from, event)
+            }
+            StationMsg::ProxyAnswer(answer) if from_station => host.on_answer(ctx, from, answer),
+            StationMsg::ProxyCommands(commands) if from_station => host.on_commands(ctx, commands),
+            _ => {}
+        }
+    }
+
+    /// Asks the station believed to lead which proxy to use (while talking
+    /// to the stations; a proxy itself always does).
+    pub(crate) fn ask_proxy(&mut self, ctx: &mut impl CtxFor<Self>) {
+        if self.proxy_host.is_none() && self.route(ctx.now()).is_none() {
+            self.traffic.direct += 1;
+            ctx.send(self.server(self.leader), StationMsg::ProxyQuery { node: ctx.node() });
+        }
+    }
+
+    /// Sends `event` through the proxy, or to the station believed to lead.
+    pub(crate) fn report(&mut self, ctx: &mut impl CtxFor<Self>, event: Event) {
+        let report = StationMsg::HaReport(haven_station::HaReport::Event(event));
+        match self.route(ctx.now()) {
+            Some(proxy) => {
+                self.traffic.proxied += 1;
+                ctx.send(proxy, report);
+            }
+            None => {
+                self.traffic.direct += 1;
+                ctx.send(self.server(self.leader), report);
+            }
+        }
     }
 }

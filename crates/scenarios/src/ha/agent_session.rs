@@ -7,7 +7,7 @@
 //! of `agent.rs` for the steps and the bound).
 
 use super::agent::{Agent, AgentEvent, AgentTimer, InFlight, Phase};
-use haven_ha::{Event, InstanceId};
+use haven_ha::{InstanceId, PROXY_LABEL};
 use haven_runtime::{CtxFor, Instant, NodeId};
 use haven_station::{ClientReply, ClientRequest, HaReport, KeepAliveReply, KeepAliveRequest, ReplyError, StationMsg};
 use haven_store::{
@@ -22,6 +22,13 @@ const KEEP_ALIVES_PENDING_MAX: usize = 8;
 const REVOKES_PENDING_MAX: usize = 8;
 /// Instances of ended sessions remembered (the oldest ids are forgotten).
 pub(crate) const RETIRED_MAX: usize = 1_024;
+/// How long an agent talks to the stations after its proxy left a
+/// keep-alive unanswered, before it tries that proxy again (if the stations
+/// still name it: they move the agent once the proxy's lease expired).
+const PROXY_SILENCE: Duration = Duration::from_secs(3);
+/// Keep-alives in a row a proxy leaves unanswered before the agent turns to
+/// the stations: two attempts cost 2 x `attempt_timeout`, well inside a TTL.
+const PROXY_MISSES_MAX: u32 = 2;
 /// Pause before retrying a keep-alive a replica refused.
 const KEEP_ALIVE_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -50,6 +57,10 @@ impl Agent {
             ctx.cancel_timer(timer);
         }
         self.commanded = false;
+        // The new session's node record starts without a proxy.
+        self.proxy = None;
+        self.proxy_silent_until = None;
+        self.proxy_misses = 0;
         self.join_backoff = Duration::from_secs(1);
         self.phase = Phase::Granting;
         self.request = None;
@@ -70,6 +81,7 @@ impl Agent {
         let (seq, attempt, target) = (flight.seq, flight.attempt, flight.target);
         let request = ClientRequest { client: self.client, seq, request: flight.request.clone() };
         let to = self.server(target);
+        self.traffic.direct += 1;
         ctx.send(to, StationMsg::Request(request));
         ctx.set_timer(self.config.attempt_timeout, AgentTimer::Attempt { seq, attempt });
     }
@@ -163,7 +175,12 @@ impl Agent {
     fn send_join(&mut self, ctx: &mut impl CtxFor<Self>, lease: LeaseId) {
         let node = ctx.node();
         let address = format!("10.0.0.{}:7000", node.0);
-        let join = HaReport::Join { node, address, labels: BTreeMap::new(), lease };
+        let labels = match self.proxy_host {
+            Some(_) => BTreeMap::from([(PROXY_LABEL.0.to_string(), PROXY_LABEL.1.to_string())]),
+            None => BTreeMap::new(),
+        };
+        let join = HaReport::Join { node, address, labels, lease };
+        self.traffic.direct += 1;
         ctx.send(self.server(self.leader), StationMsg::HaReport(join));
         ctx.set_timer(self.join_backoff, AgentTimer::Join { lease });
         self.join_backoff = (self.join_backoff * 2).min(self.config.join_backoff_max);
@@ -189,7 +206,13 @@ impl Agent {
         }
         self.keep_alive_latest = Some(seq);
         let request = KeepAliveRequest { client: self.client, seq, lease };
-        ctx.send(self.server(self.leader), StationMsg::KeepAlive(request));
+        self.keep_alive_via = self.route(ctx.now());
+        match self.keep_alive_via {
+            Some(_) => self.traffic.proxied += 1,
+            None => self.traffic.direct += 1,
+        }
+        let to = self.keep_alive_via.unwrap_or(self.server(self.leader));
+        ctx.send(to, StationMsg::KeepAlive(request));
         ctx.set_timer(self.config.attempt_timeout, AgentTimer::KeepAliveTimeout { seq });
     }
 
@@ -198,7 +221,18 @@ impl Agent {
             return;
         }
         let Some(lease) = self.lease() else { return };
-        self.leader += 1;
+        match self.keep_alive_via {
+            // A proxy silent twice in a row: the stations, until it may have
+            // recovered (once could be a lost or late message).
+            Some(_) => {
+                self.proxy_misses += 1;
+                if self.proxy_misses >= PROXY_MISSES_MAX {
+                    self.proxy_misses = 0;
+                    self.proxy_silent_until = Some(ctx.now() + PROXY_SILENCE);
+                }
+            }
+            None => self.leader += 1,
+        }
         self.send_keep_alive(ctx, lease);
     }
 
@@ -214,6 +248,9 @@ impl Agent {
         match reply.result {
             Ok(ttl_seconds) => {
                 self.leader = self.server_index(from).unwrap_or(self.leader);
+                if Some(from) == self.proxy {
+                    self.proxy_misses = 0;
+                }
                 self.acknowledged(ctx, sent, ttl_seconds);
                 if latest {
                     ctx.set_timer(self.keep_alive_period(), AgentTimer::KeepAlive { lease: reply.lease });
@@ -248,11 +285,6 @@ impl Agent {
         }
         let after = until.saturating_since(ctx.now());
         self.fence_timer = Some(ctx.set_timer(after, AgentTimer::Fence));
-    }
-
-    /// Sends `event` to the replica believed to lead.
-    pub(crate) fn report(&mut self, ctx: &mut impl CtxFor<Self>, event: Event) {
-        ctx.send(self.server(self.leader), StationMsg::HaReport(HaReport::Event(event)));
     }
 
     /// Past the deadline: stops every primary and reports their exits.

@@ -159,6 +159,7 @@ impl Agent {
         if !matches!(self.phase, Phase::Joined { .. }) {
             return;
         }
+        self.ask_proxy(ctx);
         let active: Vec<(InstanceId, Option<u64>)> =
             self.instances.iter().filter(|(_, r)| r.up).map(|(&id, r)| (id, r.token)).collect();
         for (instance, token) in active {

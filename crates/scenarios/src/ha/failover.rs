@@ -5,9 +5,12 @@
 //! invariant, an old holder whose write the resource accepted after a newer
 //! holder's, or a service not running as wanted after healing.
 //!
-//! Nodes: n1-n3 station replicas (no proxies yet: agents talk to the
-//! replicas directly), n4-n23 agents, n24 the protected resource, n25 the
-//! operator. See [`SUMMARY`] for the services, faults and checks.
+//! Nodes: n1-n3 station replicas, n4-n23 agents, n24 the protected
+//! resource, n25 the operator, n26-n27 proxies (agents that joined with the
+//! proxy label and host a proxy; they may run instances too). Agents report
+//! through the proxy the stations assign them, and to the stations directly
+//! while they have none or it stops answering. See [`SUMMARY`] for the
+//! services, faults and checks.
 //!
 //! Links: the default LAN (1% loss, 1% duplication). Replica → agent links
 //! (commands and replies) add a slow path: 3% of messages take 0.1-1.5 s, so
@@ -16,6 +19,8 @@
 //! with 1% loss and no duplication: the resource does not check tokens, so a
 //! write delayed in the network beyond the agents' fencing margin would look
 //! like a stale holder; a real resource refuses such a write by its token.
+//! Replica → proxy links are slow like replica → agent ones (commands go
+//! that way too).
 
 use super::agent::{Agent, AgentConfig};
 use super::checks::ResourceChecks;
@@ -27,7 +32,7 @@ use crate::kv::faults::{self, FaultMix};
 use crate::kv::invariants::RaftInvariants;
 use crate::kv::lease::DRIFT_PPM_MAX;
 use crate::kv::node::{KvNode, StationReplica};
-use haven_ha::{ServiceKind, ServiceSpec};
+use haven_ha::{ProxyConfig, ServiceKind, ServiceSpec};
 use haven_runtime::NodeId;
 use haven_sim::{Dist, LinkConfig, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
 use haven_station::{Replica, ReplicaConfig};
@@ -35,14 +40,15 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-pub const SUMMARY: &str = "3 station replicas (Raft + WAL + store + the coordinator on the leader; no proxies), 20 \
-simulated agents (store lease TTL 2 s renewed every TTL/3, self-fencing at g + TTL/(1 + 200 ppm) - 50 ms after the \
+pub const SUMMARY: &str = "3 station replicas (Raft + WAL + store + the coordinator on the leader), 2 proxies (agents \
+that batch the keep-alives and reports of the agents assigned to them every 20 ms), 20 simulated agents (store lease TTL 2 s renewed every TTL/3, self-fencing at g + TTL/(1 + 200 ppm) - 50 ms after the \
 send time g of the last acknowledged keep-alive), a protected resource that records every write without checking \
 tokens, and an operator adding 4 services: 2 singletons with preferred nodes, 1 singleton with a standby and a \
 promote command, 1 replicated service of 2. Primaries write every 50 ms. 1% loss and duplication, 3% of replica -> \
 agent messages late by 0.1-1.5 s, clocks within ±200 ppm. For about 15 s: agent crashes (restarted 0.5-6 s later, \
 as a new incarnation that revokes its old lease), agent pauses up to 4 s, agents cut from the stations (both ways or \
-one way) but not from the resource, replica crashes, pauses, isolation and leadership transfers, crashed instances. \
+one way) but not from the resource, proxy crashes, proxies cut from the stations or from \
+the agents, replica crashes, pauses, isolation and leadership transfers, crashed instances. \
 Safety, after every event: Raft's invariants; per singleton, the tokens the resource accepted never go back (per \
 instance for the replicated service). Liveness: within 3 x TTL + 5 s of healing, and for 2 s more, the leader's \
 graph has exactly one active primary per singleton and 2 of the replicated service, and each of them writes.";
@@ -53,6 +59,9 @@ const FIRST_AGENT: u64 = REPLICAS + 1;
 const LAST_AGENT: u64 = REPLICAS + AGENTS;
 pub const RESOURCE: NodeId = NodeId(LAST_AGENT + 1);
 const OPERATOR: NodeId = NodeId(LAST_AGENT + 2);
+pub const PROXIES: u64 = 2;
+const FIRST_PROXY: u64 = OPERATOR.0 + 1;
+const LAST_PROXY: u64 = OPERATOR.0 + PROXIES;
 pub const TTL_SECONDS: i64 = 2;
 /// Covers an agent's own clock running slow over a TTL (under 1 ms at 200
 /// ppm) and a write's trip to the resource (at most 1 ms), with room.
@@ -84,6 +93,29 @@ pub fn run_with<R: StationReplica>(
     make_replica: impl Fn(ReplicaConfig) -> R + 'static,
     make_fence: fn() -> Box<dyn CommandFence>,
 ) -> RunReport {
+    let mut sim = build(seed, make_replica, make_fence);
+    if let Some(sink) = trace {
+        sim.set_trace(sink);
+    }
+    install_checks(&mut sim);
+    sim.run(scenario::<R>())
+}
+
+/// One seed of the scenario, and where the agents' traffic went by its end.
+pub fn run_figures(seed: u64) -> (RunReport, ProxyFigures) {
+    let mut sim = build(seed, Replica::new, TokenFence::boxed);
+    install_checks(&mut sim);
+    let report = sim.run(scenario::<Replica>());
+    (report, proxy_figures(&sim))
+}
+
+/// The scenario's nodes and links, nothing started and no checker (tests
+/// drive it by hand).
+pub fn build<R: StationReplica>(
+    seed: u64,
+    make_replica: impl Fn(ReplicaConfig) -> R + 'static,
+    make_fence: fn() -> Box<dyn CommandFence>,
+) -> Sim<KvNode<R>> {
     let voters: Vec<NodeId> = (1..=REPLICAS).map(NodeId).collect();
     let agent_config = agent_config(voters.clone());
     let operator_config = OperatorConfig { servers: voters.clone(), services: services(), round: ms(500) };
@@ -95,17 +127,47 @@ pub fn run_with<R: StationReplica>(
         }
         n if n <= LAST_AGENT => KvNode::Agent(Box::new(Agent::new(agent_config.clone(), make_fence()))),
         _ if id == RESOURCE => KvNode::Resource(Box::new(Resource::new())),
-        _ => KvNode::Operator(Box::new(Operator::new(operator_config.clone()))),
+        _ if id == OPERATOR => KvNode::Operator(Box::new(Operator::new(operator_config.clone()))),
+        _ => KvNode::Agent(Box::new(Agent::new(agent_config.clone(), make_fence()).with_proxy(proxy_config()))),
     };
-    let mut config = SimConfig::new(seed, OPERATOR.0 as usize);
+    let mut config = SimConfig::new(seed, LAST_PROXY as usize);
     config.link = LinkConfig { latency: Dist::lan(), loss_probability: 0.01, duplicate_probability: 0.01 };
     let mut sim = Sim::new(config, factory).expect("the ha-failover configuration is valid");
     set_links(&mut sim);
-    if let Some(sink) = trace {
-        sim.set_trace(sink);
+    sim
+}
+
+/// Where the agents' keep-alives and reports went, summed over the agents
+/// (not the proxies) that run now, and the batches the proxies sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProxyFigures {
+    pub direct: u64,
+    pub proxied: u64,
+    pub batches: u64,
+}
+
+pub fn proxy_figures<R: StationReplica>(sim: &Sim<KvNode<R>>) -> ProxyFigures {
+    let mut figures = ProxyFigures::default();
+    for node in (FIRST_AGENT..=LAST_PROXY).map(NodeId) {
+        let Some(agent) = sim.component(node).and_then(KvNode::agent) else { continue };
+        match agent.proxy_host() {
+            Some(host) => figures.batches += host.batches_sent(),
+            None => {
+                figures.direct += agent.traffic().direct;
+                figures.proxied += agent.traffic().proxied;
+            }
+        }
     }
-    install_checks(&mut sim);
-    sim.run(scenario::<R>())
+    figures
+}
+
+/// The agents' node ids, and the proxies'.
+pub fn agent_ids() -> std::ops::RangeInclusive<u64> {
+    FIRST_AGENT..=LAST_AGENT
+}
+
+pub fn proxy_ids() -> std::ops::RangeInclusive<u64> {
+    FIRST_PROXY..=LAST_PROXY
 }
 
 fn set_links<R: StationReplica>(sim: &mut Sim<KvNode<R>>) {
@@ -114,7 +176,7 @@ fn set_links<R: StationReplica>(sim: &mut Sim<KvNode<R>>) {
     let commands = LinkConfig { latency: late, loss_probability: 0.01, duplicate_probability: 0.01 };
     let fast = Dist::uniform(Duration::from_micros(100), ms(1));
     let writes = LinkConfig { latency: fast, loss_probability: 0.01, duplicate_probability: 0.0 };
-    for agent in (FIRST_AGENT..=LAST_AGENT).map(NodeId) {
+    for agent in (FIRST_AGENT..=LAST_AGENT).chain(FIRST_PROXY..=LAST_PROXY).map(NodeId) {
         sim.set_link(agent, RESOURCE, writes.clone()).expect("a valid link");
         for replica in (1..=REPLICAS).map(NodeId) {
             sim.set_link(replica, agent, commands.clone()).expect("a valid link");
@@ -153,6 +215,21 @@ fn agent_config(servers: Vec<NodeId>) -> AgentConfig {
     }
 }
 
+/// A proxy flushes every 20 ms; it waits 200 ms for the leader's answer
+/// (a keep-alive's own attempt lasts 250 ms).
+fn proxy_config() -> ProxyConfig {
+    ProxyConfig {
+        agents_max: 64,
+        batch_len_max: 256,
+        queue_len_max: 1_024,
+        in_flight_max: 4,
+        flush_interval_ms: 20,
+        reply_timeout_ms: 200,
+        agent_idle_ms: 10_000,
+        commands_len_max: 1_024,
+    }
+}
+
 /// What the operator adds: two singletons with preferred nodes, one with a
 /// standby and a promote command, and a replicated service of 2.
 pub fn services() -> Vec<ServiceSpec> {
@@ -172,9 +249,10 @@ pub fn services() -> Vec<ServiceSpec> {
 
 fn scenario<R: StationReplica>() -> Scenario<KvNode<R>> {
     let agents = FIRST_AGENT..=LAST_AGENT;
+    let proxies = FIRST_PROXY..=LAST_PROXY;
     let mut s = Scenario::new();
     s.add(Process::new("clocks", 1, Dist::ZERO, actions::randomize_clocks(secs(5), DRIFT_PPM_MAX as i64)));
-    let nodes = OPERATOR.0 as u32;
+    let nodes = LAST_PROXY as u32;
     let boot = s.add(Process::new("boot", nodes, Dist::uniform(ms(0), ms(50)), actions::start_each()));
     let mix = FaultMix {
         crashes: (2, 5),
@@ -188,7 +266,7 @@ fn scenario<R: StationReplica>() -> Scenario<KvNode<R>> {
     let every = |mean_ms: u64| Dist::exponential(ms(mean_ms));
     let agent_down = Dist::uniform(ms(500), secs(6));
     let processes = vec![
-        Process::new("agent-crash", 4, every(3_000), ha_faults::crash_restart_agent(agents.clone(), agent_down)),
+        Process::new("agent-crash", 4, every(3_000), ha_faults::crash_restart_agent(agents.clone(), agent_down.clone())),
         Process::new(
             "agent-pause",
             4,
@@ -207,7 +285,14 @@ fn scenario<R: StationReplica>() -> Scenario<KvNode<R>> {
             every(5_000),
             ha_faults::isolate_replica(REPLICAS, Dist::uniform(ms(500), secs(3))),
         ),
-        Process::new("instance-crash", 10, every(1_200), ha_faults::crash_instance(agents)),
+        Process::new("instance-crash", 10, every(1_200), ha_faults::crash_instance(agents.clone())),
+        Process::new("proxy-crash", 2, every(5_000), ha_faults::crash_restart_agent(proxies.clone(), agent_down)),
+        Process::new(
+            "proxy-cut",
+            2,
+            every(5_000),
+            ha_faults::cut_proxy(proxies, agents, REPLICAS, Dist::uniform(ms(500), secs(4))),
+        ),
     ];
     for process in processes {
         faults.push(s.add(process.after_end_of(boot, secs(2))));

@@ -4,8 +4,8 @@
 //! In: the simulator and a process's RNG. Out: agents crashed and restarted
 //! or paused (an agent running a primary is picked two times in three),
 //! agents cut from every station replica (both ways or one way) while they
-//! still reach the resource, one replica cut from everyone, and crashes of
-//! single instances.
+//! still reach the resource, proxies cut from the replicas or from the
+//! agents, one replica cut from everyone, and crashes of single instances.
 
 use super::agent::Agent;
 use crate::kv::faults::{FaultAction, pick_up};
@@ -95,6 +95,38 @@ pub fn cut_agents<R: StationReplica>(agents: RangeInclusive<u64>, replicas: u64,
                 if from_stations {
                     sim.block_one_way(r, a);
                 }
+            }
+        }
+        let hold = hold.sample(rng);
+        sim.after(hold, |sim, _| sim.heal());
+    })
+}
+
+/// Cuts one proxy from every replica, or from every agent (both ways, or
+/// only one way), healed after a `hold` draw (healing every partition).
+pub fn cut_proxy<R: StationReplica>(
+    proxies: RangeInclusive<u64>,
+    agents: RangeInclusive<u64>,
+    replicas: u64,
+    hold: Dist,
+) -> FaultAction<R> {
+    Box::new(move |sim, rng, _| {
+        let Some(proxy) = pick_up(sim, proxies.clone(), rng) else { return };
+        let peers: Vec<NodeId> = match rng.random_bool(0.5) {
+            true => (1..=replicas).map(NodeId).collect(),
+            false => agents.clone().map(NodeId).collect(),
+        };
+        let (outward, inward) = match rng.random_range(0..3) {
+            0 => (true, true),
+            1 => (true, false),
+            _ => (false, true),
+        };
+        for &peer in &peers {
+            if outward {
+                sim.block_one_way(proxy, peer);
+            }
+            if inward {
+                sim.block_one_way(peer, proxy);
             }
         }
         let hold = hold.sample(rng);

@@ -12,4 +12,5 @@ pub mod failover;
 pub mod faults;
 pub mod fence;
 pub mod operator;
+pub mod proxy;
 pub mod resource;
