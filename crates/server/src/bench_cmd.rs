@@ -1,8 +1,10 @@
 //! `haven bench`: benchmarks that print figures.
 //!
 //! In: a bench subcommand. Out: one line per run with its figures, timed on
-//! the wall clock here (the simulator itself never reads it).
+//! the wall clock here (the simulator itself never reads it); `failover-ha`
+//! lives in its own module.
 
+use crate::bench_failover_ha;
 use crate::cli::BenchCommand;
 use crate::client_cmd;
 use anyhow::Result;
@@ -15,6 +17,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Kv(args) => client_cmd::block_on(haven_client::bench::kv::run(args)),
         BenchCommand::Failover(args) => client_cmd::block_on(haven_client::bench::failover::run(args)),
         BenchCommand::Fsync(args) => Ok(haven_client::bench::fsync::run(args)?),
+        BenchCommand::FailoverHa(args) => bench_failover_ha::run(args),
     }
 }
 

@@ -90,6 +90,8 @@ pub enum BenchCommand {
     Kv(haven_client::bench::KvBenchArgs),
     /// Time from freezing the leader (SIGSTOP) to the next acknowledged write.
     Failover(haven_client::bench::FailoverBenchArgs),
+    /// Time from a machine crash or freeze to its singleton answering on another node (real processes).
+    FailoverHa(crate::bench_failover_ha::FailoverHaArgs),
     /// This disk's write + fdatasync latency: the floor of a durable write.
     Fsync(haven_client::bench::FsyncBenchArgs),
 }

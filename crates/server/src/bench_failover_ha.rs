@@ -1,0 +1,290 @@
+//! `haven bench failover-ha`: how long a singleton is unreachable when the
+//! machine serving it crashes or freezes, on real processes on loopback.
+//!
+//! In: the number of trials per fault kind and a scratch directory. Out: on
+//! stdout, the service's own start time (see [`crate::service_start`]), one
+//! line per trial (kind, ms from the fault to the replacement answering
+//! with a greater fencing token, old node → new node), and a table of p50,
+//! p99 and max per kind with the lease TTL and the target verdict (p99 ≤
+//! 1 s plus the service's own start time). The exit status is non-zero on
+//! an error or a SAFETY failure (a frozen primary still serving its old
+//! token a second after it woke up), not on a missed target: that is a
+//! figure.
+//!
+//! It runs the cluster of `haven demo` ([`crate::ha_cluster`]), with
+//! `haven agent`'s default lease and poll, and stops every process at the
+//! end, on an error, and on Ctrl-C or SIGTERM.
+
+use crate::agent::supervisor::group_alive;
+use crate::ha_cluster::{self, HaCluster, NODES, STANDBYS, STEP_TIMEOUT, agent_default};
+use crate::service_start::{self, StartTimes};
+use anyhow::{Context as _, Result, bail};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const FAILOVER_HA_EXAMPLES: &str = "\
+Example (10 crashes and 10 freezes, the defaults; about a minute):
+  cargo run --release -- bench failover-ha
+  haven bench failover-ha --trials 20 --dir /tmp/failover-ha
+
+What it does: starts 3 stations and 4 agents (nodes 1-4, haven agent's default
+lease and poll) on loopback, applies the singleton web of `haven demo` with 2
+standbys, and per trial faults the machine serving web:
+  crash   SIGKILL to its agent and web's process group; the agent is started
+          again once the replacement answers, and rejoins before the next trial;
+  freeze  SIGSTOP to both; once the replacement answers they get SIGCONT, and
+          its agent must fence the woken primary (kill its process group)
+          within a second; if it still answers with its old token then, the
+          run fails as a SAFETY failure.
+A trial's time runs from the fault to the first HTTP answer of the new primary
+with a greater fencing token, probed every --probe-interval-ms. Before the
+trials it measures web's own start (cold, and a standby's promotion) so the
+target, p99 <= 1 s + start, can be judged. Logs stay in --dir.";
+
+/// How long a woken primary may still run: its agent fences it on its
+/// first turn after waking (one poll, 50 ms by default).
+const THAWED_FENCE_MS_MAX: u64 = 1_000;
+
+#[derive(Clone, Debug, clap::Args)]
+#[command(after_help = FAILOVER_HA_EXAMPLES)]
+pub struct FailoverHaArgs {
+    /// Trials of each fault kind (machine crash, frozen machine).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub trials: u32,
+    /// Scratch directory for the cluster's data and logs; emptied first.
+    /// Default: haven-failover-ha-<pid> in the system's temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// How often the new primary is probed while the service is down, in milliseconds.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub probe_interval_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    Crash,
+    Freeze,
+}
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::Crash => "crash (SIGKILL)",
+            Fault::Freeze => "freeze (SIGSTOP)",
+        }
+    }
+}
+
+/// One trial's figures.
+struct Trial {
+    failover_ms: f64,
+    /// Freeze only: from SIGCONT until the old primary's process group was
+    /// gone, and whether it answered with its old token in between.
+    thawed: Option<(f64, bool)>,
+}
+
+pub fn run(args: FailoverHaArgs) -> Result<()> {
+    let binary = std::env::current_exe().context("finding the haven binary to start the cluster")?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("haven-failover-ha-{}", std::process::id())));
+    println!("failover-ha: cluster data and logs in {}", dir.display());
+    ha_cluster::run(&binary, &dir, async |cluster: &mut HaCluster| bench(cluster, &binary, &dir, &args).await)
+}
+
+async fn bench(cluster: &mut HaCluster, binary: &Path, dir: &Path, args: &FailoverHaArgs) -> Result<()> {
+    let start = service_start::measure(binary, &dir.join("start-time"), args.trials).await?;
+    print_start(&start);
+    form(cluster).await?;
+    let mut results = Vec::new();
+    for fault in [Fault::Crash, Fault::Freeze] {
+        let mut trials = Vec::new();
+        for n in 1..=args.trials {
+            trials.push(trial(cluster, fault, n, args).await?);
+        }
+        results.push((fault, trials));
+    }
+    print_table(&results, &start);
+    Ok(())
+}
+
+/// Agents up, web applied, its primary answering and its standbys ready.
+async fn form(cluster: &mut HaCluster) -> Result<()> {
+    cluster.wait("station leader", || async { cluster.get("/v1/nodes").await.is_some() }).await?;
+    for node in 1..=NODES {
+        cluster.start_agent(node)?;
+    }
+    cluster.apply_web().await?;
+    settle(cluster).await
+}
+
+/// Every node alive, web answering and all its standbys ready.
+async fn settle(cluster: &HaCluster) -> Result<()> {
+    let all_alive = || async { cluster.nodes_in("alive").await.len() == usize::try_from(NODES).unwrap_or(0) };
+    cluster.wait("4 nodes alive", all_alive).await?;
+    cluster.wait("answer from web's primary", || async { cluster.primary(None).await.is_some() }).await?;
+    cluster.wait("2 ready standbys of web", || async { cluster.ready_standbys().await == STANDBYS }).await
+}
+
+async fn trial(cluster: &mut HaCluster, fault: Fault, n: u32, args: &FailoverHaArgs) -> Result<Trial> {
+    settle(cluster).await?;
+    let (old, answer) = cluster.primary(None).await.context("web's primary stopped answering")?;
+    let old_token = answer.token().with_context(|| format!("node {old} answered without a token: {}", answer.body))?;
+    let frozen_groups = cluster.instance_groups(old);
+    let faulted = Instant::now();
+    match fault {
+        Fault::Crash => cluster.crash(old)?,
+        Fault::Freeze => cluster.freeze(old)?,
+    }
+    let interval = Duration::from_millis(args.probe_interval_ms);
+    let (new, new_token, failover_ms) = replacement(cluster, old, old_token, faulted, interval).await?;
+    println!(
+        "{:<16} trial {n:>3}/{}  {failover_ms:>7.1} ms  node {old} -> node {new} (token {old_token} -> {new_token})",
+        fault.name(),
+        args.trials
+    );
+    let thawed = match fault {
+        Fault::Crash => {
+            cluster.start_agent(old)?;
+            None
+        }
+        Fault::Freeze => Some(thaw(cluster, old, old_token, &frozen_groups).await?),
+    };
+    let rejoined = || async { cluster.nodes_in("alive").await.contains(&old) };
+    cluster.wait(&format!("rejoin of node {old}"), rejoined).await?;
+    Ok(Trial { failover_ms, thawed })
+}
+
+/// Probes until a node other than `old` answers with a token above
+/// `old_token`: (that node, its token, ms since `faulted`).
+async fn replacement(
+    cluster: &HaCluster,
+    old: u64,
+    old_token: u64,
+    faulted: Instant,
+    interval: Duration,
+) -> Result<(u64, u64, f64)> {
+    loop {
+        let found = cluster.primary(Some(old)).await;
+        let elapsed = faulted.elapsed();
+        if let Some((node, token)) = found.and_then(|(node, a)| Some((node, a.token()?)))
+            && token > old_token
+        {
+            return Ok((node, token, elapsed.as_secs_f64() * 1e3));
+        }
+        if elapsed > STEP_TIMEOUT {
+            bail!("no new primary of web answered within {STEP_TIMEOUT:?} of the fault on node {old}");
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Wakes the frozen node and waits until its agent has fenced the old
+/// primary: its process group is gone. Fails loudly if the group is still
+/// there [`THAWED_FENCE_MS_MAX`] after the wake-up while answering with
+/// `old_token`. Returns ms from SIGCONT to the group gone, and whether it
+/// answered with its old token in between.
+async fn thaw(cluster: &HaCluster, old: u64, old_token: u64, groups: &[Pid]) -> Result<(f64, bool)> {
+    cluster.thaw(old)?;
+    let thawed = Instant::now();
+    let mut served_old = false;
+    while groups.iter().any(|g| group_alive(*g)) {
+        let serving = cluster.web(old).await.and_then(|a| a.token()) == Some(old_token);
+        served_old |= serving;
+        if thawed.elapsed() > Duration::from_millis(THAWED_FENCE_MS_MAX) {
+            let log = cluster.agent_log(old);
+            if serving {
+                let text = format!(
+                    "SAFETY FAILURE: node {old}'s old primary still answers with fencing token {old_token} \
+                     {THAWED_FENCE_MS_MAX} ms after it woke up, while a newer primary serves; \
+                     its agent did not fence it (see {})",
+                    log.display()
+                );
+                println!("{text}");
+                bail!(text);
+            }
+            bail!(
+                "node {old}'s old primary still runs {THAWED_FENCE_MS_MAX} ms after waking up; see {}",
+                log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok((thawed.elapsed().as_secs_f64() * 1e3, served_old))
+}
+
+/// The value at quantile `q` of `values` by nearest rank (so with fewer
+/// than 100 values, p99 is the max).
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.saturating_sub(1)).copied().unwrap_or(f64::NAN)
+}
+
+fn print_start(start: &StartTimes) {
+    println!(
+        "web's own start, {} samples: cold spawn to first answer p50 {:.1} ms, max {:.1} ms; \
+         standby promotion (promote script to first answer with the new token) p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        start.cold_ms.len(),
+        quantile(&start.cold_ms, 0.5),
+        quantile(&start.cold_ms, 1.0),
+        quantile(&start.promotion_ms, 0.5),
+        quantile(&start.promotion_ms, 0.99),
+        quantile(&start.promotion_ms, 1.0),
+    );
+}
+
+fn print_table(results: &[(Fault, Vec<Trial>)], start: &StartTimes) {
+    let ttl = agent_default("lease_ttl_ms").unwrap_or_else(|| "?".to_owned());
+    let poll = agent_default("poll_ms").unwrap_or_else(|| "?".to_owned());
+    // web fails over to a warm standby: its start is the promotion.
+    let target_ms = 1_000.0 + quantile(&start.promotion_ms, 0.99);
+    println!();
+    println!("lease TTL {ttl} ms, agent poll {poll} ms (haven agent's defaults); 3 stations, 4 agents, loopback");
+    println!("target: p99 <= 1000 ms + web's start (promotion p99) = {target_ms:.1} ms");
+    println!("FAULT             TRIALS   P50_MS   P99_MS   MAX_MS  VERDICT");
+    for (fault, trials) in results {
+        let ms: Vec<f64> = trials.iter().map(|t| t.failover_ms).collect();
+        let p99 = quantile(&ms, 0.99);
+        let verdict = if p99 <= target_ms { "met" } else { "MISSED" };
+        println!(
+            "{:<16} {:>7} {:>8.1} {:>8.1} {:>8.1}  {verdict}",
+            fault.name(),
+            ms.len(),
+            quantile(&ms, 0.5),
+            p99,
+            quantile(&ms, 1.0)
+        );
+    }
+    let thawed: Vec<(f64, bool)> = results.iter().flat_map(|(_, t)| t.iter().filter_map(|t| t.thawed)).collect();
+    if !thawed.is_empty() {
+        let gone_ms: Vec<f64> = thawed.iter().map(|(ms, _)| *ms).collect();
+        println!(
+            "woken primaries fenced by their agents: process group gone p50 {:.1} ms, max {:.1} ms after SIGCONT; \
+             answered with the old token meanwhile in {} of {} trials",
+            quantile(&gone_ms, 0.5),
+            quantile(&gone_ms, 1.0),
+            thawed.iter().filter(|(_, served)| *served).count(),
+            thawed.len()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quantile;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let ten: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(quantile(&ten, 0.5), 5.0);
+        assert_eq!(quantile(&ten, 0.99), 10.0);
+        assert_eq!(quantile(&ten, 1.0), 10.0);
+        let hundred: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(quantile(&hundred, 0.99), 99.0);
+        assert!(quantile(&[], 0.5).is_nan());
+    }
+}
