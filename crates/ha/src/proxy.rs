@@ -212,7 +212,7 @@ impl ProxyCore {
             self.in_flight.iter().filter(|(_, s)| now_ms.saturating_sub(s.at_ms) >= timeout).map(|(&q, _)| q).collect();
         let mut out = Vec::new();
         for seq in late {
-            self.requeue(now_ms, seq);
+            self.requeue(seq);
             out.push(ProxyOutput::TimedOut { seq });
         }
         let idle = self.config.agent_idle_ms;
@@ -224,9 +224,11 @@ impl ProxyCore {
 
     /// The leader's answer to a batch; an unknown or repeated one is ignored.
     pub fn answer(&mut self, now_ms: u64, answer: BatchAnswer) -> Vec<ProxyOutput> {
-        let Some(sent) = self.in_flight.get(&answer.seq) else { return Vec::new() };
+        if !self.in_flight.contains_key(&answer.seq) {
+            return Vec::new();
+        }
         let BatchOutcome::Done { renewals, moved, .. } = answer.outcome else {
-            self.requeue(sent.at_ms.max(now_ms), answer.seq);
+            self.requeue(answer.seq);
             return Vec::new();
         };
         let sent = self.in_flight.remove(&answer.seq).expect("looked up above");
@@ -273,8 +275,10 @@ impl ProxyCore {
         self.queued_since_ms.get_or_insert(now_ms);
     }
 
-    /// Puts a batch's items back at the front of the queue, in their order.
-    fn requeue(&mut self, now_ms: u64, seq: u64) {
+    /// Puts a batch's items back at the front of the queue, in their order,
+    /// due as they were when the batch left (so a timed-out batch goes
+    /// again on the next tick).
+    fn requeue(&mut self, seq: u64) {
         let Some(sent) = self.in_flight.remove(&seq) else { return };
         for item in sent.items.into_iter().rev() {
             if self.queue.len() >= self.config.queue_len_max {
@@ -284,7 +288,7 @@ impl ProxyCore {
             self.queue.push_front(item);
         }
         if !self.queue.is_empty() {
-            self.queued_since_ms = Some(self.queued_since_ms.map_or(now_ms, |at| at.min(now_ms)));
+            self.queued_since_ms = Some(self.queued_since_ms.map_or(sent.at_ms, |at| at.min(sent.at_ms)));
         }
     }
 
