@@ -190,7 +190,7 @@ impl HaCluster {
             "placement": { "preferred": (1..=NODES).collect::<Vec<u64>>() },
         });
         let queued = self.client.call_v1(reqwest::Method::POST, "/v1/services", Some(&service), Retry::NotRepeatable);
-        Ok(queued.await.context("applying the service web")?)
+        queued.await.context("applying the service web")
     }
 
     /// A GET of Haven's `/v1/` API; `None` while no station answers.
