@@ -21,10 +21,13 @@ use crate::command::{Action, AgentCommand, CommandId, Issued};
 use crate::config::CoordinatorConfig;
 use crate::decision::Decision;
 use crate::graph::{Change, StateGraph};
-use crate::input::Input;
+use crate::input::{Event, Input};
 use crate::instance::{Instance, InstanceId};
+use crate::node::Node;
 use crate::service::Service;
+use haven_runtime::NodeId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// What one step decided.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,48 +37,183 @@ pub struct Step {
     pub decisions: Vec<Decision>,
 }
 
-/// Runs the coordinator once. Never panics on any input; panics only if its
-/// own safety invariants break (a bug).
+/// Runs the coordinator once on a copy of `graph` (tests and tools; the
+/// station uses [`step_batch`], which does not copy the graph).
 pub fn step(graph: &StateGraph, input: &Input, config: &CoordinatorConfig) -> Step {
-    let mut stepper = Stepper::new(graph, input, config);
+    let mut g = graph.clone();
+    step_batch(&mut g, input.now_ms, std::slice::from_ref(&input.event), config)
+}
+
+/// Runs the coordinator over `events` in order, as one step at `now_ms`,
+/// and leaves `graph` exactly as it found it. Never panics on any input;
+/// panics only if its own safety invariants break (a bug).
+///
+/// Lease expiry runs first; then each event is handled and the services it
+/// touched reconciled before the next, so every decision names the event
+/// that caused it; the last event's services are reconciled after the
+/// start timeouts, with the watched services (see `index.rs`), as a single
+/// step always did; then re-issue and collection, once per batch.
+pub fn step_batch(graph: &mut StateGraph, now_ms: u64, events: &[Event], config: &CoordinatorConfig) -> Step {
+    let mut stepper = Stepper::new(graph, now_ms, config);
     stepper.expire_leases();
-    stepper.handle_event(&input.event);
+    let tick = [Event::Tick];
+    let events = if events.is_empty() { &tick[..] } else { events };
+    for (k, event) in events.iter().enumerate() {
+        stepper.cause = event.to_string();
+        stepper.handle_event(event);
+        if k + 1 < events.len() {
+            stepper.reconcile_dirty();
+        }
+    }
     stepper.time_out_starts();
-    stepper.reconcile_all();
+    stepper.mark_watched();
+    stepper.reconcile_dirty();
+    stepper.cause = cause_of_batch(events);
     stepper.retry_commands();
     stepper.collect_terminal();
     stepper.assign_proxies();
     stepper.finish()
 }
 
-/// The state of one step: a working copy of the graph with every change
-/// applied as it is made, so later rules see earlier ones.
-pub(crate) struct Stepper<'c> {
-    pub(crate) g: StateGraph,
-    pub(crate) config: &'c CoordinatorConfig,
+fn cause_of_batch(events: &[Event]) -> String {
+    match events {
+        [] => Event::Tick.to_string(),
+        [one] => one.to_string(),
+        [first, ..] => format!("{first} and {} more events", events.len() - 1),
+    }
+}
+
+/// How a record looked before a step changed it.
+enum Undo {
+    Node(NodeId, Option<Node>),
+    Service(String, Option<Box<Service>>),
+    Instance(InstanceId, Option<Instance>),
+}
+
+/// The state of one step: the graph with every change applied as it is
+/// made, so later rules see earlier ones, and what undoes them at the end.
+pub(crate) struct Stepper<'s> {
+    pub(crate) g: &'s mut StateGraph,
+    pub(crate) config: &'s CoordinatorConfig,
     pub(crate) now_ms: u64,
     cause: String,
     token_last: u64,
     instance_id_last: u64,
     command_id_last: u64,
+    counters_before: (u64, u64, u64),
+    undo: Vec<Undo>,
+    /// Services to reconcile before the step ends.
+    dirty: BTreeSet<String>,
+    touched_services: BTreeSet<String>,
+    touched_instances: BTreeSet<InstanceId>,
+    touched_nodes: BTreeSet<NodeId>,
     out: Step,
 }
 
-impl<'c> Stepper<'c> {
-    fn new(graph: &StateGraph, input: &Input, config: &'c CoordinatorConfig) -> Stepper<'c> {
+impl<'s> Stepper<'s> {
+    fn new(graph: &'s mut StateGraph, now_ms: u64, config: &'s CoordinatorConfig) -> Stepper<'s> {
+        let counters = (graph.token_last, graph.instance_id_last, graph.command_id_last);
         Stepper {
-            g: graph.clone(),
+            g: graph,
             config,
-            now_ms: input.now_ms,
-            cause: input.event.to_string(),
-            token_last: graph.token_last,
-            instance_id_last: graph.instance_id_last,
-            command_id_last: graph.command_id_last,
+            now_ms,
+            cause: Event::Tick.to_string(),
+            token_last: counters.0,
+            instance_id_last: counters.1,
+            command_id_last: counters.2,
+            counters_before: counters,
+            undo: Vec::new(),
+            dirty: BTreeSet::new(),
+            touched_services: BTreeSet::new(),
+            touched_instances: BTreeSet::new(),
+            touched_nodes: BTreeSet::new(),
             out: Step::default(),
         }
     }
 
+    /// Reconciles the services marked since the last call, and those that
+    /// reconciling them marked in turn, each at most once per call.
+    pub(crate) fn reconcile_dirty(&mut self) {
+        let mut done = BTreeSet::new();
+        while let Some(name) = self.dirty.pop_first() {
+            if done.insert(name.clone()) {
+                self.reconcile(&name);
+            }
+        }
+    }
+
+    /// Services reconciled on every step whatever changed.
+    fn mark_watched(&mut self) {
+        let watched: Vec<String> = self.g.index.watched.iter().cloned().collect();
+        self.dirty.extend(watched);
+    }
+
+    /// What a change touches: its records for the invariant check, and the
+    /// services whose desired state it may affect for reconciliation.
+    fn touch(&mut self, change: &Change) {
+        match change {
+            Change::PutNode(node) => {
+                self.touched_nodes.insert(node.id);
+                let here: Vec<String> = self.g.instances_on(node.id).map(|i| i.service.clone()).collect();
+                self.dirty.extend(here);
+                let every_node = self.g.index.watched.iter().filter(|s| {
+                    self.g.services.get(*s).is_some_and(|s| matches!(s.spec.kind, crate::spec::ServiceKind::EveryNode))
+                });
+                let every_node: Vec<String> = every_node.cloned().collect();
+                self.dirty.extend(every_node);
+            }
+            Change::PutService(service) => {
+                self.touched_services.insert(service.spec.name.clone());
+                self.dirty.insert(service.spec.name.clone());
+            }
+            Change::RemoveService(name) => {
+                self.touched_services.insert(name.clone());
+            }
+            Change::PutInstance(instance) => {
+                self.touched_instances.insert(instance.id);
+                self.dirty.insert(instance.service.clone());
+            }
+            Change::RemoveInstance(id) => {
+                self.touched_instances.insert(*id);
+                if let Some(old) = self.g.instances.get(id) {
+                    self.dirty.insert(old.service.clone());
+                }
+            }
+        }
+    }
+
+    fn remember(&mut self, change: &Change) {
+        let undo = match change {
+            Change::PutNode(node) => Undo::Node(node.id, self.g.nodes.get(&node.id).cloned()),
+            Change::PutService(service) => {
+                let name = service.spec.name.clone();
+                let old = self.g.services.get(&name).cloned().map(Box::new);
+                Undo::Service(name, old)
+            }
+            Change::RemoveService(name) => {
+                Undo::Service(name.clone(), self.g.services.get(name).cloned().map(Box::new))
+            }
+            Change::PutInstance(instance) => Undo::Instance(instance.id, self.g.instances.get(&instance.id).cloned()),
+            Change::RemoveInstance(id) => Undo::Instance(*id, self.g.instances.get(id).cloned()),
+        };
+        self.undo.push(undo);
+    }
+
+    /// Puts the graph back as the step found it.
+    fn roll_back(&mut self) {
+        while let Some(undo) = self.undo.pop() {
+            match undo {
+                Undo::Node(id, old) => self.g.set_node(id, old),
+                Undo::Service(name, old) => self.g.set_service(&name, old.map(|s| *s)),
+                Undo::Instance(id, old) => self.g.set_instance(id, old),
+            }
+        }
+        (self.g.token_last, self.g.instance_id_last, self.g.command_id_last) = self.counters_before;
+    }
+
     pub(crate) fn change(&mut self, change: Change) {
+        self.remember(&change);
+        self.touch(&change);
         self.g.apply(&change);
         self.out.changes.push(change);
     }
@@ -97,7 +235,7 @@ impl<'c> Stepper<'c> {
     /// A fencing token strictly greater than every earlier one.
     pub(crate) fn take_token(&mut self) -> u64 {
         self.token_last = self.token_last.checked_add(1).expect("fencing tokens exhausted");
-        assert!(self.token_last > self.g.token_last, "a fresh token must exceed every committed one");
+        assert!(self.token_last > self.counters_before.0, "a fresh token must exceed every committed one");
         self.token_last
     }
 
@@ -132,10 +270,33 @@ impl<'c> Stepper<'c> {
         self.put(instance);
     }
 
-    fn finish(self) -> Step {
+    /// Checks the invariants on what the step touched (the whole graph in
+    /// debug builds, where reconciling every service once more must also
+    /// change nothing: the dirty marking missed no service), then undoes
+    /// the step's changes.
+    fn finish(mut self) -> Step {
+        let touched =
+            self.g.check_touched(self.now_ms, &self.touched_services, &self.touched_instances, &self.touched_nodes);
+        if let Err(violation) = touched {
+            panic!("{violation} after {}", self.cause);
+        }
+        if cfg!(debug_assertions) {
+            self.verify_complete();
+        }
+        self.roll_back();
+        self.out
+    }
+
+    fn verify_complete(&mut self) {
         if let Err(violation) = self.g.check(self.now_ms) {
             panic!("{violation} after {}", self.cause);
         }
-        self.out
+        let changes = self.out.changes.len();
+        let names: Vec<String> = self.g.services.keys().cloned().collect();
+        for name in names {
+            self.reconcile(&name);
+            let late = &self.out.changes[changes..];
+            assert!(late.is_empty(), "{name} needed reconciling but was not marked: {:?}", late.first());
+        }
     }
 }

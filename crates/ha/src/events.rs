@@ -141,7 +141,7 @@ impl Stepper<'_> {
     }
 
     fn awaiting(&self, command: crate::command::CommandId) -> Option<Instance> {
-        self.g.instances.values().find(|i| !i.is_terminal() && i.awaits(command)).cloned()
+        self.g.awaiting(command).cloned()
     }
 
     fn command_done(&mut self, command: crate::command::CommandId) {

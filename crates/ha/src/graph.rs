@@ -6,19 +6,22 @@
 //! identically, which the coordinator on the leader reads. Counters only
 //! grow, so a token or id is never handed out twice, even after a removal.
 
+use crate::command::CommandId;
 use crate::coordinator::Step;
 use crate::decision::secs;
 use crate::decision::{Decision, DecisionLog};
+use crate::index::GraphIndex;
 use crate::instance::{Instance, InstanceId, InstanceState, Role};
 use crate::node::{Lease, Node};
 use crate::service::Service;
 use haven_runtime::NodeId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use thiserror::Error;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "GraphRecords")]
 pub struct StateGraph {
     pub nodes: BTreeMap<NodeId, Node>,
     pub services: BTreeMap<String, Service>,
@@ -31,6 +34,41 @@ pub struct StateGraph {
     pub token_last: u64,
     pub instance_id_last: u64,
     pub command_id_last: u64,
+    /// Derived from the records above and kept with every change; modify
+    /// the graph only through `apply`, or the index goes stale.
+    #[serde(skip)]
+    pub(crate) index: GraphIndex,
+}
+
+/// The serialized form: the records without the index, which is rebuilt.
+#[derive(Deserialize)]
+struct GraphRecords {
+    nodes: BTreeMap<NodeId, Node>,
+    services: BTreeMap<String, Service>,
+    instances: BTreeMap<InstanceId, Instance>,
+    decisions: DecisionLog,
+    token_last: u64,
+    instance_id_last: u64,
+    command_id_last: u64,
+}
+
+impl From<GraphRecords> for StateGraph {
+    fn from(r: GraphRecords) -> StateGraph {
+        let mut index = GraphIndex::default();
+        r.nodes.values().for_each(|n| index.node(None, Some(n)));
+        r.services.iter().for_each(|(name, s)| index.service(name, Some(s)));
+        r.instances.values().for_each(|i| index.instance(None, Some(i)));
+        StateGraph {
+            nodes: r.nodes,
+            services: r.services,
+            instances: r.instances,
+            decisions: r.decisions,
+            token_last: r.token_last,
+            instance_id_last: r.instance_id_last,
+            command_id_last: r.command_id_last,
+            index,
+        }
+    }
 }
 
 /// One committed modification of the graph. Values are whole records, so
@@ -59,25 +97,44 @@ impl StateGraph {
             token_last: 0,
             instance_id_last: 0,
             command_id_last: 0,
+            index: GraphIndex::default(),
         }
     }
 
     pub fn apply(&mut self, change: &Change) {
         match change {
-            Change::PutNode(node) => {
-                self.nodes.insert(node.id, node.clone());
-            }
-            Change::PutService(service) => {
-                self.services.insert(service.spec.name.clone(), (**service).clone());
-            }
-            Change::RemoveService(name) => {
-                self.services.remove(name);
-            }
+            Change::PutNode(node) => self.set_node(node.id, Some(node.clone())),
+            Change::PutService(service) => self.set_service(&service.spec.name, Some((**service).clone())),
+            Change::RemoveService(name) => self.set_service(name, None),
             Change::PutInstance(instance) => self.put_instance(instance),
-            Change::RemoveInstance(id) => {
-                self.instances.remove(id);
-            }
+            Change::RemoveInstance(id) => self.set_instance(*id, None),
         }
+    }
+
+    /// Puts or removes a node's record as it is, index included (a step
+    /// undoes its changes with these).
+    pub(crate) fn set_node(&mut self, id: NodeId, node: Option<Node>) {
+        let old = match node {
+            Some(node) => self.nodes.insert(id, node),
+            None => self.nodes.remove(&id),
+        };
+        self.index.node(old.as_ref(), self.nodes.get(&id));
+    }
+
+    pub(crate) fn set_service(&mut self, name: &str, service: Option<Service>) {
+        match service {
+            Some(service) => self.services.insert(name.to_string(), service),
+            None => self.services.remove(name),
+        };
+        self.index.service(name, self.services.get(name));
+    }
+
+    pub(crate) fn set_instance(&mut self, id: InstanceId, instance: Option<Instance>) {
+        let old = match instance {
+            Some(instance) => self.instances.insert(id, instance),
+            None => self.instances.remove(&id),
+        };
+        self.index.instance(old.as_ref(), self.instances.get(&id));
     }
 
     fn put_instance(&mut self, instance: &Instance) {
@@ -92,7 +149,7 @@ impl StateGraph {
         if let Some(issued) = &instance.command {
             self.command_id_last = self.command_id_last.max(issued.command.id.0);
         }
-        self.instances.insert(instance.id, instance.clone());
+        self.set_instance(instance.id, Some(instance.clone()));
     }
 
     pub fn record(&mut self, decision: Decision) {
@@ -110,30 +167,63 @@ impl StateGraph {
     }
 
     pub fn instances_of<'a>(&'a self, service: &'a str) -> impl Iterator<Item = &'a Instance> + 'a {
-        self.instances.values().filter(move |i| i.service == service)
+        self.index.by_service.get(service).into_iter().flatten().map(|id| &self.instances[id])
     }
 
     pub fn instances_on(&self, node: NodeId) -> impl Iterator<Item = &Instance> + '_ {
-        self.instances.values().filter(move |i| i.node == node)
+        self.index.by_node.get(&node).into_iter().flatten().map(|id| &self.instances[id])
     }
 
-    /// The safety invariants that must hold after every step at `now_ms`.
+    /// The live instance awaiting `command`, if any.
+    pub fn awaiting(&self, command: CommandId) -> Option<&Instance> {
+        let instance = self.instances.get(self.index.by_command.get(&command)?)?;
+        (!instance.is_terminal() && instance.awaits(command)).then_some(instance)
+    }
+
+    /// The safety invariants that must hold after every step at `now_ms`,
+    /// over the whole graph.
     pub fn check(&self, now_ms: u64) -> Result<(), Violation> {
-        for service in self.services.values().filter(|s| s.spec.is_singleton()) {
-            let holders: Vec<&Instance> =
-                self.instances_of(service.name()).filter(|i| i.is_primary() && i.holds()).collect();
-            if holders.len() > 1 {
-                let list: Vec<String> = holders.iter().map(|i| i.to_string()).collect();
-                return Err(Violation(format!(
-                    "singleton {} has {} primaries: {}",
-                    service.name(),
-                    holders.len(),
-                    list.join(", ")
-                )));
-            }
+        for service in self.services.values() {
+            self.check_service(service.name())?;
         }
         for instance in self.instances.values().filter(|i| i.holds()) {
             self.check_instance(instance, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// The same invariants over what a step touched: these services, these
+    /// instances and every instance on these nodes. Holds for the whole
+    /// graph if it held before the step, since nothing else changed.
+    pub fn check_touched(
+        &self,
+        now_ms: u64,
+        services: &BTreeSet<String>,
+        instances: &BTreeSet<InstanceId>,
+        nodes: &BTreeSet<NodeId>,
+    ) -> Result<(), Violation> {
+        for name in services {
+            self.check_service(name)?;
+        }
+        let on_nodes = nodes.iter().flat_map(|n| self.instances_on(*n));
+        for instance in instances.iter().filter_map(|id| self.instances.get(id)).chain(on_nodes) {
+            self.check_service(&instance.service)?;
+            if instance.holds() {
+                self.check_instance(instance, now_ms)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_service(&self, name: &str) -> Result<(), Violation> {
+        if !self.services.get(name).is_some_and(|s| s.spec.is_singleton()) {
+            return Ok(());
+        }
+        let holders: Vec<&Instance> = self.instances_of(name).filter(|i| i.is_primary() && i.holds()).collect();
+        if holders.len() > 1 {
+            let list: Vec<String> = holders.iter().map(|i| i.to_string()).collect();
+            let n = holders.len();
+            return Err(Violation(format!("singleton {name} has {n} primaries: {}", list.join(", "))));
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use crate::coordinator::Stepper;
 use crate::decision::secs;
 use crate::end::EndReason;
 use crate::graph::Change;
-use crate::instance::{Instance, InstanceState, Role};
+use crate::instance::{Instance, InstanceId, InstanceState, Role};
 use crate::node::{Expiry, Lease};
 use crate::service::Ended;
 use haven_runtime::NodeId;
@@ -61,16 +61,8 @@ impl Stepper<'_> {
 
     /// Nodes whose lease ran out before now.
     pub(crate) fn expire_leases(&mut self) {
-        let lapsed: Vec<(NodeId, u64)> = self
-            .g
-            .nodes
-            .values()
-            .filter_map(|n| match n.lease {
-                Lease::Alive { expires_at_ms } if expires_at_ms < self.now_ms => Some((n.id, expires_at_ms)),
-                _ => None,
-            })
-            .collect();
-        for (node, at_ms) in lapsed {
+        let lapsed: Vec<(u64, NodeId)> = self.g.index.lease_ends.range(..(self.now_ms, NodeId(0))).copied().collect();
+        for (at_ms, node) in lapsed {
             self.expire(node, at_ms, Expiry::Lease);
         }
     }
@@ -176,9 +168,7 @@ impl Stepper<'_> {
     /// Instances that did not become active within the start timeout failed.
     pub(crate) fn time_out_starts(&mut self) {
         let late: Vec<(Instance, u64)> = self
-            .g
-            .instances
-            .values()
+            .in_flight()
             .filter(|i| matches!(i.state, InstanceState::Pending | InstanceState::Starting))
             .filter_map(|i| {
                 let timeout_ms = self.g.services.get(&i.service)?.spec.start_timeout_ms;
@@ -190,13 +180,16 @@ impl Stepper<'_> {
         }
     }
 
+    /// Instances starting or awaiting a command: few, whatever the graph's size.
+    fn in_flight(&self) -> impl Iterator<Item = &Instance> + '_ {
+        self.g.index.in_flight.iter().filter_map(|id| self.g.instances.get(id))
+    }
+
     /// Commands not acknowledged within `command_retry_ms` are sent again.
     pub(crate) fn retry_commands(&mut self) {
         let retry_ms = self.config.command_retry_ms;
         let due: Vec<Instance> = self
-            .g
-            .instances
-            .values()
+            .in_flight()
             .filter(|i| i.command.as_ref().is_some_and(|c| c.issued_at_ms.saturating_add(retry_ms) <= self.now_ms))
             .cloned()
             .collect();
@@ -208,13 +201,9 @@ impl Stepper<'_> {
     /// Failed and fenced instances leave once the operator has had time to see them.
     pub(crate) fn collect_terminal(&mut self) {
         let keep_ms = self.config.instance_terminal_keep_ms;
-        let old: Vec<_> = self
-            .g
-            .instances
-            .values()
-            .filter(|i| i.is_terminal() && i.since_ms.saturating_add(keep_ms) <= self.now_ms)
-            .map(|i| i.id)
-            .collect();
+        let Some(before_ms) = self.now_ms.checked_sub(keep_ms) else { return };
+        let old: Vec<InstanceId> =
+            self.g.index.terminal.range(..=(before_ms, InstanceId(u64::MAX))).map(|(_, id)| *id).collect();
         for id in old {
             self.change(Change::RemoveInstance(id));
         }

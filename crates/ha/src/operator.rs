@@ -78,7 +78,7 @@ impl Stepper<'_> {
         if primary_here {
             return self.decide(Some(name), format!("{name} already runs on {to}"));
         }
-        if let Some(why) = Candidates::new(&self.g, &service, self.now_ms, true).why_not(node) {
+        if let Some(why) = Candidates::new(self.g, &service, self.now_ms, true).why_not(node) {
             return self.decide(Some(name), format!("refused to move {name} to {to}: {to} {why}"));
         }
         service.move_to = Some(to);

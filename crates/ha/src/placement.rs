@@ -15,7 +15,6 @@ use crate::instance::{Instance, InstanceState, Role};
 use crate::node::Node;
 use crate::service::Service;
 use haven_runtime::NodeId;
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// How many per-node reasons a "no eligible node" decision lists.
@@ -33,13 +32,12 @@ pub(crate) enum Ineligible {
     NotColocated(String),
 }
 
-/// The graph's instances by node, built once per placement so that
-/// eligibility is not a scan of every instance for every node.
+/// Placement of one service on the graph as it stands; instances by node
+/// come from the graph's index.
 pub(crate) struct Candidates<'a> {
     g: &'a StateGraph,
     service: &'a Service,
     now_ms: u64,
-    by_node: BTreeMap<NodeId, Vec<&'a Instance>>,
     /// A node whose only instance of the service is a ready standby is
     /// eligible (promotion) rather than occupied.
     promoting: bool,
@@ -47,23 +45,18 @@ pub(crate) struct Candidates<'a> {
 
 impl<'a> Candidates<'a> {
     pub(crate) fn new(g: &'a StateGraph, service: &'a Service, now_ms: u64, promoting: bool) -> Candidates<'a> {
-        let mut by_node: BTreeMap<NodeId, Vec<&Instance>> = BTreeMap::new();
-        for instance in g.instances.values().filter(|i| i.holds()) {
-            by_node.entry(instance.node).or_default().push(instance);
-        }
-        Candidates { g, service, now_ms, by_node, promoting }
+        Candidates { g, service, now_ms, promoting }
     }
 
-    fn on(&self, node: NodeId) -> &[&'a Instance] {
-        self.by_node.get(&node).map_or(&[], Vec::as_slice)
+    /// Instances holding a slot on `node`.
+    fn on(&self, node: NodeId) -> impl Iterator<Item = &'a Instance> + 'a {
+        self.g.instances_on(node).filter(|i| i.holds())
     }
 
     /// The ready standby of this service on `node`, if any.
     pub(crate) fn ready_standby(&self, node: NodeId) -> Option<&'a Instance> {
-        self.on(node)
-            .iter()
-            .copied()
-            .find(|i| i.service == self.service.name() && i.role == Role::Standby && i.state == InstanceState::Active)
+        let name = self.service.name();
+        self.on(node).find(|i| i.service == name && i.role == Role::Standby && i.state == InstanceState::Active)
     }
 
     pub(crate) fn why_not(&self, node: &Node) -> Option<Ineligible> {
@@ -85,12 +78,11 @@ impl<'a> Candidates<'a> {
 
     fn why_not_neighbours(&self, node: NodeId) -> Option<Ineligible> {
         let name = self.service.name();
-        let mine = self.on(node).iter().filter(|i| i.service == name);
-        let standby_ok = |i: &&&Instance| self.promoting && self.ready_standby(node).is_some_and(|r| r.id == i.id);
-        if mine.clone().any(|i| !standby_ok(&i)) {
+        let standby_ok = |i: &Instance| self.promoting && self.ready_standby(node).is_some_and(|r| r.id == i.id);
+        if self.on(node).filter(|i| i.service == name).any(|i| !standby_ok(i)) {
             return Some(Ineligible::HasInstance);
         }
-        for other in self.on(node).iter().filter(|i| i.service != name) {
+        for other in self.on(node).filter(|i| i.service != name) {
             let avoids_other = self.service.spec.placement.anti_affinity.contains(&other.service);
             let other_avoids = self
                 .g
@@ -102,8 +94,7 @@ impl<'a> Candidates<'a> {
             }
         }
         if let Some(with) = &self.service.spec.placement.colocate_with {
-            let here =
-                self.on(node).iter().any(|i| i.service == *with && i.is_primary() && i.state == InstanceState::Active);
+            let here = self.on(node).any(|i| i.service == *with && i.is_primary() && i.state == InstanceState::Active);
             if !here {
                 return Some(Ineligible::NotColocated(with.clone()));
             }
@@ -111,8 +102,41 @@ impl<'a> Candidates<'a> {
         None
     }
 
-    fn load(&self, node: NodeId) -> usize {
-        self.on(node).len()
+    fn load(&self, node: NodeId) -> u32 {
+        self.g.index.load(node)
+    }
+
+    /// The best eligible node, as `ranked` would order them, without
+    /// ranking every node: the move target, then nodes with a ready
+    /// standby, then the preferred ones in order, then the least loaded
+    /// (the graph keeps nodes by load), so a placement costs about the
+    /// nodes it skips, not the cluster's size. None eligible: why.
+    pub(crate) fn best(&self) -> Result<NodeId, String> {
+        let eligible = |id: &NodeId| self.g.nodes.get(id).is_some_and(|n| self.why_not(n).is_none());
+        if let Some(to) = self.service.move_to.filter(eligible) {
+            return Ok(to);
+        }
+        let spec = &self.service.spec;
+        if self.promoting {
+            let standbys = self.g.instances_of(self.service.name()).filter(|i| i.role == Role::Standby);
+            let mut ready: Vec<NodeId> =
+                standbys.filter(|i| self.ready_standby(i.node).is_some()).map(|i| i.node).filter(eligible).collect();
+            let preferred_len = spec.placement.preferred.len();
+            ready.sort_by_key(|node| {
+                let preferred = spec.placement.preferred.iter().position(|p| p == node).unwrap_or(preferred_len);
+                (preferred, self.load(*node), *node)
+            });
+            if let Some(node) = ready.first() {
+                return Ok(*node);
+            }
+        }
+        if let Some(node) = spec.placement.preferred.iter().copied().find(eligible) {
+            return Ok(node);
+        }
+        match self.g.index.loads.iter().map(|(_, id)| *id).find(eligible) {
+            Some(node) => Ok(node),
+            None => self.ranked().map(|nodes| nodes[0]),
+        }
     }
 
     /// Eligible nodes, best first; or why there is none.

@@ -18,14 +18,7 @@ use crate::spec::ServiceKind;
 use haven_runtime::NodeId;
 
 impl Stepper<'_> {
-    pub(crate) fn reconcile_all(&mut self) {
-        let names: Vec<String> = self.g.services.keys().cloned().collect();
-        for name in names {
-            self.reconcile(&name);
-        }
-    }
-
-    fn reconcile(&mut self, name: &str) {
+    pub(crate) fn reconcile(&mut self, name: &str) {
         let Some(service) = self.g.services.get(name).cloned() else { return };
         if !service.wants_instances() {
             return self.wind_down(&service);
@@ -89,12 +82,12 @@ impl Stepper<'_> {
                 .g
                 .instances_on(node.id)
                 .any(|i| i.service == *with && i.is_primary() && i.state == InstanceState::Active);
-            if !here && has_active_primary(&self.g, with) {
+            if !here && has_active_primary(self.g, with) {
                 return Some(EndReason::NotColocated { with: with.clone() });
             }
         }
         let to = service.move_to.filter(|to| instance.is_primary() && *to != node.id)?;
-        let target_ok = self.g.nodes.get(&to).map(|t| Candidates::new(&self.g, service, self.now_ms, true).why_not(t));
+        let target_ok = self.g.nodes.get(&to).map(|t| Candidates::new(self.g, service, self.now_ms, true).why_not(t));
         match target_ok {
             Some(None) => Some(EndReason::Moved { to }),
             Some(Some(why)) => {
@@ -127,7 +120,7 @@ impl Stepper<'_> {
 
     fn ready_to_place(&mut self, name: &str) -> bool {
         let Some(service) = self.g.services.get(name) else { return false };
-        match waiting_for(&self.g, service) {
+        match waiting_for(self.g, service) {
             Some(dep) => {
                 self.block(name, format!("waiting for {dep} to be active"));
                 false
@@ -143,9 +136,9 @@ impl Stepper<'_> {
             return;
         }
         let Some(mut service) = self.g.services.get(name).cloned() else { return };
-        let candidates = Candidates::new(&self.g, &service, self.now_ms, promoting);
-        let best = match candidates.ranked() {
-            Ok(nodes) => nodes[0],
+        let candidates = Candidates::new(self.g, &service, self.now_ms, promoting);
+        let best = match candidates.best() {
+            Ok(node) => node,
             Err(why) => return self.block(name, why),
         };
         let standby = candidates.ready_standby(best).cloned();
@@ -188,9 +181,9 @@ impl Stepper<'_> {
             return false;
         }
         let Some(service) = self.g.services.get(name) else { return false };
-        match Candidates::new(&self.g, service, self.now_ms, false).ranked() {
-            Ok(nodes) => {
-                self.start_new(name, nodes[0], role);
+        match Candidates::new(self.g, service, self.now_ms, false).best() {
+            Ok(node) => {
+                self.start_new(name, node, role);
                 true
             }
             Err(why) => {
@@ -205,7 +198,7 @@ impl Stepper<'_> {
             return;
         }
         let Some(service) = self.g.services.get(name) else { return };
-        let candidates = Candidates::new(&self.g, service, self.now_ms, false);
+        let candidates = Candidates::new(self.g, service, self.now_ms, false);
         let free: Vec<NodeId> =
             self.g.nodes.values().filter(|n| candidates.why_not(n).is_none()).map(|n| n.id).collect();
         for node in free {

@@ -28,6 +28,7 @@ pub fn all() -> &'static [ScenarioInfo] {
         ScenarioInfo { name: "membership", summary: kv::membership::SUMMARY, run: kv::membership::run },
         ScenarioInfo { name: "lease", summary: kv::lease::SUMMARY, run: kv::lease::run },
         ScenarioInfo { name: "ha-failover", summary: ha::failover::SUMMARY, run: ha::failover::run },
+        ScenarioInfo { name: "ha-scale", summary: ha::scale::SUMMARY, run: ha::scale::run },
     ]
 }
 

@@ -190,6 +190,12 @@ pub enum SimCommand {
         /// Print the full timeline (virtual time, node, event, effects) to stdout.
         #[arg(long)]
         trace: bool,
+        /// ha-scale only: the number of agents [default: 10000].
+        #[arg(long)]
+        agents: Option<u64>,
+        /// ha-scale only: agents report through this many proxies (0: to the stations directly).
+        #[arg(long, default_value_t = 0)]
+        proxies: u64,
     },
     /// Run a range of seeds in parallel; prints a replay command for every failure.
     Sweep {
@@ -201,6 +207,16 @@ pub enum SimCommand {
         /// Worker threads [default: the number of CPUs].
         #[arg(long)]
         jobs: Option<usize>,
+    },
+    /// Time the coordinator's step on synthetic graphs of ha-scale's shape
+    /// (one instance per node), at each node count.
+    BenchCoordinator {
+        /// Node counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1_000u64, 10_000, 30_000])]
+        nodes: Vec<u64>,
+        /// Steps timed per figure.
+        #[arg(long, default_value_t = 200)]
+        steps: u64,
     },
     /// Measure simulator speed on the 5-node election scenario.
     Bench {

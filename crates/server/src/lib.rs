@@ -19,6 +19,8 @@ pub mod ha_processes;
 pub mod local_cluster;
 pub mod node_cmd;
 pub mod service_start;
+pub mod coordinator_bench;
+pub mod scale_cmd;
 pub mod sim_cmd;
 pub mod station_cmd;
 pub mod up;

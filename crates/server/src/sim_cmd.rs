@@ -27,7 +27,16 @@ pub fn run(command: SimCommand) -> Result<()> {
             }
             Ok(())
         }
-        SimCommand::Run { scenario: name, seed, trace } => run_one(scenario(&name)?, seed, trace),
+        SimCommand::Run { scenario: name, seed, trace, agents, proxies } if name == "ha-scale" => {
+            crate::scale_cmd::run(seed, trace, agents, proxies)
+        }
+        SimCommand::Run { scenario: name, seed, trace, agents, proxies } => {
+            if agents.is_some() || proxies != 0 {
+                bail!("--agents and --proxies apply to ha-scale only");
+            }
+            run_one(scenario(&name)?, seed, trace)
+        }
+        SimCommand::BenchCoordinator { nodes, steps } => crate::coordinator_bench::run(&nodes, steps),
         SimCommand::Sweep { scenario: name, seeds, jobs } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             run_sweep(scenario(&name)?, seeds, jobs)

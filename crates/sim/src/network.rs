@@ -10,7 +10,7 @@
 
 use crate::dist::Dist;
 use crate::error::{ConfigError, check_probability};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How one directed link behaves.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,9 +54,11 @@ pub(crate) struct Network<M> {
     n: usize,
     /// Slot 0 is the default; overridden links point at their own slot.
     configs: Vec<LinkConfig>,
-    config_slot: Vec<u32>,
-    blocked: Vec<bool>,
-    clogged_links: Vec<bool>,
+    /// Sparse (by link), so that tens of thousands of nodes cost memory in
+    /// the links a scenario sets, not in n².
+    config_slot: BTreeMap<(usize, usize), u32>,
+    blocked: BTreeSet<(usize, usize)>,
+    clogged_links: BTreeSet<(usize, usize)>,
     clogged_nodes: Vec<bool>,
     held: BTreeMap<(usize, usize), HeldQueue<M>>,
     held_len_max: usize,
@@ -67,31 +69,29 @@ impl<M> Network<M> {
         Network {
             n,
             configs: vec![default],
-            config_slot: vec![0; n * n],
-            blocked: vec![false; n * n],
-            clogged_links: vec![false; n * n],
+            config_slot: BTreeMap::new(),
+            blocked: BTreeSet::new(),
+            clogged_links: BTreeSet::new(),
             clogged_nodes: vec![false; n],
             held: BTreeMap::new(),
             held_len_max,
         }
     }
 
-    fn at(&self, from: usize, to: usize) -> usize {
-        from * self.n + to
-    }
-
     pub(crate) fn config(&self, from: usize, to: usize) -> &LinkConfig {
-        &self.configs[self.config_slot[self.at(from, to)] as usize]
+        let slot = self.config_slot.get(&(from, to)).copied().unwrap_or(0);
+        &self.configs[slot as usize]
     }
 
     pub(crate) fn set_config(&mut self, from: usize, to: usize, config: LinkConfig) {
-        let at = self.at(from, to);
-        match self.config_slot[at] {
-            0 => {
-                self.config_slot[at] = u32::try_from(self.configs.len()).expect("at most n*n link slots");
+        assert!(from < self.n && to < self.n, "link {from}->{to} outside {} nodes", self.n);
+        match self.config_slot.get(&(from, to)).copied() {
+            None => {
+                let slot = u32::try_from(self.configs.len()).expect("at most n*n link slots");
+                self.config_slot.insert((from, to), slot);
                 self.configs.push(config);
             }
-            slot => self.configs[slot as usize] = config,
+            Some(slot) => self.configs[slot as usize] = config,
         }
     }
 
@@ -100,26 +100,33 @@ impl<M> Network<M> {
     }
 
     pub(crate) fn blocked(&self, from: usize, to: usize) -> bool {
-        self.blocked[self.at(from, to)]
+        !self.blocked.is_empty() && self.blocked.contains(&(from, to))
     }
 
     pub(crate) fn set_blocked(&mut self, from: usize, to: usize, blocked: bool) {
-        let at = self.at(from, to);
-        self.blocked[at] = blocked;
+        if blocked {
+            self.blocked.insert((from, to));
+        } else {
+            self.blocked.remove(&(from, to));
+        }
     }
 
     pub(crate) fn unblock_all(&mut self) {
-        self.blocked.fill(false);
+        self.blocked.clear();
     }
 
     /// A node's clog covers its links with other nodes, not to itself.
     pub(crate) fn clogged(&self, from: usize, to: usize) -> bool {
-        self.clogged_links[self.at(from, to)] || (from != to && (self.clogged_nodes[from] || self.clogged_nodes[to]))
+        (!self.clogged_links.is_empty() && self.clogged_links.contains(&(from, to)))
+            || (from != to && (self.clogged_nodes[from] || self.clogged_nodes[to]))
     }
 
     pub(crate) fn set_link_clogged(&mut self, from: usize, to: usize, clogged: bool) {
-        let at = self.at(from, to);
-        self.clogged_links[at] = clogged;
+        if clogged {
+            self.clogged_links.insert((from, to));
+        } else {
+            self.clogged_links.remove(&(from, to));
+        }
     }
 
     pub(crate) fn set_node_clogged(&mut self, node: usize, clogged: bool) {
@@ -131,7 +138,7 @@ impl<M> Network<M> {
     }
 
     pub(crate) fn unclog_all(&mut self) {
-        self.clogged_links.fill(false);
+        self.clogged_links.clear();
         self.clogged_nodes.fill(false);
     }
 

@@ -10,7 +10,8 @@
 //! step whether it took effect.
 //!
 //! An event leaves the queue only with the step that decided about it, in
-//! the same entry: a leader that dies after deciding but before committing
+//! the same entry (a step decides about the oldest events, up to
+//! [`STEP_EVENTS_LEN_MAX`] of them, and names the last one it consumed): a leader that dies after deciding but before committing
 //! leaves the event queued for the next leader, and one that dies after
 //! committing leaves nothing to redo (the coordinator is level-triggered,
 //! so commands it had not sent yet are sent again on a later tick).
@@ -21,7 +22,8 @@
 //! refused (`Applied::Stale`), so every applied step saw exactly the graph
 //! it changes.
 
-use haven_ha::{Event, Input, StateGraph, Step};
+use crate::msg::HaReport;
+use haven_ha::{CoordinatorConfig, Event, Input, InstanceState, StateGraph, Step, step_batch};
 use haven_runtime::NodeId;
 use haven_store::LeaseId;
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 pub const QUEUE_LEN_MAX: usize = 10_000;
 /// Decisions the graph keeps for `haven events`.
 pub const DECISIONS_LEN_MAX: usize = 1_000;
+/// Queued events one step decides about at most: 100 simultaneous lease
+/// expiries, or a burst of agents' reports, are one commit, not a queue
+/// of commit round trips.
+pub const STEP_EVENTS_LEN_MAX: usize = 256;
 
 /// One queued event: its id in the queue and the time it was committed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,18 +146,47 @@ impl HaState {
     }
 
     /// Applies the coordinator's step if it was computed on this graph.
+    /// `consumed` is the id of the last event it decided about: every
+    /// queued event up to it leaves the queue.
     pub fn apply_step(&mut self, version: u64, consumed: Option<u64>, now_ms: u64, step: Step) -> HaApplied {
         if version != self.version {
             return HaApplied::Stale;
         }
-        if let Some(id) = consumed {
-            assert_eq!(self.queue.front().map(|q| q.id), Some(id), "a step consumes the queue's oldest event");
-            self.queue.pop_front();
+        if let Some(last) = consumed {
+            let front = self.queue.front().map(|q| q.id);
+            assert!(
+                front.is_some_and(|id| id <= last),
+                "a step consumes the queue's oldest events ({front:?}, {last})"
+            );
+            while self.queue.front().is_some_and(|q| q.id <= last) {
+                self.queue.pop_front();
+            }
         }
         self.graph.apply_step(&step);
         self.version += 1;
         self.time_ms_last = self.time_ms_last.max(now_ms);
         HaApplied::Stepped(step)
+    }
+
+    /// Whether `report` says only what the graph already shows: an
+    /// instance active with this token, awaiting no command. Deciding
+    /// about it would change nothing (the coordinator ignores it), so the
+    /// leader need not queue it.
+    pub fn already_known(&self, report: &HaReport) -> bool {
+        let HaReport::Event(Event::InstanceActive { instance, token }) = report else { return false };
+        self.graph
+            .instances
+            .get(instance)
+            .is_some_and(|i| i.token == *token && i.state == InstanceState::Active && i.command.is_none())
+    }
+
+    /// The coordinator's step for the oldest `len_max` events (a tick when
+    /// none is queued), computed on the graph in place (the graph is left
+    /// as it was): the id of the last event consumed, and the step.
+    pub fn decide(&mut self, now_ms: u64, len_max: usize, config: &CoordinatorConfig) -> (Option<u64>, Step) {
+        let batch: Vec<Event> = self.queue.iter().take(len_max.max(1)).map(|q| q.event.clone()).collect();
+        let consumed = self.queue.iter().take(batch.len()).last().map(|q| q.id);
+        (consumed, step_batch(&mut self.graph, now_ms, &batch, config))
     }
 
     /// The coordinator's input for the queue's oldest event, or a tick.
@@ -232,6 +267,29 @@ mod tests {
             assert!(matches!(state.apply_step(version, consumed, 100, decided), HaApplied::Stepped(_)));
         }
         assert!(state.dying().is_empty(), "decided: no longer dying");
+    }
+
+    #[test]
+    fn a_step_decides_a_batch_of_the_oldest_events_and_they_leave_together() {
+        let mut state = HaState::default();
+        for node in 1..=5 {
+            assert!(matches!(
+                state.join(NodeId(node), format!("n{node}"), BTreeMap::new(), node as i64),
+                HaApplied::Queued(_)
+            ));
+        }
+        let before = state.graph.clone();
+        let (consumed, decided) = state.decide(100, 3, &CoordinatorConfig::default());
+        assert_eq!(consumed, Some(3));
+        assert_eq!(state.graph, before, "deciding leaves the graph as it was");
+        let joined: Vec<String> = decided.decisions.iter().map(|d| format!("{} ({})", d.text, d.cause)).collect();
+        assert_eq!(
+            joined,
+            ["n1 joined at n1 (n1 joined)", "n2 joined at n2 (n2 joined)", "n3 joined at n3 (n3 joined)"]
+        );
+        assert!(matches!(state.apply_step(0, consumed, 100, decided), HaApplied::Stepped(_)));
+        assert_eq!((state.queue_len(), state.front().map(|q| q.id)), (2, Some(4)));
+        assert_eq!(state.graph.nodes.len(), 3);
     }
 
     #[test]

@@ -11,17 +11,21 @@
 //! sent before the decision behind it is committed, so a new leader never
 //! contradicts what an agent was told.
 //!
+//! Agents repeat what they observe (an instance is still active) so that
+//! a lost report heals itself; the leader drops a repeat that the graph it
+//! applied already shows, so steady state costs no log entry and no step.
+//!
 //! Cluster time: each step carries the leader's time in milliseconds. A
 //! new leader's clock is another machine's, so the leader adds an offset
 //! fixed when it takes office that makes its time continue from the last
 //! committed step's: time in the graph never goes back.
 
 use crate::command::Command;
-use crate::ha_state::HaApplied;
+use crate::ha_state::{HaApplied, STEP_EVENTS_LEN_MAX};
 use crate::msg::{HaReply, HaReport, HaRequest, HaView, ReplyError, StationMsg};
 use crate::replica::Replica;
 use crate::running::Running;
-use haven_ha::{CoordinatorConfig, step};
+use haven_ha::CoordinatorConfig;
 use haven_raft::{ProposeError, Role, StateMachine as _};
 use haven_runtime::{CtxFor, Instant, NodeId};
 use std::time::Duration;
@@ -37,13 +41,17 @@ pub(crate) struct HaSteering {
     ticked_at: Option<Instant>,
     /// Added to this replica's clock while it leads (see the header).
     offset_ms: Option<u64>,
+    /// Events the next step decides about at most: halved when a step
+    /// did not fit one log entry, doubled back after each that did.
+    batch_len_max: usize,
     /// `ReplicaConfig::agent_commands_pushed`.
     push: bool,
 }
 
 impl HaSteering {
     pub(crate) fn new(config: CoordinatorConfig, tick_interval: Duration, push: bool) -> HaSteering {
-        HaSteering { config, tick_interval, step_at: None, ticked_at: None, offset_ms: None, push }
+        let batch_len_max = STEP_EVENTS_LEN_MAX;
+        HaSteering { config, tick_interval, step_at: None, ticked_at: None, offset_ms: None, batch_len_max, push }
     }
 }
 
@@ -64,6 +72,9 @@ impl Running {
     /// A report from an agent, for the queue: not answered (not the
     /// leader, or busy: dropped; the agent repeats it).
     pub(crate) fn propose_report(&mut self, report: HaReport) {
+        if self.role == Role::Leader && self.sm.ha().already_known(&report) {
+            return; // steady state: no log entry, no step
+        }
         let _ = self.raft.propose(&Command::Ha { ack: None, report }.encode());
     }
 
@@ -125,18 +136,27 @@ impl Running {
             return false;
         }
         let now_ms = self.cluster_ms(now);
-        let state = self.sm.ha();
-        let (consumed, input) = state.next_input(now_ms);
+        let (consumed, decided) = self.sm.ha_mut().decide(now_ms, self.ha.batch_len_max, &self.ha.config);
         if consumed.is_none() {
             self.ha.ticked_at = Some(now);
         }
-        let decided = step(&state.graph, &input, &self.ha.config);
         if consumed.is_none() && decided.changes.is_empty() && decided.decisions.is_empty() {
             return false;
         }
-        let command = Command::HaStep { version: state.version(), consumed, now_ms, step: decided };
-        self.ha.step_at = self.raft.propose(&command.encode()).ok();
-        self.ha.step_at.is_some()
+        let command = Command::HaStep { version: self.sm.ha().version(), consumed, now_ms, step: decided };
+        match self.raft.propose(&command.encode()) {
+            Ok(index) => {
+                self.ha.step_at = Some(index);
+                self.ha.batch_len_max = (self.ha.batch_len_max * 2).min(STEP_EVENTS_LEN_MAX);
+                true
+            }
+            Err(ProposeError::TooLarge { .. }) if self.ha.batch_len_max > 1 => {
+                // Fewer events next time: their step fits one entry.
+                self.ha.batch_len_max /= 2;
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// A step took effect: the leader sends its commands, if it proposed

@@ -102,6 +102,12 @@ impl StateMachine {
         &self.ha
     }
 
+    /// For the leader's coordinator, which computes its step on the graph
+    /// in place and leaves it as it was (`HaState::decide`).
+    pub(crate) fn ha_mut(&mut self) -> &mut HaState {
+        &mut self.ha
+    }
+
     pub fn members(&self) -> &MemberTable {
         &self.members
     }

@@ -14,3 +14,4 @@ pub mod fence;
 pub mod operator;
 pub mod proxy;
 pub mod resource;
+pub mod scale;
