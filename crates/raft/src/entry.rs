@@ -46,6 +46,7 @@ impl fmt::Debug for LogPosition {
 pub struct Entry {
     pub index: u64,
     pub term: u64,
+    #[serde(with = "haven_runtime::byte_vec")]
     pub payload: Vec<u8>,
 }
 

@@ -71,6 +71,7 @@ pub enum Message {
         meta: SnapshotMeta,
         offset: u64,
         total_bytes: u64,
+        #[serde(with = "haven_runtime::byte_vec")]
         data: Vec<u8>,
     },
     /// The follower holds the first `received_bytes` of the snapshot ending

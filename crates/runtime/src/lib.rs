@@ -16,6 +16,7 @@
 //! child's message, timer and I/O types into the parent's and collects the
 //! child's outputs for the parent to act on.
 
+pub mod byte_vec;
 pub mod component;
 pub mod disk;
 pub mod host;

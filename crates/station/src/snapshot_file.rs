@@ -31,15 +31,29 @@ pub const SNAPSHOT_BYTES_MAX: u32 = 1 << 30;
 #[derive(Serialize, Deserialize)]
 struct Image {
     raft_meta: SnapshotMeta,
+    #[serde(with = "haven_runtime::byte_vec")]
     store: Vec<u8>,
     sessions: Sessions,
     members: MemberTable,
     ha: HaState,
 }
 
+/// What `Image` decodes, borrowed from the live replica: no copy of the
+/// sessions, member table or HA state just to encode them.
+#[derive(Serialize)]
+struct ImageRef<'a> {
+    raft_meta: &'a SnapshotMeta,
+    #[serde(with = "haven_runtime::byte_vec")]
+    store: &'a [u8],
+    sessions: &'a Sessions,
+    members: &'a MemberTable,
+    ha: &'a HaState,
+}
+
 #[derive(Deserialize)]
 struct ImageNoHa {
     raft_meta: SnapshotMeta,
+    #[serde(with = "haven_runtime::byte_vec")]
     store: Vec<u8>,
     sessions: Sessions,
     members: MemberTable,
@@ -48,6 +62,7 @@ struct ImageNoHa {
 #[derive(Deserialize)]
 struct ImageNoMembers {
     raft_meta: SnapshotMeta,
+    #[serde(with = "haven_runtime::byte_vec")]
     store: Vec<u8>,
     sessions: Sessions,
 }
@@ -71,13 +86,8 @@ pub enum SnapshotFileError {
 pub fn encode(meta: &SnapshotMeta, sm: &StateMachine) -> Result<Vec<u8>, SnapshotFileError> {
     assert_eq!(meta.last.index, sm.applied_index(), "a snapshot is taken at the applied index");
     let store = sm.store().snapshot().map_err(|e| SnapshotFileError::Store(e.to_string()))?;
-    let image = Image {
-        raft_meta: meta.clone(),
-        store,
-        sessions: sm.sessions().clone(),
-        members: sm.members().clone(),
-        ha: sm.ha().clone(),
-    };
+    let image =
+        ImageRef { raft_meta: meta, store: &store, sessions: sm.sessions(), members: sm.members(), ha: sm.ha() };
     let payload = postcard::to_allocvec(&image).map_err(|e| SnapshotFileError::Payload(e.to_string()))?;
     if payload.len() > SNAPSHOT_BYTES_MAX as usize {
         return Err(SnapshotFileError::TooLarge { bytes: payload.len(), bytes_max: SNAPSHOT_BYTES_MAX });

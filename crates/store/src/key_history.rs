@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) struct Live {
     pub create_revision: u64,
     pub version: u64,
+    #[serde(with = "haven_runtime::byte_vec")]
     pub value: Vec<u8>,
     pub lease: LeaseId,
 }

@@ -11,10 +11,12 @@ use serde::{Deserialize, Serialize};
 /// `mod_revision` the revision of the last; `lease` is 0 when none.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValue {
+    #[serde(with = "haven_runtime::byte_vec")]
     pub key: Vec<u8>,
     pub create_revision: u64,
     pub mod_revision: u64,
     pub version: u64,
+    #[serde(with = "haven_runtime::byte_vec")]
     pub value: Vec<u8>,
     pub lease: LeaseId,
 }

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, VecDeque};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct EventRecord {
     pub rev: Revision,
+    #[serde(with = "haven_runtime::byte_vec")]
     pub key: Vec<u8>,
     pub kind: EventKind,
 }
@@ -76,12 +77,43 @@ pub(crate) struct Keyspace {
 }
 
 /// The keyspace as a snapshot stores it (quota bytes are recomputed).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub(crate) struct KeyspaceImage {
-    pub keys: Vec<(Vec<u8>, KeyHistory)>,
+    pub keys: Vec<(ImageKey, KeyHistory)>,
     pub events: Vec<EventRecord>,
     pub revision: u64,
     pub compact_revision: Option<u64>,
+}
+
+/// A key in a snapshot, as serde `bytes` (see `haven_runtime::byte_vec`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub(crate) struct ImageKey(#[serde(with = "haven_runtime::byte_vec")] pub Vec<u8>);
+
+/// What `KeyspaceImage` decodes, encoded from the live keyspace without
+/// copying it first: taking a snapshot must not double the store in memory
+/// nor stall the replica longer than the encoding itself.
+#[derive(Serialize)]
+pub(crate) struct KeyspaceImageRef<'a> {
+    keys: KeysRef<'a>,
+    events: &'a VecDeque<EventRecord>,
+    revision: u64,
+    compact_revision: Option<u64>,
+}
+
+struct KeysRef<'a>(&'a BTreeMap<Vec<u8>, KeyHistory>);
+
+struct KeyRef<'a>(&'a [u8]);
+
+impl Serialize for KeysRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(key, history)| (KeyRef(key), history)))
+    }
+}
+
+impl Serialize for KeyRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
 }
 
 impl Default for Keyspace {
@@ -258,11 +290,11 @@ impl Keyspace {
         Some(Event { kind: record.kind, kv, prev_kv })
     }
 
-    pub fn image(&self) -> KeyspaceImage {
+    pub fn image(&self) -> KeyspaceImageRef<'_> {
         assert!(self.open.is_none(), "a snapshot is taken between applies");
-        KeyspaceImage {
-            keys: self.keys.iter().map(|(k, h)| (k.clone(), h.clone())).collect(),
-            events: self.events.iter().cloned().collect(),
+        KeyspaceImageRef {
+            keys: KeysRef(&self.keys),
+            events: &self.events,
             revision: self.revision,
             compact_revision: self.compact_revision,
         }
@@ -276,7 +308,7 @@ impl Keyspace {
             return Err(BadHistory("revision is 0 or below the compaction point"));
         }
         let mut ks = Keyspace { revision, compact_revision, ..Keyspace::default() };
-        for (key, history) in keys {
+        for (ImageKey(key), history) in keys {
             history.validate()?;
             if key.is_empty() || history.revisions().any(|(r, _)| r.main > revision || r.main < 2) {
                 return Err(BadHistory("an empty key or a version outside 2..=revision"));

@@ -46,7 +46,9 @@ pub enum SortTarget {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RangeRequest {
+    #[serde(with = "haven_runtime::byte_vec")]
     pub key: Vec<u8>,
+    #[serde(with = "haven_runtime::byte_vec")]
     pub range_end: Vec<u8>,
     /// At most this many key-values; 0 means no limit.
     pub limit: u64,
@@ -66,7 +68,9 @@ pub struct RangeRequest {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutRequest {
+    #[serde(with = "haven_runtime::byte_vec")]
     pub key: Vec<u8>,
+    #[serde(with = "haven_runtime::byte_vec")]
     pub value: Vec<u8>,
     /// Attach the key to this lease; 0 detaches it from any lease.
     pub lease: LeaseId,
@@ -79,7 +83,9 @@ pub struct PutRequest {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteRangeRequest {
+    #[serde(with = "haven_runtime::byte_vec")]
     pub key: Vec<u8>,
+    #[serde(with = "haven_runtime::byte_vec")]
     pub range_end: Vec<u8>,
     pub prev_kv: bool,
 }
@@ -107,8 +113,10 @@ pub enum CompareTarget {
 pub struct Compare {
     pub result: CompareResult,
     pub target: CompareTarget,
+    #[serde(with = "haven_runtime::byte_vec")]
     pub key: Vec<u8>,
     /// Compare every key in the range (etcd >= 3.3); empty for one key.
+    #[serde(with = "haven_runtime::byte_vec")]
     pub range_end: Vec<u8>,
 }
 

@@ -9,7 +9,7 @@
 //! forged snapshot is refused instead of corrupting later answers.
 
 use crate::config::StoreConfig;
-use crate::keyspace::{Keyspace, KeyspaceImage};
+use crate::keyspace::{Keyspace, KeyspaceImage, KeyspaceImageRef};
 use crate::lease_table::LeaseTable;
 use crate::store::Store;
 use haven_runtime::record::{self, Decoded, RecordError};
@@ -37,16 +37,23 @@ pub enum SnapshotError {
     TooLarge { bytes: u64 },
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct StoreImage {
     keyspace: KeyspaceImage,
     leases: LeaseTable,
 }
 
+/// What `StoreImage` decodes, borrowed from the live store.
+#[derive(Serialize)]
+struct StoreImageRef<'a> {
+    keyspace: KeyspaceImageRef<'a>,
+    leases: &'a LeaseTable,
+}
+
 impl Store {
     /// The whole state as one checksummed record.
     pub fn snapshot(&self) -> Result<Vec<u8>, SnapshotError> {
-        let image = StoreImage { keyspace: self.kv.image(), leases: self.leases.clone() };
+        let image = StoreImageRef { keyspace: self.kv.image(), leases: &self.leases };
         let payload = postcard::to_allocvec(&image).map_err(|e| SnapshotError::Payload(e.to_string()))?;
         if payload.len() as u64 > u64::from(SNAPSHOT_PAYLOAD_BYTES_MAX) {
             return Err(SnapshotError::TooLarge { bytes: payload.len() as u64 });

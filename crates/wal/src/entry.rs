@@ -11,6 +11,7 @@ pub struct Entry {
     pub index: u64,
     pub term: u64,
     /// Opaque to the WAL: raft encodes its own entry kinds in it.
+    #[serde(with = "haven_runtime::byte_vec")]
     pub payload: Vec<u8>,
 }
 
