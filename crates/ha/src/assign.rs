@@ -32,7 +32,8 @@ impl Stepper<'_> {
     /// Gives every live node without a live proxy the least loaded one.
     pub(crate) fn assign_proxies(&mut self) {
         let now_ms = self.now_ms;
-        let is_proxy = |labels: &BTreeMap<String, String>| labels.get(PROXY_LABEL.0).is_some_and(|v| v == PROXY_LABEL.1);
+        let is_proxy =
+            |labels: &BTreeMap<String, String>| labels.get(PROXY_LABEL.0).is_some_and(|v| v == PROXY_LABEL.1);
         let mut load: BTreeMap<u64, usize> = (self.g.nodes.values())
             .filter(|n| n.is_alive(now_ms) && is_proxy(&n.labels))
             .map(|n| (n.id.0, 0))

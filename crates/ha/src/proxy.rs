@@ -111,8 +111,14 @@ pub enum BatchOutcome {
     /// Every lease answered (in the batch's order); the reports proposed
     /// (`reports_proposed`) or refused by a full log; and the batch's agents
     /// that the stations assign to another proxy (or to none).
-    Done { renewals: Vec<(i64, Renewal)>, reports_proposed: bool, moved: Vec<(NodeId, Option<NodeId>)> },
-    NotLeader { leader_hint: Option<NodeId> },
+    Done {
+        renewals: Vec<(i64, Renewal)>,
+        reports_proposed: bool,
+        moved: Vec<(NodeId, Option<NodeId>)>,
+    },
+    NotLeader {
+        leader_hint: Option<NodeId>,
+    },
     Busy,
 }
 

@@ -122,11 +122,13 @@ fn an_agent_beyond_the_bound_is_sent_to_the_stations() {
     assert_eq!(p.keep_alive(1, ka(5, 1, 50)), [ProxyOutput::Assigned { agent: NodeId(5), proxy: None }]);
     assert_eq!(p.tick(20), batch(1, vec![lease(4, 40)], vec![]));
     // Idle agents are forgotten, which makes room.
-    assert_eq!(p.tick(10_020), [ProxyOutput::TimedOut { seq: 1 }, ProxyOutput::Batch(ProxyBatch {
-        seq: 2,
-        leases: vec![lease(4, 40)],
-        reports: vec![]
-    })]);
+    assert_eq!(
+        p.tick(10_020),
+        [
+            ProxyOutput::TimedOut { seq: 1 },
+            ProxyOutput::Batch(ProxyBatch { seq: 2, leases: vec![lease(4, 40)], reports: vec![] })
+        ]
+    );
     assert_eq!(p.agents_len(), 0);
     assert_eq!(p.keep_alive(10_021, ka(5, 2, 50)), []);
 }

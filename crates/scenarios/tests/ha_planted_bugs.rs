@@ -37,7 +37,7 @@ fn first_failure<R: StationReplica>(wrap: fn(Replica) -> R, fence: fn() -> Box<d
 }
 
 /// Planted bug (a): beside the real replica, the leader watches the
-/// keep-alives it receives and, for a node whose lease saw none for TTL/2,
+/// keep-alives it receives (directly or in proxies' batches) and, for a node whose lease saw none for TTL/2,
 /// queues `LeaseExpired` itself, through the replicated event queue, long
 /// before the store's lease can expire.
 #[derive(Debug)]
@@ -108,6 +108,12 @@ impl Component for DeathOnSilence {
             StationMsg::KeepAlive(keep_alive) => {
                 self.heard.insert(keep_alive.lease, ctx.now());
                 self.declared.remove(&keep_alive.lease);
+            }
+            StationMsg::ProxyBatch(batch) => {
+                for lease in batch.leases.iter().map(|l| l.lease) {
+                    self.heard.insert(lease, ctx.now());
+                    self.declared.remove(&lease);
+                }
             }
             _ => {}
         }

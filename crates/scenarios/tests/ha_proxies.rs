@@ -92,7 +92,11 @@ fn proxy_death(seed: u64) {
     }
     sim.run_for(Duration::from_secs(10));
     let before = assignments(&sim);
-    assert!(before.values().all(Option::is_some), "{}: every agent has a proxy after 10 s: {before:?}", rerun(seed, test));
+    assert!(
+        before.values().all(Option::is_some),
+        "{}: every agent has a proxy after 10 s: {before:?}",
+        rerun(seed, test)
+    );
     let mut load: BTreeMap<NodeId, usize> = BTreeMap::new();
     before.values().flatten().for_each(|p| *load.entry(*p).or_default() += 1);
     let (&dead, _) = load.iter().max_by_key(|(_, n)| **n).expect("a proxy serves");

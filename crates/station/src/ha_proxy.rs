@@ -6,7 +6,8 @@
 //! `ProxyAnswer` per batch, `ProxyAssigned` answers, and per applied step
 //! one `ProxyCommands` message to each proxy whose agents it commands.
 //!
-//! A batch on the leader: its reports are proposed in one entry
+//! A batch on the leader: its reports (less the steady-state repeats the
+//! graph already shows, as for single reports) are proposed in one entry
 //! (`Command::HaEvents`), then the whole batch asks Raft for one read index
 //! and its leases are renewed once the read is confirmed and applied —
 //! exactly the path of a single keep-alive (`reads.rs`), so a renewal counts
@@ -27,11 +28,11 @@
 
 use crate::command::Command;
 use crate::ha_state::HaApplied;
-use crate::msg::{ReplyError, StationMsg};
+use crate::msg::{HaReport, ReplyError, StationMsg};
 use crate::reads::{PendingRead, ReadOp};
 use crate::replica::Replica;
 use crate::running::Running;
-use haven_ha::{AgentCommand, BatchAnswer, BatchLease, BatchOutcome, ProxyBatch, Renewal, StateGraph};
+use haven_ha::{AgentCommand, BatchAnswer, BatchLease, BatchOutcome, Event, ProxyBatch, Renewal, StateGraph};
 use haven_raft::{ProposeError, Role};
 use haven_runtime::{CtxFor, NodeId};
 use haven_store::StoreError;
@@ -92,6 +93,15 @@ impl Running {
         if busy {
             return answer(ctx, from, seq, BatchOutcome::Busy);
         }
+        // Steady-state repeats change nothing (see `HaState::already_known`).
+        let ha = self.sm.ha();
+        let reports: Vec<Event> = (reports.into_iter().map(HaReport::Event))
+            .filter(|report| !ha.already_known(report))
+            .filter_map(|report| match report {
+                HaReport::Event(event) => Some(event),
+                HaReport::Join { .. } => None,
+            })
+            .collect();
         let reports_proposed = reports.is_empty()
             || match self.raft.propose(&Command::HaEvents { events: reports }.encode()) {
                 Ok(_) => true,

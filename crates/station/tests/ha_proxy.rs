@@ -169,9 +169,8 @@ fn leases_renewed_only_through_batches_keep_their_nodes_alive() {
     for round in 0..16u64 {
         let to = leader(&sim);
         batch(&mut sim, to, 10 + round, &leases, vec![]);
-        let proxy_lease = replica(&sim, leader(&sim)).state_machine().expect("running").ha().graph.nodes
-            [&NodeId(PROXY)]
-            .session;
+        let proxy_lease =
+            replica(&sim, leader(&sim)).state_machine().expect("running").ha().graph.nodes[&NodeId(PROXY)].session;
         renew_directly(&mut sim, &[(PROXY, proxy_lease)], round + 1);
         sim.run_for(ms(500));
     }

@@ -266,7 +266,12 @@ fn scenario<R: StationReplica>() -> Scenario<KvNode<R>> {
     let every = |mean_ms: u64| Dist::exponential(ms(mean_ms));
     let agent_down = Dist::uniform(ms(500), secs(6));
     let processes = vec![
-        Process::new("agent-crash", 4, every(3_000), ha_faults::crash_restart_agent(agents.clone(), agent_down.clone())),
+        Process::new(
+            "agent-crash",
+            4,
+            every(3_000),
+            ha_faults::crash_restart_agent(agents.clone(), agent_down.clone()),
+        ),
         Process::new(
             "agent-pause",
             4,
