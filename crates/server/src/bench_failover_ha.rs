@@ -192,7 +192,8 @@ async fn replacement(
             return Ok((node, token, elapsed.as_secs_f64() * 1e3));
         }
         if elapsed > STEP_TIMEOUT {
-            bail!("no new primary of web answered within {STEP_TIMEOUT:?} of the fault on node {old}");
+            let logs = cluster.dir().display();
+            bail!("no new primary of web answered within {STEP_TIMEOUT:?} of the fault on node {old}; logs in {logs}");
         }
         tokio::time::sleep(interval).await;
     }

@@ -141,6 +141,11 @@ impl HaCluster {
         Ok(HaCluster { binary: binary.to_owned(), dir: dir.to_owned(), endpoints, client, processes, port_base })
     }
 
+    /// Where the stations' and agents' data and logs are.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn endpoints(&self) -> &[String] {
         &self.endpoints
     }
