@@ -11,7 +11,11 @@
 //!
 //! Flushing: a batch leaves when `batch_len_max` items are queued, or on the
 //! first tick `flush_interval_ms` after the oldest queued item arrived, and
-//! only while fewer than `in_flight_max` batches await their answer.
+//! only while no batch awaits its answer. One batch in flight keeps the
+//! reports in order: a batch refused or timed out goes again before anything
+//! newer, so an agent's "active" can never overtake its later "exited" (a
+//! second batch in flight could, and the coordinator would believe an
+//! instance that ended was running again).
 //!
 //! Safety of renewals: an agent counts its lease from the time it *sent* its
 //! keep-alive. A batch's renewal therefore answers only the requests that
@@ -30,7 +34,7 @@
 //! - `agents_max` agents served: a keep-alive from one more agent is not
 //!   queued; the agent is told to talk to the stations (`Assigned` with no
 //!   proxy). Agents silent for `agent_idle_ms` are forgotten on a tick.
-//! - `in_flight_max` batches awaiting an answer; `batch_len_max` items each.
+//! - one batch awaiting an answer; `batch_len_max` items each.
 //! - `commands_len_max` commands fanned out per leader message; the rest are
 //!   dropped (the coordinator re-issues unacknowledged commands).
 //!
@@ -48,7 +52,6 @@ pub struct ProxyConfig {
     pub agents_max: usize,
     pub batch_len_max: usize,
     pub queue_len_max: usize,
-    pub in_flight_max: usize,
     pub flush_interval_ms: u64,
     /// A batch unanswered this long is queued again (and the host told, so
     /// it can try another station).
@@ -63,7 +66,6 @@ impl Default for ProxyConfig {
             agents_max: 1_000,
             batch_len_max: 2_000,
             queue_len_max: 8_000,
-            in_flight_max: 4,
             flush_interval_ms: 20,
             reply_timeout_ms: 200,
             agent_idle_ms: 10_000,
@@ -169,7 +171,7 @@ pub struct ProxyCore {
 
 impl ProxyCore {
     pub fn new(config: ProxyConfig) -> ProxyCore {
-        assert!(config.batch_len_max > 0 && config.queue_len_max >= config.batch_len_max && config.in_flight_max > 0);
+        assert!(config.batch_len_max > 0 && config.queue_len_max >= config.batch_len_max);
         ProxyCore {
             config,
             queue: VecDeque::new(),
@@ -298,16 +300,13 @@ impl ProxyCore {
         }
     }
 
-    /// Sends full batches, and with `due` a partial one, while in-flight
-    /// batches are fewer than `in_flight_max`.
+    /// Sends a full batch, or with `due` a partial one, unless one is in flight.
     fn flush(&mut self, now_ms: u64, due: bool) -> Vec<ProxyOutput> {
-        let mut out = Vec::new();
-        while self.in_flight.len() < self.config.in_flight_max
-            && (self.queue.len() >= self.config.batch_len_max || due && !self.queue.is_empty())
-        {
-            out.push(ProxyOutput::Batch(self.take_batch(now_ms)));
+        let ready = self.queue.len() >= self.config.batch_len_max || due && !self.queue.is_empty();
+        match self.in_flight.is_empty() && ready {
+            true => vec![ProxyOutput::Batch(self.take_batch(now_ms))],
+            false => Vec::new(),
         }
-        out
     }
 
     fn take_batch(&mut self, now_ms: u64) -> ProxyBatch {

@@ -13,7 +13,6 @@ fn config() -> ProxyConfig {
         agents_max: 8,
         batch_len_max: 4,
         queue_len_max: 8,
-        in_flight_max: 1,
         flush_interval_ms: 20,
         reply_timeout_ms: 200,
         agent_idle_ms: 10_000,

@@ -222,7 +222,6 @@ fn proxy_config() -> ProxyConfig {
         agents_max: 64,
         batch_len_max: 256,
         queue_len_max: 1_024,
-        in_flight_max: 4,
         flush_interval_ms: 20,
         reply_timeout_ms: 200,
         agent_idle_ms: 10_000,
