@@ -7,6 +7,9 @@
 //! and time-to-live answers, and [`ReplicaEvent::LeaseRevoked`] as revokes
 //! apply.
 //!
+//! The tick runs at the earliest deadline (at most `lease_tick_interval`
+//! apart), so an expiry is proposed as soon as it is due.
+//!
 //! Every replica tracks the leases its applied state holds, but only the
 //! leader keeps deadlines and expires: its lessor is primary from the
 //! moment it becomes leader until it stops being one. Keep-alives are not
@@ -36,6 +39,10 @@ use haven_raft::Role;
 use haven_runtime::{CtxFor, Instant, TimerId};
 use haven_store::{LeaseId, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, Lessor, LessorError, Store, StoreError};
 use std::time::Duration;
+
+/// The shortest wait between two lease ticks, so that a deadline just
+/// reached cannot make the leader spin.
+const LEASE_TICK_MIN: Duration = Duration::from_millis(1);
 
 #[derive(Debug)]
 pub(crate) struct Leases {
@@ -106,10 +113,20 @@ impl Running {
             return;
         }
         assert!(self.leases.lessor.is_primary(), "a leader's lessor is primary from promotion on");
-        for lease in self.leases.lessor.expired(ctx.now()) {
+        let now = ctx.now();
+        for lease in self.leases.lessor.expired(now) {
             let _ = self.raft.propose(&Command::ExpireLease { lease }.encode());
         }
-        self.leases.tick = Some(ctx.set_timer(self.leases.tick_interval, ReplicaTimer::Lease));
+        self.leases.tick = Some(ctx.set_timer(self.next_lease_tick(now), ReplicaTimer::Lease));
+    }
+
+    /// Until the earliest deadline, so that an expiry is proposed when it
+    /// is due rather than up to a tick later (a dead node is noticed that
+    /// much sooner); at most `tick_interval`, which covers a grant made
+    /// meanwhile (its deadline is a whole TTL of at least a second away).
+    fn next_lease_tick(&self, now: Instant) -> Duration {
+        let until_due = self.leases.lessor.next_due().map_or(Duration::MAX, |due| due.saturating_since(now));
+        until_due.clamp(LEASE_TICK_MIN, self.leases.tick_interval.max(LEASE_TICK_MIN))
     }
 
     /// An applied entry granted or revoked a lease.

@@ -176,6 +176,11 @@ impl Lessor {
         Some(deadline.saturating_since(now).as_secs() as i64)
     }
 
+    /// The earliest time `expired` may have something to report.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.queue.first().map(|&(due, _)| due)
+    }
+
     /// Leases whose deadline has passed and that were not reported within
     /// the last `revoke_retry`, at most `expired_batch_len_max` of them,
     /// earliest deadline first. The leader proposes a revoke for each.
