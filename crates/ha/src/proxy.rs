@@ -39,7 +39,11 @@
 //!   dropped (the coordinator re-issues unacknowledged commands).
 //!
 //! Reports are at least once: a batch that timed out may have been
-//! proposed, and is sent again; the coordinator ignores what it knows.
+//! proposed, and is sent again; the coordinator ignores what it knows. A
+//! report older than `report_age_ms_max` is dropped instead of sent: while
+//! the proxy cannot reach the leader its agents turn to the stations, and a
+//! stale "active" delivered after the agent's direct "exited" would undo it
+//! (the agent repeats what still holds anyway).
 
 use crate::command::AgentCommand;
 use crate::input::Event;
@@ -58,6 +62,7 @@ pub struct ProxyConfig {
     pub reply_timeout_ms: u64,
     pub agent_idle_ms: u64,
     pub commands_len_max: usize,
+    pub report_age_ms_max: u64,
 }
 
 impl Default for ProxyConfig {
@@ -70,6 +75,7 @@ impl Default for ProxyConfig {
             reply_timeout_ms: 200,
             agent_idle_ms: 10_000,
             commands_len_max: 10_000,
+            report_age_ms_max: 500,
         }
     }
 }
@@ -147,7 +153,8 @@ pub enum ProxyOutput {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Item {
     KeepAlive(AgentKeepAlive),
-    Report(Event),
+    /// With the time it arrived.
+    Report(Event, u64),
 }
 
 #[derive(Debug)]
@@ -183,7 +190,7 @@ impl ProxyCore {
         }
     }
 
-    /// Items dropped so far because the queue was full.
+    /// Items dropped so far: the queue was full, or a report grew too old.
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
@@ -209,7 +216,7 @@ impl ProxyCore {
         if !self.hear(now_ms, agent) {
             return vec![ProxyOutput::Assigned { agent, proxy: None }];
         }
-        self.enqueue(now_ms, Item::Report(event));
+        self.enqueue(now_ms, Item::Report(event, now_ms));
         self.flush(now_ms, false)
     }
 
@@ -311,7 +318,10 @@ impl ProxyCore {
 
     fn take_batch(&mut self, now_ms: u64) -> ProxyBatch {
         let len = self.queue.len().min(self.config.batch_len_max);
-        let items: Vec<Item> = self.queue.drain(..len).collect();
+        let age_max = self.config.report_age_ms_max;
+        let fresh = |item: &Item| !matches!(item, Item::Report(_, at_ms) if now_ms.saturating_sub(*at_ms) > age_max);
+        let (items, stale): (Vec<Item>, Vec<Item>) = self.queue.drain(..len).partition(fresh);
+        self.dropped += stale.len() as u64;
         self.queued_since_ms = if self.queue.is_empty() { None } else { Some(now_ms) };
         let seq = self.seq_next;
         self.seq_next += 1;
@@ -323,7 +333,7 @@ impl ProxyCore {
                     batch.leases.push(BatchLease { agent: k.agent, lease: k.lease })
                 }
                 Item::KeepAlive(_) => {}
-                Item::Report(event) => batch.reports.push(event.clone()),
+                Item::Report(event, _) => batch.reports.push(event.clone()),
             }
         }
         self.in_flight.insert(seq, Sent { at_ms: now_ms, items });

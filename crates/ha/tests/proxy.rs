@@ -17,6 +17,7 @@ fn config() -> ProxyConfig {
         reply_timeout_ms: 200,
         agent_idle_ms: 10_000,
         commands_len_max: 2,
+        report_age_ms_max: 500,
     }
 }
 
@@ -153,4 +154,20 @@ fn moved_agents_are_told_and_commands_fan_out_up_to_the_bound() {
     };
     let out = p.commands(vec![stop(1, 4), stop(2, 5), stop(3, 6)]);
     assert_eq!(out, [ProxyOutput::Command(stop(1, 4)), ProxyOutput::Command(stop(2, 5))], "the third is dropped");
+}
+
+#[test]
+fn a_report_too_old_to_send_is_dropped_and_its_keep_alive_still_goes() {
+    let mut p = ProxyCore::new(config());
+    p.keep_alive(0, ka(4, 1, 40));
+    p.report(0, NodeId(4), active(1));
+    assert_eq!(p.tick(20), batch(1, vec![lease(4, 40)], vec![active(1)]));
+    // The leader cannot be reached for a while: the batch times out twice.
+    assert_eq!(
+        p.tick(220),
+        [ProxyOutput::TimedOut { seq: 1 }, batch(2, vec![lease(4, 40)], vec![active(1)])[0].clone()]
+    );
+    assert_eq!(p.tick(520), [ProxyOutput::TimedOut { seq: 2 }, batch(3, vec![lease(4, 40)], vec![])[0].clone()]);
+    assert_eq!(p.dropped(), 1);
+    assert_eq!(p.answer(530, done(3, vec![(40, TWO_S)])), [renewed(ka(4, 1, 40))]);
 }

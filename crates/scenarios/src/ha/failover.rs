@@ -226,6 +226,7 @@ fn proxy_config() -> ProxyConfig {
         reply_timeout_ms: 200,
         agent_idle_ms: 10_000,
         commands_len_max: 1_024,
+        report_age_ms_max: 500,
     }
 }
 
