@@ -185,7 +185,7 @@ impl HaState {
     /// as it was): the id of the last event consumed, and the step.
     pub fn decide(&mut self, now_ms: u64, len_max: usize, config: &CoordinatorConfig) -> (Option<u64>, Step) {
         let batch: Vec<Event> = self.queue.iter().take(len_max.max(1)).map(|q| q.event.clone()).collect();
-        let consumed = self.queue.iter().take(batch.len()).last().map(|q| q.id);
+        let consumed = batch.len().checked_sub(1).and_then(|last| self.queue.get(last)).map(|q| q.id);
         (consumed, step_batch(&mut self.graph, now_ms, &batch, config))
     }
 
