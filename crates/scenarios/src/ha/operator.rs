@@ -69,10 +69,16 @@ impl Operator {
         self.answered = false;
         let to = self.config.servers[self.leader % self.config.servers.len()];
         let specs = self.config.services.clone();
+        let mut asked = false;
         for spec in specs {
             match self.declared.get(&spec.name) {
                 Some(Declared::InGraph) => {}
-                Some(Declared::Queued) => ctx.send(to, StationMsg::HaQuery { client: self.client, seq: 0 }),
+                // One view shows every service: ask once per round, not once per service.
+                Some(Declared::Queued) if asked => {}
+                Some(Declared::Queued) => {
+                    asked = true;
+                    ctx.send(to, StationMsg::HaQuery { client: self.client, seq: 0 });
+                }
                 Some(Declared::Sent { .. }) | None => {
                     let seq = self.next_seq;
                     self.next_seq += 1;
