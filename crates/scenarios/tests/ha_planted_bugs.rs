@@ -146,24 +146,27 @@ fn accepts_stale_tokens() -> Box<dyn CommandFence> {
     Box::new(AcceptsStaleTokens)
 }
 
-/// Caught at seed 0 when this was written (db: the resource accepted token 19
-/// from n4 after token 25 from n6: n4, merely silent, still held its lease).
+/// Caught at seed 1 since ha-failover runs proxies (db: the resource accepted
+/// token 6 from n4 after token 10 from n5: n4, merely silent, still held its
+/// lease); at seed 0 before.
 #[test]
 fn declaring_a_node_dead_before_its_lease_expired_is_caught() {
     let line = first_failure(DeathOnSilence::new, TokenFence::boxed);
     assert!(line.contains("an old holder is still active"), "caught by another checker: {line}");
 }
 
-/// Caught at seed 84 when this was written (a late copy of ledger's start
-/// with token 10 brought the instance back after it got token 11).
+/// Caught at seed 17 since ha-failover runs proxies (a late copy of ledger's
+/// start with token 10 brought the instance back after it got token 11); at
+/// seed 84 before.
 #[test]
 fn an_agent_accepting_stale_tokens_is_caught() {
     let line = first_failure(|replica| replica, accepts_stale_tokens);
     assert!(line.contains("an old holder is still active"), "caught by another checker: {line}");
 }
 
-/// Caught at seed 0 when this was written (db: the resource accepted token 30
-/// from n11 after token 49 from n16).
+/// Caught at seed 0 (ledger: the resource accepted token 5 from n21 after
+/// token 13 from n14, since ha-failover runs proxies; db's tokens 30 and 49
+/// before).
 #[test]
 fn expiring_leases_after_a_leader_change_without_the_extension_is_caught() {
     let line = first_failure(ExpiresWithoutExtension::new, TokenFence::boxed);
