@@ -2,20 +2,29 @@
 //! changes to commit, the commands to send once they are committed, and the
 //! decisions with their reasons.
 //!
-//! In: the committed graph, an event or a tick with the leader's time, the
-//! configuration. Out: a `Step`. The station commits `changes` (and
-//! `decisions`) through its log, applies them with `StateGraph::apply_step`,
-//! and only then sends `commands`; so a new leader running `step` on the
-//! same graph carries on exactly. Level-triggered: every input, tick or
-//! event, runs the whole reconciliation of desired against observed state,
-//! so a lost command is simply issued again (`command_retry_ms` later).
+//! In: the committed graph, a batch of events (or a tick) with the leader's
+//! time, the configuration. Out: a `Step`. The station commits `changes`
+//! (and `decisions`) through its log, applies them with
+//! `StateGraph::apply_step`, and only then sends `commands`; so a new
+//! leader running `step` on the same graph carries on exactly.
+//!
+//! Level-triggered, at the cost of what changed: every service a change
+//! touches (its instances, its nodes) is reconciled against its desired
+//! state, and so are, on every step, the services whose desired state can
+//! move without their own records changing (see `index.rs`); timed rules
+//! (lease expiry, start timeouts, re-issue of unacknowledged commands after
+//! `command_retry_ms`, collection) read the graph's indexes. A lost command
+//! is simply issued again. Debug builds reconcile every service once more
+//! after each step and assert that it changes nothing.
 //!
 //! Order within a step: expiry of leases that lapsed before now (first, so
 //! that nothing acts on a node that is already dead, and a renewal that
-//! arrives too late does not rescue instances its agent has already killed);
-//! the event itself; start timeouts; reconciliation of every service; re-issue of unacknowledged
-//! commands; collection of old failed and fenced instances. At the end the
-//! graph's safety invariants are asserted.
+//! arrives too late does not rescue instances its agent has already
+//! killed); each event with the services it touched; start timeouts;
+//! reconciliation; re-issue; collection; proxy assignment. At the end the
+//! graph's safety invariants are asserted on what the step touched, and the
+//! graph is put back as it was (the step is computed in place, not on a
+//! copy).
 
 use crate::command::{Action, AgentCommand, CommandId, Issued};
 use crate::config::CoordinatorConfig;
