@@ -55,7 +55,9 @@ fn while_the_proxies_are_up_agents_talk_to_them_and_not_to_the_stations() {
         let batches = after.batches - before.batches;
         println!("seed {seed}, 10 s without faults: {direct} direct, {proxied} proxied in {batches} batches");
         let test = "while_the_proxies_are_up";
-        assert!(direct * 20 <= proxied, "{}: {direct} direct, {proxied} proxied", rerun(seed, test));
+        // What stays direct: joins repeated until a first command, session
+        // set-up after a lease was lost, questions while unassigned.
+        assert!(direct * 10 <= proxied, "{}: {direct} direct, {proxied} proxied", rerun(seed, test));
         assert!(batches * 2 <= proxied, "{}: {batches} batches for {proxied} messages", rerun(seed, test));
     }
 }
