@@ -30,6 +30,7 @@ mod spec;
 mod validate;
 
 pub use agent::{AgentAction, AgentConfig, AgentCore, ProcessEvent, QuorumLossPolicy};
+pub use assign::{PROXY_AGENTS_MAX, PROXY_LABEL};
 pub use command::{Action, AgentCommand, CommandId, Issued};
 pub use config::CoordinatorConfig;
 pub use coordinator::{Step, step, step_batch};
@@ -40,13 +41,12 @@ pub use graph::{Change, StateGraph, Violation};
 pub use input::{Event, Input, OperatorAction};
 pub use instance::{Instance, InstanceId, InstanceState, Role};
 pub use node::{Expiry, Lease, Node};
+pub use proxy::{
+    AgentKeepAlive, BatchAnswer, BatchLease, BatchOutcome, ProxyBatch, ProxyConfig, ProxyCore, ProxyOutput, Renewal,
+};
 pub use service::{Ended, Service};
 pub use spec::{HealthCheck, HealthSpec, Placement, RestartPolicy, ServiceKind, ServiceSpec};
 pub use validate::{
     LIST_LEN_MAX, NAME_BYTES_MAX, REPLICAS_MAX, RESTARTS_MAX, STANDBYS_MAX, STRING_BYTES_MAX, SpecError,
     TIMEOUT_MS_MAX, validate,
 };
-pub use proxy::{
-    AgentKeepAlive, BatchAnswer, BatchLease, BatchOutcome, ProxyBatch, ProxyConfig, ProxyCore, ProxyOutput, Renewal,
-};
-pub use assign::{PROXY_AGENTS_MAX, PROXY_LABEL};

@@ -54,13 +54,18 @@ impl Agent {
         if serving && !self.can_serve(ctx.now()) {
             return; // sent again later, when the lease may be renewed
         }
-        self.exits.remove(&command.instance);
         match command.action {
             Action::Start { spec, role, token } => {
+                // A new incarnation: the old one's exit is no longer news.
+                self.exits.remove(&command.instance);
                 self.start(ctx, command.id, command.instance, spec.name, role, token)
             }
+            // A promote (maybe a late repeat) changes nothing about an exit
+            // still being reported: the instance is gone and must be said so
+            // until the coordinator acts on it (ha-failover seed 144).
             Action::Promote { token, .. } => self.promote(ctx, command.id, command.instance, token),
             Action::Stop { .. } => {
+                self.exits.remove(&command.instance);
                 self.instances.remove(&command.instance);
                 self.report(ctx, Event::CommandDone { command: command.id });
             }
