@@ -38,6 +38,10 @@ use haven_runtime::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+/// Reconciliation rounds per step at most: the longest chain of services
+/// following one another that one step settles.
+const RECONCILE_ROUNDS_MAX: usize = 8;
+
 /// What one step decided.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
@@ -140,13 +144,26 @@ impl<'s> Stepper<'s> {
         }
     }
 
-    /// Reconciles the services marked since the last call, and those that
-    /// reconciling them marked in turn, each at most once per call.
+    /// Reconciles the services marked since the last call, in rounds: what
+    /// one round changes marks services for the next, and a round that
+    /// changed anything marks the watched services again, since a service
+    /// that follows another (start order, colocation) may have been
+    /// reconciled before the one it follows changed (the invariants
+    /// proptest found `app`, waiting for `db`, reconciled ahead of `db`).
+    /// Reconciling is idempotent, so the rounds end once nothing changes;
+    /// `RECONCILE_ROUNDS_MAX` bounds a chain of followers.
     pub(crate) fn reconcile_dirty(&mut self) {
-        let mut done = BTreeSet::new();
-        while let Some(name) = self.dirty.pop_first() {
-            if done.insert(name.clone()) {
+        for _ in 0..RECONCILE_ROUNDS_MAX {
+            let round = std::mem::take(&mut self.dirty);
+            if round.is_empty() {
+                return;
+            }
+            let changes = self.out.changes.len();
+            for name in round {
                 self.reconcile(&name);
+            }
+            if self.out.changes.len() > changes {
+                self.mark_watched();
             }
         }
     }
