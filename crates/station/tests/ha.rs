@@ -10,12 +10,12 @@
 
 mod common;
 
-use common::{TestNode, ms};
+use common::{TestNode, cluster_with_probes, inbox, ms};
 use haven_ha::{Action, AgentCommand, Event, OperatorAction, ServiceKind, ServiceSpec};
 use haven_raft::Role;
 use haven_runtime::NodeId;
-use haven_sim::{Sim, SimConfig};
-use haven_station::{ClientRequest, HaReport, HaRequest, HaView, KeepAliveRequest, Replica, ReplicaConfig, StationMsg};
+use haven_sim::Sim;
+use haven_station::{ClientRequest, HaReport, HaRequest, HaView, KeepAliveRequest, StationMsg};
 use haven_store::{LeaseGrantRequest, LeaseId, Request, Response};
 use std::collections::BTreeMap;
 
@@ -23,33 +23,12 @@ const OPERATOR: NodeId = NodeId(9);
 const AGENTS: [u64; 3] = [4, 5, 6];
 const TTL_SECONDS: i64 = 2;
 
-fn cluster(seed: u64) -> Sim<TestNode> {
-    let voters: Vec<NodeId> = (1..=3).map(NodeId).collect();
-    let factory = move |id: NodeId| match id {
-        NodeId(1..=3) => TestNode::Replica(Box::new(Replica::new(ReplicaConfig::new(voters.clone())))),
-        _ => TestNode::Probe(Vec::new()),
-    };
-    let mut sim = Sim::new(SimConfig::new(seed, 9), factory).expect("valid configuration");
-    for node in [1, 2, 3, 4, 5, 6, 9] {
-        sim.start(NodeId(node));
-    }
-    sim.run_for(ms(3_000));
-    sim
-}
-
 fn leader(sim: &Sim<TestNode>) -> NodeId {
     let leads = |n: &u64| {
         sim.is_up(NodeId(*n))
             && matches!(sim.component(NodeId(*n)), Some(TestNode::Replica(r)) if r.raft().is_some_and(|r| r.role() == Role::Leader))
     };
     (1..=3).find(leads).map(NodeId).expect("a leader was elected")
-}
-
-fn inbox(sim: &Sim<TestNode>, node: u64) -> &[StationMsg] {
-    match sim.component(NodeId(node)) {
-        Some(TestNode::Probe(inbox)) => inbox,
-        _ => panic!("n{node} is a probe"),
-    }
 }
 
 fn commands(sim: &Sim<TestNode>, node: u64) -> Vec<AgentCommand> {
@@ -138,7 +117,7 @@ fn report_running(sim: &mut Sim<TestNode>, agent: u64) {
 }
 
 fn joined_cluster(seed: u64) -> (Sim<TestNode>, Vec<(u64, LeaseId)>) {
-    let mut sim = cluster(seed);
+    let mut sim = cluster_with_probes(seed, &[4, 5, 6, 9]);
     let leases: Vec<(u64, LeaseId)> = AGENTS.iter().map(|&agent| (agent, join(&mut sim, agent))).collect();
     run_renewing(&mut sim, 1_000, &leases);
     (sim, leases)

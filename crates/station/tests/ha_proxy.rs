@@ -9,35 +9,21 @@
 
 mod common;
 
-use common::{TestNode, ms};
+use common::{TestNode, cluster_with_probes, inbox, ms};
 use haven_ha::{
     BatchAnswer, BatchLease, BatchOutcome, Event, InstanceId, OperatorAction, ProxyBatch, Renewal, ServiceKind,
     ServiceSpec,
 };
 use haven_raft::Role;
 use haven_runtime::NodeId;
-use haven_sim::{Sim, SimConfig};
+use haven_sim::Sim;
 use haven_station::command::Command;
-use haven_station::{ClientRequest, HaReport, Replica, ReplicaConfig, StationMsg};
+use haven_station::{ClientRequest, HaReport, Replica, StationMsg};
 use haven_store::{LeaseGrantRequest, LeaseId, Request, Response};
 use std::collections::BTreeMap;
 
 const PROXY: u64 = 7;
 const TTL_SECONDS: i64 = 2;
-
-fn cluster(seed: u64) -> Sim<TestNode> {
-    let voters: Vec<NodeId> = (1..=3).map(NodeId).collect();
-    let factory = move |id: NodeId| match id {
-        NodeId(1..=3) => TestNode::Replica(Box::new(Replica::new(ReplicaConfig::new(voters.clone())))),
-        _ => TestNode::Probe(Vec::new()),
-    };
-    let mut sim = Sim::new(SimConfig::new(seed, 9), factory).expect("valid configuration");
-    for node in [1, 2, 3, 4, 5, PROXY] {
-        sim.start(NodeId(node));
-    }
-    sim.run_for(ms(3_000));
-    sim
-}
 
 fn replica(sim: &Sim<TestNode>, node: u64) -> &Replica {
     match sim.component(NodeId(node)) {
@@ -48,13 +34,6 @@ fn replica(sim: &Sim<TestNode>, node: u64) -> &Replica {
 
 fn leader(sim: &Sim<TestNode>) -> u64 {
     (1..=3).find(|&n| replica(sim, n).raft().is_some_and(|r| r.role() == Role::Leader)).expect("a leader")
-}
-
-fn inbox(sim: &Sim<TestNode>, node: u64) -> &[StationMsg] {
-    match sim.component(NodeId(node)) {
-        Some(TestNode::Probe(inbox)) => inbox,
-        _ => panic!("n{node} is a probe"),
-    }
 }
 
 fn answers(sim: &Sim<TestNode>) -> Vec<BatchAnswer> {
@@ -108,7 +87,7 @@ fn event_entries(sim: &Sim<TestNode>, from: u64) -> Vec<Vec<Event>> {
 
 /// A cluster with agents n4, n5 and proxy n7 joined and assigned.
 fn with_proxy(seed: u64) -> (Sim<TestNode>, Vec<(u64, LeaseId)>) {
-    let mut sim = cluster(seed);
+    let mut sim = cluster_with_probes(seed, &[4, 5, PROXY]);
     let proxy_lease = join(&mut sim, PROXY, &[("haven.role", "proxy")]);
     let leases = vec![(4, join(&mut sim, 4, &[("tier", "app")])), (5, join(&mut sim, 5, &[("tier", "app")]))];
     let mut all = leases.clone();

@@ -85,6 +85,31 @@ pub fn cluster_with(seed: u64, adjust: impl Fn(&mut ReplicaConfig) + 'static) ->
     sim
 }
 
+/// Three replicas (n1..n3) with default settings and probes at `probes`,
+/// in a simulator of 9 nodes, run until a leader is elected: the HA tests'
+/// cluster (agents, proxies and operators are probes).
+pub fn cluster_with_probes(seed: u64, probes: &[u64]) -> Sim<TestNode> {
+    let voters: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let factory = move |id: NodeId| match id {
+        NodeId(1..=3) => TestNode::Replica(Box::new(Replica::new(ReplicaConfig::new(voters.clone())))),
+        _ => TestNode::Probe(Vec::new()),
+    };
+    let mut sim = Sim::new(SimConfig::new(seed, 9), factory).expect("valid configuration");
+    for node in (1..=3).chain(probes.iter().copied()) {
+        sim.start(NodeId(node));
+    }
+    sim.run_for(ms(3_000));
+    sim
+}
+
+/// Every message probe `node` has received.
+pub fn inbox(sim: &Sim<TestNode>, node: u64) -> &[StationMsg] {
+    match sim.component(NodeId(node)) {
+        Some(TestNode::Probe(inbox)) => inbox,
+        _ => panic!("n{node} is a probe"),
+    }
+}
+
 pub fn replica(sim: &Sim<TestNode>, node: NodeId) -> Option<&Replica> {
     match sim.component(node)? {
         TestNode::Replica(r) => Some(r),
