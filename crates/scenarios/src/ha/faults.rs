@@ -82,23 +82,8 @@ pub fn cut_agents<R: StationReplica>(agents: RangeInclusive<u64>, replicas: u64,
         let mut others: Vec<NodeId> = agents.clone().map(NodeId).filter(|n| !cut.contains(n)).collect();
         others.shuffle(rng);
         cut.extend(others.into_iter().take(rng.random_range(0..=3)));
-        let (to_stations, from_stations) = match rng.random_range(0..3) {
-            0 => (true, true),
-            1 => (true, false),
-            _ => (false, true),
-        };
-        for &a in &cut {
-            for r in (1..=replicas).map(NodeId) {
-                if to_stations {
-                    sim.block_one_way(a, r);
-                }
-                if from_stations {
-                    sim.block_one_way(r, a);
-                }
-            }
-        }
-        let hold = hold.sample(rng);
-        sim.after(hold, |sim, _| sim.heal());
+        let stations: Vec<NodeId> = (1..=replicas).map(NodeId).collect();
+        cut_until_healed(sim, rng, &cut, &stations, &hold);
     })
 }
 
@@ -116,22 +101,36 @@ pub fn cut_proxy<R: StationReplica>(
             true => (1..=replicas).map(NodeId).collect(),
             false => agents.clone().map(NodeId).collect(),
         };
-        let (outward, inward) = match rng.random_range(0..3) {
-            0 => (true, true),
-            1 => (true, false),
-            _ => (false, true),
-        };
-        for &peer in &peers {
+        cut_until_healed(sim, rng, &[proxy], &peers, &hold);
+    })
+}
+
+/// Blocks the links between `sides` and `peers` both ways or only one way
+/// (a draw), and heals every partition after a `hold` draw.
+fn cut_until_healed<R: StationReplica>(
+    sim: &mut Sim<KvNode<R>>,
+    rng: &mut ChaCha8Rng,
+    sides: &[NodeId],
+    peers: &[NodeId],
+    hold: &Dist,
+) {
+    let (outward, inward) = match rng.random_range(0..3) {
+        0 => (true, true),
+        1 => (true, false),
+        _ => (false, true),
+    };
+    for &side in sides {
+        for &peer in peers {
             if outward {
-                sim.block_one_way(proxy, peer);
+                sim.block_one_way(side, peer);
             }
             if inward {
-                sim.block_one_way(peer, proxy);
+                sim.block_one_way(peer, side);
             }
         }
-        let hold = hold.sample(rng);
-        sim.after(hold, |sim, _| sim.heal());
-    })
+    }
+    let hold = hold.sample(rng);
+    sim.after(hold, |sim, _| sim.heal());
 }
 
 /// Cuts one replica from every other node, healed after a `hold` draw.
