@@ -4,8 +4,10 @@
 //! HTTP handlers (any number at once), and requests other members forward.
 //! Out: the replica's answers. Operators' HA actions and views of the HA
 //! state are in `handle/ha.rs`. Each request is sent to the local replica as
-//! the local client node, or, when this member does not lead, forwarded to
-//! the leader (`forward.rs`); it is retried — same session, so applied at
+//! the local client node; when this member does not lead, the local
+//! replica relays requests and keep-alives to the leader over the replica
+//! links, and member changes and operators' actions are forwarded to the
+//! leader over HTTP (`forward.rs`). Each is retried — same session, so applied at
 //! most once — on "not leader" and "busy" until the request timeout.
 //!
 //! Bounds: at most `requests_pending_len_max` requests wait at once (more
@@ -22,7 +24,8 @@ use crate::sessions::SessionPool;
 use haven_gateway::{Backend, BackendError, Identity, Member, Status, WatchCreate, WatchUpdate};
 use haven_net::LocalClient;
 use haven_station::{
-    ClientRequest, KeepAliveRequest, MemberAnswer, MemberError, MemberOp, MemberRequest, ReplyError, StationMsg,
+    ClientRequest, KeepAliveRequest, MemberAnswer, MemberError, MemberOp, MemberRequest, Relayed, ReplyError,
+    StationMsg,
 };
 use haven_store::{LeaseId, Request, Response};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -142,9 +145,17 @@ impl StationHandle {
             }
             let wait = (deadline - now).min(ATTEMPT_WAIT_MAX);
             let target = if serializable { Target::Local } else { self.target(hint) };
-            let got = match target {
-                Target::Local => self.ask_local(msg_of(&request, serializable), request.key(), wait).await,
-                Target::Leader(leader) => self.inner.forwarder.send(leader, &request, wait).await,
+            // Requests and keep-alives go to the leader through the local
+            // replica, over the replica links; the rest over HTTP.
+            let relayed = match target {
+                Target::Local => None,
+                Target::Leader(_) => relay_of(&request),
+            };
+            let through_local = target == Target::Local || relayed.is_some();
+            let got = match (target, relayed) {
+                (_, Some(msg)) => self.ask_local(msg, request.key(), wait).await,
+                (Target::Local, None) => self.ask_local(msg_of(&request, serializable), request.key(), wait).await,
+                (Target::Leader(leader), None) => self.inner.forwarder.send(leader, &request, wait).await,
             };
             let pause = match got {
                 Ok(answer) => match answer.error() {
@@ -152,6 +163,14 @@ impl StationHandle {
                     Some(ReplyError::NotLeader { leader_hint }) => {
                         hint = leader_hint.map(|l| l.0).filter(|&l| l != self.inner.me);
                         last = if hint.is_some() { BackendError::Timeout } else { BackendError::NoLeader };
+                        hint.is_none()
+                    }
+                    // It may be applied yet: from now on, running out of
+                    // time is "timed out", never "no leader" (which clients
+                    // take as not done, and retry as a new command).
+                    Some(ReplyError::LeaderLost { leader_hint }) => {
+                        maybe_proposed = true;
+                        hint = leader_hint.map(|l| l.0).filter(|&l| l != self.inner.me);
                         hint.is_none()
                     }
                     Some(ReplyError::Busy) => {
@@ -164,7 +183,7 @@ impl StationHandle {
                     Some(ReplyError::TooManyLeases { .. }) => return Err(BackendError::TooManyRequests),
                     Some(ReplyError::Member(e)) => return Err(member_error(e)),
                 },
-                Err(Unanswered::Stopped) if target == Target::Local => return Err(BackendError::Stopped),
+                Err(Unanswered::Stopped) if through_local => return Err(BackendError::Stopped),
                 Err(unanswered) => {
                     hint = None;
                     maybe_proposed |= unanswered != Unanswered::TooManyRequests;
@@ -282,6 +301,16 @@ fn msg_of(request: &Forwarded, serializable: bool) -> StationMsg {
         Forwarded::KeepAlive(k) => StationMsg::KeepAlive(k.clone()),
         Forwarded::Member(m) => StationMsg::Member(m.clone()),
         Forwarded::Ha(h) => StationMsg::HaRequest(h.clone()),
+    }
+}
+
+/// The message asking the local replica to pass `request` to its leader,
+/// for the requests replicas relay.
+fn relay_of(request: &Forwarded) -> Option<StationMsg> {
+    match request {
+        Forwarded::Request(r) => Some(StationMsg::Relay(Relayed::Request(r.clone()))),
+        Forwarded::KeepAlive(k) => Some(StationMsg::Relay(Relayed::KeepAlive(k.clone()))),
+        Forwarded::Member(_) | Forwarded::Ha(_) => None,
     }
 }
 

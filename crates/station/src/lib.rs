@@ -25,6 +25,7 @@ pub mod members;
 pub mod msg;
 pub mod persist;
 mod reads;
+mod relays;
 pub mod replica;
 mod running;
 pub mod sessions;
@@ -39,7 +40,7 @@ pub use ha_state::{HaApplied, HaState};
 pub use members::{MemberError, MemberOp, MemberRecord, MemberTable, cluster_id};
 pub use msg::{
     ClientReply, ClientRequest, HaReply, HaReport, HaRequest, HaView, KeepAliveReply, KeepAliveRequest, MemberAnswer,
-    MemberReply, MemberRequest, ReplyError, StationMsg, WatchCreate, WatchEvents,
+    MemberReply, MemberRequest, Relayed, ReplyError, StationMsg, WatchCreate, WatchEvents,
 };
 pub use replica::{Replica, ReplicaEvent, ReplicaIo, ReplicaTimer};
 pub use sessions::Sessions;

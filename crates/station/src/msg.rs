@@ -39,6 +39,12 @@ pub enum ReplyError {
     TooManyLeases { leases_max: usize },
     /// A member table change was applied and refused.
     Member(MemberError),
+    /// The replica took this command — proposed it as leader, or relayed
+    /// it to its leader — and lost that leadership before an answer. The
+    /// command may still be applied: retry it with the same session (which
+    /// applies it at most once), and never report it as not carried out.
+    /// `NotLeader`, by contrast, means this replica did not take it.
+    LeaderLost { leader_hint: Option<NodeId> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +75,13 @@ pub struct KeepAliveReply {
     pub result: Result<i64, ReplyError>,
 }
 
+/// What a replica may relay to its leader: the requests clients send most.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Relayed {
+    Request(ClientRequest),
+    KeepAlive(KeepAliveRequest),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StationMsg {
     Raft(Message),
@@ -91,6 +104,11 @@ pub enum StationMsg {
     },
     KeepAlive(KeepAliveRequest),
     KeepAliveReply(KeepAliveReply),
+    /// A client's request for the receiving replica to pass to the leader
+    /// over the replica links; the answer comes back the same way, as the
+    /// `Reply` or `KeepAliveReply` the request asks for. A replica that
+    /// leads, or knows no leader, serves it as if sent directly.
+    Relay(Relayed),
     /// Open a watch on the receiving replica's applied state.
     Watch(WatchCreate),
     /// Close watch `watch` of session `client` (unknown ones are ignored).

@@ -27,9 +27,12 @@ use crate::ha_steering::ha_reply;
 use crate::leases::Leases;
 use crate::member_steering::{MemberSteering, member_reply};
 use crate::members::MemberRecord;
-use crate::msg::{ClientRequest, HaRequest, KeepAliveRequest, MemberRequest, ReplyError, StationMsg, WatchCreate};
+use crate::msg::{
+    ClientRequest, HaRequest, KeepAliveRequest, MemberRequest, Relayed, ReplyError, StationMsg, WatchCreate,
+};
 use crate::persist::PersistTracker;
 use crate::reads::{PendingRead, ReadOp};
+use crate::relays::Relays;
 use crate::running::{Running, reply};
 use crate::snapshot_file;
 use crate::snapshots::Snapshots;
@@ -248,6 +251,7 @@ impl Replica {
                 self.config.ha_tick_interval,
                 self.config.agent_commands_pushed,
             ),
+            relays: Relays::new(self.config.waiters_max),
         };
         self.phase = Phase::Running(Box::new(running));
         self.drive(ctx)
@@ -287,6 +291,7 @@ impl Replica {
             }
         }
         r.report_members(ctx);
+        r.retarget_relays(ctx);
         for (to, events) in r.watches.poll(r.sm.store()) {
             ctx.send(to, StationMsg::WatchEvents(events));
         }
@@ -306,6 +311,21 @@ impl Replica {
             other => return self.on_command(ctx, from, (client, seq), other),
         };
         self.on_read(ctx, PendingRead { to: from, client, seq, op });
+    }
+
+    /// A request to pass to the leader, or to serve here if there is none other.
+    fn on_relay(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, relayed: Relayed) {
+        let relayed = match &mut self.phase {
+            Phase::Running(r) => match r.relay(ctx, from, relayed) {
+                Some(unrelayed) => unrelayed,
+                None => return,
+            },
+            _ => relayed,
+        };
+        match relayed {
+            Relayed::Request(request) => self.on_request(ctx, from, request),
+            Relayed::KeepAlive(request) => self.on_keep_alive(ctx, from, request),
+        }
     }
 
     fn on_keep_alive(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, request: KeepAliveRequest) {
@@ -454,6 +474,17 @@ impl Component for Replica {
                 }
             }
             StationMsg::KeepAlive(request) => self.on_keep_alive(ctx, from, request),
+            StationMsg::Relay(relayed) => self.on_relay(ctx, from, relayed),
+            StationMsg::Reply(reply) => {
+                if let Phase::Running(r) = &mut self.phase {
+                    r.relay_reply(ctx, from, StationMsg::Reply(reply));
+                }
+            }
+            StationMsg::KeepAliveReply(reply) => {
+                if let Phase::Running(r) = &mut self.phase {
+                    r.relay_reply(ctx, from, StationMsg::KeepAliveReply(reply));
+                }
+            }
             StationMsg::SerializableRead(request) => self.on_serializable_read(ctx, from, request),
             StationMsg::Member(request) => self.on_member(ctx, from, request),
             StationMsg::HaReport(report) => {
@@ -481,10 +512,8 @@ impl Component for Replica {
                 let Phase::Running(r) = &mut self.phase else { return };
                 r.watches.cancel(from, client, watch);
             }
-            // Replicas send no requests, so they get no answers.
-            StationMsg::Reply(_)
-            | StationMsg::KeepAliveReply(_)
-            | StationMsg::WatchEvents(_)
+            // Replicas send no other requests, so they get no other answers.
+            StationMsg::WatchEvents(_)
             | StationMsg::MemberReply(_)
             | StationMsg::Agent(_)
             | StationMsg::HaReply(_)

@@ -13,6 +13,7 @@ use crate::member_steering::MemberSteering;
 use crate::msg::{ClientReply, ReplyError, StationMsg};
 use crate::persist::PersistTracker;
 use crate::reads::PendingRead;
+use crate::relays::Relays;
 use crate::replica::{Replica, ReplicaEvent, ReplicaTimer};
 use crate::snapshots::Snapshots;
 use crate::state_machine::{Applied, ClientOutcome, StateMachine};
@@ -55,6 +56,8 @@ pub(crate) struct Running {
     pub(crate) members: MemberSteering,
     /// The coordinator's state on this replica (it runs while it leads).
     pub(crate) ha: HaSteering,
+    /// Requests passed to the leader for clients of this replica.
+    pub(crate) relays: Relays,
 }
 
 pub(crate) fn reply(
@@ -207,9 +210,11 @@ impl Running {
 
     /// A deposed leader answers its waiting clients so they retry elsewhere;
     /// their sessions make the retries safe whatever happens to the entries.
+    /// The entries may still commit, so the answer says the leader was lost,
+    /// not that the command was refused.
     pub(crate) fn fail_waiters(&mut self, ctx: &mut impl CtxFor<Replica>, leader_hint: Option<NodeId>) {
         for (session, to) in std::mem::take(&mut self.waiters) {
-            reply(ctx, to, session, Err(ReplyError::NotLeader { leader_hint }));
+            reply(ctx, to, session, Err(ReplyError::LeaderLost { leader_hint }));
         }
     }
 

@@ -29,10 +29,23 @@ pub(crate) const RECORD_OVERHEAD_BYTES: usize = HEADER_BYTES + 1 + 10 + 10 + 5 +
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum LogRecord<'a> {
-    Header { seq: u64, index_first: u64 },
-    Entry { index: u64, term: u64, payload: &'a [u8] },
-    HardState(&'a [u8]),
-    Truncate { index_from: u64 },
+    Header {
+        seq: u64,
+        index_first: u64,
+    },
+    // Serialized as one `bytes` item, not a `u8` at a time (see
+    // `haven_runtime::byte_vec`); postcard writes both identically, and
+    // deserializing a `&[u8]` already borrows the bytes whole.
+    Entry {
+        index: u64,
+        term: u64,
+        #[serde(serialize_with = "haven_runtime::byte_vec::serialize")]
+        payload: &'a [u8],
+    },
+    HardState(#[serde(serialize_with = "haven_runtime::byte_vec::serialize")] &'a [u8]),
+    Truncate {
+        index_from: u64,
+    },
 }
 
 impl LogRecord<'_> {
@@ -82,6 +95,15 @@ mod tests {
         round_trip(LogRecord::Entry { index: u64::MAX, term: u64::MAX, payload: &[7; 300] });
         round_trip(LogRecord::HardState(b""));
         round_trip(LogRecord::Truncate { index_from: 1 });
+    }
+
+    /// The bytes on disk did not change when payloads began to serialize as
+    /// one `bytes` item: variant tag, varints, then the length and the bytes.
+    #[test]
+    fn payloads_keep_their_on_disk_layout() {
+        let entry = LogRecord::Entry { index: 3, term: 2, payload: b"ab" };
+        assert_eq!(postcard::to_allocvec(&entry).unwrap(), vec![1, 3, 2, 2, b'a', b'b']);
+        assert_eq!(postcard::to_allocvec(&LogRecord::HardState(b"xyz")).unwrap(), vec![2, 3, b'x', b'y', b'z']);
     }
 
     #[test]

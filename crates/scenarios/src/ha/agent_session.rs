@@ -109,7 +109,7 @@ impl Agent {
             return; // an earlier attempt's answer, or a finished request's
         }
         match reply.result {
-            Err(ReplyError::NotLeader { leader_hint }) => {
+            Err(ReplyError::NotLeader { leader_hint } | ReplyError::LeaderLost { leader_hint }) => {
                 let hinted =
                     leader_hint.and_then(|l| self.server_index(l)).filter(|&i| Some(i) != self.server_index(from));
                 let next = hinted.unwrap_or(flight.target + 1);

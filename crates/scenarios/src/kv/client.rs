@@ -6,6 +6,9 @@
 //! it ends, which the scenario stamps with global time to build the history
 //! the linearizability checker reads.
 //!
+//! Some attempts go as relays (`relay_percent`): the replica they reach
+//! passes them to its leader, as a station daemon does for its clients.
+//!
 //! A retry (after a timeout, `NotLeader` or `Busy`) reuses the sequence
 //! number, so the replicas' sessions apply it at most once. After
 //! `attempts_max` tries the client gives up: the operation completes with
@@ -13,7 +16,7 @@
 //! new sequence number.
 
 use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
-use haven_station::{ClientRequest, ReplyError, StationMsg};
+use haven_station::{ClientRequest, Relayed, ReplyError, StationMsg};
 use haven_store::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest, RangeRequest, Request, RequestOp, Response,
     TxnRequest,
@@ -30,6 +33,9 @@ pub struct ClientConfig {
     pub attempts_max: u32,
     /// Pause between two operations, drawn uniformly from [0, think_max).
     pub think_max: Duration,
+    /// Share of attempts, in percent, sent as `StationMsg::Relay`: the
+    /// daemon's path, where a follower passes the request to its leader.
+    pub relay_percent: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,7 +126,8 @@ impl KvClient {
         flight.attempt += 1;
         let to = self.config.servers[flight.target % self.config.servers.len()];
         let request = ClientRequest { client: ctx.node().0, seq: flight.seq, request: flight.request.clone() };
-        ctx.send(to, StationMsg::Request(request));
+        let relayed = self.config.relay_percent > 0 && ctx.rng().random_range(0..100) < self.config.relay_percent;
+        ctx.send(to, if relayed { StationMsg::Relay(Relayed::Request(request)) } else { StationMsg::Request(request) });
         let timer = ClientTimer::Attempt { seq: flight.seq, attempt: flight.attempt };
         ctx.set_timer(self.config.attempt_timeout, timer);
     }
@@ -168,7 +175,8 @@ impl Component for KvClient {
         }
         let (op, target) = (flight.op, flight.target);
         match reply.result {
-            Err(ReplyError::NotLeader { leader_hint }) => {
+            // Retried with the same seq either way: a lost leader may still apply it, once.
+            Err(ReplyError::NotLeader { leader_hint } | ReplyError::LeaderLost { leader_hint }) => {
                 let next =
                     leader_hint.and_then(|l| self.server_index(l)).filter(|&i| Some(i) != self.server_index(from));
                 self.leader_guess = next.unwrap_or(target + 1);

@@ -216,7 +216,7 @@ impl LeaseClient {
             return; // an answer to an earlier attempt of a finished request
         }
         match result {
-            Err(ReplyError::NotLeader { leader_hint }) => {
+            Err(ReplyError::NotLeader { leader_hint } | ReplyError::LeaderLost { leader_hint }) => {
                 self.leader_guess = self.redirect(from, leader_hint, flight.target);
                 self.retry(ctx, self.leader_guess);
             }

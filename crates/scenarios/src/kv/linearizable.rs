@@ -101,6 +101,7 @@ pub fn run_with<R: StationReplica>(
         attempt_timeout: ms(250),
         attempts_max: 8,
         think_max: ms(20),
+        relay_percent: 30,
     };
     let watch_config = WatchClientConfig::new(voters.clone(), WATCH_KEY, WATCH_RANGE_END);
     let factory = move |id: NodeId| {

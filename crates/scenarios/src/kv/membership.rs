@@ -60,7 +60,14 @@ pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
     let original: Vec<NodeId> = (1..=ORIGINAL).map(NodeId).collect();
     let servers: Vec<NodeId> = (1..=REPLICAS).map(NodeId).collect();
     let watch_config = WatchClientConfig::new(servers.clone(), WATCH_KEY, WATCH_RANGE_END);
-    let client_config = ClientConfig { servers, keys: 4, attempt_timeout: ms(250), attempts_max: 8, think_max: ms(20) };
+    let client_config = ClientConfig {
+        servers,
+        keys: 4,
+        attempt_timeout: ms(250),
+        attempts_max: 8,
+        think_max: ms(20),
+        relay_percent: 30,
+    };
     let factory = move |id: NodeId| {
         if id.0 <= REPLICAS {
             KvNode::Replica(Box::new(Replica::new(replica_config(original.clone()))))
