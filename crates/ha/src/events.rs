@@ -30,8 +30,9 @@ impl Stepper<'_> {
                     self.expire(*node, expires_at_ms.min(self.now_ms), Expiry::Lease);
                 }
             }
-            Event::FenceConfirmed { node } => {
-                if self.g.nodes.get(node).is_some_and(|n| matches!(n.lease, Lease::Alive { .. })) {
+            Event::FenceConfirmed { node, session } => {
+                let fenced = |n: &Node| n.session == *session && matches!(n.lease, Lease::Alive { .. });
+                if self.g.nodes.get(node).is_some_and(fenced) {
                     self.expire(*node, self.now_ms, Expiry::Fenced);
                 }
             }

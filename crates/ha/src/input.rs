@@ -43,9 +43,13 @@ pub enum Event {
     LeaseExpired {
         node: NodeId,
     },
-    /// The operator's external fence command for the node reported success.
+    /// The operator's external fence command for the node reported success
+    /// while the node held `session` (its store lease). A confirmation for
+    /// another session is ignored: a power-fenced node reboots and joins
+    /// again with a new session, which a late confirmation must not end.
     FenceConfirmed {
         node: NodeId,
+        session: i64,
     },
     InstanceStarted {
         instance: InstanceId,
@@ -111,7 +115,7 @@ impl fmt::Display for Event {
             Event::NodeJoined { node, .. } => write!(f, "{node} joined"),
             Event::LeaseRenewed { node, .. } => write!(f, "{node} renewed its lease"),
             Event::LeaseExpired { node } => write!(f, "{node}'s lease expired"),
-            Event::FenceConfirmed { node } => write!(f, "fence of {node} confirmed"),
+            Event::FenceConfirmed { node, .. } => write!(f, "fence of {node} confirmed"),
             Event::InstanceStarted { instance, .. } => write!(f, "{instance} started"),
             Event::InstanceActive { instance, .. } => write!(f, "{instance} active"),
             Event::InstanceExited { instance, code: Some(code), .. } => write!(f, "{instance} exited with code {code}"),

@@ -225,13 +225,16 @@ fn a_silent_node_keeps_its_singleton_until_its_lease_expires() {
 }
 
 #[test]
-fn a_confirmed_fence_allows_replacement_before_the_lease_expires() {
+fn a_confirmed_fence_of_the_current_session_allows_replacement_before_the_lease_expires() {
     let mut w = World::new();
     w.join(0, 1, &[]);
     w.join(0, 2, &[]);
     w.add(10, singleton("db"));
     w.active(20, 1);
-    let out = w.at(300, Event::FenceConfirmed { node: n(1) });
+    // A confirmation for a session n1 no longer holds changes nothing.
+    let out = w.at(290, Event::FenceConfirmed { node: n(1), session: SESSION - 1 });
+    assert_eq!(out, Out { changes: vec![], commands: vec![], decisions: vec![] });
+    let out = w.at(300, Event::FenceConfirmed { node: n(1), session: SESSION });
     assert_eq!(out.commands, ["c2 n2 start i2 db primary token 2"]);
     assert_eq!(
         out.decisions,

@@ -92,7 +92,10 @@ fn event(g: &StateGraph, op: &Op, now_ms: u64) -> Event {
         Op::Tick(_) => Event::Tick,
         Op::Renew { node, lease_ms } => Event::LeaseRenewed { node: n(*node), expires_at_ms: now_ms + lease_ms },
         Op::Expire(node) => Event::LeaseExpired { node: n(*node) },
-        Op::Fence(node) => Event::FenceConfirmed { node: n(*node) },
+        Op::Fence(node) => {
+            let session = g.nodes.get(&n(*node)).map_or(0, |known| known.session);
+            Event::FenceConfirmed { node: n(*node), session }
+        }
         Op::Join(node, session) => {
             let labels =
                 if node % 2 == 0 { BTreeMap::from([("mon".to_string(), "yes".to_string())]) } else { BTreeMap::new() };
@@ -226,7 +229,7 @@ fn after_faults_stop_everything_converges() {
     for spec in services() {
         w.add(0, spec);
     }
-    w.at(10, Event::FenceConfirmed { node: n(1) });
+    w.at(10, Event::FenceConfirmed { node: n(1), session: SESSION });
     w.at(20, Event::LeaseExpired { node: n(2) });
     let mut now_ms = 20;
     for _ in 0..40 {

@@ -127,7 +127,8 @@ fn tokens_grow_across_many_failovers() {
     for round in 0..30u64 {
         now += 100;
         let holder = *w.g.instances.values().find(|i| i.holds()).map(|i| &i.node).expect("db is placed");
-        let out = w.at(now, Event::FenceConfirmed { node: holder });
+        let session = w.g.nodes[&holder].session;
+        let out = w.at(now, Event::FenceConfirmed { node: holder, session });
         let start =
             out.commands.iter().find(|c| c.contains("start")).unwrap_or_else(|| panic!("round {round}: {out:?}"));
         let token: u64 = start.rsplit(' ').next().and_then(|t| t.parse().ok()).expect("a token");
