@@ -30,6 +30,16 @@ pub const HISTORY_REVISIONS_MAX_DEFAULT: u64 = 10_000;
 /// A snapshot encodes the whole store on the replica's thread, so it is kept
 /// rare; the log between two is replayed on restart.
 pub const SNAPSHOT_ENTRIES_DEFAULT: u64 = 100_000;
+/// Shortest election timeout, in ms; followers draw theirs from 1-2x it.
+/// With it the cluster elects a new leader about 200 ms after the old one
+/// froze (the sooner of two followers' draws from 150..300 ms), and the
+/// heartbeat below leaves 120 ms for a leader's event loop to stall (a
+/// snapshot of 100,000 keys takes 66-113 ms) before a follower may call an
+/// election: pre-vote then also needs the other follower to have missed
+/// the leader as long.
+pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 150;
+/// How often the leader sends heartbeats, in ms.
+pub const HEARTBEAT_MS_DEFAULT: u64 = 30;
 
 /// How `haven station --help` ends: examples to copy.
 pub const STATION_EXAMPLES: &str = "\
@@ -87,10 +97,10 @@ pub struct StationArgs {
     /// one after `haven member add` (this member then learns everything from the leader) [default: new].
     #[arg(long, env = "HAVEN_INITIAL_CLUSTER_STATE", value_name = "STATE")]
     pub initial_cluster_state: Option<ClusterState>,
-    /// Shortest election timeout; followers wait 1-2x this for a leader's heartbeat [default: 300].
+    /// Shortest election timeout; followers wait 1-2x this for a leader's heartbeat [default: 150].
     #[arg(long, env = "HAVEN_ELECTION_TIMEOUT_MS", value_name = "MS")]
     pub election_timeout_ms: Option<u64>,
-    /// How often the leader sends heartbeats; under half the election timeout [default: 50].
+    /// How often the leader sends heartbeats; under half the election timeout [default: 30].
     #[arg(long, env = "HAVEN_HEARTBEAT_MS", value_name = "MS")]
     pub heartbeat_ms: Option<u64>,
     /// How long a client request may wait for its answer [default: 5000].
@@ -213,8 +223,9 @@ impl StationConfig {
             Some(addr) => addr,
             None => me.client_addr().ok_or_else(|| ConfigError::ClientAddr { url: me.client_url.clone() })?,
         };
-        let election_ms = positive("--election-timeout-ms", args.election_timeout_ms.unwrap_or(300))?;
-        let heartbeat_ms = positive("--heartbeat-ms", args.heartbeat_ms.unwrap_or(50))?;
+        let election_ms =
+            positive("--election-timeout-ms", args.election_timeout_ms.unwrap_or(ELECTION_TIMEOUT_MS_DEFAULT))?;
+        let heartbeat_ms = positive("--heartbeat-ms", args.heartbeat_ms.unwrap_or(HEARTBEAT_MS_DEFAULT))?;
         if election_ms <= heartbeat_ms.saturating_mul(2) {
             return Err(ConfigError::Timing { election_ms, heartbeat_ms });
         }
@@ -330,7 +341,7 @@ mod tests {
         assert_eq!(config.members.len(), 3);
         assert_eq!(
             (config.election_timeout, config.heartbeat),
-            (Duration::from_millis(300), Duration::from_millis(50))
+            (Duration::from_millis(150), Duration::from_millis(30))
         );
         assert_eq!(config.request_bytes_max, 1_572_864);
         assert_eq!(config.history_revisions_max, Some(10_000));
@@ -405,7 +416,7 @@ mod tests {
     fn timing_and_size_mistakes_are_named_with_the_fix() {
         let cases = [
             (
-                StationArgs { election_timeout_ms: Some(100), ..valid() },
+                StationArgs { election_timeout_ms: Some(100), heartbeat_ms: Some(50), ..valid() },
                 "--election-timeout-ms (100) must be above twice --heartbeat-ms (50); raise it to at least 101",
             ),
             (StationArgs { heartbeat_ms: Some(0), ..valid() }, "--heartbeat-ms must be at least 1"),
@@ -420,7 +431,7 @@ mod tests {
             let message = error(args);
             assert!(message.contains(expected), "expected {expected:?} in {message:?}");
         }
-        let edge = StationArgs { election_timeout_ms: Some(101), ..valid() };
+        let edge = StationArgs { election_timeout_ms: Some(101), heartbeat_ms: Some(50), ..valid() };
         assert!(StationConfig::resolve(edge).is_ok(), "just above twice the heartbeat is enough");
     }
 
