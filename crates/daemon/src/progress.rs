@@ -78,7 +78,10 @@ impl Progress {
                 *self.fatal.lock().expect("never poisoned: no panics while held") = Some(reason.clone());
             }
             // The roster (`roster.rs`) keeps the members.
-            ReplicaEvent::Opened { .. } | ReplicaEvent::LeaseRevoked { .. } | ReplicaEvent::Members { .. } => {}
+            ReplicaEvent::Opened { .. }
+            | ReplicaEvent::LeaseRevoked { .. }
+            | ReplicaEvent::Members { .. }
+            | ReplicaEvent::FenceRequested { .. } => {}
         }
     }
 

@@ -7,6 +7,7 @@
 //! grants: it is Raft's `election_timeout_max`, so it cannot be set below
 //! the time a holder may need to find the new leader.
 
+use crate::ha_fence::{FenceConfig, FenceConfigError};
 use crate::members::{MEMBERS_LEN_MAX, MemberRecord};
 use haven_ha::CoordinatorConfig;
 use haven_raft::Config as RaftConfig;
@@ -65,6 +66,9 @@ pub struct ReplicaConfig {
     /// turns it off: its agents poll the commands from any station's
     /// applied graph, and agents are not peers of the Raft network.
     pub agent_commands_pushed: bool,
+    /// External fencing of silent nodes that hold a singleton (`ha_fence.rs`);
+    /// `None`: failover waits for the lease's expiry alone.
+    pub fence: Option<FenceConfig>,
 }
 
 impl ReplicaConfig {
@@ -86,6 +90,7 @@ impl ReplicaConfig {
             coordinator: CoordinatorConfig::default(),
             ha_tick_interval: Duration::from_millis(100),
             agent_commands_pushed: true,
+            fence: None,
         }
     }
 
@@ -111,6 +116,9 @@ impl ReplicaConfig {
             || self.ha_tick_interval.is_zero()
         {
             return Err(ReplicaConfigError::LeaseTick);
+        }
+        if let Some(fence) = &self.fence {
+            fence.validate().map_err(ReplicaConfigError::Fence)?;
         }
         self.validate_members()
     }
@@ -150,6 +158,8 @@ pub enum ReplicaConfigError {
          at most {MEMBERS_LEN_MAX}"
     )]
     Members { ids: Vec<NodeId>, voters: Vec<NodeId> },
+    #[error("fence: {0}")]
+    Fence(FenceConfigError),
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 //! committed step's: time in the graph never goes back.
 
 use crate::command::Command;
+use crate::ha_fence::{FenceConfig, HaFence};
 use crate::ha_state::{HaApplied, STEP_EVENTS_LEN_MAX};
 use crate::msg::{HaReply, HaReport, HaRequest, HaView, ReplyError, StationMsg};
 use crate::replica::Replica;
@@ -46,12 +47,29 @@ pub(crate) struct HaSteering {
     batch_len_max: usize,
     /// `ReplicaConfig::agent_commands_pushed`.
     push: bool,
+    /// External fencing (`ha_fence.rs`).
+    pub(crate) fence: HaFence,
 }
 
 impl HaSteering {
-    pub(crate) fn new(config: CoordinatorConfig, tick_interval: Duration, push: bool) -> HaSteering {
+    pub(crate) fn new(
+        config: CoordinatorConfig,
+        tick_interval: Duration,
+        push: bool,
+        fence: Option<FenceConfig>,
+    ) -> HaSteering {
         let batch_len_max = STEP_EVENTS_LEN_MAX;
-        HaSteering { config, tick_interval, step_at: None, ticked_at: None, offset_ms: None, batch_len_max, push }
+        let fence = HaFence::new(fence);
+        HaSteering {
+            config,
+            tick_interval,
+            step_at: None,
+            ticked_at: None,
+            offset_ms: None,
+            batch_len_max,
+            push,
+            fence,
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 
 pub mod command;
 pub mod config;
+pub mod ha_fence;
 mod ha_proxy;
 pub mod ha_state;
 mod ha_steering;
@@ -36,6 +37,7 @@ mod watches;
 
 pub use command::Command;
 pub use config::ReplicaConfig;
+pub use ha_fence::{FenceConfig, FenceConfigError};
 pub use ha_state::{HaApplied, HaState};
 pub use members::{MemberError, MemberOp, MemberRecord, MemberTable, cluster_id};
 pub use msg::{

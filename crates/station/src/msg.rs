@@ -162,6 +162,14 @@ pub enum StationMsg {
         node: NodeId,
         proxy: Option<NodeId>,
     },
+    /// The local client's result for a `ReplicaEvent::FenceRequested`:
+    /// whether the fence command fenced `node` (exit 0). Counted only by
+    /// the leader with that attempt in flight (`ha_fence.rs`).
+    FenceResult {
+        node: NodeId,
+        session: i64,
+        fenced: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

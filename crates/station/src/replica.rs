@@ -108,6 +108,15 @@ pub enum ReplicaEvent {
     Fatal {
         reason: String,
     },
+    /// The leader asks for `node` (at `address`, under store lease
+    /// `session`) to be fenced by the operator's fence command; the answer
+    /// comes back as `StationMsg::FenceResult`. `attempt` counts from 1.
+    FenceRequested {
+        node: NodeId,
+        address: String,
+        session: i64,
+        attempt: u32,
+    },
 }
 
 impl From<NoMsg> for StationMsg {
@@ -250,6 +259,7 @@ impl Replica {
                 self.config.coordinator.clone(),
                 self.config.ha_tick_interval,
                 self.config.agent_commands_pushed,
+                self.config.fence.clone(),
             ),
             relays: Relays::new(self.config.waiters_max),
         };
@@ -290,6 +300,7 @@ impl Replica {
                 break;
             }
         }
+        r.steer_fence(ctx);
         r.report_members(ctx);
         r.retarget_relays(ctx);
         for (to, events) in r.watches.poll(r.sm.store()) {
@@ -503,6 +514,13 @@ impl Component for Replica {
             msg @ (StationMsg::ProxyBatch(_) | StationMsg::ProxyQuery { .. }) => {
                 let Phase::Running(r) = &mut self.phase else { return };
                 r.on_proxy_msg(ctx, from, msg, self.config.waiters_max);
+                if let Err(reason) = self.drive(ctx) {
+                    self.fail(ctx, reason);
+                }
+            }
+            StationMsg::FenceResult { node, session, fenced } => {
+                let Phase::Running(r) = &mut self.phase else { return };
+                r.fence_result(ctx.now(), node, session, fenced);
                 if let Err(reason) = self.drive(ctx) {
                     self.fail(ctx, reason);
                 }

@@ -176,6 +176,18 @@ impl Lessor {
         Some(deadline.saturating_since(now).as_secs() as i64)
     }
 
+    /// When the lease's clock last started (its grant, last renewal, or this
+    /// leader's promotion plus the extension, which may lie ahead of `now`);
+    /// `None` when not primary or the lease is unknown. The station's fence
+    /// decision measures a holder's silence from it.
+    pub fn clock_started_at(&self, id: LeaseId) -> Option<Instant> {
+        let lease = self.leases.get(&id).filter(|_| self.primary)?;
+        let deadline = lease.deadline?;
+        Some(Instant::from_nanos(
+            deadline.as_nanos().saturating_sub(u64::try_from(lease.ttl.as_nanos()).unwrap_or(u64::MAX)),
+        ))
+    }
+
     /// The earliest time `expired` may have something to report.
     pub fn next_due(&self) -> Option<Instant> {
         self.queue.first().map(|&(due, _)| due)
