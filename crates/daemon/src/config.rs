@@ -10,6 +10,7 @@
 
 use crate::cluster::{MemberSpec, parse_initial_cluster};
 use crate::config_error::ConfigError;
+use crate::fence::FenceSettings;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -118,6 +119,21 @@ pub struct StationArgs {
     /// the log before a snapshot is dropped [default: 100000].
     #[arg(long, env = "HAVEN_SNAPSHOT_ENTRIES", value_name = "ENTRIES")]
     pub snapshot_entries: Option<u64>,
+    /// External fence command, run by the leader as `<command> <node id> <node address>` (also
+    /// HAVEN_FENCE_NODE and HAVEN_FENCE_ADDRESS in its environment) for a node that holds a
+    /// singleton and went silent; exit 0 means the node is powered off or cut off. Split on
+    /// whitespace, no shell and no quoting: for more, name a script [default: none, failover
+    /// waits for the node's lease to expire].
+    #[arg(long, env = "HAVEN_FENCE_COMMAND", value_name = "COMMAND")]
+    pub fence_command: Option<String>,
+    /// Silence (time since a node's last lease renewal) after which it is fenced; above two
+    /// renewal intervals of the agents (2/3 of their lease TTL), below the TTL [default: 750].
+    #[arg(long, env = "HAVEN_FENCE_AFTER_MS", value_name = "MS")]
+    pub fence_after_ms: Option<u64>,
+    /// How long one run of the fence command may take before it is killed and counted failed
+    /// [default: 10000].
+    #[arg(long, env = "HAVEN_FENCE_TIMEOUT_MS", value_name = "MS")]
+    pub fence_timeout_ms: Option<u64>,
 }
 
 /// Whether a member bootstraps a new cluster or joins a running one.
@@ -155,6 +171,8 @@ pub struct StationConfig {
     pub requests_pending_len_max: usize,
     /// Watches open at once through this member.
     pub watches_len_max: usize,
+    /// The external fence command and its timings (`fence.rs`); `None`: none.
+    pub fence: Option<FenceSettings>,
 }
 
 impl StationArgs {
@@ -183,6 +201,9 @@ impl StationArgs {
             request_bytes_max: self.request_bytes_max.or(base.request_bytes_max),
             history_revisions_max: self.history_revisions_max.or(base.history_revisions_max),
             snapshot_entries: self.snapshot_entries.or(base.snapshot_entries),
+            fence_command: self.fence_command.or(base.fence_command),
+            fence_after_ms: self.fence_after_ms.or(base.fence_after_ms),
+            fence_timeout_ms: self.fence_timeout_ms.or(base.fence_timeout_ms),
         }
     }
 }
@@ -235,6 +256,7 @@ impl StationConfig {
             let (min, max) = (REQUEST_BYTES_MAX_FLOOR, REQUEST_BYTES_MAX_CEILING);
             return Err(ConfigError::RequestBytes { value: request_bytes_max, min, max });
         }
+        let fence = FenceSettings::resolve(args.fence_command.as_deref(), args.fence_after_ms, args.fence_timeout_ms)?;
         let config = StationConfig {
             id,
             name: args.name.unwrap_or_else(|| format!("n{id}")),
@@ -255,6 +277,7 @@ impl StationConfig {
             )?,
             requests_pending_len_max: 4096,
             watches_len_max: 1000,
+            fence,
         };
         Ok((config, warnings))
     }
@@ -433,6 +456,24 @@ mod tests {
         }
         let edge = StationArgs { election_timeout_ms: Some(101), heartbeat_ms: Some(50), ..valid() };
         assert!(StationConfig::resolve(edge).is_ok(), "just above twice the heartbeat is enough");
+    }
+
+    #[test]
+    fn the_fence_command_comes_from_a_flag_or_the_file_and_is_checked_at_start() {
+        let (config, _) = StationConfig::resolve(valid()).unwrap();
+        assert_eq!(config.fence, None, "no fence command by default");
+        let args = StationArgs { fence_command: Some("sh -c true".into()), fence_timeout_ms: Some(500), ..valid() };
+        let fence = StationConfig::resolve(args).unwrap().0.fence.expect("configured");
+        assert!(fence.argv[0].ends_with("/sh") && fence.argv[1..] == ["-c", "true"], "{:?}", fence.argv);
+        assert_eq!((fence.after, fence.timeout), (Duration::from_millis(750), Duration::from_millis(500)));
+        let toml =
+            parse_file(Path::new("s.toml"), "fence_command = \"/bin/sh -c true\"\nfence_after_ms = 600\n").unwrap();
+        assert_eq!((toml.fence_command.as_deref(), toml.fence_after_ms), (Some("/bin/sh -c true"), Some(600)));
+        let flag = flags(&format!("--id 2 --data-dir /d --initial-cluster {CLUSTER3} --fence-command /no/such/fence"));
+        let message = error(flag);
+        assert!(message.starts_with("fence_command program \"/no/such/fence\" does not exist"), "{message}");
+        let message = error(StationArgs { fence_after_ms: Some(600), ..valid() });
+        assert!(message.contains("--fence-after-ms is set but --fence-command is not"), "{message}");
     }
 
     #[test]

@@ -57,4 +57,6 @@ pub enum ConfigError {
         "{flag} {addr}: cannot listen ({source}); another process may hold the port: stop it or change {flag} (and this member's --initial-cluster entry)"
     )]
     PortInUse { flag: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Fence(#[from] crate::fence::FenceSetupError),
 }

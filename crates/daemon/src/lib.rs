@@ -25,6 +25,7 @@ mod config;
 mod config_error;
 mod dashboard;
 mod error;
+pub mod fence;
 mod forward;
 mod ha_api;
 mod ha_json;

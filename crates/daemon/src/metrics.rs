@@ -31,6 +31,10 @@ pub struct Metrics {
     /// Client requests from arrival to answer, in seconds.
     pub request_seconds: Histogram,
     pub watchers: Gauge,
+    /// Runs of the fence command started, exited 0, and failed or timed out.
+    pub fences_started: Counter,
+    pub fences_succeeded: Counter,
+    pub fences_failed: Counter,
     net: NetMetrics,
     net_counters: Arc<Counters>,
     /// The executor's counters at the last scrape, to turn them into increments.
@@ -61,6 +65,9 @@ impl Metrics {
             // 100 µs to ~6.5 s.
             request_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 17)),
             watchers: Gauge::default(),
+            fences_started: Counter::default(),
+            fences_succeeded: Counter::default(),
+            fences_failed: Counter::default(),
             net: NetMetrics::default(),
             net_counters,
             net_seen: Mutex::new(CountersSnapshot::default()),
@@ -76,6 +83,13 @@ impl Metrics {
         registry.register("proposals_failed", "Write requests that failed", m.proposals_failed.clone());
         registry.register("request_duration_seconds", "Client request latency", m.request_seconds.clone());
         registry.register("watchers", "Watches open through this member", m.watchers.clone());
+        registry.register("fences_started", "Runs of the fence command started", m.fences_started.clone());
+        registry.register("fences_succeeded", "Runs of the fence command that exited 0", m.fences_succeeded.clone());
+        registry.register(
+            "fences_failed",
+            "Runs of the fence command that failed or timed out",
+            m.fences_failed.clone(),
+        );
         let fsyncs = FsyncSeconds(m.net_counters.clone());
         registry.register("disk_fsync_duration_seconds", "fsync latency of the data directory", fsyncs);
         registry.register("peer_send_drops", "Messages dropped for full queues", m.net.send_drops.clone());

@@ -10,6 +10,7 @@
 use crate::checks::{Bound, bind, check_data_dir};
 use crate::config::StationConfig;
 use crate::error::DaemonError;
+use crate::fence::{FenceRunner, FenceSettings};
 use crate::handle::StationHandle;
 use crate::http::routes;
 use crate::metrics::Metrics;
@@ -59,6 +60,7 @@ async fn serve(config: StationConfig, bound: Bound, shutdown: impl Future<Output
     let progress = Arc::new(Progress::default());
     let (endpoint, client) = local_channel(LOCAL_CLIENT_ID, LOCAL_QUEUE_LEN_MAX);
     let ids_base = rand::rngs::SysRng.try_next_u64().map_err(|e| DaemonError::Entropy(e.to_string()))?;
+    let fences = config.fence.clone().map(|f| FenceRunner::new(f, client.tx.clone(), metrics.clone()));
     let handle = StationHandle::start(&config, client, roster.clone(), progress.clone(), metrics.clone(), ids_base);
     let publisher =
         tokio::spawn(publish(handle.clone(), roster.clone(), config.me().client_url.clone()).in_current_span());
@@ -69,8 +71,15 @@ async fn serve(config: StationConfig, bound: Bound, shutdown: impl Future<Output
         move |event: ReplicaEvent| {
             progress.observe(&event, &metrics);
             roster.observe(&event);
-            if let ReplicaEvent::Fatal { reason } = event {
-                fatal_tx.send_replace(Some(reason));
+            match event {
+                ReplicaEvent::Fatal { reason } => {
+                    fatal_tx.send_replace(Some(reason));
+                }
+                ReplicaEvent::FenceRequested { node, address, session, attempt } => match &fences {
+                    Some(fences) => fences.start(node, address, session, attempt),
+                    None => tracing::error!(node = node.0, "asked to fence without a fence command; ignored"),
+                },
+                _ => {}
             }
         }
     };
@@ -181,6 +190,7 @@ pub fn replica_config(config: &StationConfig) -> ReplicaConfig {
     // raises TTLs below its minimum, 2 s with its defaults; a grant's answer
     // says what was granted, and agents fence by that).
     replica.store.lease_ttl_seconds_min = 1;
+    replica.fence = config.fence.as_ref().map(FenceSettings::replica_config);
     replica
 }
 
