@@ -1,4 +1,5 @@
-//! A small fixed slice of `ha-scale` for CI: 1,000 agents, one seed. Checks
+//! A small fixed slice of `ha-scale` for CI: 1,000 agents and 10 proxies,
+//! one seed. Checks
 //! that the cluster settles, that every singleton whose primary died is
 //! active again elsewhere, and that the report's figures are sane — in
 //! simulated time only (no real time is asserted). On failure the message
@@ -9,11 +10,13 @@ use std::time::Duration;
 
 const SEED: u64 = 7;
 const AGENTS: u64 = 1_000;
+const PROXIES: u64 = 10;
 
 #[test]
 fn a_thousand_agents_recover_every_singleton_after_one_percent_crash() {
-    let report = run_scaled(SEED, ScaleConfig { agents: AGENTS, proxies: 0 }, None);
-    let replay = format!("haven sim run --scenario ha-scale --seed {SEED} --agents {AGENTS} --trace");
+    let report = run_scaled(SEED, ScaleConfig { agents: AGENTS, proxies: PROXIES }, None);
+    let replay =
+        format!("haven sim run --scenario ha-scale --seed {SEED} --agents {AGENTS} --proxies {PROXIES} --trace");
     assert!(report.run.is_ok(), "{} (replay: {replay})", report.run.line());
     assert_eq!(report.crashed, 10, "1% of {AGENTS} agents crash (replay: {replay})");
     assert!(report.affected >= 1, "the crash hit no singleton (replay: {replay})");
@@ -29,6 +32,14 @@ fn a_thousand_agents_recover_every_singleton_after_one_percent_crash() {
     );
     assert!(max <= 2 * ttl && max < RECOVERY_WITHIN, "recovery took {max:?} (replay: {replay})");
     assert!(report.leader_rate_before > 0.0 && report.leader_rate_during > 0.0, "the leader heard nothing? {report:?}");
+    // Through proxies the leader hears from the proxies, not from every
+    // agent: fewer messages a second than there are agents (direct, each
+    // agent alone sends several a second).
+    assert!(
+        report.leader_rate_before < AGENTS as f64,
+        "the leader got {:.0} messages/s from {AGENTS} agents behind {PROXIES} proxies (replay: {replay})",
+        report.leader_rate_before
+    );
     assert!(
         report.settled_after.is_some_and(|d| d < Duration::from_secs(120)),
         "{:?} (replay: {replay})",

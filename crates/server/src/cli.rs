@@ -193,9 +193,10 @@ pub enum SimCommand {
         /// ha-scale only: the number of agents [default: 10000].
         #[arg(long)]
         agents: Option<u64>,
-        /// ha-scale only: agents report through this many proxies (0: to the stations directly).
-        #[arg(long, default_value_t = 0)]
-        proxies: u64,
+        /// ha-scale only: agents report through this many proxies, 0 for none (they talk to the
+        /// stations directly) [default: one per 100 agents].
+        #[arg(long)]
+        proxies: Option<u64>,
     },
     /// Run a range of seeds in parallel; prints a replay command for every failure.
     Sweep {

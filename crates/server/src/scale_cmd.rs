@@ -13,14 +13,16 @@ use haven_scenarios::ha::scale::{self, ScaleConfig, ScaleReport};
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-pub fn run(seed: u64, trace: bool, agents: Option<u64>, proxies: u64) -> Result<()> {
-    let config = ScaleConfig { agents: agents.unwrap_or(scale::AGENTS_DEFAULT), proxies };
-    if config.proxies != 0 {
-        bail!("ha-scale with proxies is not built yet: run it with --proxies 0 (agents talk to the stations)");
+pub fn run(seed: u64, trace: bool, agents: Option<u64>, proxies: Option<u64>) -> Result<()> {
+    let agents = agents.unwrap_or(scale::AGENTS_DEFAULT);
+    if !(100..=60_000).contains(&agents) {
+        bail!("--agents must be between 100 and 60000 (1% of them crash), not {agents}");
     }
-    if config.agents < 100 || config.agents > 60_000 {
-        bail!("--agents must be between 100 and 60000 (1% of them crash), not {}", config.agents);
+    let proxies = proxies.unwrap_or(agents / scale::AGENTS_PER_PROXY);
+    if proxies > agents / 10 {
+        bail!("--proxies {proxies} is more than one per 10 agents; give at most {}", agents / 10);
     }
+    let config = ScaleConfig { agents, proxies };
     let sink: Option<haven_sim::TraceSink> = trace.then(|| {
         Box::new(|line: &str| {
             let _ = writeln!(std::io::stdout().lock(), "{line}");
@@ -32,7 +34,11 @@ pub fn run(seed: u64, trace: bool, agents: Option<u64>, proxies: u64) -> Result<
     print_report(&report, wall);
     println!("{}", report.run.line());
     if !report.run.is_ok() {
-        println!("  replay: haven sim run --scenario ha-scale --seed {seed} --agents {} --trace", report.config.agents);
+        let c = report.config;
+        println!(
+            "  replay: haven sim run --scenario ha-scale --seed {seed} --agents {} --proxies {} --trace",
+            c.agents, c.proxies
+        );
         std::process::exit(1);
     }
     Ok(())

@@ -31,7 +31,7 @@ pub fn run(command: SimCommand) -> Result<()> {
             crate::scale_cmd::run(seed, trace, agents, proxies)
         }
         SimCommand::Run { scenario: name, seed, trace, agents, proxies } => {
-            if agents.is_some() || proxies != 0 {
+            if agents.is_some() || proxies.is_some() {
                 bail!("--agents and --proxies apply to ha-scale only");
             }
             run_one(scenario(&name)?, seed, trace)

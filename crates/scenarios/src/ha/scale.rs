@@ -1,7 +1,8 @@
 //! The `ha-scale` scenario: thousands of agents, one instance each, and a
 //! crash of 1% of them at once.
 //!
-//! In: a seed and a [`ScaleConfig`] (agents; proxies once they exist).
+//! In: a seed and a [`ScaleConfig`] (agents, and proxies: agents that host
+//! a proxy, as in ha-failover, run no crash and may run instances too).
 //! Out: a [`ScaleReport`]: the run's [`RunReport`] (a violation if the
 //! cluster never settled, a replica broke a Raft invariant, or a singleton
 //! was not active again within [`RECOVERY_WITHIN`]), the recovery time of
@@ -9,7 +10,8 @@
 //! leader before and during the recovery. Real time is not read here (core
 //! code): `haven sim run` measures it and prints the ratio.
 //!
-//! Nodes: n1-n3 station replicas, then the agents, then the operator. Half
+//! Nodes: n1-n3 station replicas, then the agents, then the proxies, then
+//! the operator. Half
 //! of the agents' instances are singletons without standbys, the other half
 //! replicas of services of [`REPLICAS_PER_SERVICE`]; placement spreads them
 //! one per agent. Clocks do not drift here (ha-failover covers drift), so a
@@ -27,7 +29,7 @@ use super::fence::TokenFence;
 use super::operator::{Operator, OperatorConfig};
 use crate::kv::invariants::RaftInvariants;
 use crate::kv::node::{KvNode, StationReplica};
-use haven_ha::{Event, InstanceState, ServiceKind, ServiceSpec};
+use haven_ha::{Event, InstanceState, ProxyConfig, ServiceKind, ServiceSpec};
 use haven_raft::{Raft, Role};
 use haven_runtime::{Component, CtxFor, Instant, IoId, IoResult, NodeId, TimerId};
 use haven_sim::{Dist, LinkConfig, Outcome, RunReport, Sim, SimConfig, SimTime, TraceSink, derive_rng};
@@ -41,7 +43,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 pub const SUMMARY: &str = "3 station replicas and N simulated agents (`haven sim run`: 10,000 unless `--agents N`; \
-sweeps: 300) talking to the stations directly (proxies: not yet), each running one instance: half singletons without standbys, half \
+sweeps: 300) reporting through one proxy per 100 agents (`--proxies P`; 0: to the stations directly), each running one instance: half singletons without standbys, half \
 replicas of services of 10. Store lease TTL 2 s. Once every instance is active, 5 s of steady state, then 1% of \
 the agents crash at once. Checks Raft's invariants (after one event in 64), that the cluster settles within 10 min and that \
 every singleton whose primary died is active again elsewhere within 30 s; reports recovery p50/p99/max, the \
@@ -51,6 +53,8 @@ pub const REPLICAS: u64 = 3;
 pub const AGENTS_DEFAULT: u64 = 10_000;
 /// Agents per seed in `haven sim sweep` and the determinism tests.
 pub const AGENTS_SWEEP: u64 = 300;
+/// Agents per proxy unless told otherwise (the issue's 10,000 and 100).
+pub const AGENTS_PER_PROXY: u64 = 100;
 pub const REPLICAS_PER_SERVICE: u32 = 10;
 pub const TTL_SECONDS: i64 = 2;
 /// Steady state measured before the crash.
@@ -79,7 +83,7 @@ pub struct ScaleConfig {
 
 impl Default for ScaleConfig {
     fn default() -> ScaleConfig {
-        ScaleConfig { agents: AGENTS_DEFAULT, proxies: 0 }
+        ScaleConfig { agents: AGENTS_DEFAULT, proxies: AGENTS_DEFAULT / AGENTS_PER_PROXY }
     }
 }
 
@@ -151,18 +155,23 @@ impl<R: StationReplica> Counted<R> {
     fn observe(&self, ctx: &mut impl CtxFor<Self>, msg: &StationMsg) {
         let mut tally = self.tally.borrow_mut();
         *tally.received.entry(ctx.node()).or_default() += 1;
-        let StationMsg::HaReport(HaReport::Event(Event::InstanceActive { instance, token: Some(token) })) = msg else {
-            return;
-        };
         if tally.awaited.is_empty() {
             return;
         }
+        let reports: &[Event] = match msg {
+            StationMsg::HaReport(HaReport::Event(event)) => std::slice::from_ref(event),
+            StationMsg::ProxyBatch(batch) => &batch.reports,
+            _ => return,
+        };
         let Some(sm) = self.inner.state_machine() else { return };
-        let Some(service) = sm.ha().graph.instances.get(instance).map(|i| i.service.clone()) else { return };
-        if tally.awaited.get(&service).is_some_and(|dead| token > dead) {
-            tally.awaited.remove(&service);
-            let since = tally.crashed_at.expect("awaited only after the crash");
-            tally.recoveries.push(ctx.now().saturating_since(since));
+        for report in reports {
+            let Event::InstanceActive { instance, token: Some(token) } = report else { continue };
+            let Some(service) = sm.ha().graph.instances.get(instance).map(|i| i.service.clone()) else { continue };
+            if tally.awaited.get(&service).is_some_and(|dead| token > dead) {
+                tally.awaited.remove(&service);
+                let since = tally.crashed_at.expect("awaited only after the crash");
+                tally.recoveries.push(ctx.now().saturating_since(since));
+            }
         }
     }
 }
@@ -207,11 +216,10 @@ type ScaleSim = Sim<KvNode<Counted<Replica>>>;
 /// agents, so a seed costs seconds; `haven sim run --scenario ha-scale`
 /// runs [`AGENTS_DEFAULT`] unless told `--agents`.
 pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
-    run_scaled(seed, ScaleConfig { agents: AGENTS_SWEEP, proxies: 0 }, trace).run
+    run_scaled(seed, ScaleConfig { agents: AGENTS_SWEEP, proxies: AGENTS_SWEEP / AGENTS_PER_PROXY }, trace).run
 }
 
 pub fn run_scaled(seed: u64, config: ScaleConfig, trace: Option<TraceSink>) -> ScaleReport {
-    assert!(config.proxies == 0, "ha-scale with proxies is not built yet");
     assert!(config.agents >= 100, "ha-scale needs at least 100 agents (1% of them crash)");
     let tally = Rc::new(RefCell::new(Tally::default()));
     let services = services(config.agents);
@@ -250,8 +258,10 @@ pub fn run_scaled(seed: u64, config: ScaleConfig, trace: Option<TraceSink>) -> S
 
 fn build(seed: u64, config: ScaleConfig, services: Vec<ServiceSpec>, tally: Rc<RefCell<Tally>>) -> ScaleSim {
     let voters: Vec<NodeId> = (1..=REPLICAS).map(NodeId).collect();
-    let operator = NodeId(REPLICAS + config.agents + 1);
+    let last_proxy = REPLICAS + config.agents + config.proxies;
+    let operator = NodeId(last_proxy + 1);
     let agent_config = agent_config(voters.clone(), operator);
+    let proxy_config = proxy_config(config);
     let operator_config = OperatorConfig { servers: voters.clone(), services, round: Duration::from_secs(2) };
     let factory = move |id: NodeId| match id.0 {
         n if n <= REPLICAS => {
@@ -261,6 +271,9 @@ fn build(seed: u64, config: ScaleConfig, services: Vec<ServiceSpec>, tally: Rc<R
             KvNode::Replica(Box::new(Counted { inner: Replica::new(replica), tally: tally.clone() }))
         }
         _ if id == operator => KvNode::Operator(Box::new(Operator::new(operator_config.clone()))),
+        n if n > REPLICAS + config.agents => {
+            KvNode::Agent(Box::new(Agent::new(agent_config.clone(), TokenFence::boxed()).with_proxy(proxy_config.clone())))
+        }
         _ => KvNode::Agent(Box::new(Agent::new(agent_config.clone(), TokenFence::boxed()))),
     };
     let mut sim_config = SimConfig::new(seed, operator.0 as usize);
@@ -285,6 +298,23 @@ fn agent_config(servers: Vec<NodeId>, sink: NodeId) -> AgentConfig {
         join_backoff_max: Duration::from_secs(8),
         instances_max: 64,
         exit_reports_max: 5,
+    }
+}
+
+/// Proxies as in ha-failover, with room for their share of the agents and
+/// then some (a dead proxy's agents move to the others).
+fn proxy_config(config: ScaleConfig) -> ProxyConfig {
+    let share = config.agents.div_ceil(config.proxies.max(1));
+    let agents_max = usize::try_from(share.saturating_mul(2).max(64)).unwrap_or(usize::MAX);
+    ProxyConfig {
+        agents_max,
+        batch_len_max: 512,
+        queue_len_max: agents_max.saturating_mul(8),
+        flush_interval_ms: 20,
+        reply_timeout_ms: 400,
+        agent_idle_ms: 10_000,
+        commands_len_max: agents_max.saturating_mul(4),
+        report_age_ms_max: 500,
     }
 }
 
