@@ -26,6 +26,7 @@ use super::agent::{Agent, AgentConfig};
 use super::checks::ResourceChecks;
 use super::faults as ha_faults;
 use super::fence::{CommandFence, TokenFence};
+use super::fence_device::{self, DeviceKind, FenceDevice, SharedDevice};
 use super::operator::{Operator, OperatorConfig};
 use super::resource::Resource;
 use crate::kv::faults::{self, FaultMix};
@@ -35,7 +36,7 @@ use crate::kv::node::{KvNode, StationReplica};
 use haven_ha::{ProxyConfig, ServiceKind, ServiceSpec};
 use haven_runtime::NodeId;
 use haven_sim::{Dist, LinkConfig, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
-use haven_station::{Replica, ReplicaConfig};
+use haven_station::{FenceConfig, Replica, ReplicaConfig};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -51,7 +52,11 @@ one way) but not from the resource, proxy crashes, proxies cut from the stations
 the agents, replica crashes, pauses, isolation and leadership transfers, crashed instances. \
 Safety, after every event: Raft's invariants; per singleton, the tokens the resource accepted never go back (per \
 instance for the replicated service). Liveness: within 3 x TTL + 5 s of healing, and for 2 s more, the leader's \
-graph has exactly one active primary per singleton and 2 of the replicated service, and each of them writes.";
+graph has exactly one active primary per singleton and 2 of the replicated service, and each of them writes. \
+One seed in three (seed % 3 == 1) gives the stations a fence device, used after 1.2 s of a holder's silence: it \
+powers the node off (agent and instances crash, the machine boots again 0.2-6 s later) and confirms 10-800 ms \
+later; one attempt in ten fails, one in ten hangs. Safety then also: a node reported fenced runs no singleton \
+primary while another node runs a newer one.";
 
 pub const REPLICAS: u64 = 3;
 pub const AGENTS: u64 = 20;
@@ -93,28 +98,61 @@ pub fn run_with<R: StationReplica>(
     make_replica: impl Fn(ReplicaConfig) -> R + 'static,
     make_fence: fn() -> Box<dyn CommandFence>,
 ) -> RunReport {
-    let mut sim = build(seed, make_replica, make_fence);
+    run_with_device(seed, trace, make_replica, make_fence, DeviceKind::Honest)
+}
+
+/// As [`run_with`], with the kind of fence device the seeds that have one
+/// get (`fence_device::configured`).
+pub fn run_with_device<R: StationReplica>(
+    seed: u64,
+    trace: Option<TraceSink>,
+    make_replica: impl Fn(ReplicaConfig) -> R + 'static,
+    make_fence: fn() -> Box<dyn CommandFence>,
+    kind: DeviceKind,
+) -> RunReport {
+    let (device, policy) = device_for(seed, kind);
+    let mut sim = build_with(seed, make_replica, make_fence, policy);
     if let Some(sink) = trace {
         sim.set_trace(sink);
     }
-    install_checks(&mut sim);
-    sim.run(scenario::<R>())
+    install_checks(&mut sim, device.clone());
+    sim.run(scenario::<R>(device))
 }
 
 /// One seed of the scenario, and where the agents' traffic went by its end.
 pub fn run_figures(seed: u64) -> (RunReport, ProxyFigures) {
-    let mut sim = build(seed, Replica::new, TokenFence::boxed);
-    install_checks(&mut sim);
-    let report = sim.run(scenario::<Replica>());
+    let (device, policy) = device_for(seed, DeviceKind::Honest);
+    let mut sim = build_with(seed, Replica::new, TokenFence::boxed, policy);
+    install_checks(&mut sim, device.clone());
+    let report = sim.run(scenario::<Replica>(device));
     (report, proxy_figures(&sim))
 }
 
+/// The seed's fence device and the stations' policy for it, if it has one.
+fn device_for(seed: u64, kind: DeviceKind) -> (Option<SharedDevice>, Option<FenceConfig>) {
+    match fence_device::configured(seed) {
+        true => (Some(FenceDevice::shared(kind, &services())), Some(fence_device::station_policy())),
+        false => (None, None),
+    }
+}
+
 /// The scenario's nodes and links, nothing started and no checker (tests
-/// drive it by hand).
+/// drive it by hand); no fence device.
 pub fn build<R: StationReplica>(
     seed: u64,
     make_replica: impl Fn(ReplicaConfig) -> R + 'static,
     make_fence: fn() -> Box<dyn CommandFence>,
+) -> Sim<KvNode<R>> {
+    build_with(seed, make_replica, make_fence, None)
+}
+
+/// As [`build`], with the stations' fencing policy given (the scenario
+/// gives `fence_device::station_policy` on the seeds with a device).
+pub fn build_with<R: StationReplica>(
+    seed: u64,
+    make_replica: impl Fn(ReplicaConfig) -> R + 'static,
+    make_fence: fn() -> Box<dyn CommandFence>,
+    fence: Option<FenceConfig>,
 ) -> Sim<KvNode<R>> {
     let voters: Vec<NodeId> = (1..=REPLICAS).map(NodeId).collect();
     let agent_config = agent_config(voters.clone());
@@ -123,6 +161,7 @@ pub fn build<R: StationReplica>(
         n if n <= REPLICAS => {
             let mut config = ReplicaConfig::new(voters.clone());
             config.snapshot_entries = SNAPSHOT_ENTRIES;
+            config.fence = fence.clone();
             KvNode::Replica(Box::new(make_replica(config)))
         }
         n if n <= LAST_AGENT => KvNode::Agent(Box::new(Agent::new(agent_config.clone(), make_fence()))),
@@ -184,13 +223,17 @@ fn set_links<R: StationReplica>(sim: &mut Sim<KvNode<R>>) {
     }
 }
 
-fn install_checks<R: StationReplica>(sim: &mut Sim<KvNode<R>>) {
+fn install_checks<R: StationReplica>(sim: &mut Sim<KvNode<R>>, device: Option<SharedDevice>) {
     let invariants = Rc::new(RefCell::new(RaftInvariants::default()));
     let resource = Rc::new(RefCell::new(ResourceChecks::new(services())));
     let (i, r) = (invariants.clone(), resource.clone());
     sim.add_safety("raft invariants and fencing tokens at the resource", move |sim| {
         i.borrow_mut().check(sim)?;
-        r.borrow_mut().observe(sim)
+        r.borrow_mut().observe(sim)?;
+        match &device {
+            Some(device) => device.borrow_mut().observe_and_check(sim),
+            None => Ok(()),
+        }
     });
     sim.add_liveness("every service runs as wanted and writes", CONVERGE_WITHIN, HOLD_FOR, move |sim| {
         resource.borrow().converged(sim)
@@ -247,13 +290,16 @@ pub fn services() -> Vec<ServiceSpec> {
     vec![singleton("db", 0, &[4, 5, 6]), singleton("queue", 0, &[9, 8]), ledger, web]
 }
 
-fn scenario<R: StationReplica>() -> Scenario<KvNode<R>> {
+fn scenario<R: StationReplica>(device: Option<SharedDevice>) -> Scenario<KvNode<R>> {
     let agents = FIRST_AGENT..=LAST_AGENT;
     let proxies = FIRST_PROXY..=LAST_PROXY;
     let mut s = Scenario::new();
     s.add(Process::new("clocks", 1, Dist::ZERO, actions::randomize_clocks(secs(5), DRIFT_PPM_MAX as i64)));
     let nodes = LAST_PROXY as u32;
     let boot = s.add(Process::new("boot", nodes, Dist::uniform(ms(0), ms(50)), actions::start_each()));
+    if let Some(device) = device {
+        s.add(fence_device::process(device).after_end_of(boot, Duration::ZERO));
+    }
     let mix = FaultMix {
         crashes: (2, 5),
         pauses: (2, 5),

@@ -11,6 +11,8 @@ pub mod checks;
 pub mod failover;
 pub mod faults;
 pub mod fence;
+pub mod fence_device;
+pub mod fence_recovery;
 pub mod operator;
 pub mod proxy;
 pub mod resource;
