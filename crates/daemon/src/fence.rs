@@ -312,6 +312,26 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    #[tokio::test]
+    async fn the_runner_sends_each_verdict_to_the_replica_and_counts_it() {
+        let (dir, path) = script("runner", "test \"$1\" = 4");
+        let settings =
+            FenceSettings { argv: argv(&path, ""), after: Duration::from_secs(1), timeout: Duration::from_secs(5) };
+        let metrics = Arc::new(Metrics::new(Arc::default()));
+        let (tx, mut rx) = mpsc::channel(4);
+        let runner = FenceRunner::new(settings, tx, metrics.clone());
+        runner.start(NodeId(4), "10.0.0.4:7000".into(), 40, 1);
+        let verdict = rx.recv().await.expect("a verdict");
+        assert_eq!(verdict, StationMsg::FenceResult { node: NodeId(4), session: 40, fenced: true });
+        runner.start(NodeId(5), "10.0.0.5:7000".into(), 50, 2);
+        let verdict = rx.recv().await.expect("a verdict");
+        assert_eq!(verdict, StationMsg::FenceResult { node: NodeId(5), session: 50, fenced: false });
+        let counts = (metrics.fences_started.get(), metrics.fences_succeeded.get(), metrics.fences_failed.get());
+        assert_eq!(counts, (2, 1, 1));
+        assert!(metrics.encode().contains("haven_fences_failed_total 1"), "exported for Prometheus");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn settings_are_checked_with_the_field_and_the_fix() {
         let (dir, path) = script("check", "exit 0");
