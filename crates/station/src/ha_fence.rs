@@ -134,6 +134,15 @@ impl HaFence {
     }
 }
 
+/// The attempt failed or timed out: wait and retry, or give up at the bound.
+fn fence_failed(config: &FenceConfig, attempt: Attempt, now: Instant) -> Attempt {
+    let phase = match attempt.attempts >= config.attempts_max {
+        true => Phase::GaveUp,
+        false => Phase::Waiting { until: now + config.retry_interval },
+    };
+    Attempt { phase, ..attempt }
+}
+
 /// Whether `node` holds a singleton's primary.
 fn holds_singleton(graph: &StateGraph, node: NodeId) -> bool {
     graph
@@ -161,6 +170,14 @@ impl Running {
         let alive = |n: &haven_ha::Node| matches!(n.lease, Lease::Alive { .. });
         // Forget fences of sessions that ended (expired, fenced, replaced).
         self.ha.fence.by_node.retain(|id, a| graph.nodes.get(id).is_some_and(|n| alive(n) && n.session == a.session));
+        // An attempt nobody answered frees its slot even if its node spoke
+        // again meanwhile (then nothing below looks at it).
+        for attempt in self.ha.fence.by_node.values_mut() {
+            if matches!(attempt.phase, Phase::InFlight { since } if now.saturating_since(since) >= config.attempt_timeout)
+            {
+                *attempt = fence_failed(&config, *attempt, now);
+            }
+        }
         let mut due = Vec::new();
         for node in graph.nodes.values().filter(|n| alive(n)) {
             let Some(started) = lessor.clock_started_at(node.session) else { continue };
@@ -186,9 +203,6 @@ impl Running {
         let fresh = Attempt { session, attempts: 0, phase: Phase::Waiting { until: now } };
         let attempt = *self.ha.fence.by_node.get(&node).unwrap_or(&fresh);
         let next = match attempt.phase {
-            Phase::InFlight { since } if now.saturating_since(since) >= config.attempt_timeout => {
-                self.fence_failed(config, attempt, now)
-            }
             Phase::Waiting { until } if now >= until && self.ha.fence.in_flight() < config.in_flight_max => {
                 let attempts = attempt.attempts + 1;
                 ctx.output(ReplicaEvent::FenceRequested { node, address, session, attempt: attempts });
@@ -201,14 +215,6 @@ impl Running {
             _ => attempt,
         };
         self.ha.fence.by_node.insert(node, next);
-    }
-
-    fn fence_failed(&self, config: &FenceConfig, attempt: Attempt, now: Instant) -> Attempt {
-        let phase = match attempt.attempts >= config.attempts_max {
-            true => Phase::GaveUp,
-            false => Phase::Waiting { until: now + config.retry_interval },
-        };
-        Attempt { phase, ..attempt }
     }
 
     fn propose_fenced(&mut self, node: NodeId, session: i64) {
@@ -230,7 +236,7 @@ impl Running {
                 self.propose_fenced(node, session);
                 Attempt { phase: Phase::Confirmed { at: now }, ..attempt }
             }
-            false => self.fence_failed(&config, attempt, now),
+            false => fence_failed(&config, attempt, now),
         };
         self.ha.fence.by_node.insert(node, next);
     }
