@@ -73,6 +73,9 @@ const RAFT_CHECK_EVERY: u64 = 64;
 /// How often the driver looks at the leader's graph while it waits.
 const POLL: Duration = Duration::from_millis(100);
 const SNAPSHOT_ENTRIES: u64 = 20_000;
+/// Agents started together at boot, and the pause before each batch.
+const BOOT_BATCH_LEN: usize = 1_000;
+const BOOT_BATCH_GAP: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScaleConfig {
@@ -271,9 +274,9 @@ fn build(seed: u64, config: ScaleConfig, services: Vec<ServiceSpec>, tally: Rc<R
             KvNode::Replica(Box::new(Counted { inner: Replica::new(replica), tally: tally.clone() }))
         }
         _ if id == operator => KvNode::Operator(Box::new(Operator::new(operator_config.clone()))),
-        n if n > REPLICAS + config.agents => {
-            KvNode::Agent(Box::new(Agent::new(agent_config.clone(), TokenFence::boxed()).with_proxy(proxy_config.clone())))
-        }
+        n if n > REPLICAS + config.agents => KvNode::Agent(Box::new(
+            Agent::new(agent_config.clone(), TokenFence::boxed()).with_proxy(proxy_config.clone()),
+        )),
         _ => KvNode::Agent(Box::new(Agent::new(agent_config.clone(), TokenFence::boxed()))),
     };
     let mut sim_config = SimConfig::new(seed, operator.0 as usize);
@@ -345,11 +348,27 @@ fn rate(count: u64, over: Duration) -> f64 {
     if over.is_zero() { 0.0 } else { count as f64 / over.as_secs_f64() }
 }
 
-fn drive(sim: &mut ScaleSim, tally: &Rc<RefCell<Tally>>, report: &mut ScaleReport) {
-    let all: Vec<NodeId> = sim.node_ids().to_vec();
-    for node in all {
+/// Starts the stations, proxies and operator, then the agents in batches
+/// of [`BOOT_BATCH_LEN`] every [`BOOT_BATCH_GAP`], as a data centre's
+/// machines come up: 30,000 agents joining in the same millisecond filled
+/// the simulator's queue past its flood limit (10 million events) with
+/// their joins and retries before the stations had answered any.
+fn boot(sim: &mut ScaleSim, agents: u64) {
+    let is_agent = |n: &NodeId| (REPLICAS + 1..=REPLICAS + agents).contains(&n.0);
+    let (agents, others): (Vec<NodeId>, Vec<NodeId>) = sim.node_ids().iter().copied().partition(is_agent);
+    for node in others {
         sim.start(node);
     }
+    for batch in agents.chunks(BOOT_BATCH_LEN) {
+        sim.run_for(BOOT_BATCH_GAP);
+        for &node in batch {
+            sim.start(node);
+        }
+    }
+}
+
+fn drive(sim: &mut ScaleSim, tally: &Rc<RefCell<Tally>>, report: &mut ScaleReport) {
+    boot(sim, report.config.agents);
     let wanted = report.config.agents as usize / 2
         + (report.config.agents as usize / 2) / REPLICAS_PER_SERVICE as usize * REPLICAS_PER_SERVICE as usize;
     while active_count(sim) < wanted {
