@@ -79,7 +79,6 @@ impl<M> EventKind<M> {
 #[derive(Debug)]
 pub(crate) struct Event<M> {
     pub(crate) at: SimTime,
-    pub(crate) seq: u64,
     pub(crate) kind: EventKind<M>,
 }
 
@@ -142,10 +141,10 @@ impl<M> EventQueue<M> {
     }
 
     pub(crate) fn pop(&mut self) -> Option<Event<M>> {
-        let Key { at, seq, slot } = self.heap.pop()?;
+        let Key { at, slot, .. } = self.heap.pop()?;
         let kind = self.slots[slot as usize].take().expect("a queued key's slot holds its event");
         self.free.push(slot);
-        Some(Event { at, seq, kind })
+        Some(Event { at, kind })
     }
 
     pub(crate) fn next_at(&self) -> Option<SimTime> {
