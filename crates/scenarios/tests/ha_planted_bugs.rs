@@ -146,18 +146,20 @@ fn accepts_stale_tokens() -> Box<dyn CommandFence> {
     Box::new(AcceptsStaleTokens)
 }
 
-/// Caught at seed 1 since ha-failover runs proxies (db: the resource accepted
-/// token 6 from n4 after token 10 from n5: n4, merely silent, still held its
-/// lease); at seed 0 before.
+/// Caught at seed 0 since a deposed leader answers "leader lost" (`bfea7e3`;
+/// db: the resource accepted token 23 from n5 after token 27 from n15: n5,
+/// merely silent, still held its lease); at seed 1 with proxies before that,
+/// at seed 0 before proxies.
 #[test]
 fn declaring_a_node_dead_before_its_lease_expired_is_caught() {
     let line = first_failure(DeathOnSilence::new, TokenFence::boxed);
     assert!(line.contains("an old holder is still active"), "caught by another checker: {line}");
 }
 
-/// Caught at seed 17 since ha-failover runs proxies (a late copy of ledger's
-/// start with token 10 brought the instance back after it got token 11); at
-/// seed 84 before.
+/// Caught at seed 449 since a deposed leader answers "leader lost" (`bfea7e3`;
+/// a late copy of queue's start with token 12 brought n8's instance back
+/// after it got token 14); at seed 17 with proxies before that, seed 84
+/// before proxies.
 #[test]
 fn an_agent_accepting_stale_tokens_is_caught() {
     let line = first_failure(|replica| replica, accepts_stale_tokens);
@@ -165,8 +167,8 @@ fn an_agent_accepting_stale_tokens_is_caught() {
 }
 
 /// Caught at seed 0 (ledger: the resource accepted token 5 from n21 after
-/// token 13 from n14, since ha-failover runs proxies; db's tokens 30 and 49
-/// before).
+/// token 8 from n22, since `bfea7e3`; tokens 5 and 13 before it, db's tokens
+/// 30 and 49 before proxies).
 #[test]
 fn expiring_leases_after_a_leader_change_without_the_extension_is_caught() {
     let line = first_failure(ExpiresWithoutExtension::new, TokenFence::boxed);
