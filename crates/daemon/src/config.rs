@@ -32,15 +32,15 @@ pub const HISTORY_REVISIONS_MAX_DEFAULT: u64 = 10_000;
 /// rare; the log between two is replayed on restart.
 pub const SNAPSHOT_ENTRIES_DEFAULT: u64 = 100_000;
 /// Shortest election timeout, in ms; followers draw theirs from 1-2x it.
-/// With it the cluster elects a new leader about 200 ms after the old one
-/// froze (the sooner of two followers' draws from 150..300 ms), and the
-/// heartbeat below leaves 120 ms for a leader's event loop to stall (a
-/// snapshot of 100,000 keys takes 66-113 ms) before a follower may call an
-/// election: pre-vote then also needs the other follower to have missed
-/// the leader as long.
-pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 150;
+/// A frozen leader is replaced about 400 ms later (the sooner of two
+/// followers' draws from 300..600 ms). 150 ms (with a 30 ms heartbeat)
+/// halves that, but on the 2-core VM of the README's benchmarks all three
+/// stations at times stall together for 150-230 ms (the whole machine, not
+/// Haven's work), and at 150 ms such a stall costs an election (2 and 9
+/// elections in two 40 s runs of the 256-client benchmark; 0 at 300 ms).
+pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 300;
 /// How often the leader sends heartbeats, in ms.
-pub const HEARTBEAT_MS_DEFAULT: u64 = 30;
+pub const HEARTBEAT_MS_DEFAULT: u64 = 50;
 
 /// How `haven station --help` ends: examples to copy.
 pub const STATION_EXAMPLES: &str = "\
@@ -98,10 +98,10 @@ pub struct StationArgs {
     /// one after `haven member add` (this member then learns everything from the leader) [default: new].
     #[arg(long, env = "HAVEN_INITIAL_CLUSTER_STATE", value_name = "STATE")]
     pub initial_cluster_state: Option<ClusterState>,
-    /// Shortest election timeout; followers wait 1-2x this for a leader's heartbeat [default: 150].
+    /// Shortest election timeout; followers wait 1-2x this for a leader's heartbeat [default: 300].
     #[arg(long, env = "HAVEN_ELECTION_TIMEOUT_MS", value_name = "MS")]
     pub election_timeout_ms: Option<u64>,
-    /// How often the leader sends heartbeats; under half the election timeout [default: 30].
+    /// How often the leader sends heartbeats; under half the election timeout [default: 50].
     #[arg(long, env = "HAVEN_HEARTBEAT_MS", value_name = "MS")]
     pub heartbeat_ms: Option<u64>,
     /// How long a client request may wait for its answer [default: 5000].
@@ -364,7 +364,7 @@ mod tests {
         assert_eq!(config.members.len(), 3);
         assert_eq!(
             (config.election_timeout, config.heartbeat),
-            (Duration::from_millis(150), Duration::from_millis(30))
+            (Duration::from_millis(300), Duration::from_millis(50))
         );
         assert_eq!(config.request_bytes_max, 1_572_864);
         assert_eq!(config.history_revisions_max, Some(10_000));
