@@ -37,9 +37,13 @@ pub struct Cluster {
     dir: PathBuf,
 }
 
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-    listener.local_addr().expect("bound")
+/// `count` distinct free loopback addresses. Every listener stays open until
+/// all are chosen: dropped one by one, the OS may hand out a port twice
+/// (CI once got the same port for two members).
+fn free_addrs(count: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<std::net::TcpListener> =
+        (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("bound")).collect()
 }
 
 impl Cluster {
@@ -47,7 +51,8 @@ impl Cluster {
     pub fn start(tag: &str, n: u64, request_timeout_ms: u64) -> Cluster {
         let dir = std::env::temp_dir().join(format!("haven-daemon-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let addrs: Vec<(SocketAddr, SocketAddr)> = (0..n).map(|_| (free_addr(), free_addr())).collect();
+        let free = free_addrs(2 * n as usize);
+        let addrs: Vec<(SocketAddr, SocketAddr)> = free.chunks(2).map(|pair| (pair[0], pair[1])).collect();
         let list: Vec<String> =
             addrs.iter().enumerate().map(|(i, (peer, client))| format!("{}={peer}=http://{client}", i + 1)).collect();
         let mut members = Vec::new();
@@ -74,7 +79,8 @@ impl Cluster {
     /// its peer URL, for `member add`.
     pub fn prepare_joining(&mut self) -> String {
         let id = self.members.len() as u64 + 1;
-        let (peer, client) = (free_addr(), free_addr());
+        let free = free_addrs(2);
+        let (peer, client) = (free[0], free[1]);
         let mut list: Vec<String> = self
             .members
             .iter()
