@@ -160,17 +160,13 @@ impl StationHandle {
             let pause = match got {
                 Ok(answer) => match answer.error() {
                     None => return Ok(answer),
-                    Some(ReplyError::NotLeader { leader_hint }) => {
+                    Some(error @ (ReplyError::NotLeader { leader_hint } | ReplyError::LeaderLost { leader_hint })) => {
+                        // A lost leader may apply it yet: from then on, running
+                        // out of time is "timed out", never "no leader" (which
+                        // clients take as not done, and retry as a new command).
+                        maybe_proposed |= matches!(error, ReplyError::LeaderLost { .. });
                         hint = leader_hint.map(|l| l.0).filter(|&l| l != self.inner.me);
                         last = if hint.is_some() { BackendError::Timeout } else { BackendError::NoLeader };
-                        hint.is_none()
-                    }
-                    // It may be applied yet: from now on, running out of
-                    // time is "timed out", never "no leader" (which clients
-                    // take as not done, and retry as a new command).
-                    Some(ReplyError::LeaderLost { leader_hint }) => {
-                        maybe_proposed = true;
-                        hint = leader_hint.map(|l| l.0).filter(|&l| l != self.inner.me);
                         hint.is_none()
                     }
                     Some(ReplyError::Busy) => {

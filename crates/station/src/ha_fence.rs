@@ -2,7 +2,7 @@
 //! to try again, and turning a confirmed fence into a coordinator event.
 //!
 //! In: the leader's applied graph and lessor (scanned at most every
-//! `scan_interval`), and the local client's [`StationMsg::FenceResult`]s.
+//! `scan_interval`), and the local client's `StationMsg::FenceResult`s.
 //! Out: [`ReplicaEvent::FenceRequested`] (node, address, session, attempt)
 //! for the daemon, which runs the operator's `fence_command`; and, for a
 //! success, the report `Event::FenceConfirmed { node, session }` proposed
@@ -31,7 +31,7 @@
 //! where it was: at the lease's expiry, after the agent fenced itself.
 
 use crate::command::Command;
-use crate::msg::{HaReport, StationMsg};
+use crate::msg::HaReport;
 use crate::replica::{Replica, ReplicaEvent};
 use crate::running::Running;
 use haven_ha::{Event, Lease, StateGraph};
@@ -240,11 +240,6 @@ impl Running {
         };
         self.ha.fence.by_node.insert(node, next);
     }
-}
-
-/// The message a fence's runner sends back to its replica.
-pub fn fence_result(node: NodeId, session: i64, fenced: bool) -> StationMsg {
-    StationMsg::FenceResult { node, session, fenced }
 }
 
 #[cfg(test)]

@@ -486,14 +486,9 @@ impl Component for Replica {
             }
             StationMsg::KeepAlive(request) => self.on_keep_alive(ctx, from, request),
             StationMsg::Relay(relayed) => self.on_relay(ctx, from, relayed),
-            StationMsg::Reply(reply) => {
+            msg @ (StationMsg::Reply(_) | StationMsg::KeepAliveReply(_)) => {
                 if let Phase::Running(r) = &mut self.phase {
-                    r.relay_reply(ctx, from, StationMsg::Reply(reply));
-                }
-            }
-            StationMsg::KeepAliveReply(reply) => {
-                if let Phase::Running(r) = &mut self.phase {
-                    r.relay_reply(ctx, from, StationMsg::KeepAliveReply(reply));
+                    r.relay_reply(ctx, from, msg);
                 }
             }
             StationMsg::SerializableRead(request) => self.on_serializable_read(ctx, from, request),

@@ -110,22 +110,33 @@ pub fn run_with_device<R: StationReplica>(
     make_fence: fn() -> Box<dyn CommandFence>,
     kind: DeviceKind,
 ) -> RunReport {
+    let (mut sim, scenario) = prepare(seed, trace, make_replica, make_fence, kind);
+    sim.run(scenario)
+}
+
+/// One seed of the scenario, and where the agents' traffic went by its end.
+pub fn run_figures(seed: u64) -> (RunReport, ProxyFigures) {
+    let (mut sim, scenario) = prepare(seed, None, Replica::new, TokenFence::boxed, DeviceKind::Honest);
+    let report = sim.run(scenario);
+    (report, proxy_figures(&sim))
+}
+
+/// The seed's simulation with its fence device (if the seed has one) and
+/// its checkers installed, and the scenario to run on it.
+fn prepare<R: StationReplica>(
+    seed: u64,
+    trace: Option<TraceSink>,
+    make_replica: impl Fn(ReplicaConfig) -> R + 'static,
+    make_fence: fn() -> Box<dyn CommandFence>,
+    kind: DeviceKind,
+) -> (Sim<KvNode<R>>, Scenario<KvNode<R>>) {
     let (device, policy) = device_for(seed, kind);
     let mut sim = build_with(seed, make_replica, make_fence, policy);
     if let Some(sink) = trace {
         sim.set_trace(sink);
     }
     install_checks(&mut sim, device.clone());
-    sim.run(scenario::<R>(device))
-}
-
-/// One seed of the scenario, and where the agents' traffic went by its end.
-pub fn run_figures(seed: u64) -> (RunReport, ProxyFigures) {
-    let (device, policy) = device_for(seed, DeviceKind::Honest);
-    let mut sim = build_with(seed, Replica::new, TokenFence::boxed, policy);
-    install_checks(&mut sim, device.clone());
-    let report = sim.run(scenario::<Replica>(device));
-    (report, proxy_figures(&sim))
+    (sim, scenario::<R>(device))
 }
 
 /// The seed's fence device and the stations' policy for it, if it has one.
