@@ -1,13 +1,18 @@
 //! The agents' endpoints, internal to Haven (like the forwarding path):
-//! `POST /haven/v1/agents/{node}/join`, `POST /haven/v1/agents/{node}/reports`
-//! and `GET /haven/v1/agents/{node}/commands`.
+//! `POST /haven/v1/agents/{node}/join`, `POST .../keepalive`,
+//! `POST .../reports`, `GET .../commands` and `GET .../proxy`. A `haven
+//! proxy` serves its agents the keep-alive, report and command endpoints
+//! under the same paths, so an agent talks to either the same way.
 //!
 //! In: an agent's join (its address, labels and the store lease it keeps
-//! alive through the etcd API), its reports (the observations of
+//! alive), its keep-alives of that lease, its reports (the observations of
 //! `haven_ha::Event`, as JSON), and its polls. Out: `202` once queued
-//! through the leader (with the event's id, or the number of reports), or the node's pending commands from this station's
-//! applied state; `503` when no leader queued it in time (the agent
-//! retries, maybe elsewhere), `400` for a body that does not parse.
+//! through the leader (with the event's id, or the number of reports); the
+//! lease's TTL once the leader renewed it (`404` when the lease is gone);
+//! the node's pending commands, or the proxy it should report through
+//! (`{"proxy": id, "url": ...}`, both null for none), from this station's
+//! applied state; `503` when no leader answered in time (the agent retries,
+//! maybe elsewhere), `400` for a body that does not parse.
 
 use crate::handle::StationHandle;
 use axum::Json;
@@ -16,15 +21,51 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use haven_gateway::BackendError;
+use haven_gateway::{Backend, BackendError};
 use haven_ha::Event;
 use haven_runtime::NodeId;
 use haven_station::HaReport;
+use haven_store::StoreError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Reports one request may carry; the agent sends the rest next time.
 pub const REPORTS_LEN_MAX: usize = 256;
+
+/// The label a `haven proxy` joins with, holding the URL agents reach it at.
+pub const PROXY_URL_LABEL: &str = "haven.proxy.url";
+
+/// A proxy an agent is assigned to, with where to reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyPlace {
+    pub proxy: NodeId,
+    /// `None` when the proxy joined without a URL (an agent labelled a
+    /// proxy by hand): its agents talk to the stations.
+    pub url: Option<String>,
+}
+
+/// A keep-alive of the lease an agent joined with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentKeepAliveBody {
+    pub lease: i64,
+}
+
+/// A renewed lease's TTL in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentKeepAliveAnswer {
+    pub ttl: i64,
+    /// Set by a proxy when the stations assign this agent elsewhere: ask
+    /// the stations for its proxy again.
+    #[serde(default)]
+    pub moved: bool,
+}
+
+/// The proxy an agent is assigned to and its URL; both `None` for none.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentProxyAnswer {
+    pub proxy: Option<u64>,
+    pub url: Option<String>,
+}
 
 /// An agent's join.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,12 +80,14 @@ pub struct AgentJoin {
 pub fn router(handle: StationHandle) -> Router {
     Router::new()
         .route("/haven/v1/agents/{node}/join", post(join))
+        .route("/haven/v1/agents/{node}/keepalive", post(keep_alive))
         .route("/haven/v1/agents/{node}/reports", post(reports))
         .route("/haven/v1/agents/{node}/commands", get(commands))
+        .route("/haven/v1/agents/{node}/proxy", get(proxy))
         .with_state(handle)
 }
 
-fn failure(error: &BackendError) -> Response {
+pub(crate) fn failure(error: &BackendError) -> Response {
     let status = match error {
         BackendError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::SERVICE_UNAVAILABLE,
@@ -84,6 +127,27 @@ async fn reports(
 async fn commands(State(handle): State<StationHandle>, Path(node): Path<u64>) -> Response {
     match handle.agent_commands(NodeId(node)).await {
         Ok(commands) => Json(commands).into_response(),
+        Err(e) => failure(&e),
+    }
+}
+
+async fn keep_alive(State(handle): State<StationHandle>, Json(body): Json<AgentKeepAliveBody>) -> Response {
+    match handle.keep_alive(body.lease).await {
+        Ok(ttl) if ttl > 0 => Json(AgentKeepAliveAnswer { ttl, moved: false }).into_response(),
+        Ok(_) | Err(BackendError::Store(StoreError::LeaseNotFound)) => {
+            (StatusCode::NOT_FOUND, format!("lease {} is gone", body.lease)).into_response()
+        }
+        Err(e) => failure(&e),
+    }
+}
+
+async fn proxy(State(handle): State<StationHandle>, Path(node): Path<u64>) -> Response {
+    match handle.agent_proxy(NodeId(node)).await {
+        Ok(place) => {
+            let answer = place
+                .map_or_else(AgentProxyAnswer::default, |p| AgentProxyAnswer { proxy: Some(p.proxy.0), url: p.url });
+            Json(answer).into_response()
+        }
         Err(e) => failure(&e),
     }
 }

@@ -33,6 +33,7 @@ mod handle;
 mod http;
 mod metrics;
 mod progress;
+pub mod proxy_api;
 mod roster;
 mod routes;
 mod run;

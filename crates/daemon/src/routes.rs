@@ -2,7 +2,8 @@
 //!
 //! In: every message the replica sends to this member's local client id —
 //! replies and keep-alive replies keyed by (client, seq), watch batches
-//! keyed by watch id. Out: each answer to the request waiting for it (none
+//! keyed by watch id, proxy batch answers keyed by the seq this member gave
+//! the batch. Out: each answer to the request waiting for it (none
 //! waiting: dropped, the requester gave up); each watch batch to its
 //! stream, checked for gaps, with `prev_kv` stripped unless asked for.
 //!
@@ -14,6 +15,7 @@
 
 use crate::metrics::Metrics;
 use haven_gateway::{BackendError, WatchUpdate};
+use haven_ha::BatchAnswer;
 use haven_station::{HaView, MemberAnswer, ReplyError, StationMsg, WatchEvents};
 use haven_store::Response;
 use serde::{Deserialize, Serialize};
@@ -63,6 +65,8 @@ pub(crate) struct Routes {
     /// Requests waiting, by (client, seq); a retry may wait beside the first try.
     waiting: BTreeMap<(u64, u64), Vec<oneshot::Sender<Answer>>>,
     watches: BTreeMap<u64, WatchRoute>,
+    /// Proxy batches waiting for their answer, by the seq this member gave them.
+    batches: BTreeMap<u64, oneshot::Sender<BatchAnswer>>,
 }
 
 /// The routes, shared by the handle (which registers) and the dispatcher.
@@ -87,6 +91,16 @@ impl Routes {
                 self.waiting.remove(&key);
             }
         }
+    }
+
+    pub(crate) fn wait_for_batch(&mut self, seq: u64) -> oneshot::Receiver<BatchAnswer> {
+        let (tx, rx) = oneshot::channel();
+        self.batches.insert(seq, tx);
+        rx
+    }
+
+    pub(crate) fn forget_batch(&mut self, seq: u64) {
+        self.batches.remove(&seq);
     }
 
     #[cfg(test)]
@@ -172,6 +186,7 @@ impl Routes {
             let _ = route.tx.try_send(WatchUpdate::Closed { reason: reason.to_owned() });
         }
         self.waiting.clear();
+        self.batches.clear();
     }
 }
 
@@ -211,6 +226,11 @@ fn route_one(routes: &SharedRoutes, msg: StationMsg) -> Vec<u64> {
         StationMsg::MemberReply(reply) => routes.answer((reply.client, reply.seq), Answer::Member(reply.result)),
         StationMsg::HaReply(reply) => routes.answer((reply.client, reply.seq), Answer::Ha(reply.result)),
         StationMsg::HaView(view) => routes.answer((view.client, view.seq), Answer::HaView(view)),
+        StationMsg::ProxyAnswer(answer) => {
+            if let Some(tx) = routes.batches.remove(&answer.seq) {
+                let _ = tx.send(answer);
+            }
+        }
         StationMsg::WatchEvents(batch) => {
             let watch = batch.watch;
             if routes.on_watch_events(batch) {
@@ -289,5 +309,18 @@ mod tests {
         assert_eq!(first.blocking_recv().unwrap(), Answer::KeepAlive(Ok(5)));
         assert_eq!(retry.blocking_recv().unwrap(), Answer::KeepAlive(Ok(5)));
         assert_eq!(routes.waiting_len(), 0);
+    }
+
+    #[test]
+    fn a_batch_answer_reaches_the_waiter_of_its_seq_only() {
+        use haven_ha::{BatchAnswer, BatchOutcome};
+        let routes: SharedRoutes = Arc::new(Mutex::new(Routes::default()));
+        let mut waiting = lock(&routes).wait_for_batch(7);
+        let busy = |seq| StationMsg::ProxyAnswer(BatchAnswer { seq, outcome: BatchOutcome::Busy });
+        route_one(&routes, busy(8));
+        assert!(waiting.try_recv().is_err(), "another batch's answer");
+        route_one(&routes, busy(7));
+        assert_eq!(waiting.try_recv().unwrap(), BatchAnswer { seq: 7, outcome: BatchOutcome::Busy });
+        assert!(lock(&routes).batches.is_empty());
     }
 }

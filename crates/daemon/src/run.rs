@@ -103,7 +103,7 @@ async fn serve(config: StationConfig, bound: Bound, shutdown: impl Future<Output
     let app = haven_gateway::router(handle.clone(), limits)
         .merge(routes(handle.clone(), metrics, body_bytes_max))
         .merge(crate::ha_api::router(handle.clone(), body_bytes_max))
-        .merge(crate::agent_api::router(handle))
+        .merge(crate::proxy_api::router(handle))
         .merge(crate::dashboard::router());
     // Request handlers run in tasks of their own: give their logs the node id too.
     let span = tracing::Span::current();

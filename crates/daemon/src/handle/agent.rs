@@ -1,18 +1,44 @@
-//! An agent's side of the HA state through [`StationHandle`].
+//! An agent's and a proxy's side of the HA state through [`StationHandle`].
 //!
-//! In: an agent's join or observation. Out: the event's id once the leader
-//! queued it (at least once, like the operator's actions: a retried report
-//! is a duplicate the coordinator ignores), or this member's view of the
-//! agent's pending commands — only commands of committed decisions are in
-//! the graph, so any member may answer.
+//! In: an agent's join or observation, a proxy's batch, or a question about
+//! commands and assignments. Out: the event's id once the leader queued it
+//! (at least once, like the operator's actions: a retried report is a
+//! duplicate the coordinator ignores); the local replica's answer to a
+//! proxy batch; or this member's view of pending commands and of which
+//! proxy a node reports through — only commands of committed decisions are
+//! in the graph, so any member may answer.
+//!
+//! A proxy batch goes to the local replica once, under a seq this member
+//! draws (proxies number their batches independently, so their own seqs
+//! could collide here); the answer carries the proxy's seq again. A
+//! follower's replica answers `NotLeader` with its hint: the proxy, not
+//! this member, goes to the leader, so a batch costs the leader one
+//! exchange and no member two.
 
 use super::StationHandle;
+use crate::agent_api::{PROXY_URL_LABEL, ProxyPlace};
 use crate::forward::Forwarded;
-use crate::routes::Answer;
+use crate::routes::{Answer, lock};
 use haven_gateway::BackendError;
-use haven_ha::AgentCommand;
+use haven_ha::{AgentCommand, BatchAnswer, BatchOutcome, Lease, PROXY_LABEL, ProxyBatch, StateGraph};
 use haven_runtime::NodeId;
-use haven_station::{HaReport, HaRequest};
+use haven_station::{HaReport, HaRequest, StationMsg};
+use std::time::Duration;
+
+/// The longest a batch waits for the local replica: a proxy times a batch
+/// out sooner than this and sends it again (maybe elsewhere).
+const BATCH_WAIT_MAX: Duration = Duration::from_secs(1);
+
+/// Whether the graph's node `id` holds its lease (expiry goes through the
+/// log, so every member sees a dead node as dead once it applied that).
+fn alive(graph: &StateGraph, id: NodeId) -> bool {
+    graph.nodes.get(&id).is_some_and(|n| matches!(n.lease, Lease::Alive { .. }))
+}
+
+fn is_proxy(graph: &StateGraph, id: NodeId) -> bool {
+    let labels = graph.nodes.get(&id).map(|n| &n.labels);
+    labels.and_then(|l| l.get(PROXY_LABEL.0)).is_some_and(|v| v == PROXY_LABEL.1)
+}
 
 impl StationHandle {
     /// Queues an agent's report through the leader; the event's id.
@@ -34,5 +60,63 @@ impl StationHandle {
         let view = self.ha_view().await?;
         let pending = view.graph.instances.into_values().filter(|i| i.node == node);
         Ok(pending.filter_map(|i| i.command.map(|issued| issued.command)).collect())
+    }
+
+    /// The pending commands of every node the graph assigns to `proxy`.
+    pub async fn proxy_commands(&self, proxy: NodeId) -> Result<Vec<AgentCommand>, BackendError> {
+        let graph = self.ha_view().await?.graph;
+        let served = |node: NodeId| graph.nodes.get(&node).is_some_and(|n| n.proxy == Some(proxy.0));
+        let pending = graph.instances.values().filter(|i| served(i.node));
+        Ok(pending.filter_map(|i| i.command.as_ref().map(|issued| issued.command.clone())).collect())
+    }
+
+    /// The live proxy `node` should report through, as this member's
+    /// applied graph has it (the rule of the leader's `ProxyQuery`).
+    pub async fn agent_proxy(&self, node: NodeId) -> Result<Option<ProxyPlace>, BackendError> {
+        let graph = self.ha_view().await?.graph;
+        let Some(proxy) = graph.nodes.get(&node).and_then(|n| n.proxy).map(NodeId) else { return Ok(None) };
+        if !alive(&graph, proxy) || !is_proxy(&graph, proxy) {
+            return Ok(None);
+        }
+        let url = graph.nodes[&proxy].labels.get(PROXY_URL_LABEL).cloned();
+        Ok(Some(ProxyPlace { proxy, url }))
+    }
+
+    /// Hands proxy `proxy`'s batch to the local replica and waits for its
+    /// answer; `moved` lists only agents assigned away from `proxy`.
+    pub async fn proxy_batch(&self, proxy: NodeId, batch: ProxyBatch) -> Result<BatchAnswer, BackendError> {
+        let inner = &self.inner;
+        let Ok(_permit) = inner.permits.try_acquire() else { return Err(BackendError::TooManyRequests) };
+        if inner.progress.fatal().is_some() {
+            return Err(BackendError::Stopped);
+        }
+        let (theirs, ours) = (batch.seq, self.next_read_seq());
+        let answer = lock(&inner.routes).wait_for_batch(ours);
+        let exchange = async {
+            let msg = StationMsg::ProxyBatch(ProxyBatch { seq: ours, ..batch });
+            inner.to_replica.send(msg).await.map_err(|_| BackendError::Stopped)?;
+            answer.await.map_err(|_| BackendError::Stopped)
+        };
+        let wait = inner.request_timeout.min(BATCH_WAIT_MAX);
+        let result = tokio::time::timeout(wait, exchange).await.unwrap_or(Err(BackendError::Timeout));
+        let mut answer = match result {
+            Ok(answer) => answer,
+            Err(e) => {
+                lock(&inner.routes).forget_batch(ours);
+                return Err(e);
+            }
+        };
+        answer.seq = theirs;
+        // The replica answers the local client, not the proxy, so it counts
+        // every agent of the batch as assigned elsewhere: keep the real moves.
+        if let BatchOutcome::Done { moved, .. } = &mut answer.outcome {
+            moved.retain(|(_, to)| *to != Some(proxy));
+        }
+        Ok(answer)
+    }
+
+    /// The client URL of member `id`, for a proxy told to go to the leader.
+    pub fn member_url(&self, id: u64) -> Option<String> {
+        self.inner.roster.client_url(id)
     }
 }
