@@ -6,6 +6,7 @@
 //! or Ctrl-C, which kill every instance it runs.
 
 use crate::agent::http_link::HttpLink;
+use crate::agent::routed_link::{RouteSettings, RoutedLink};
 use crate::agent::run::{AgentSettings, run};
 use crate::agent::supervisor::SupervisorConfig;
 use anyhow::{Context as _, bail};
@@ -25,7 +26,11 @@ Examples:
 The agent keeps a lease at the stations (renewed every third of --lease-ttl-ms).
 If it cannot renew it, it kills its singleton instances before the lease can
 have expired at the stations (the clock-drift bound and --fence-margin-ms
-allow for the difference), so the coordinator may start them elsewhere.";
+allow for the difference), so the coordinator may start them elsewhere.
+
+When the cluster has proxies (`haven proxy`), the agent renews its lease,
+reports and fetches its commands through the one the stations assign it,
+and falls back to the stations whenever that proxy does not answer.";
 
 #[derive(Clone, Debug, clap::Args)]
 #[command(after_help = AGENT_EXAMPLES)]
@@ -68,6 +73,12 @@ pub struct AgentArgs {
     /// Log files kept per instance, the current one included.
     #[arg(long, default_value_t = 4)]
     pub log_files_max: u32,
+    /// Always talk to the stations, even when they assign this agent a proxy.
+    #[arg(long)]
+    pub no_proxy: bool,
+    /// While talking to the stations, how often to ask them for a proxy.
+    #[arg(long, default_value_t = 1_000)]
+    pub proxy_query_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -137,6 +148,23 @@ pub async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     let client = Client::new(config).context("--endpoints")?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
     tracing::info!(node = args.node, endpoints = ?args.endpoints, "agent starting");
-    run(HttpLink::new(client), settings, haven_daemon::shutdown_signal()).await;
+    let node = NodeId(args.node);
+    let stations = HttpLink::new(client, node);
+    if args.no_proxy {
+        run(stations, settings, haven_daemon::shutdown_signal()).await;
+        return Ok(());
+    }
+    if args.proxy_query_ms == 0 {
+        bail!("--proxy-query-ms 0: give how often to ask the stations for a proxy (1000 is the default)");
+    }
+    let route = RouteSettings {
+        node,
+        attempt,
+        query_interval: Duration::from_millis(args.proxy_query_ms),
+        // Past this, a dead proxy's lease has expired and its agents have moved.
+        cooldown: Duration::from_millis(args.lease_ttl_ms * 3),
+    };
+    let link = RoutedLink::new(stations, route).context("building the HTTP client for proxies")?;
+    run(link, settings, haven_daemon::shutdown_signal()).await;
     Ok(())
 }

@@ -54,6 +54,9 @@ pub enum Command {
     Up(UpArgs),
     /// Run the agent of this machine: join the cluster, run the services the coordinator places here.
     Agent(crate::agent_cmd::AgentArgs),
+    /// Run a proxy: agents renew their leases and report through it, in batches to the leader.
+    #[command(after_help = crate::proxy_cmd::PROXY_EXAMPLES)]
+    Proxy(crate::proxy_cmd::ProxyArgs),
     /// Read, write, delete and watch keys; run transactions.
     Kv(haven_client::cli::kv::KvArgs),
     /// Grant, renew, revoke and list leases.

@@ -19,6 +19,8 @@ pub mod ha_demo;
 pub mod ha_processes;
 pub mod local_cluster;
 pub mod node_cmd;
+pub mod proxy;
+pub mod proxy_cmd;
 pub mod scale_cmd;
 pub mod service_start;
 pub mod sim_cmd;

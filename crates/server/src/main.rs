@@ -3,7 +3,9 @@
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use haven_server::cli::{Cli, Command, DemoArgs, NodeCmd};
-use haven_server::{agent_cmd, bench_cmd, client_cmd, demo, demo_service, ha_demo, node_cmd, sim_cmd, station_cmd, up};
+use haven_server::{
+    agent_cmd, bench_cmd, client_cmd, demo, demo_service, ha_demo, node_cmd, proxy_cmd, sim_cmd, station_cmd, up,
+};
 use std::io::IsTerminal as _;
 
 fn main() {
@@ -31,6 +33,9 @@ fn main() {
         Command::Agent(args) => tokio::runtime::Runtime::new()
             .context("starting the async runtime")
             .and_then(|runtime| runtime.block_on(agent_cmd::run_agent(args))),
+        Command::Proxy(args) => tokio::runtime::Runtime::new()
+            .context("starting the async runtime")
+            .and_then(|runtime| runtime.block_on(proxy_cmd::run_proxy(args))),
         Command::Up(args) => std::env::current_exe()
             .context("finding the haven binary to start the stations")
             .and_then(|binary| up::run(&binary, args)),

@@ -1,10 +1,12 @@
 //! The agent's [`StationLink`] over the stations' HTTP APIs: the lease
-//! through etcd's (`/v3/lease/grant`, `/v3/lease/keepalive`), the rest
-//! through the agents' endpoints (`/haven/v1/agents/{node}/...`), every
-//! call failing over between the endpoints like the CLI's.
+//! granted through etcd's (`/v3/lease/grant`), the rest through the agents'
+//! endpoints (`/haven/v1/agents/{node}/...`, keep-alives included, so a
+//! station counts an agent's requests in one place), every call failing
+//! over between the endpoints like the CLI's.
 
 use crate::agent::run::StationLink;
 use haven_client::{Client, LeaseGrantRequest, Retry};
+use haven_daemon::agent_api::{AgentKeepAliveAnswer, AgentKeepAliveBody};
 use haven_ha::{AgentCommand, Event};
 use haven_runtime::NodeId;
 use reqwest::Method;
@@ -13,11 +15,17 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug)]
 pub struct HttpLink {
     client: Client,
+    /// The node whose lease `keep_alive` renews.
+    node: NodeId,
 }
 
 impl HttpLink {
-    pub fn new(client: Client) -> HttpLink {
-        HttpLink { client }
+    pub fn new(client: Client, node: NodeId) -> HttpLink {
+        HttpLink { client, node }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 }
 
@@ -34,7 +42,10 @@ impl StationLink for HttpLink {
     }
 
     async fn keep_alive(&self, lease: i64) -> Result<(), String> {
-        let answer = self.client.lease_keep_alive(lease).await.map_err(text)?;
+        let path = format!("/haven/v1/agents/{}/keepalive", self.node.0);
+        let body = serde_json::to_value(AgentKeepAliveBody { lease }).map_err(text)?;
+        let answer: AgentKeepAliveAnswer =
+            self.client.call_v1(Method::POST, &path, Some(&body), Retry::Repeatable).await.map_err(text)?;
         if answer.ttl <= 0 {
             return Err(format!("lease {lease} is gone"));
         }

@@ -9,6 +9,7 @@
 pub mod health;
 pub mod http_link;
 pub mod log_file;
+pub mod routed_link;
 pub mod run;
 pub mod shim;
 pub mod supervisor;
