@@ -3,7 +3,8 @@
 //! keep their leases through them (the stations then hear from the proxies,
 //! not from the agents); a singleton fails over when its machine crashes;
 //! and when a proxy is killed its agents keep their leases (no new session,
-//! the service on them untouched) and move to the other proxy.
+//! the service on them untouched) and move to the other proxy; when that
+//! one freezes (SIGSTOP), they keep their leases through the stations.
 
 mod common;
 mod proxies_support;
@@ -109,6 +110,19 @@ async fn agents_go_through_proxies_and_survive_a_proxy_crash() {
     assert!(alive(&now, 5) && alive(&now, 6), "n5 and n6 stay alive: {now:#?}");
     assert_eq!(agents.iter().map(joins).collect::<Vec<_>>(), joins_before, "no agent joined again: no lease lost");
     assert_eq!(token(&dir, 5), Some(second), "web kept running on n5 under its token");
+
+    // Freeze the last proxy for three lease TTLs: its requests time out
+    // instead of being refused, and the agents must still keep their leases.
+    let frozen = &proxies[PROXIES.iter().position(|&p| p == survivor).unwrap()];
+    frozen.freeze(true);
+    let gone = |n: &[serde_json::Value]| !alive(n, survivor) && [5, 6].iter().all(|&a| proxy_of(n, a).is_none());
+    wait_nodes(&client, "the frozen proxy's lease expires and its agents go to the stations", gone).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = nodes(&client).await;
+    assert!(alive(&now, 5) && alive(&now, 6), "n5 and n6 stay alive with their proxy frozen: {now:#?}");
+    assert_eq!(agents.iter().map(joins).collect::<Vec<_>>(), joins_before, "no lease lost to a frozen proxy");
+    assert_eq!(token(&dir, 5), Some(second), "web untouched by the frozen proxy");
+    frozen.freeze(false);
     drop(agents);
     drop(proxies);
     drop(cluster);

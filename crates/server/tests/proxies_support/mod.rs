@@ -55,6 +55,13 @@ impl Proc {
         Proc::spawn(dir, &args)
     }
 
+    /// SIGSTOP (`true`) or SIGCONT: a frozen machine, then a thawed one.
+    pub fn freeze(&self, frozen: bool) {
+        let child = self.child.as_ref().expect("running");
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+        nix::sys::signal::kill(pid, if frozen { Signal::SIGSTOP } else { Signal::SIGCONT }).unwrap();
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }
@@ -62,6 +69,7 @@ impl Proc {
     /// SIGKILLs the process and, for an agent, its instances: the machine is gone.
     pub fn crash(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
             let _ = child.kill();
             let _ = child.wait();
         }
