@@ -202,3 +202,102 @@ impl StationLink for RoutedLink {
         self.stations.commands(node).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::{get, post};
+    use axum::{Json, Router};
+    use haven_client::{Client, ClientConfig};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[derive(Debug, Default)]
+    struct Calls {
+        keep_alives: AtomicU32,
+        commands: AtomicU32,
+    }
+
+    async fn serve(app: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    /// A proxy that lists commands but refuses keep-alives (it is full).
+    async fn refusing_proxy(calls: Arc<Calls>) -> String {
+        let (k, c) = (calls.clone(), calls);
+        let app = Router::new()
+            .route(
+                "/haven/v1/agents/4/keepalive",
+                post(move || async move {
+                    k.keep_alives.fetch_add(1, Ordering::SeqCst);
+                    StatusCode::SERVICE_UNAVAILABLE
+                }),
+            )
+            .route(
+                "/haven/v1/agents/4/commands",
+                get(move || async move {
+                    c.commands.fetch_add(1, Ordering::SeqCst);
+                    Json(Vec::<AgentCommand>::new())
+                }),
+            );
+        serve(app).await
+    }
+
+    /// A station that assigns node 4 to proxy 9 at `proxy_url` and renews.
+    async fn station(calls: Arc<Calls>, proxy_url: String) -> String {
+        let (k, c) = (calls.clone(), calls);
+        let app = Router::new()
+            .route(
+                "/haven/v1/agents/4/proxy",
+                get(move || async move { Json(AgentProxyAnswer { proxy: Some(9), url: Some(proxy_url) }) }),
+            )
+            .route(
+                "/haven/v1/agents/4/keepalive",
+                post(move || async move {
+                    k.keep_alives.fetch_add(1, Ordering::SeqCst);
+                    Json(AgentKeepAliveAnswer { ttl: 1, moved: false })
+                }),
+            )
+            .route(
+                "/haven/v1/agents/4/commands",
+                get(move || async move {
+                    c.commands.fetch_add(1, Ordering::SeqCst);
+                    Json(Vec::<AgentCommand>::new())
+                }),
+            );
+        serve(app).await
+    }
+
+    #[tokio::test]
+    async fn a_keep_alive_the_proxy_refuses_goes_to_the_stations_and_the_proxy_rests() {
+        let (at_proxy, at_station) = (Arc::new(Calls::default()), Arc::new(Calls::default()));
+        let proxy_url = refusing_proxy(at_proxy.clone()).await;
+        let station_url = station(at_station.clone(), proxy_url).await;
+        let config = ClientConfig { endpoints: vec![station_url], rounds_max: 1, ..ClientConfig::default() };
+        let stations = HttpLink::new(Client::new(config).unwrap(), NodeId(4));
+        let settings = RouteSettings {
+            node: NodeId(4),
+            attempt: Duration::from_secs(2),
+            query_interval: Duration::from_secs(60),
+            cooldown: Duration::from_secs(60),
+        };
+        let link = RoutedLink::new(stations, settings).unwrap();
+        let count = |calls: &Calls| (calls.keep_alives.load(Ordering::SeqCst), calls.commands.load(Ordering::SeqCst));
+
+        link.commands(NodeId(4)).await.unwrap();
+        assert_eq!(link.proxy(), Some(NodeId(9)), "the stations named proxy 9");
+        assert_eq!((count(&at_proxy), count(&at_station)), ((0, 1), (0, 0)), "commands from the proxy");
+
+        link.keep_alive(40).await.expect("renewed at the stations");
+        assert_eq!((count(&at_proxy), count(&at_station)), ((1, 1), (1, 0)), "refused, then the stations");
+        assert_eq!(link.proxy(), None);
+
+        link.keep_alive(40).await.unwrap();
+        link.commands(NodeId(4)).await.unwrap();
+        let rested = ((1, 1), (2, 1));
+        assert_eq!((count(&at_proxy), count(&at_station)), rested, "named again, but resting: the stations");
+    }
+}

@@ -216,3 +216,73 @@ async fn post_batch(http: &reqwest::Client, url: &str, batch: &haven_ha::ProxyBa
     }
     response.json().await.map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::post;
+    use axum::{Json, Router};
+    use haven_ha::{BatchLease, ProxyBatch, Renewal};
+
+    type Seen = Arc<Mutex<Vec<ProxyBatch>>>;
+
+    /// A station on a loopback port that records the batches of proxy 7
+    /// and answers each with `reply`.
+    async fn station(reply: fn(&ProxyBatch) -> BatchReply) -> (String, Seen) {
+        let seen: Seen = Arc::default();
+        let record = seen.clone();
+        let handler = move |Json(batch): Json<ProxyBatch>| {
+            let answer = reply(&batch);
+            record.lock().unwrap().push(batch);
+            async move { Json(answer) }
+        };
+        let app = Router::new().route("/haven/v1/proxies/7/batch", post(handler));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    fn renew_all(batch: &ProxyBatch) -> BatchReply {
+        let renewals = batch.leases.iter().map(|l| (l.lease, Renewal::Renewed { ttl_seconds: 1 })).collect();
+        let outcome = BatchOutcome::Done { renewals, reports_proposed: true, moved: Vec::new() };
+        BatchReply { answer: BatchAnswer { seq: batch.seq, outcome }, leader_url: None }
+    }
+
+    async fn keep_alive(inbox: &mpsc::Sender<Inbox>, agent: u64, lease: i64) -> Option<i64> {
+        let (reply, answer) = oneshot::channel();
+        inbox.send(Inbox::KeepAlive { agent: NodeId(agent), lease, reply }).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), answer).await.expect("answered in time").expect("queued")
+    }
+
+    #[tokio::test]
+    async fn a_keep_alive_is_answered_once_the_leader_a_follower_named_renewed_it() {
+        let (leader_url, at_leader) = station(renew_all).await;
+        // Handlers are plain fns: the follower learns the leader's URL from a static.
+        static LEADER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        LEADER.set(leader_url).unwrap();
+        let (follower_url, at_follower) = station(|batch| BatchReply {
+            answer: BatchAnswer { seq: batch.seq, outcome: BatchOutcome::NotLeader { leader_hint: Some(NodeId(2)) } },
+            leader_url: LEADER.get().cloned(),
+        })
+        .await;
+        let settings = HostSettings {
+            id: NodeId(7),
+            endpoints: vec![follower_url],
+            core: ProxyConfig::default(),
+            waiters_len_max: 8,
+        };
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let (inbox, inbox_rx) = mpsc::channel(8);
+        tokio::spawn(run(settings, shared, inbox_rx));
+
+        assert_eq!(keep_alive(&inbox, 4, 40).await, Some(1));
+        let lease = |agent, lease| BatchLease { agent: NodeId(agent), lease };
+        let leases = |seen: &Seen| seen.lock().unwrap().iter().map(|b| b.leases.clone()).collect::<Vec<_>>();
+        assert_eq!(leases(&at_follower), vec![vec![lease(4, 40)]], "tried first, named the leader");
+        assert_eq!(leases(&at_leader), vec![vec![lease(4, 40)]], "the same batch again, at the leader");
+        assert_eq!(keep_alive(&inbox, 5, 50).await, Some(1));
+        assert_eq!(at_follower.lock().unwrap().len(), 1, "the next batch goes straight to the leader");
+        assert_eq!(leases(&at_leader)[1], vec![lease(5, 50)]);
+    }
+}
