@@ -81,7 +81,8 @@ impl Progress {
             ReplicaEvent::Opened { .. }
             | ReplicaEvent::LeaseRevoked { .. }
             | ReplicaEvent::Members { .. }
-            | ReplicaEvent::FenceRequested { .. } => {}
+            | ReplicaEvent::FenceRequested { .. }
+            | ReplicaEvent::HaStepTooLarge { .. } => {}
         }
     }
 

@@ -79,6 +79,12 @@ async fn serve(config: StationConfig, bound: Bound, shutdown: impl Future<Output
                     Some(fences) => fences.start(node, address, session, attempt),
                     None => tracing::error!(node = node.0, "asked to fence without a fence command; ignored"),
                 },
+                ReplicaEvent::HaStepTooLarge { bytes, bytes_max } => tracing::error!(
+                    bytes,
+                    bytes_max,
+                    "the coordinator's smallest step is larger than a log entry may be, so it decides nothing; \
+                     raise request_bytes_max (it bounds log entries too) or shorten the largest service definitions"
+                ),
                 _ => {}
             }
         }

@@ -4,8 +4,8 @@
 //!
 //! In: every put and removal of a node, service or instance, with the old
 //! and the new record. Out: instances by service, by node and by awaited
-//! command; nodes by lease end and by load (instances holding a slot);
-//! instances in flight (pending, starting or awaiting a command); terminal
+//! command, and by when that command was sent; nodes by lease end and by
+//! load (instances holding a slot); instances in flight (pending, starting or awaiting a command); terminal
 //! instances by age; services that must be reconciled on every step
 //! ([`needs_watching`]). Never serialized: rebuilt from the records.
 
@@ -29,6 +29,8 @@ pub(crate) struct GraphIndex {
     load_of: BTreeMap<NodeId, u32>,
     /// Pending or starting, or awaiting a command.
     pub(crate) in_flight: BTreeSet<InstanceId>,
+    /// Awaiting a command, by the time it was (last) sent.
+    pub(crate) awaiting: BTreeSet<(u64, InstanceId)>,
     /// Failed or fenced, by the time they became so.
     pub(crate) terminal: BTreeSet<(u64, InstanceId)>,
     /// Services reconciled on every step (see [`needs_watching`]).
@@ -92,6 +94,7 @@ impl GraphIndex {
         self.by_node.entry(i.node).or_default().insert(i.id);
         if let Some(issued) = &i.command {
             self.by_command.insert(issued.command.id, i.id);
+            self.awaiting.insert((issued.issued_at_ms, i.id));
         }
         if in_flight(i) {
             self.in_flight.insert(i.id);
@@ -109,6 +112,7 @@ impl GraphIndex {
         remove_from(&mut self.by_node, &i.node, i.id);
         if let Some(issued) = &i.command {
             self.by_command.remove(&issued.command.id);
+            self.awaiting.remove(&(issued.issued_at_ms, i.id));
         }
         self.in_flight.remove(&i.id);
         self.terminal.remove(&(i.since_ms, i.id));

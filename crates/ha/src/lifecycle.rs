@@ -174,6 +174,7 @@ impl Stepper<'_> {
                 let timeout_ms = self.g.services.get(&i.service)?.spec.start_timeout_ms;
                 (i.since_ms.saturating_add(timeout_ms) <= self.now_ms).then(|| (i.clone(), timeout_ms))
             })
+            .take(self.config.overdue_per_step_max)
             .collect();
         for (instance, timeout_ms) in late {
             self.failure(instance, format!("not active within {}", secs(timeout_ms)));
@@ -185,12 +186,15 @@ impl Stepper<'_> {
         self.g.index.in_flight.iter().filter_map(|id| self.g.instances.get(id))
     }
 
-    /// Commands not acknowledged within `command_retry_ms` are sent again.
+    /// Commands not acknowledged within `command_retry_ms` are sent again,
+    /// the longest unacknowledged first, `overdue_per_step_max` at most: at
+    /// boot thousands can be due together, and re-sending them all in one
+    /// step would only add to the load that delays their answers.
     pub(crate) fn retry_commands(&mut self) {
-        let retry_ms = self.config.command_retry_ms;
-        let due: Vec<Instance> = self
-            .in_flight()
-            .filter(|i| i.command.as_ref().is_some_and(|c| c.issued_at_ms.saturating_add(retry_ms) <= self.now_ms))
+        let Some(sent_before_ms) = self.now_ms.checked_sub(self.config.command_retry_ms) else { return };
+        let due: Vec<Instance> = (self.g.index.awaiting.range(..=(sent_before_ms, InstanceId(u64::MAX))))
+            .take(self.config.overdue_per_step_max)
+            .filter_map(|(_, id)| self.g.instances.get(id))
             .cloned()
             .collect();
         for instance in due {
@@ -202,8 +206,8 @@ impl Stepper<'_> {
     pub(crate) fn collect_terminal(&mut self) {
         let keep_ms = self.config.instance_terminal_keep_ms;
         let Some(before_ms) = self.now_ms.checked_sub(keep_ms) else { return };
-        let old: Vec<InstanceId> =
-            self.g.index.terminal.range(..=(before_ms, InstanceId(u64::MAX))).map(|(_, id)| *id).collect();
+        let old = self.g.index.terminal.range(..=(before_ms, InstanceId(u64::MAX))).map(|(_, id)| *id);
+        let old: Vec<InstanceId> = old.take(self.config.overdue_per_step_max).collect();
         for id in old {
             self.change(Change::RemoveInstance(id));
         }

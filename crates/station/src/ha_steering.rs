@@ -24,7 +24,7 @@ use crate::command::Command;
 use crate::ha_fence::{FenceConfig, HaFence};
 use crate::ha_state::{HaApplied, STEP_EVENTS_LEN_MAX};
 use crate::msg::{HaReply, HaReport, HaRequest, HaView, ReplyError, StationMsg};
-use crate::replica::Replica;
+use crate::replica::{Replica, ReplicaEvent};
 use crate::running::Running;
 use haven_ha::CoordinatorConfig;
 use haven_raft::{ProposeError, Role, StateMachine as _};
@@ -45,6 +45,13 @@ pub(crate) struct HaSteering {
     /// Events the next step decides about at most: halved when a step
     /// did not fit one log entry, doubled back after each that did.
     batch_len_max: usize,
+    /// The coordinator's `overdue_per_step_max` for the next step: halved
+    /// once a step of one event still did not fit, doubled back after each
+    /// that did, up to the configured value.
+    overdue_max: usize,
+    /// When a step of one event and one overdue record did not fit: the
+    /// leader tries again only a tick later, not on every turn.
+    oversized_at: Option<Instant>,
     /// `ReplicaConfig::agent_commands_pushed`.
     push: bool,
     /// External fencing (`ha_fence.rs`).
@@ -61,6 +68,8 @@ impl HaSteering {
         let batch_len_max = STEP_EVENTS_LEN_MAX;
         let fence = HaFence::new(fence);
         HaSteering {
+            overdue_max: config.overdue_per_step_max.max(1),
+            oversized_at: None,
             config,
             tick_interval,
             step_at: None,
@@ -138,7 +147,8 @@ impl Running {
     /// On the leader, with no step in flight: proposes the coordinator's
     /// step for the oldest event, or a tick step that changes something.
     /// Returns whether Raft took a proposal.
-    pub(crate) fn steer_ha(&mut self, now: Instant) -> bool {
+    pub(crate) fn steer_ha(&mut self, ctx: &mut impl CtxFor<Replica>) -> bool {
+        let now = ctx.now();
         if self.role != Role::Leader {
             self.ha.offset_ms = None;
             self.ha.step_at = None;
@@ -148,13 +158,17 @@ impl Running {
             return false;
         }
         self.ha.step_at = None;
+        if self.ha.oversized_at.is_some_and(|at| now.saturating_since(at) < self.ha.tick_interval) {
+            return false;
+        }
         let state = self.sm.ha();
         let tick_due = self.ha.ticked_at.is_none_or(|at| now.saturating_since(at) >= self.ha.tick_interval);
         if state.front().is_none() && (!tick_due || state.graph.services.is_empty() && state.graph.nodes.is_empty()) {
             return false;
         }
         let now_ms = self.cluster_ms(now);
-        let (consumed, decided) = self.sm.ha_mut().decide(now_ms, self.ha.batch_len_max, &self.ha.config);
+        let config = CoordinatorConfig { overdue_per_step_max: self.ha.overdue_max, ..self.ha.config.clone() };
+        let (consumed, decided) = self.sm.ha_mut().decide(now_ms, self.ha.batch_len_max, &config);
         if consumed.is_none() {
             self.ha.ticked_at = Some(now);
         }
@@ -166,14 +180,32 @@ impl Running {
             Ok(index) => {
                 self.ha.step_at = Some(index);
                 self.ha.batch_len_max = (self.ha.batch_len_max * 2).min(STEP_EVENTS_LEN_MAX);
+                self.ha.overdue_max = (self.ha.overdue_max * 2).min(self.ha.config.overdue_per_step_max.max(1));
+                self.ha.oversized_at = None;
                 true
             }
-            Err(ProposeError::TooLarge { .. }) if self.ha.batch_len_max > 1 => {
-                // Fewer events next time: their step fits one entry.
-                self.ha.batch_len_max /= 2;
+            Err(ProposeError::TooLarge { bytes, bytes_max }) => {
+                self.shrink_step(ctx, bytes, bytes_max);
                 false
             }
             Err(_) => false,
+        }
+    }
+
+    /// A step did not fit one log entry: fewer events next time, then
+    /// fewer overdue records; a step of one of each that still does not
+    /// fit (a service whose one reconciliation writes more than an entry
+    /// holds) is reported, and tried again a tick later.
+    fn shrink_step(&mut self, ctx: &mut impl CtxFor<Replica>, bytes: usize, bytes_max: usize) {
+        if self.ha.batch_len_max > 1 {
+            self.ha.batch_len_max /= 2;
+        } else if self.ha.overdue_max > 1 {
+            self.ha.overdue_max /= 2;
+        } else {
+            if self.ha.oversized_at.is_none() {
+                ctx.output(ReplicaEvent::HaStepTooLarge { bytes: bytes as u64, bytes_max: bytes_max as u64 });
+            }
+            self.ha.oversized_at = Some(ctx.now());
         }
     }
 

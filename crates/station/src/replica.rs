@@ -104,6 +104,14 @@ pub enum ReplicaEvent {
         voters: Vec<NodeId>,
         learners: Vec<NodeId>,
     },
+    /// The coordinator's step for a single event, with a single overdue
+    /// record, is `bytes` long encoded, more than a log entry holds
+    /// (`bytes_max`): the coordinator cannot decide anything until the
+    /// operator changes what makes it so large. Reported once per stall.
+    HaStepTooLarge {
+        bytes: u64,
+        bytes_max: u64,
+    },
     /// The replica stopped; it recovers only by restarting.
     Fatal {
         reason: String,
@@ -296,7 +304,7 @@ impl Replica {
             let ready = r.raft.take_ready();
             if !ready.is_empty() {
                 r.handle(ctx, ready)?;
-            } else if !r.steer_membership() && !r.steer_ha(ctx.now()) {
+            } else if !r.steer_membership() && !r.steer_ha(ctx) {
                 break;
             }
         }
