@@ -10,14 +10,16 @@
 
 mod common;
 
-use common::{TestNode, cluster_with_probes, inbox, ms};
+use common::{TestNode, cluster_with_probes, cluster_with_probes_and, inbox, ms};
 use haven_ha::{Action, AgentCommand, Event, OperatorAction, ServiceKind, ServiceSpec};
 use haven_raft::Role;
 use haven_runtime::NodeId;
 use haven_sim::Sim;
-use haven_station::{ClientRequest, HaReport, HaRequest, HaView, KeepAliveRequest, StationMsg};
+use haven_station::{ClientRequest, HaReport, HaRequest, HaView, KeepAliveRequest, ReplicaEvent, StationMsg};
 use haven_store::{LeaseGrantRequest, LeaseId, Request, Response};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 const OPERATOR: NodeId = NodeId(9);
 const AGENTS: [u64; 3] = [4, 5, 6];
@@ -245,4 +247,37 @@ fn an_operators_action_is_answered_once_queued_and_every_replica_shows_the_servi
         assert!(view.graph.services.contains_key("db"), "replica answering seq {}", view.seq);
         assert_eq!((view.graph.nodes.len(), view.queue_len), (3, 0));
     }
+}
+
+/// A service whose one step cannot fit a log entry (here: entries of at
+/// most 4 KiB, a definition of about 1.8 KiB that the step carries three
+/// times) must not make the leader spin on it: the step is shrunk to one
+/// event and one overdue record, then reported once, and nothing is sent.
+#[test]
+fn a_step_too_large_for_one_entry_is_reported_once_and_nothing_is_sent() {
+    let mut sim = cluster_with_probes_and(5, &[4, 9], |config| {
+        config.raft.command_bytes_max = 4_096;
+        config.wal.entry_bytes_max = 4_096;
+    });
+    let reported: Rc<RefCell<Vec<(u64, u64)>>> = Rc::default();
+    let seen = reported.clone();
+    sim.add_safety("collect oversized steps", move |sim| {
+        for (_, out) in sim.last_outputs() {
+            if let ReplicaEvent::HaStepTooLarge { bytes, bytes_max } = out {
+                seen.borrow_mut().push((*bytes, *bytes_max));
+            }
+        }
+        Ok(())
+    });
+    let lease = join(&mut sim, 4);
+    run_renewing(&mut sim, 1_000, &[(4, lease)]);
+    let mut spec = db();
+    spec.args = vec!["x".repeat(1_800)];
+    operator(&mut sim, OperatorAction::AddService(Box::new(spec)));
+    run_renewing(&mut sim, 2_000, &[(4, lease)]);
+    let reported = reported.borrow();
+    assert_eq!(reported.len(), 1, "reported once, not on every turn: {reported:?}");
+    let (bytes, bytes_max) = reported[0];
+    assert!(bytes > bytes_max && bytes_max == 4_096, "{bytes} > {bytes_max}");
+    assert!(starts(&sim, 4, "db").is_empty(), "no command before its decision is committed");
 }

@@ -89,9 +89,22 @@ pub fn cluster_with(seed: u64, adjust: impl Fn(&mut ReplicaConfig) + 'static) ->
 /// in a simulator of 9 nodes, run until a leader is elected: the HA tests'
 /// cluster (agents, proxies and operators are probes).
 pub fn cluster_with_probes(seed: u64, probes: &[u64]) -> Sim<TestNode> {
+    cluster_with_probes_and(seed, probes, |_| {})
+}
+
+/// As [`cluster_with_probes`], with each replica's configuration adjusted.
+pub fn cluster_with_probes_and(
+    seed: u64,
+    probes: &[u64],
+    adjust: impl Fn(&mut ReplicaConfig) + 'static,
+) -> Sim<TestNode> {
     let voters: Vec<NodeId> = (1..=3).map(NodeId).collect();
     let factory = move |id: NodeId| match id {
-        NodeId(1..=3) => TestNode::Replica(Box::new(Replica::new(ReplicaConfig::new(voters.clone())))),
+        NodeId(1..=3) => {
+            let mut config = ReplicaConfig::new(voters.clone());
+            adjust(&mut config);
+            TestNode::Replica(Box::new(Replica::new(config)))
+        }
         _ => TestNode::Probe(Vec::new()),
     };
     let mut sim = Sim::new(SimConfig::new(seed, 9), factory).expect("valid configuration");
