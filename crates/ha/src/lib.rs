@@ -48,5 +48,5 @@ pub use service::{Ended, Service};
 pub use spec::{HealthCheck, HealthSpec, Placement, RestartPolicy, ServiceKind, ServiceSpec};
 pub use validate::{
     LIST_LEN_MAX, NAME_BYTES_MAX, REPLICAS_MAX, RESTARTS_MAX, STANDBYS_MAX, STRING_BYTES_MAX, SpecError,
-    TIMEOUT_MS_MAX, validate,
+    TEXT_BYTES_MAX, TIMEOUT_MS_MAX, validate,
 };

@@ -14,6 +14,11 @@ pub const STANDBYS_MAX: u32 = 16;
 pub const REPLICAS_MAX: u32 = 10_000;
 /// Restarts in place per window; the instance keeps one timestamp per restart.
 pub const RESTARTS_MAX: u32 = 100;
+/// The text of a definition together (command, args, env, working
+/// directory, promote and demote): every start command and every instance
+/// awaiting one carries the definition, and one step may hold hundreds of
+/// them in a single log entry.
+pub const TEXT_BYTES_MAX: usize = 64 * 1024;
 /// A day: longer timeouts are almost certainly a unit mistake (s for ms).
 pub const TIMEOUT_MS_MAX: u64 = 86_400_000;
 
@@ -28,6 +33,11 @@ pub enum SpecError {
     CommandEmpty,
     #[error("{field}: is {len} long, more than {max}; shorten it")]
     TooLong { field: &'static str, len: usize, max: usize },
+    #[error(
+        "args, env: the definition's text (command, args, env, working_dir, promote, demote) is {bytes} bytes, more \
+         than {max}; put long configuration in a file and pass its path"
+    )]
+    TextTooLong { bytes: usize, max: usize },
     #[error("kind.count: is 0; a replicated service needs count >= 1 (set enabled = false to stop it instead)")]
     ReplicasZero,
     #[error("kind.count: {count} is more than {max}; use every-node or fewer replicas")]
@@ -105,7 +115,11 @@ fn check_strings(spec: &ServiceSpec) -> Result<(), SpecError> {
     for (field, value) in optional {
         check_len(field, value.as_ref().map_or(0, String::len), STRING_BYTES_MAX)?;
     }
-    Ok(())
+    let bytes = spec.command.len()
+        + spec.args.iter().map(String::len).sum::<usize>()
+        + spec.env.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+        + optional.iter().map(|(_, value)| value.as_ref().map_or(0, String::len)).sum::<usize>();
+    if bytes > TEXT_BYTES_MAX { Err(SpecError::TextTooLong { bytes, max: TEXT_BYTES_MAX }) } else { Ok(()) }
 }
 
 fn check_kind(spec: &ServiceSpec) -> Result<(), SpecError> {

@@ -54,6 +54,11 @@ fn each_mistake_names_its_field() {
         (refused(|s| s.placement.colocate_with = Some("db".to_string())), "placement.colocate_with: names"),
         (refused(|s| s.args = vec![String::new(); 257]), "args: is 257 long, more than 256"),
         (refused(|s| _ = s.env.insert("1X".to_string(), String::new())), "env: key \"1X\""),
+        (
+            refused(|s| s.args = vec!["a".repeat(4_096); 17]),
+            "args, env: the definition's text (command, args, env, working_dir, promote, demote) is 69643 bytes, \
+             more than 65536",
+        ),
     ];
     for (error, start) in cases {
         let text = error.to_string();
