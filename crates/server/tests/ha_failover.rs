@@ -1,16 +1,24 @@
 //! Real processes end to end: three `haven station`s, two `haven agent`s
 //! (nodes 4 and 5), and a singleton service preferring node 4 whose
-//! instance writes its node and fencing token to a file. A machine crash —
-//! the agent of node 4 and the instance it runs, both SIGKILLed — must be
-//! followed by the service running on node 5 with a greater token, once
-//! node 4's lease has expired at the stations. Prints the time from the
-//! crash to the replacement writing its token.
+//! instance writes its node and fencing token to a file.
+//!
+//! - A machine crash — the agent of node 4 and the instance it runs, both
+//!   SIGKILLed — must be followed by the service running on node 5 with a
+//!   greater token, once node 4's lease has expired at the stations.
+//! - A frozen machine (SIGSTOP of both) with a fence command configured:
+//!   the leader runs the command for node 4 once it has been silent for
+//!   `--fence-after-ms`, the command kills node 4's processes (as a power
+//!   switch would), and the service moves on the confirmed fence, before
+//!   node 4's lease could have expired, with node 4's instance gone.
+//!
+//! Each prints the time from the fault to the replacement writing its token.
 
 mod common;
 
 use common::cluster::Cluster;
 use haven_client::{Client, ClientConfig, Retry};
-use nix::sys::signal::{Signal, killpg};
+use haven_server::agent::supervisor::group_alive;
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,13 +34,13 @@ struct Agent {
 }
 
 impl Agent {
-    fn start(node: u64, dir: &Path, endpoints: &[String]) -> Agent {
+    fn start(node: u64, dir: &Path, endpoints: &[String], lease_ttl_ms: u64) -> Agent {
         let dir = dir.join(format!("agent{node}"));
         std::fs::create_dir_all(&dir).unwrap();
         let log = std::fs::File::create(dir.join("agent.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_haven"))
             .args(["agent", "--node", &node.to_string(), "--endpoints", &endpoints.join(",")])
-            .args(["--lease-ttl-ms", &LEASE_TTL_MS.to_string(), "--poll-ms", "50"])
+            .args(["--lease-ttl-ms", &lease_ttl_ms.to_string(), "--poll-ms", "50"])
             .arg("--data-dir")
             .arg(&dir)
             .stdin(Stdio::null())
@@ -40,7 +48,24 @@ impl Agent {
             .stderr(log)
             .spawn()
             .expect("haven agent starts");
+        std::fs::write(dir.join("agent.pid"), child.id().to_string()).unwrap();
         Agent { child: Some(child), dir }
+    }
+
+    /// The process groups of the instances the agent started.
+    fn instance_groups(&self) -> Vec<Pid> {
+        let pids = std::fs::read_to_string(self.dir.join("instances.pids")).unwrap_or_default();
+        pids.lines().filter_map(|l| l.split_whitespace().nth(1)?.parse::<i32>().ok()).map(Pid::from_raw).collect()
+    }
+
+    /// SIGSTOPs the agent and its instances: the machine hangs.
+    fn freeze(&self) {
+        if let Some(child) = &self.child {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGSTOP);
+        }
+        for group in self.instance_groups() {
+            let _ = killpg(group, Signal::SIGSTOP);
+        }
     }
 
     /// SIGKILLs the agent and its instances: the machine is gone.
@@ -49,9 +74,8 @@ impl Agent {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let pids = std::fs::read_to_string(self.dir.join("instances.pids")).unwrap_or_default();
-        for pgid in pids.lines().filter_map(|l| l.split_whitespace().nth(1)?.parse::<i32>().ok()) {
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        for group in self.instance_groups() {
+            let _ = killpg(group, Signal::SIGKILL);
         }
     }
 }
@@ -78,17 +102,29 @@ async fn wait_for_token(dir: &Path, node: u64, what: &str) -> (u64, Instant) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crashed_machines_singleton_moves_with_a_greater_token_after_its_lease_expires() {
-    let dir = std::env::temp_dir().join(format!("haven-ha-failover-{}", std::process::id()));
+/// The cluster, node 4 running `web` (the token it wrote), node 5 ready.
+struct Running {
+    dir: PathBuf,
+    cluster: Cluster,
+    four: Agent,
+    _five: Agent,
+    client: Client,
+    first: u64,
+}
+
+async fn start_web(name: &str, station_args: &[&str], lease_ttl_ms: u64) -> Running {
+    let dir = std::env::temp_dir().join(format!("haven-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut cluster = Cluster::new(&dir, 3, &[]);
+    let station_args: Vec<String> =
+        station_args.iter().map(|a| a.replace("{dir}", &dir.display().to_string())).collect();
+    let station_args: Vec<&str> = station_args.iter().map(String::as_str).collect();
+    let mut cluster = Cluster::new(&dir, 3, &station_args);
     cluster.start_all();
     cluster.leader(&[1, 2, 3], WAIT_MAX).await.expect("a leader");
     let endpoints = cluster.endpoints(1);
-    let mut four = Agent::start(4, &dir, &endpoints);
-    let _five = Agent::start(5, &dir, &endpoints);
+    let four = Agent::start(4, &dir, &endpoints, lease_ttl_ms);
+    let five = Agent::start(5, &dir, &endpoints, lease_ttl_ms);
 
     let script = format!("echo $HAVEN_FENCING_TOKEN > {}/token-$HAVEN_NODE; exec sleep 600", dir.display());
     let service = serde_json::json!({
@@ -116,8 +152,12 @@ async fn a_crashed_machines_singleton_moves_with_a_greater_token_after_its_lease
         client.call_v1(reqwest::Method::POST, "/v1/services", Some(&service), Retry::NotRepeatable).await;
     added.expect("the service is queued");
     let (first, _) = wait_for_token(&dir, 4, "first placement").await;
-    assert!(Instant::now() < deadline);
+    Running { dir, cluster, four, _five: five, client, first }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_machines_singleton_moves_with_a_greater_token_after_its_lease_expires() {
+    let Running { dir, cluster, mut four, _five, client: _, first } = start_web("ha-failover", &[], LEASE_TTL_MS).await;
     four.crash();
     let crashed = Instant::now();
     let (second, moved) = wait_for_token(&dir, 5, "failover").await;
@@ -133,4 +173,54 @@ async fn a_crashed_machines_singleton_moves_with_a_greater_token_after_its_lease
     );
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The fence command: kills the node's agent and instances (a power switch
+/// would cut the machine), records its arguments, and exits 0 once done.
+const FENCE_SCRIPT: &str = r#"#!/bin/sh
+set -e
+echo "$1 $2 $HAVEN_FENCE_NODE" >> DIR/fenced
+for group in $(awk '{print $2}' DIR/agent$1/instances.pids); do kill -9 -$group; done
+kill -9 $(cat DIR/agent$1/agent.pid)
+"#;
+/// A lease long enough that a move within it can only come from the fence;
+/// the agents renew every third of it, and the fence waits for a silence
+/// above two renewal intervals (as `--fence-after-ms` asks).
+const FENCED_LEASE_TTL_MS: u64 = 3_000;
+const FENCE_AFTER_MS: u64 = 2_100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_machine_is_fenced_by_the_command_and_its_singleton_moves_before_its_lease_expires() {
+    let fence = std::env::temp_dir().join(format!("haven-fence-{}.sh", std::process::id()));
+    let after = FENCE_AFTER_MS.to_string();
+    let args = ["--fence-command", fence.to_str().unwrap(), "--fence-after-ms", &after];
+    let dir = std::env::temp_dir().join(format!("haven-ha-fence-{}", std::process::id()));
+    std::fs::write(&fence, FENCE_SCRIPT.replace("DIR", &dir.display().to_string())).unwrap();
+    std::fs::set_permissions(&fence, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let Running { dir, cluster, four, _five, client, first } = start_web("ha-fence", &args, FENCED_LEASE_TTL_MS).await;
+    let groups = four.instance_groups();
+    assert!(!groups.is_empty(), "node 4 runs web");
+    four.freeze();
+    let frozen = Instant::now();
+    let (second, moved) = wait_for_token(&dir, 5, "failover").await;
+    let took = moved - frozen;
+    println!("ha fence: token {first} on node 4 → token {second} on node 5, {} ms after the freeze", took.as_millis());
+    assert!(second > first, "the replacement's fencing token {second} is above the old one {first}");
+    let fenced = std::fs::read_to_string(dir.join("fenced")).expect("the fence command ran");
+    let first_call: Vec<&str> = fenced.lines().next().unwrap_or("").split_whitespace().collect();
+    assert!(
+        first_call.len() == 3 && first_call[0] == "4" && first_call[2] == "4" && first_call[1] == "127.0.0.1",
+        "run as `<command> 4 <address>` with HAVEN_FENCE_NODE=4: {fenced:?}"
+    );
+    for group in groups {
+        assert!(!group_alive(group), "node 4's instance group {group} was killed by the fence");
+    }
+    let events: serde_json::Value =
+        client.call_v1(reqwest::Method::GET, "/v1/events", None, Retry::Repeatable).await.expect("events");
+    let text = events.to_string();
+    assert!(text.contains("n4 is dead: its fence was confirmed"), "the move cites the fence: {text}");
+    assert!(!text.contains("n4 is dead: its lease expired"), "not the lease: {text}");
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&fence);
 }
