@@ -13,6 +13,7 @@ mod error;
 mod json;
 mod kv;
 mod lease;
+mod line_stream;
 mod lines;
 mod maintenance;
 mod member;

@@ -9,7 +9,7 @@ use crate::error::ClientError;
 use crate::json::{b64, int, is_default};
 use crate::kv::{KeyValue, ResponseHeader};
 use crate::lease::StreamItem;
-use crate::lines::LineBuffer;
+use crate::line_stream::LineStream;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,10 +75,7 @@ pub struct WatchResponse {
 /// One open watch stream.
 #[derive(Debug)]
 pub struct Watcher {
-    endpoint: String,
-    response: reqwest::Response,
-    lines: LineBuffer,
-    ended: bool,
+    stream: LineStream,
 }
 
 /// A watch answer may hold many events; bound one line anyway.
@@ -88,55 +85,24 @@ impl Client {
     /// Opens a watch on the first endpoint that accepts it.
     pub async fn watch(&self, create: &WatchCreateRequest) -> Result<Watcher, ClientError> {
         let (endpoint, response) = self.open_stream("/v3/watch", &WatchRequest { create_request: create }).await?;
-        Ok(Watcher { endpoint, response, lines: LineBuffer::new(WATCH_LINE_BYTES_MAX), ended: false })
+        Ok(Watcher { stream: LineStream::new(endpoint, "/v3/watch", response, WATCH_LINE_BYTES_MAX) })
     }
 }
 
 impl Watcher {
     /// The endpoint serving this watch.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.stream.endpoint()
     }
 
     /// The next answer; `None` once the server closed the stream.
     pub async fn next(&mut self) -> Result<Option<WatchResponse>, ClientError> {
-        loop {
-            let line = self
-                .lines
-                .next_line()
-                .map_err(|e| self.protocol(&format!("a line over {} bytes", e.line_bytes_max)))?;
-            let line = match line {
-                Some(line) => line,
-                None if self.ended => match self.lines.finish() {
-                    Some(rest) => rest,
-                    None => return Ok(None),
-                },
-                None => {
-                    match self.response.chunk().await {
-                        Ok(Some(chunk)) => self.lines.push(&chunk),
-                        Ok(None) => self.ended = true,
-                        Err(error) => return Err(self.broken(&error)),
-                    }
-                    continue;
-                }
-            };
-            let item: StreamItem<WatchResponse> =
-                serde_json::from_slice(&line).map_err(|e| self.protocol(&e.to_string()))?;
-            return match (item.result, item.error) {
-                (Some(response), _) => Ok(Some(response)),
-                (None, error) => Err(ClientError::from_stream_error(&self.endpoint, error)),
-            };
-        }
-    }
-
-    fn protocol(&self, detail: &str) -> ClientError {
-        ClientError::Protocol { endpoint: self.endpoint.clone(), detail: format!("/v3/watch: {detail}") }
-    }
-
-    fn broken(&self, error: &reqwest::Error) -> ClientError {
-        let cause = crate::client::transport_cause(error, std::time::Duration::ZERO);
-        ClientError::Unreachable {
-            attempts: vec![crate::error::AttemptFailure { endpoint: self.endpoint.clone(), cause }],
+        let Some(line) = self.stream.next_line().await? else { return Ok(None) };
+        let item: StreamItem<WatchResponse> =
+            serde_json::from_slice(&line).map_err(|e| self.stream.protocol(&e.to_string()))?;
+        match (item.result, item.error) {
+            (Some(response), _) => Ok(Some(response)),
+            (None, error) => Err(ClientError::from_stream_error(self.stream.endpoint(), error)),
         }
     }
 }

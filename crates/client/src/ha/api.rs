@@ -12,7 +12,7 @@ use crate::ha::service::ServiceDef;
 use crate::ha::views::{
     Checked, EventList, EventView, InstanceList, MoveRequest, NodeList, Queued, ServiceList, ServiceView,
 };
-use crate::lines::LineBuffer;
+use crate::line_stream::LineStream;
 use reqwest::Method;
 
 /// One decision is a few hundred bytes; bound a line anyway.
@@ -90,59 +90,31 @@ impl Client {
             None => "/v1/events?follow=true".to_owned(),
         };
         let (endpoint, response) = self.open_stream_with(Method::GET, &path, None).await?;
-        Ok(EventStream { endpoint, response, lines: LineBuffer::new(EVENT_LINE_BYTES_MAX), ended: false })
+        Ok(EventStream { stream: LineStream::new(endpoint, "/v1/events", response, EVENT_LINE_BYTES_MAX) })
     }
 }
 
 /// `GET /v1/events?follow=true`: one decision per line.
 #[derive(Debug)]
 pub struct EventStream {
-    endpoint: String,
-    response: reqwest::Response,
-    lines: LineBuffer,
-    ended: bool,
+    stream: LineStream,
 }
 
 impl EventStream {
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.stream.endpoint()
     }
 
     /// The next decision; `None` once the station closed the stream.
     pub async fn next(&mut self) -> Result<Option<EventView>, ClientError> {
-        loop {
-            let protocol = |detail: String| ClientError::Protocol {
-                endpoint: self.endpoint.clone(),
-                detail: format!("/v1/events: {detail}"),
-            };
-            let line =
-                self.lines.next_line().map_err(|e| protocol(format!("a line over {} bytes", e.line_bytes_max)))?;
-            let line = match line {
-                Some(line) => line,
-                None if self.ended => match self.lines.finish() {
-                    Some(rest) => rest,
-                    None => return Ok(None),
-                },
-                None => {
-                    match self.response.chunk().await {
-                        Ok(Some(chunk)) => self.lines.push(&chunk),
-                        Ok(None) => self.ended = true,
-                        Err(error) => {
-                            let cause = crate::client::transport_cause(&error, std::time::Duration::ZERO);
-                            let attempt = crate::error::AttemptFailure { endpoint: self.endpoint.clone(), cause };
-                            return Err(ClientError::Unreachable { attempts: vec![attempt] });
-                        }
-                    }
-                    continue;
-                }
-            };
-            let value: serde_json::Value = serde_json::from_slice(&line).map_err(|e| protocol(e.to_string()))?;
-            if let Some(error) = value.get("error").and_then(serde_json::Value::as_str) {
-                let message = error.to_owned();
-                return Err(ClientError::Api { endpoint: self.endpoint.clone(), status: 200, message });
-            }
-            return serde_json::from_value(value).map(Some).map_err(|e| protocol(e.to_string()));
+        let Some(line) = self.stream.next_line().await? else { return Ok(None) };
+        let value: serde_json::Value =
+            serde_json::from_slice(&line).map_err(|e| self.stream.protocol(&e.to_string()))?;
+        if let Some(error) = value.get("error").and_then(serde_json::Value::as_str) {
+            let message = error.to_owned();
+            return Err(ClientError::Api { endpoint: self.stream.endpoint().to_owned(), status: 200, message });
         }
+        serde_json::from_value(value).map(Some).map_err(|e| self.stream.protocol(&e.to_string()))
     }
 }
 
