@@ -23,6 +23,7 @@
 //! it changes.
 
 use crate::msg::HaReport;
+use crate::node_leases::NodeLeases;
 use haven_ha::{CoordinatorConfig, Event, Input, InstanceState, StateGraph, Step, step_batch};
 use haven_runtime::NodeId;
 use haven_store::LeaseId;
@@ -53,7 +54,7 @@ pub struct HaState {
     /// Steps applied so far: the version a new step must be computed on.
     version: u64,
     /// The store lease that keeps each node alive.
-    node_leases: BTreeMap<LeaseId, NodeId>,
+    node_leases: NodeLeases,
     /// The latest cluster time a step committed, so a new leader's clock
     /// (another machine's) continues from it instead of going back.
     time_ms_last: u64,
@@ -79,7 +80,7 @@ impl Default for HaState {
             queue: VecDeque::new(),
             next_event_id: 1,
             version: 0,
-            node_leases: BTreeMap::new(),
+            node_leases: NodeLeases::default(),
             time_ms_last: 0,
         }
     }
@@ -132,8 +133,7 @@ impl HaState {
         labels: BTreeMap<String, String>,
         lease: LeaseId,
     ) -> HaApplied {
-        self.node_leases.retain(|_, n| *n != node);
-        self.node_leases.insert(lease, node);
+        self.node_leases.join(node, lease);
         // The lease's expiry comes through the log; until then the node lives.
         self.enqueue(Event::NodeJoined { node, address, labels, lease_expires_at_ms: u64::MAX, session: lease })
     }
@@ -141,7 +141,7 @@ impl HaState {
     /// The store revoked `lease` (expired, or its holder revoked it): the
     /// node it kept alive is dead; the coordinator hears so in log order.
     pub fn lease_gone(&mut self, lease: LeaseId) -> Option<HaApplied> {
-        let node = self.node_leases.remove(&lease)?;
+        let node = self.node_leases.gone(lease)?;
         Some(self.enqueue(Event::LeaseExpired { node }))
     }
 

@@ -24,6 +24,7 @@ pub mod member_plan;
 mod member_steering;
 pub mod members;
 pub mod msg;
+mod node_leases;
 pub mod persist;
 mod reads;
 mod relays;
