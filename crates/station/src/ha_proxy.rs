@@ -24,7 +24,9 @@
 //! go on to the agents directly. An agent whose proxy does not answer talks
 //! to the stations and still gets its commands through the proxy while the
 //! graph names it; once the proxy's lease has expired, the coordinator moves
-//! the agent, and its commands follow.
+//! the agent, and its commands follow. Only where commands are pushed at
+//! all (the simulator): `haven station`'s proxies, like its agents, poll
+//! them from any station's committed graph, and are not Raft peers.
 
 use crate::command::Command;
 use crate::ha_state::HaApplied;
@@ -146,7 +148,8 @@ impl Running {
         applied: HaApplied,
     ) -> HaApplied {
         let HaApplied::Stepped(mut step) = applied else { return applied };
-        if step.commands.is_empty() || self.role != Role::Leader || entry_term != self.raft.term() {
+        let pushed = self.ha.push; // else proxies, like agents, poll the committed graph
+        if !pushed || step.commands.is_empty() || self.role != Role::Leader || entry_term != self.raft.term() {
             return HaApplied::Stepped(step); // the direct path decides what to do with it
         }
         let ha = self.sm.ha();

@@ -53,7 +53,7 @@ pub(crate) struct HaSteering {
     /// leader tries again only a tick later, not on every turn.
     oversized_at: Option<Instant>,
     /// `ReplicaConfig::agent_commands_pushed`.
-    push: bool,
+    pub(crate) push: bool,
     /// External fencing (`ha_fence.rs`).
     pub(crate) fence: HaFence,
 }
