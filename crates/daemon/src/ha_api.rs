@@ -36,7 +36,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tokio::time::Instant;
 
 /// The OpenAPI 3.0 description of every route below.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -52,15 +51,10 @@ const QUEUED_NOTE: &str = "queued for the coordinator, which acts on it within m
 struct Api {
     handle: StationHandle,
     followers: Arc<Semaphore>,
-    /// The view followers share, so that however many follow, the replica
-    /// copies its graph for them at most once per poll interval.
-    followed: Arc<tokio::sync::Mutex<Option<Fetched>>>,
     body_bytes_max: usize,
 }
 
 type Handled = Result<Response, Failure>;
-/// A view of the replica and when it was fetched.
-type Fetched = (Instant, Arc<HaView>);
 
 /// One route: method and path as documented, and its handler.
 pub(crate) struct Route {
@@ -100,7 +94,7 @@ pub(crate) fn routes_table() -> Vec<Route> {
 /// The `/v1/` routes over `handle`; bodies larger than `body_bytes_max` get 413.
 pub fn router(handle: StationHandle, body_bytes_max: usize) -> Router {
     let followers = Arc::new(Semaphore::new(FOLLOWERS_LEN_MAX));
-    let api = Api { handle, followers, followed: Arc::default(), body_bytes_max };
+    let api = Api { handle, followers, body_bytes_max };
     let mut router = Router::new();
     for Route { path, handler, .. } in routes_table() {
         router = router.route(path, handler);
@@ -203,16 +197,10 @@ impl Api {
         Ok(self.handle.ha_view().await?)
     }
 
-    /// The latest view, fetched anew only when the shared one is older
-    /// than the poll interval.
+    /// The latest view, shared by every follower (and the agents): fetched
+    /// anew only when the shared one is older than the poll interval.
     async fn followed_view(&self) -> Result<Arc<HaView>, BackendError> {
-        let mut latest = self.followed.lock().await;
-        if let Some((_, view)) = latest.as_ref().filter(|(at, _)| at.elapsed() < FOLLOW_POLL_INTERVAL) {
-            return Ok(view.clone());
-        }
-        let view = Arc::new(self.handle.ha_view().await?);
-        *latest = Some((Instant::now(), view.clone()));
-        Ok(view)
+        self.handle.recent_ha_view(FOLLOW_POLL_INTERVAL).await
     }
 
     /// Queues `action` once `known` holds for this station's graph.

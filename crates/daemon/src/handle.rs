@@ -24,7 +24,7 @@ use crate::sessions::SessionPool;
 use haven_gateway::{Backend, BackendError, Identity, Member, Status, WatchCreate, WatchUpdate};
 use haven_net::LocalClient;
 use haven_station::{
-    ClientRequest, KeepAliveRequest, MemberAnswer, MemberError, MemberOp, MemberRequest, Relayed, ReplyError,
+    ClientRequest, HaView, KeepAliveRequest, MemberAnswer, MemberError, MemberOp, MemberRequest, Relayed, ReplyError,
     StationMsg,
 };
 use haven_store::{LeaseId, Request, Response};
@@ -70,6 +70,9 @@ struct Inner {
     forwarder: Forwarder,
     progress: Arc<Progress>,
     metrics: Arc<Metrics>,
+    /// The last applied HA state fetched, shared by every reader that can
+    /// take it slightly old (`recent_ha_view`).
+    recent_view: tokio::sync::Mutex<Option<(Instant, Arc<HaView>)>>,
 }
 
 /// Where one attempt goes.
@@ -112,6 +115,7 @@ impl StationHandle {
             forwarder: Forwarder::new(roster),
             progress,
             metrics,
+            recent_view: tokio::sync::Mutex::new(None),
         };
         StationHandle { inner: Arc::new(inner) }
     }

@@ -6,7 +6,7 @@
 //! identically, which the coordinator on the leader reads. Counters only
 //! grow, so a token or id is never handed out twice, even after a removal.
 
-use crate::command::CommandId;
+use crate::command::{AgentCommand, CommandId};
 use crate::coordinator::Step;
 use crate::decision::secs;
 use crate::decision::{Decision, DecisionLog};
@@ -172,6 +172,14 @@ impl StateGraph {
 
     pub fn instances_on(&self, node: NodeId) -> impl Iterator<Item = &Instance> + '_ {
         self.index.by_node.get(&node).into_iter().flatten().map(|id| &self.instances[id])
+    }
+
+    /// Every command sent and not yet acknowledged, oldest first: what
+    /// agents (and proxies for theirs) fetch. Costs what awaits, not the
+    /// graph's size.
+    pub fn commands_awaited(&self) -> impl Iterator<Item = &AgentCommand> + '_ {
+        let awaited = self.index.awaiting.iter().filter_map(|(_, id)| self.instances.get(id));
+        awaited.filter_map(|i| i.command.as_ref().map(|issued| &issued.command))
     }
 
     /// The live instance awaiting `command`, if any.

@@ -260,6 +260,8 @@ fn a_lost_command_is_issued_again_unchanged_and_a_new_leader_carries_on() {
     assert_eq!(out.commands, ["c1 n1 start i1 db primary token 1"]);
     assert!(out.decisions.is_empty());
     assert_eq!(w.g.instances[&InstanceId(1)].command.as_ref().map(|c| c.issued_at_ms), Some(510));
+    let awaited: Vec<String> = w.g.commands_awaited().map(|c| c.to_string()).collect();
+    assert_eq!(awaited, ["c1 n1 start i1 db primary token 1"], "what agents fetch");
 
     // Another leader with the same committed graph decides exactly the same.
     let input = haven_ha::Input { now_ms: 1010, event: Event::Tick };

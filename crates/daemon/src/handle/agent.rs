@@ -29,6 +29,13 @@ use std::time::Duration;
 /// out sooner than this and sends it again (maybe elsewhere).
 const BATCH_WAIT_MAX: Duration = Duration::from_secs(1);
 
+/// How old the applied state agents and proxies read may be: every agent
+/// polls (every 50 ms by default), and copying the graph for each poll made
+/// a station's work grow with the square of its nodes; shared, the copy
+/// happens at most once per this interval, and a command reaches its agent
+/// at most this much later.
+const AGENT_VIEW_AGE_MAX: Duration = Duration::from_millis(20);
+
 /// Whether the graph's node `id` holds its lease (expiry goes through the
 /// log, so every member sees a dead node as dead once it applied that).
 fn alive(graph: &StateGraph, id: NodeId) -> bool {
@@ -57,25 +64,26 @@ impl StationHandle {
 
     /// The commands the coordinator is waiting for `node` to acknowledge.
     pub async fn agent_commands(&self, node: NodeId) -> Result<Vec<AgentCommand>, BackendError> {
-        let view = self.ha_view().await?;
-        let pending = view.graph.instances.into_values().filter(|i| i.node == node);
-        Ok(pending.filter_map(|i| i.command.map(|issued| issued.command)).collect())
+        let view = self.recent_ha_view(AGENT_VIEW_AGE_MAX).await?;
+        let pending = view.graph.instances_on(node).filter_map(|i| i.command.as_ref());
+        Ok(pending.map(|issued| issued.command.clone()).collect())
     }
 
     /// The pending commands of every node the graph assigns to `proxy`.
     pub async fn proxy_commands(&self, proxy: NodeId) -> Result<Vec<AgentCommand>, BackendError> {
-        let graph = self.ha_view().await?.graph;
+        let view = self.recent_ha_view(AGENT_VIEW_AGE_MAX).await?;
+        let graph = &view.graph;
         let served = |node: NodeId| graph.nodes.get(&node).is_some_and(|n| n.proxy == Some(proxy.0));
-        let pending = graph.instances.values().filter(|i| served(i.node));
-        Ok(pending.filter_map(|i| i.command.as_ref().map(|issued| issued.command.clone())).collect())
+        Ok(graph.commands_awaited().filter(|c| served(c.node)).cloned().collect())
     }
 
     /// The live proxy `node` should report through, as this member's
     /// applied graph has it (the rule of the leader's `ProxyQuery`).
     pub async fn agent_proxy(&self, node: NodeId) -> Result<Option<ProxyPlace>, BackendError> {
-        let graph = self.ha_view().await?.graph;
+        let view = self.recent_ha_view(AGENT_VIEW_AGE_MAX).await?;
+        let graph = &view.graph;
         let Some(proxy) = graph.nodes.get(&node).and_then(|n| n.proxy).map(NodeId) else { return Ok(None) };
-        if !alive(&graph, proxy) || !is_proxy(&graph, proxy) {
+        if !alive(graph, proxy) || !is_proxy(graph, proxy) {
             return Ok(None);
         }
         let url = graph.nodes[&proxy].labels.get(PROXY_URL_LABEL).cloned();

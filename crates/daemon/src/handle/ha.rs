@@ -4,7 +4,8 @@
 //! drain, undrain a node), or a request for the current state. Out: the id
 //! of the queued event once the leader appended it to the replicated
 //! queue, or this member's replica's applied state (serializable: it may
-//! lag the leader by the time it takes to apply the latest entries).
+//! lag the leader by the time it takes to apply the latest entries, and
+//! `recent_ha_view`'s by a stated age more).
 //!
 //! An action is retried on "not leader" and "busy" until the request
 //! timeout, like a store write, with a session of its own from the pool so
@@ -18,6 +19,8 @@ use crate::routes::Answer;
 use haven_gateway::BackendError;
 use haven_ha::{Event, OperatorAction};
 use haven_station::{HaReport, HaRequest, HaView, StationMsg};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 impl StationHandle {
     /// Queues `action` through the leader; the event's id in the queue.
@@ -35,6 +38,20 @@ impl StationHandle {
                 Err(BackendError::Timeout)
             }
         }
+    }
+
+    /// This member's applied HA state as fetched at most `age_max` ago:
+    /// however many callers ask (agents polling their commands, proxies,
+    /// followers of the decision log), the replica copies its graph for
+    /// them at most once per `age_max`, not once per request.
+    pub async fn recent_ha_view(&self, age_max: Duration) -> Result<Arc<HaView>, BackendError> {
+        let mut recent = self.inner.recent_view.lock().await;
+        if let Some((_, view)) = recent.as_ref().filter(|(at, _)| at.elapsed() < age_max) {
+            return Ok(view.clone());
+        }
+        let view = Arc::new(self.ha_view().await?);
+        *recent = Some((Instant::now(), view.clone()));
+        Ok(view)
     }
 
     /// This member's applied HA state: the graph with its decision log.
