@@ -72,7 +72,15 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// The last applied HA state fetched, shared by every reader that can
     /// take it slightly old (`recent_ha_view`).
-    recent_view: tokio::sync::Mutex<Option<(Instant, Arc<HaView>)>>,
+    recent_view: tokio::sync::Mutex<Option<RecentView>>,
+}
+
+/// An applied HA state, when it was fetched and the applied index then.
+#[derive(Debug)]
+struct RecentView {
+    at: Instant,
+    applied: u64,
+    view: Arc<HaView>,
 }
 
 /// Where one attempt goes.

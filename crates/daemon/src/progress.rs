@@ -95,6 +95,11 @@ impl Progress {
         self.revision.load(Ordering::Relaxed)
     }
 
+    /// The index of the last entry the replica applied (as last reported).
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Relaxed)
+    }
+
     pub fn term(&self) -> u64 {
         self.term.load(Ordering::Relaxed)
     }

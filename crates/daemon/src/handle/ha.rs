@@ -13,7 +13,7 @@
 //! once: a retry after a lost answer may queue one twice, which the
 //! coordinator treats as the idempotent repeat it is.
 
-use super::StationHandle;
+use super::{RecentView, StationHandle};
 use crate::forward::{Forwarded, Unanswered};
 use crate::routes::Answer;
 use haven_gateway::BackendError;
@@ -40,17 +40,20 @@ impl StationHandle {
         }
     }
 
-    /// This member's applied HA state as fetched at most `age_max` ago:
-    /// however many callers ask (agents polling their commands, proxies,
-    /// followers of the decision log), the replica copies its graph for
-    /// them at most once per `age_max`, not once per request.
+    /// This member's applied HA state, as fetched at most `age_max` ago or
+    /// since the replica last applied an entry: however many callers ask
+    /// (agents polling their commands, proxies, followers of the decision
+    /// log), the replica copies its graph for them at most once per
+    /// `age_max`, and not at all while nothing is applied.
     pub async fn recent_ha_view(&self, age_max: Duration) -> Result<Arc<HaView>, BackendError> {
         let mut recent = self.inner.recent_view.lock().await;
-        if let Some((_, view)) = recent.as_ref().filter(|(at, _)| at.elapsed() < age_max) {
-            return Ok(view.clone());
+        let applied = self.inner.progress.applied();
+        let fresh = |r: &&RecentView| r.applied == applied || r.at.elapsed() < age_max;
+        if let Some(r) = recent.as_ref().filter(fresh) {
+            return Ok(r.view.clone());
         }
         let view = Arc::new(self.ha_view().await?);
-        *recent = Some((Instant::now(), view.clone()));
+        *recent = Some(RecentView { at: Instant::now(), applied, view: view.clone() });
         Ok(view)
     }
 
