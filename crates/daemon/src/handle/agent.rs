@@ -33,8 +33,8 @@ const BATCH_WAIT_MAX: Duration = Duration::from_secs(1);
 /// are being applied: every agent polls (every 50 ms by default), and
 /// copying the graph for each poll made a station's work grow with the
 /// square of its nodes; shared, the copy happens at most once per this
-/// interval (never while nothing is applied), and a command reaches its
-/// agent at most this much later.
+/// interval (once a second while nothing is applied), and a command
+/// reaches its agent at most this much later.
 const AGENT_VIEW_AGE_MAX: Duration = Duration::from_millis(20);
 
 /// Whether the graph's node `id` holds its lease (expiry goes through the

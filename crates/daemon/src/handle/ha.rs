@@ -22,6 +22,9 @@ use haven_station::{HaReport, HaRequest, HaView, StationMsg};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How long a copy of the applied state serves while no entry is applied.
+const QUIET_VIEW_AGE_MAX: Duration = Duration::from_secs(1);
+
 impl StationHandle {
     /// Queues `action` through the leader; the event's id in the queue.
     pub async fn ha_request(&self, action: OperatorAction) -> Result<u64, BackendError> {
@@ -40,15 +43,20 @@ impl StationHandle {
         }
     }
 
-    /// This member's applied HA state, as fetched at most `age_max` ago or
-    /// since the replica last applied an entry: however many callers ask
-    /// (agents polling their commands, proxies, followers of the decision
-    /// log), the replica copies its graph for them at most once per
-    /// `age_max`, and not at all while nothing is applied.
+    /// This member's applied HA state, as fetched at most `age_max` ago, or
+    /// up to a second ago if the replica has applied no entry since:
+    /// however many callers ask (agents polling their commands, proxies,
+    /// followers of the decision log), the replica copies its graph for
+    /// them at most once per `age_max`, and once a second while nothing is
+    /// applied. (Not never: a snapshot installed from the leader moves the
+    /// state without an applied entry being reported.)
     pub async fn recent_ha_view(&self, age_max: Duration) -> Result<Arc<HaView>, BackendError> {
         let mut recent = self.inner.recent_view.lock().await;
         let applied = self.inner.progress.applied();
-        let fresh = |r: &&RecentView| r.applied == applied || r.at.elapsed() < age_max;
+        let fresh = |r: &&RecentView| {
+            let age = r.at.elapsed();
+            age < age_max || (r.applied == applied && age < QUIET_VIEW_AGE_MAX)
+        };
         if let Some(r) = recent.as_ref().filter(fresh) {
             return Ok(r.view.clone());
         }
