@@ -37,6 +37,7 @@ mod link;
 mod local;
 mod network;
 mod node;
+mod ports;
 mod send_queue;
 mod timers;
 
@@ -45,3 +46,4 @@ pub use counters::{Counters, CountersSnapshot, DISK_SYNC_BUCKETS_LEN, DISK_SYNC_
 pub use error::NetError;
 pub use local::{LocalClient, LocalEndpoint, local_channel};
 pub use node::{run, run_with_local};
+pub use ports::{LOOPBACK_PORT_FIRST, LOOPBACK_PORTS_LEN, loopback_listener};

@@ -18,7 +18,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use haven_client::{Client, ClientConfig, Retry};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -103,7 +103,7 @@ pub async fn probe(port: u16) -> Option<WebAnswer> {
 }
 
 pub fn free_addr() -> Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0").context("binding a free loopback port")?.local_addr()?)
+    Ok(haven_net::loopback_listener().context("binding a free loopback port")?.local_addr()?)
 }
 
 fn strings(list: &[&str]) -> Vec<String> {
@@ -136,8 +136,12 @@ impl HaCluster {
             ..Default::default()
         };
         let client = Client::new(config).context("a client of the stations")?;
-        // web on node n listens on port_base + n: just below a port free now.
-        let port_base = free_addr()?.port().saturating_sub(10);
+        // web on node n listens on port_base + n (n = 1..=NODES): the next
+        // NODES ports of this process's sequence, which it then skips.
+        let port_base = free_addr()?.port() - 1;
+        for _ in 1..NODES {
+            free_addr()?;
+        }
         Ok(HaCluster { binary: binary.to_owned(), dir: dir.to_owned(), endpoints, client, processes, port_base })
     }
 

@@ -54,7 +54,7 @@ impl std::fmt::Debug for LocalCluster {
 /// Ports for `n` nodes: bound together (so distinct), then released.
 fn free_addrs(n: u64) -> Result<BTreeMap<u64, SocketAddr>> {
     let listeners: Vec<TcpListener> =
-        (0..n).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>().context("binding a free port")?;
+        (0..n).map(|_| haven_net::loopback_listener()).collect::<Result<_, _>>().context("binding a free port")?;
     (1..=n).zip(listeners).map(|(id, l)| Ok((id, l.local_addr()?))).collect()
 }
 

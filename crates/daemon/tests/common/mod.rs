@@ -39,10 +39,12 @@ pub struct Cluster {
 
 /// `count` distinct free loopback addresses. Every listener stays open until
 /// all are chosen: dropped one by one, the OS may hand out a port twice
-/// (CI once got the same port for two members).
+/// (CI once got the same port for two members). Below the ephemeral range
+/// (`haven_net::loopback_listener`), so no outgoing connection takes one
+/// before its station binds it.
 fn free_addrs(count: usize) -> Vec<SocketAddr> {
     let listeners: Vec<std::net::TcpListener> =
-        (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port")).collect();
+        (0..count).map(|_| haven_net::loopback_listener().expect("a free loopback port")).collect();
     listeners.iter().map(|l| l.local_addr().expect("bound")).collect()
 }
 

@@ -43,7 +43,7 @@ pub struct Cluster {
 }
 
 fn free_port() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").expect("a free loopback port")
+    haven_net::loopback_listener().expect("a free loopback port")
 }
 
 impl Cluster {
@@ -54,7 +54,8 @@ impl Cluster {
         let mut proxies = Vec::new();
         let mut members = Vec::new();
         for id in 1..=size {
-            // Ports are released just before the station binds them: a small race, as in stations.rs.
+            // Released just before the station binds it; below the ephemeral range, so no outgoing
+            // connection takes it meanwhile (`haven_net::loopback_listener`).
             let listen_peer = free_port().local_addr().unwrap();
             let client = free_port().local_addr().unwrap();
             let proxy = FaultProxy::start(free_port(), listen_peer).expect("the proxy starts");
