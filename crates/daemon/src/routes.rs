@@ -15,7 +15,7 @@
 
 use crate::metrics::Metrics;
 use haven_gateway::{BackendError, WatchUpdate};
-use haven_ha::BatchAnswer;
+use haven_ha::{AgentCommand, BatchAnswer};
 use haven_station::{HaView, MemberAnswer, ReplyError, StationMsg, WatchEvents};
 use haven_store::Response;
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,8 @@ pub(crate) enum Answer {
     Ha(Result<u64, ReplyError>),
     /// The replica's applied HA state; only ever asked of the local replica.
     HaView(Box<HaView>),
+    /// Commands awaited from a node or a proxy's nodes (local replica only).
+    Commands(Vec<AgentCommand>),
 }
 
 impl Answer {
@@ -47,7 +49,7 @@ impl Answer {
             Answer::KeepAlive(result) => result.as_ref().err(),
             Answer::Member(result) => result.as_ref().err(),
             Answer::Ha(result) => result.as_ref().err(),
-            Answer::HaView(_) => None,
+            Answer::HaView(_) | Answer::Commands(_) => None,
         }
     }
 }
@@ -226,6 +228,7 @@ fn route_one(routes: &SharedRoutes, msg: StationMsg) -> Vec<u64> {
         StationMsg::MemberReply(reply) => routes.answer((reply.client, reply.seq), Answer::Member(reply.result)),
         StationMsg::HaReply(reply) => routes.answer((reply.client, reply.seq), Answer::Ha(reply.result)),
         StationMsg::HaView(view) => routes.answer((view.client, view.seq), Answer::HaView(view)),
+        StationMsg::Commands { client, seq, commands } => routes.answer((client, seq), Answer::Commands(commands)),
         StationMsg::ProxyAnswer(answer) => {
             if let Some(tx) = routes.batches.remove(&answer.seq) {
                 let _ = tx.send(answer);

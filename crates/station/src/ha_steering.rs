@@ -23,10 +23,10 @@
 use crate::command::Command;
 use crate::ha_fence::{FenceConfig, HaFence};
 use crate::ha_state::{HaApplied, STEP_EVENTS_LEN_MAX};
-use crate::msg::{HaReply, HaReport, HaRequest, HaView, ReplyError, StationMsg};
+use crate::msg::{COMMANDS_LEN_MAX, CommandsOf, HaReply, HaReport, HaRequest, HaView, ReplyError, StationMsg};
 use crate::replica::{Replica, ReplicaEvent};
 use crate::running::Running;
-use haven_ha::CoordinatorConfig;
+use haven_ha::{AgentCommand, CoordinatorConfig};
 use haven_raft::{ProposeError, Role, StateMachine as _};
 use haven_runtime::{CtxFor, Instant, NodeId};
 use std::time::Duration;
@@ -135,6 +135,30 @@ impl Running {
         let view =
             HaView { client, seq, graph: ha.graph.clone(), queue_len: ha.queue_len() as u64, version: ha.version() };
         ctx.send(from, StationMsg::HaView(Box::new(view)));
+    }
+
+    /// The commands this replica's applied graph awaits from `of` (a
+    /// node's in instance order, a proxy's oldest first), through the
+    /// graph's indexes: the cost is what awaits, not the graph's size.
+    pub(crate) fn commands_of(
+        &self,
+        ctx: &mut impl CtxFor<Replica>,
+        from: NodeId,
+        (client, seq): (u64, u64),
+        of: CommandsOf,
+    ) {
+        let graph = &self.sm.ha().graph;
+        let commands: Vec<AgentCommand> = match of {
+            CommandsOf::Node(node) => {
+                let awaited = graph.instances_on(node).filter_map(|i| i.command.as_ref());
+                awaited.map(|issued| issued.command.clone()).take(COMMANDS_LEN_MAX).collect()
+            }
+            CommandsOf::Proxy(proxy) => {
+                let served = |node: NodeId| graph.nodes.get(&node).is_some_and(|n| n.proxy == Some(proxy.0));
+                graph.commands_awaited().filter(|c| served(c.node)).take(COMMANDS_LEN_MAX).cloned().collect()
+            }
+        };
+        ctx.send(from, StationMsg::Commands { client, seq, commands });
     }
 
     /// The leader's cluster time now.

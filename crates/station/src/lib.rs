@@ -42,8 +42,9 @@ pub use ha_fence::{FenceConfig, FenceConfigError};
 pub use ha_state::{HaApplied, HaState};
 pub use members::{MemberError, MemberOp, MemberRecord, MemberTable, cluster_id};
 pub use msg::{
-    ClientReply, ClientRequest, HaReply, HaReport, HaRequest, HaView, KeepAliveReply, KeepAliveRequest, MemberAnswer,
-    MemberReply, MemberRequest, Relayed, ReplyError, StationMsg, WatchCreate, WatchEvents,
+    COMMANDS_LEN_MAX, ClientReply, ClientRequest, CommandsOf, HaReply, HaReport, HaRequest, HaView, KeepAliveReply,
+    KeepAliveRequest, MemberAnswer, MemberReply, MemberRequest, Relayed, ReplyError, StationMsg, WatchCreate,
+    WatchEvents,
 };
 pub use replica::{Replica, ReplicaEvent, ReplicaIo, ReplicaTimer};
 pub use sessions::Sessions;

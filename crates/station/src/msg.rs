@@ -170,6 +170,32 @@ pub enum StationMsg {
         session: i64,
         fenced: bool,
     },
+    /// Ask the receiving replica for the commands its applied graph awaits
+    /// from one node, or from every node a proxy serves: what a polling
+    /// agent or proxy is handed, without a copy of the graph. Answered with
+    /// `Commands`, [`COMMANDS_LEN_MAX`] at most (the rest on the next ask).
+    CommandsQuery {
+        client: u64,
+        seq: u64,
+        of: CommandsOf,
+    },
+    Commands {
+        client: u64,
+        seq: u64,
+        commands: Vec<AgentCommand>,
+    },
+}
+
+/// Commands one answer to a `CommandsQuery` carries at most: a boot of
+/// thousands of agents behind one proxy is handed out over a few polls.
+pub const COMMANDS_LEN_MAX: usize = 4_096;
+
+/// Whose commands a `CommandsQuery` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandsOf {
+    Node(NodeId),
+    /// Every node the graph assigns to this proxy.
+    Proxy(NodeId),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

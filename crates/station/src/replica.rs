@@ -514,6 +514,11 @@ impl Component for Replica {
                     r.ha_view(ctx, from, client, seq);
                 }
             }
+            StationMsg::CommandsQuery { client, seq, of } => {
+                if let Phase::Running(r) = &self.phase {
+                    r.commands_of(ctx, from, (client, seq), of);
+                }
+            }
             msg @ (StationMsg::ProxyBatch(_) | StationMsg::ProxyQuery { .. }) => {
                 let Phase::Running(r) = &mut self.phase else { return };
                 r.on_proxy_msg(ctx, from, msg, self.config.waiters_max);
@@ -539,6 +544,7 @@ impl Component for Replica {
             | StationMsg::Agent(_)
             | StationMsg::HaReply(_)
             | StationMsg::HaView(_)
+            | StationMsg::Commands { .. }
             | StationMsg::ProxyAnswer(_)
             | StationMsg::ProxyCommands(_)
             | StationMsg::ProxyAssigned { .. } => {}

@@ -15,7 +15,9 @@ use haven_ha::{Action, AgentCommand, Event, OperatorAction, ServiceKind, Service
 use haven_raft::Role;
 use haven_runtime::NodeId;
 use haven_sim::Sim;
-use haven_station::{ClientRequest, HaReport, HaRequest, HaView, KeepAliveRequest, ReplicaEvent, StationMsg};
+use haven_station::{
+    ClientRequest, CommandsOf, HaReport, HaRequest, HaView, KeepAliveRequest, ReplicaEvent, StationMsg,
+};
 use haven_store::{LeaseGrantRequest, LeaseId, Request, Response};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -140,6 +142,21 @@ fn a_singleton_starts_on_its_first_preferred_node_with_a_token() {
     let graphs: Vec<_> = replicas.collect();
     assert_eq!(graphs.len(), 3);
     assert!(graphs.windows(2).all(|w| w[0] == w[1]), "every replica holds the same graph");
+    // What a polling agent is handed, from any replica: the start n4 awaits.
+    let follower = (1..=3).map(NodeId).find(|&n| n != leader(&sim)).expect("a follower");
+    let query = StationMsg::CommandsQuery { client: 9, seq: 1, of: CommandsOf::Node(NodeId(4)) };
+    match common::ask(&mut sim, follower, query) {
+        StationMsg::Commands { client: 9, seq: 1, commands: awaited } => {
+            let sent = commands(&sim, 4).last().cloned().expect("n4 was sent its start (and re-sent it, unanswered)");
+            assert_eq!(awaited, [sent], "the start sent to n4, still awaited")
+        }
+        other => panic!("expected n4's commands, got {other:?}"),
+    }
+    let query = StationMsg::CommandsQuery { client: 9, seq: 2, of: CommandsOf::Node(NodeId(5)) };
+    assert!(
+        matches!(common::ask(&mut sim, follower, query), StationMsg::Commands { seq: 2, commands, .. } if commands.is_empty()),
+        "n5 awaits nothing"
+    );
     assert_eq!(graphs[0].instances.len(), 1);
 }
 

@@ -6,7 +6,8 @@
 //! duplicate the coordinator ignores); the local replica's answer to a
 //! proxy batch; or this member's view of pending commands and of which
 //! proxy a node reports through — only commands of committed decisions are
-//! in the graph, so any member may answer.
+//! in the graph, so any member may answer. Commands come from the replica's
+//! indexes (`CommandsQuery`), never from a copy of the graph.
 //!
 //! A proxy batch goes to the local replica once, under a seq this member
 //! draws (proxies number their batches independently, so their own seqs
@@ -22,19 +23,16 @@ use crate::routes::{Answer, lock};
 use haven_gateway::BackendError;
 use haven_ha::{AgentCommand, BatchAnswer, BatchOutcome, Lease, PROXY_LABEL, ProxyBatch, StateGraph};
 use haven_runtime::NodeId;
-use haven_station::{HaReport, HaRequest, StationMsg};
+use haven_station::{CommandsOf, HaReport, HaRequest, StationMsg};
 use std::time::Duration;
 
 /// The longest a batch waits for the local replica: a proxy times a batch
 /// out sooner than this and sends it again (maybe elsewhere).
 const BATCH_WAIT_MAX: Duration = Duration::from_secs(1);
 
-/// How old the applied state agents and proxies read may be while entries
-/// are being applied: every agent polls (every 50 ms by default), and
-/// copying the graph for each poll made a station's work grow with the
-/// square of its nodes; shared, the copy happens at most once per this
-/// interval (once a second while nothing is applied), and a command
-/// reaches its agent at most this much later.
+/// How old the applied state may be that answers an agent asking for its
+/// proxy (once a second while it has none): shared, the graph is copied
+/// for all of them at most once per this interval.
 const AGENT_VIEW_AGE_MAX: Duration = Duration::from_millis(20);
 
 /// Whether the graph's node `id` holds its lease (expiry goes through the
@@ -65,17 +63,21 @@ impl StationHandle {
 
     /// The commands the coordinator is waiting for `node` to acknowledge.
     pub async fn agent_commands(&self, node: NodeId) -> Result<Vec<AgentCommand>, BackendError> {
-        let view = self.recent_ha_view(AGENT_VIEW_AGE_MAX).await?;
-        let pending = view.graph.instances_on(node).filter_map(|i| i.command.as_ref());
-        Ok(pending.map(|issued| issued.command.clone()).collect())
+        self.commands_of(CommandsOf::Node(node)).await
     }
 
     /// The pending commands of every node the graph assigns to `proxy`.
     pub async fn proxy_commands(&self, proxy: NodeId) -> Result<Vec<AgentCommand>, BackendError> {
-        let view = self.recent_ha_view(AGENT_VIEW_AGE_MAX).await?;
-        let graph = &view.graph;
-        let served = |node: NodeId| graph.nodes.get(&node).is_some_and(|n| n.proxy == Some(proxy.0));
-        Ok(graph.commands_awaited().filter(|c| served(c.node)).cloned().collect())
+        self.commands_of(CommandsOf::Proxy(proxy)).await
+    }
+
+    /// Asked of the local replica, which answers from its graph's indexes:
+    /// a poll costs what awaits, not a copy of the graph.
+    async fn commands_of(&self, of: CommandsOf) -> Result<Vec<AgentCommand>, BackendError> {
+        match self.ask_replica(|client, seq| StationMsg::CommandsQuery { client, seq, of }).await? {
+            Answer::Commands(commands) => Ok(commands),
+            _ => Err(BackendError::Timeout),
+        }
     }
 
     /// The live proxy `node` should report through, as this member's

@@ -37,16 +37,19 @@ impl StationHandle {
         inner.sessions.lock().expect("never poisoned").give_back(session);
         match result? {
             Answer::Ha(Ok(id)) => Ok(id),
-            Answer::Ha(Err(_)) | Answer::Reply(_) | Answer::KeepAlive(_) | Answer::Member(_) | Answer::HaView(_) => {
-                Err(BackendError::Timeout)
-            }
+            Answer::Ha(Err(_))
+            | Answer::Reply(_)
+            | Answer::KeepAlive(_)
+            | Answer::Member(_)
+            | Answer::HaView(_)
+            | Answer::Commands(_) => Err(BackendError::Timeout),
         }
     }
 
     /// This member's applied HA state, as fetched at most `age_max` ago, or
     /// up to a second ago if the replica has applied no entry since:
-    /// however many callers ask (agents polling their commands, proxies,
-    /// followers of the decision log), the replica copies its graph for
+    /// however many callers ask (followers of the decision log, agents
+    /// asking for their proxy), the replica copies its graph for
     /// them at most once per `age_max`, and once a second while nothing is
     /// applied. (Not never: a snapshot installed from the leader moves the
     /// state without an applied entry being reported.)
@@ -67,13 +70,22 @@ impl StationHandle {
 
     /// This member's applied HA state: the graph with its decision log.
     pub async fn ha_view(&self) -> Result<HaView, BackendError> {
+        match self.ask_replica(|client, seq| StationMsg::HaQuery { client, seq }).await? {
+            Answer::HaView(view) => Ok(*view),
+            _ => Err(BackendError::Timeout),
+        }
+    }
+
+    /// Asks the local replica a question about its applied state (`make`
+    /// builds it from the key its answer will carry): its answer, or why
+    /// there is none.
+    pub(crate) async fn ask_replica(&self, make: impl FnOnce(u64, u64) -> StationMsg) -> Result<Answer, BackendError> {
         let inner = &self.inner;
         let Ok(_permit) = inner.permits.try_acquire() else { return Err(BackendError::TooManyRequests) };
         let key = (inner.read_client, self.next_read_seq());
-        let query = StationMsg::HaQuery { client: key.0, seq: key.1 };
-        match self.ask_local(query, key, inner.request_timeout).await {
-            Ok(Answer::HaView(view)) => Ok(*view),
-            Ok(_) | Err(Unanswered::Timeout) => Err(BackendError::Timeout),
+        match self.ask_local(make(key.0, key.1), key, inner.request_timeout).await {
+            Ok(answer) => Ok(answer),
+            Err(Unanswered::Timeout) => Err(BackendError::Timeout),
             Err(Unanswered::TooManyRequests) => Err(BackendError::TooManyRequests),
             Err(Unanswered::Stopped) => Err(BackendError::Stopped),
         }
