@@ -121,8 +121,9 @@ impl Processes {
     }
 }
 
-/// The process groups listed in an agent's `instances.pids`.
-fn instance_groups(agent_dir: &Path) -> Vec<Pid> {
+/// The process groups listed in an agent's `instances.pids` (in its data
+/// directory): its instances, for a harness to signal.
+pub fn instance_groups(agent_dir: &Path) -> Vec<Pid> {
     let text = std::fs::read_to_string(agent_dir.join("instances.pids")).unwrap_or_default();
     text.lines()
         .filter_map(|l| l.split_whitespace().nth(1)?.parse::<i32>().ok())

@@ -18,6 +18,7 @@ mod common;
 use common::cluster::Cluster;
 use haven_client::{Client, ClientConfig, Retry};
 use haven_server::agent::supervisor::group_alive;
+use haven_server::ha_processes::instance_groups;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
@@ -54,8 +55,7 @@ impl Agent {
 
     /// The process groups of the instances the agent started.
     fn instance_groups(&self) -> Vec<Pid> {
-        let pids = std::fs::read_to_string(self.dir.join("instances.pids")).unwrap_or_default();
-        pids.lines().filter_map(|l| l.split_whitespace().nth(1)?.parse::<i32>().ok()).map(Pid::from_raw).collect()
+        instance_groups(&self.dir)
     }
 
     /// SIGSTOPs the agent and its instances: the machine hangs.

@@ -73,9 +73,8 @@ impl Proc {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let pids = std::fs::read_to_string(self.dir.join("instances.pids")).unwrap_or_default();
-        for pgid in pids.lines().filter_map(|l| l.split_whitespace().nth(1)?.parse::<i32>().ok()) {
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        for group in haven_server::ha_processes::instance_groups(&self.dir) {
+            let _ = killpg(group, Signal::SIGKILL);
         }
     }
 }
