@@ -103,8 +103,8 @@ impl StationHandle {
         ids_base: u64,
     ) -> StationHandle {
         let LocalClient { tx, rx, .. } = local;
-        let routes: SharedRoutes = Arc::new(Mutex::new(Routes::default()));
         let (read_client, watch_client) = (ids_base, ids_base.wrapping_add(1));
+        let routes: SharedRoutes = Arc::new(Mutex::new(Routes::new(read_client)));
         let dispatcher = dispatch(rx, tx.clone(), routes.clone(), watch_client, metrics.clone());
         tokio::spawn(tracing::Instrument::in_current_span(dispatcher));
         let inner = Inner {
@@ -270,7 +270,8 @@ impl StationHandle {
             | Answer::Member(_)
             | Answer::Ha(_)
             | Answer::HaView(_)
-            | Answer::Commands(_) => Err(BackendError::Timeout),
+            | Answer::Commands(_)
+            | Answer::Batch(_) => Err(BackendError::Timeout),
         }
     }
 
@@ -289,7 +290,8 @@ impl StationHandle {
             | Answer::KeepAlive(_)
             | Answer::Ha(_)
             | Answer::HaView(_)
-            | Answer::Commands(_) => Err(BackendError::Timeout),
+            | Answer::Commands(_)
+            | Answer::Batch(_) => Err(BackendError::Timeout),
         }
     }
 
@@ -380,7 +382,8 @@ impl Backend for StationHandle {
             | Answer::Member(_)
             | Answer::Ha(_)
             | Answer::HaView(_)
-            | Answer::Commands(_) => Err(BackendError::Timeout),
+            | Answer::Commands(_)
+            | Answer::Batch(_) => Err(BackendError::Timeout),
         }
     }
 

@@ -3,7 +3,7 @@
 //! In: every message the replica sends to this member's local client id —
 //! replies and keep-alive replies keyed by (client, seq), watch batches
 //! keyed by watch id, proxy batch answers keyed by the seq this member gave
-//! the batch. Out: each answer to the request waiting for it (none
+//! the batch (under `batch_client`, the client id that seq belongs to). Out: each answer to the request waiting for it (none
 //! waiting: dropped, the requester gave up); each watch batch to its
 //! stream, checked for gaps, with `prev_kv` stripped unless asked for.
 //!
@@ -40,6 +40,8 @@ pub(crate) enum Answer {
     HaView(Box<HaView>),
     /// Commands awaited from a node or a proxy's nodes (local replica only).
     Commands(Vec<AgentCommand>),
+    /// The local replica's answer to a proxy's batch.
+    Batch(BatchAnswer),
 }
 
 impl Answer {
@@ -49,7 +51,7 @@ impl Answer {
             Answer::KeepAlive(result) => result.as_ref().err(),
             Answer::Member(result) => result.as_ref().err(),
             Answer::Ha(result) => result.as_ref().err(),
-            Answer::HaView(_) | Answer::Commands(_) => None,
+            Answer::HaView(_) | Answer::Commands(_) | Answer::Batch(_) => None,
         }
     }
 }
@@ -67,8 +69,9 @@ pub(crate) struct Routes {
     /// Requests waiting, by (client, seq); a retry may wait beside the first try.
     waiting: BTreeMap<(u64, u64), Vec<oneshot::Sender<Answer>>>,
     watches: BTreeMap<u64, WatchRoute>,
-    /// Proxy batches waiting for their answer, by the seq this member gave them.
-    batches: BTreeMap<u64, oneshot::Sender<BatchAnswer>>,
+    /// The client id of the seqs this member gives proxy batches: a batch
+    /// answer carries its seq alone, and waits in `waiting` under both.
+    batch_client: u64,
 }
 
 /// The routes, shared by the handle (which registers) and the dispatcher.
@@ -95,14 +98,9 @@ impl Routes {
         }
     }
 
-    pub(crate) fn wait_for_batch(&mut self, seq: u64) -> oneshot::Receiver<BatchAnswer> {
-        let (tx, rx) = oneshot::channel();
-        self.batches.insert(seq, tx);
-        rx
-    }
-
-    pub(crate) fn forget_batch(&mut self, seq: u64) {
-        self.batches.remove(&seq);
+    /// Routes whose proxy batch answers belong to client `batch_client`.
+    pub(crate) fn new(batch_client: u64) -> Routes {
+        Routes { batch_client, ..Routes::default() }
     }
 
     #[cfg(test)]
@@ -188,7 +186,6 @@ impl Routes {
             let _ = route.tx.try_send(WatchUpdate::Closed { reason: reason.to_owned() });
         }
         self.waiting.clear();
-        self.batches.clear();
     }
 }
 
@@ -230,9 +227,8 @@ fn route_one(routes: &SharedRoutes, msg: StationMsg) -> Vec<u64> {
         StationMsg::HaView(view) => routes.answer((view.client, view.seq), Answer::HaView(view)),
         StationMsg::Commands { client, seq, commands } => routes.answer((client, seq), Answer::Commands(commands)),
         StationMsg::ProxyAnswer(answer) => {
-            if let Some(tx) = routes.batches.remove(&answer.seq) {
-                let _ = tx.send(answer);
-            }
+            let key = (routes.batch_client, answer.seq);
+            routes.answer(key, Answer::Batch(answer));
         }
         StationMsg::WatchEvents(batch) => {
             let watch = batch.watch;
@@ -317,13 +313,13 @@ mod tests {
     #[test]
     fn a_batch_answer_reaches_the_waiter_of_its_seq_only() {
         use haven_ha::{BatchAnswer, BatchOutcome};
-        let routes: SharedRoutes = Arc::new(Mutex::new(Routes::default()));
-        let mut waiting = lock(&routes).wait_for_batch(7);
+        let routes: SharedRoutes = Arc::new(Mutex::new(Routes::new(3)));
+        let mut waiting = lock(&routes).wait_for((3, 7));
         let busy = |seq| StationMsg::ProxyAnswer(BatchAnswer { seq, outcome: BatchOutcome::Busy });
         route_one(&routes, busy(8));
         assert!(waiting.try_recv().is_err(), "another batch's answer");
         route_one(&routes, busy(7));
-        assert_eq!(waiting.try_recv().unwrap(), BatchAnswer { seq: 7, outcome: BatchOutcome::Busy });
-        assert!(lock(&routes).batches.is_empty());
+        assert_eq!(waiting.try_recv().unwrap(), Answer::Batch(BatchAnswer { seq: 7, outcome: BatchOutcome::Busy }));
+        assert_eq!(lock(&routes).waiting_len(), 0);
     }
 }

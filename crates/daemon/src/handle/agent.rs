@@ -19,7 +19,7 @@
 use super::StationHandle;
 use crate::agent_api::{PROXY_URL_LABEL, ProxyPlace};
 use crate::forward::Forwarded;
-use crate::routes::{Answer, lock};
+use crate::routes::Answer;
 use haven_gateway::BackendError;
 use haven_ha::{AgentCommand, BatchAnswer, BatchOutcome, Lease, PROXY_LABEL, ProxyBatch, StateGraph};
 use haven_runtime::NodeId;
@@ -74,7 +74,8 @@ impl StationHandle {
     /// Asked of the local replica, which answers from its graph's indexes:
     /// a poll costs what awaits, not a copy of the graph.
     async fn commands_of(&self, of: CommandsOf) -> Result<Vec<AgentCommand>, BackendError> {
-        match self.ask_replica(|client, seq| StationMsg::CommandsQuery { client, seq, of }).await? {
+        let wait = self.inner.request_timeout;
+        match self.ask_replica(wait, |client, seq| StationMsg::CommandsQuery { client, seq, of }).await? {
             Answer::Commands(commands) => Ok(commands),
             _ => Err(BackendError::Timeout),
         }
@@ -96,27 +97,10 @@ impl StationHandle {
     /// Hands proxy `proxy`'s batch to the local replica and waits for its
     /// answer; `moved` lists only agents assigned away from `proxy`.
     pub async fn proxy_batch(&self, proxy: NodeId, batch: ProxyBatch) -> Result<BatchAnswer, BackendError> {
-        let inner = &self.inner;
-        let Ok(_permit) = inner.permits.try_acquire() else { return Err(BackendError::TooManyRequests) };
-        if inner.progress.fatal().is_some() {
-            return Err(BackendError::Stopped);
-        }
-        let (theirs, ours) = (batch.seq, self.next_read_seq());
-        let answer = lock(&inner.routes).wait_for_batch(ours);
-        let exchange = async {
-            let msg = StationMsg::ProxyBatch(ProxyBatch { seq: ours, ..batch });
-            inner.to_replica.send(msg).await.map_err(|_| BackendError::Stopped)?;
-            answer.await.map_err(|_| BackendError::Stopped)
-        };
-        let wait = inner.request_timeout.min(BATCH_WAIT_MAX);
-        let result = tokio::time::timeout(wait, exchange).await.unwrap_or(Err(BackendError::Timeout));
-        let mut answer = match result {
-            Ok(answer) => answer,
-            Err(e) => {
-                lock(&inner.routes).forget_batch(ours);
-                return Err(e);
-            }
-        };
+        let theirs = batch.seq;
+        let wait = self.inner.request_timeout.min(BATCH_WAIT_MAX);
+        let msg = |_, ours| StationMsg::ProxyBatch(ProxyBatch { seq: ours, ..batch });
+        let Answer::Batch(mut answer) = self.ask_replica(wait, msg).await? else { return Err(BackendError::Timeout) };
         answer.seq = theirs;
         // The replica answers the local client, not the proxy, so it counts
         // every agent of the batch as assigned elsewhere: keep the real moves.

@@ -42,7 +42,8 @@ impl StationHandle {
             | Answer::KeepAlive(_)
             | Answer::Member(_)
             | Answer::HaView(_)
-            | Answer::Commands(_) => Err(BackendError::Timeout),
+            | Answer::Commands(_)
+            | Answer::Batch(_) => Err(BackendError::Timeout),
         }
     }
 
@@ -70,20 +71,25 @@ impl StationHandle {
 
     /// This member's applied HA state: the graph with its decision log.
     pub async fn ha_view(&self) -> Result<HaView, BackendError> {
-        match self.ask_replica(|client, seq| StationMsg::HaQuery { client, seq }).await? {
+        let wait = self.inner.request_timeout;
+        match self.ask_replica(wait, |client, seq| StationMsg::HaQuery { client, seq }).await? {
             Answer::HaView(view) => Ok(*view),
             _ => Err(BackendError::Timeout),
         }
     }
 
-    /// Asks the local replica a question about its applied state (`make`
-    /// builds it from the key its answer will carry): its answer, or why
-    /// there is none.
-    pub(crate) async fn ask_replica(&self, make: impl FnOnce(u64, u64) -> StationMsg) -> Result<Answer, BackendError> {
+    /// Asks the local replica something only it answers (`make` builds the
+    /// message from the key its answer will carry), waiting at most `wait`:
+    /// its answer, or why there is none.
+    pub(crate) async fn ask_replica(
+        &self,
+        wait: Duration,
+        make: impl FnOnce(u64, u64) -> StationMsg,
+    ) -> Result<Answer, BackendError> {
         let inner = &self.inner;
         let Ok(_permit) = inner.permits.try_acquire() else { return Err(BackendError::TooManyRequests) };
         let key = (inner.read_client, self.next_read_seq());
-        match self.ask_local(make(key.0, key.1), key, inner.request_timeout).await {
+        match self.ask_local(make(key.0, key.1), key, wait).await {
             Ok(answer) => Ok(answer),
             Err(Unanswered::Timeout) => Err(BackendError::Timeout),
             Err(Unanswered::TooManyRequests) => Err(BackendError::TooManyRequests),
