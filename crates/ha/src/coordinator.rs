@@ -16,8 +16,9 @@
 //! `command_retry_ms`, collection) read the graph's indexes; the last three
 //! act on at most `overdue_per_step_max` records per step, so that a step
 //! always fits one log entry (lease expiry is bounded by the events: at
-//! the station, a node's death arrives as a queued `LeaseExpired`). A lost command is simply issued again. Debug builds reconcile every service once more
-//! after each step and assert that it changes nothing.
+//! the station, a node's death arrives as a queued `LeaseExpired`). A lost
+//! command is simply issued again. Debug builds reconcile every service
+//! once more after each step and assert that it changes nothing.
 //!
 //! Order within a step: expiry of leases that lapsed before now (first, so
 //! that nothing acts on a node that is already dead, and a renewal that

@@ -5,9 +5,10 @@
 //! In: every put and removal of a node, service or instance, with the old
 //! and the new record. Out: instances by service, by node and by awaited
 //! command, and by when that command was sent; nodes by lease end and by
-//! load (instances holding a slot); instances in flight (pending, starting or awaiting a command); terminal
-//! instances by age; services that must be reconciled on every step
-//! ([`needs_watching`]). Never serialized: rebuilt from the records.
+//! load (instances holding a slot); instances in flight (pending, starting
+//! or awaiting a command); terminal instances by age; services that must be
+//! reconciled on every step ([`needs_watching`]). Never serialized: rebuilt
+//! from the records.
 
 use crate::command::CommandId;
 use crate::instance::{Instance, InstanceId, InstanceState};

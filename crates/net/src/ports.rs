@@ -38,7 +38,8 @@ pub fn loopback_listener() -> io::Result<TcpListener> {
             Err(e) => return Err(e),
         }
     }
-    Err(io::Error::new(io::ErrorKind::AddrInUse, "no free loopback port in 20000..32000"))
+    let last = u32::from(LOOPBACK_PORT_FIRST) + len;
+    Err(io::Error::new(io::ErrorKind::AddrInUse, format!("no free loopback port in {LOOPBACK_PORT_FIRST}..{last}")))
 }
 
 #[cfg(test)]
