@@ -10,8 +10,12 @@
 //!   `--fence-after-ms`, the command kills node 4's processes (as a power
 //!   switch would), and the service moves on the confirmed fence, before
 //!   node 4's lease could have expired, with node 4's instance gone.
+//! - The station leader crashed (SIGKILL) or frozen (SIGSTOP): a new leader
+//!   is elected and the agents renew with it before their fence deadline,
+//!   so web keeps running on node 4 with its token and nothing moves.
 //!
-//! Each prints the time from the fault to the replacement writing its token.
+//! The first two print the time from the fault to the replacement writing
+//! its token.
 
 mod common;
 
@@ -223,4 +227,56 @@ async fn a_frozen_machine_is_fenced_by_the_command_and_its_singleton_moves_befor
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&fence);
+}
+
+/// How long a station fault is watched: past four TTLs, any self-fence of
+/// node 4 or a move of web would have happened.
+const WATCHED: Duration = Duration::from_millis(LEASE_TTL_MS * 4);
+
+/// Watches web on node 4 for [`WATCHED`] after a fault of the station
+/// leader: its process group must live throughout, no replacement may
+/// start on node 5, and no station may have declared node 4 dead.
+async fn web_stays_on_node_4(running: &Running, what: &str) {
+    let groups = running.four.instance_groups();
+    assert!(!groups.is_empty(), "node 4 runs web");
+    let until = Instant::now() + WATCHED;
+    while Instant::now() < until {
+        for group in &groups {
+            assert!(group_alive(*group), "{what}: node 4's agent killed web (group {group}): it self-fenced");
+        }
+        assert!(token(&running.dir, 5).is_none(), "{what}: web was started on node 5");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(token(&running.dir, 4), Some(running.first), "{what}: web on node 4 kept its token");
+    let events: serde_json::Value =
+        running.client.call_v1(reqwest::Method::GET, "/v1/events", None, Retry::Repeatable).await.expect("events");
+    let text = events.to_string();
+    assert!(!text.contains("n4 is dead"), "{what}: node 4 was declared dead: {text}");
+}
+
+/// Safety comes from the lease, and availability must survive the stations'
+/// own faults: a new leader is elected (election timeout 300 ms) well within
+/// the agents' fence deadline (TTL − margin − drift ≈ 900 ms after their last
+/// renewal), so agents renew with it and keep their singletons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_station_leader_moves_nothing_and_no_agent_self_fences() {
+    let mut running = start_web("ha-leader-crash", &[], LEASE_TTL_MS).await;
+    let leader = running.cluster.leader(&[1, 2, 3], WAIT_MAX).await.expect("a leader");
+    running.cluster.kill(leader);
+    web_stays_on_node_4(&running, &format!("station {leader} (the leader) SIGKILLed")).await;
+    drop(running.cluster);
+    let _ = std::fs::remove_dir_all(&running.dir);
+}
+
+/// The same with the leader frozen (SIGSTOP) for three TTLs: its agents'
+/// requests hang until their attempt times out (TTL / 4), then go elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_station_leader_moves_nothing_and_no_agent_self_fences() {
+    let mut running = start_web("ha-leader-freeze", &[], LEASE_TTL_MS).await;
+    let leader = running.cluster.leader(&[1, 2, 3], WAIT_MAX).await.expect("a leader");
+    running.cluster.pause(leader);
+    web_stays_on_node_4(&running, &format!("station {leader} (the leader) SIGSTOPped")).await;
+    running.cluster.resume(leader);
+    drop(running.cluster);
+    let _ = std::fs::remove_dir_all(&running.dir);
 }
