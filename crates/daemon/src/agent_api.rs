@@ -9,7 +9,8 @@
 //! `haven_ha::Event`, as JSON), and its polls. Out: `202` once queued
 //! through the leader (with the event's id, or the number of reports); the
 //! lease's TTL once the leader renewed it (`404` when the lease is gone);
-//! the node's pending commands, or the proxy it should report through
+//! the node's pending commands (at once, or once they differ from what the
+//! agent holds: see [`CommandsWait`]), or the proxy it should report through
 //! (`{"proxy": id, "url": ...}`, both null for none), from this station's
 //! applied state; `503` when no leader answered in time (the agent retries,
 //! maybe elsewhere), `400` for a body that does not parse.
@@ -17,12 +18,12 @@
 use crate::handle::StationHandle;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use haven_gateway::{Backend, BackendError};
-use haven_ha::Event;
+use haven_ha::{AgentCommand, Event};
 use haven_runtime::NodeId;
 use haven_station::HaReport;
 use haven_store::StoreError;
@@ -124,8 +125,45 @@ async fn reports(
     (StatusCode::ACCEPTED, Json(count)).into_response()
 }
 
-async fn commands(State(handle): State<StationHandle>, Path(node): Path<u64>) -> Response {
-    match handle.agent_commands(NodeId(node)).await {
+/// `GET .../commands?known=D&wait_ms=W`: wait up to `W` ms (at most
+/// [`COMMANDS_WAIT_MS_MAX`]) while the node's commands still have digest
+/// `D`; without them, answer at once.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+pub struct CommandsWait {
+    #[serde(default)]
+    pub known: Option<u32>,
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+/// The longest a command fetch may wait for a change.
+pub const COMMANDS_WAIT_MS_MAX: u64 = 30_000;
+
+/// What identifies a list of commands, for [`CommandsWait::known`]: the
+/// crc32c of each command's id, node, session and instance, in order. A
+/// command is never changed under its id, so equal lists digest equally.
+pub fn commands_digest(commands: &[AgentCommand]) -> u32 {
+    commands.iter().fold(0, |crc, c| {
+        let fields =
+            [c.id.0.to_le_bytes(), c.node.0.to_le_bytes(), c.session.to_le_bytes(), c.instance.0.to_le_bytes()];
+        fields.iter().fold(crc, |crc, f| crc32c::crc32c_append(crc, f))
+    })
+}
+
+async fn commands(
+    State(handle): State<StationHandle>,
+    Path(node): Path<u64>,
+    Query(wait): Query<CommandsWait>,
+) -> Response {
+    let node = NodeId(node);
+    let answer = match wait.known {
+        Some(known) if wait.wait_ms > 0 => {
+            let wait_ms = wait.wait_ms.min(COMMANDS_WAIT_MS_MAX);
+            handle.agent_commands_changed(node, known, std::time::Duration::from_millis(wait_ms)).await
+        }
+        _ => handle.agent_commands(node).await,
+    };
+    match answer {
         Ok(commands) => Json(commands).into_response(),
         Err(e) => failure(&e),
     }

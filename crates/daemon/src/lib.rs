@@ -16,11 +16,13 @@
 //! commands; `ha_api.rs` serves the operator API under `/v1/` (described
 //! by `openapi.json`), `ha_json.rs` converts between its JSON and the HA
 //! model; `dashboard.rs` serves the page that draws the cluster;
-//! `progress.rs` and `metrics.rs` observe the replica.
+//! `progress.rs` and `metrics.rs` observe the replica; `command_bell.rs`
+//! wakes the agents' command fetches waiting on this station.
 
 pub mod agent_api;
 mod checks;
 mod cluster;
+mod command_bell;
 mod config;
 mod config_error;
 mod dashboard;

@@ -3,9 +3,10 @@
 //! In: every [`ReplicaEvent`] (called on the executor's thread, so it only
 //! stores atomics and bumps metrics). Out: the latest role, term, leader,
 //! commit and applied index and store size for `status`, `identity`,
-//! `/health` and the forwarding decision; and the fatal reason, if the
-//! replica stopped.
+//! `/health` and the forwarding decision; the fatal reason, if the
+//! replica stopped; and the bell that wakes agents' command fetches.
 
+use crate::command_bell::CommandBell;
 use crate::metrics::Metrics;
 use haven_raft::Role;
 use haven_station::ReplicaEvent;
@@ -23,6 +24,7 @@ pub struct Progress {
     store_bytes: AtomicU64,
     revision: AtomicU64,
     fatal: Mutex<Option<String>>,
+    bell: CommandBell,
 }
 
 /// One reading of [`Progress`].
@@ -77,6 +79,7 @@ impl Progress {
             ReplicaEvent::Fatal { reason } => {
                 *self.fatal.lock().expect("never poisoned: no panics while held") = Some(reason.clone());
             }
+            ReplicaEvent::CommandsIssued { nodes } => self.bell.ring(nodes),
             // The roster (`roster.rs`) keeps the members.
             ReplicaEvent::Opened { .. }
             | ReplicaEvent::LeaseRevoked { .. }
@@ -84,6 +87,11 @@ impl Progress {
             | ReplicaEvent::FenceRequested { .. }
             | ReplicaEvent::HaStepTooLarge { .. } => {}
         }
+    }
+
+    /// Wakes the command fetches waiting for the nodes a step commands.
+    pub fn command_bell(&self) -> &CommandBell {
+        &self.bell
     }
 
     pub fn leader(&self) -> Option<u64> {

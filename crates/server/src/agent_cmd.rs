@@ -54,9 +54,14 @@ pub struct AgentArgs {
     /// noticed after about this long.
     #[arg(long, default_value_t = 1_000)]
     pub lease_ttl_ms: u64,
-    /// How often the agent asks for commands and sends reports.
+    /// How often the agent sends reports, and at most how often it asks for commands.
     #[arg(long, default_value_t = 50)]
     pub poll_ms: u64,
+    /// How long a station may hold the agent's question for commands until
+    /// they change (it answers as soon as a decision gives this node one);
+    /// 0 asks every --poll-ms instead.
+    #[arg(long, default_value_t = 1_000)]
+    pub commands_wait_ms: u64,
     /// How much faster or slower than real time any clock here or at the stations may run.
     #[arg(long, default_value_t = 200)]
     pub drift_ppm_max: u64,
@@ -106,6 +111,13 @@ fn settings(args: &AgentArgs) -> anyhow::Result<AgentSettings> {
     if args.poll_ms == 0 || args.poll_ms * 3 > args.lease_ttl_ms {
         bail!("--poll-ms {} must be positive and at most a third of --lease-ttl-ms", args.poll_ms);
     }
+    let wait_ms_max = haven_daemon::agent_api::COMMANDS_WAIT_MS_MAX;
+    if args.commands_wait_ms > wait_ms_max {
+        bail!(
+            "--commands-wait-ms {}: at most {wait_ms_max} (stations hold a question no longer)",
+            args.commands_wait_ms
+        );
+    }
     let on_quorum_loss = match args.on_quorum_loss {
         QuorumLoss::Stop => QuorumLossPolicy::Stop,
         QuorumLoss::Freeze => QuorumLossPolicy::Freeze,
@@ -130,6 +142,7 @@ fn settings(args: &AgentArgs) -> anyhow::Result<AgentSettings> {
         labels: labels(&args.labels)?,
         data_dir: args.data_dir.clone(),
         poll: Duration::from_millis(args.poll_ms),
+        commands_wait: Duration::from_millis(args.commands_wait_ms),
         supervisor,
     })
 }
@@ -145,11 +158,14 @@ pub async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         rounds_max: 1,
         ..ClientConfig::default()
     };
+    // A fetch that waits for commands gets the wait on top of an attempt.
+    let waiting_config = ClientConfig { request_timeout: attempt + settings.commands_wait, ..config.clone() };
     let client = Client::new(config).context("--endpoints")?;
+    let waiting = Client::new(waiting_config).context("--endpoints")?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
     tracing::info!(node = args.node, endpoints = ?args.endpoints, "agent starting");
     let node = NodeId(args.node);
-    let stations = HttpLink::new(client, node);
+    let stations = HttpLink::new(client, waiting, node);
     if args.no_proxy {
         run(stations, settings, haven_daemon::shutdown_signal()).await;
         return Ok(());

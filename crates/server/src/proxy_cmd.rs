@@ -92,7 +92,8 @@ pub async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
         ..ClientConfig::default()
     };
     let id = NodeId(args.id);
-    let link = HttpLink::new(Client::new(config).context("--endpoints")?, id);
+    let client = Client::new(config).context("--endpoints")?;
+    let link = HttpLink::new(client.clone(), client, id);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("--listen {}", args.listen))?;
     let url = format!("http://{}", listener.local_addr().context("--listen")?);

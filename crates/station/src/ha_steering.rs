@@ -29,6 +29,7 @@ use crate::running::Running;
 use haven_ha::{AgentCommand, CoordinatorConfig};
 use haven_raft::{ProposeError, Role, StateMachine as _};
 use haven_runtime::{CtxFor, Instant, NodeId};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 #[derive(Debug)]
@@ -241,7 +242,13 @@ impl Running {
     pub(crate) fn ha_applied(&mut self, ctx: &mut impl CtxFor<Replica>, entry_term: u64, applied: HaApplied) {
         let HaApplied::Stepped(step) = applied else { return };
         if !self.ha.push {
-            return; // agents poll the committed graph instead
+            // Agents fetch from the committed graph, of any replica: tell
+            // those waiting here that theirs changed.
+            let nodes: BTreeSet<NodeId> = step.commands.iter().map(|c| c.node).collect();
+            if !nodes.is_empty() {
+                ctx.output(ReplicaEvent::CommandsIssued { nodes: nodes.into_iter().collect() });
+            }
+            return;
         }
         if self.role != Role::Leader || entry_term != self.raft.term() {
             return; // the next leader's level-triggered steps issue them again

@@ -112,6 +112,13 @@ pub enum ReplicaEvent {
         bytes: u64,
         bytes_max: u64,
     },
+    /// An applied step issued commands to `nodes` (ascending). Reported by
+    /// every replica, and only where commands are fetched rather than
+    /// pushed (`ReplicaConfig::agent_commands_pushed` off): a station
+    /// answers the agents waiting for theirs at once.
+    CommandsIssued {
+        nodes: Vec<NodeId>,
+    },
     /// The replica stopped; it recovers only by restarting.
     Fatal {
         reason: String,

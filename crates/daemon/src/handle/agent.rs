@@ -17,7 +17,7 @@
 //! exchange and no member two.
 
 use super::StationHandle;
-use crate::agent_api::{PROXY_URL_LABEL, ProxyPlace};
+use crate::agent_api::{PROXY_URL_LABEL, ProxyPlace, commands_digest};
 use crate::forward::Forwarded;
 use crate::routes::Answer;
 use haven_gateway::BackendError;
@@ -64,6 +64,35 @@ impl StationHandle {
     /// The commands the coordinator is waiting for `node` to acknowledge.
     pub async fn agent_commands(&self, node: NodeId) -> Result<Vec<AgentCommand>, BackendError> {
         self.commands_of(CommandsOf::Node(node)).await
+    }
+
+    /// `node`'s commands once they differ from what its agent holds (their
+    /// [`commands_digest`] is `known`), or as they are after `wait`: a
+    /// fetch waits here for the step that changes them, woken by the
+    /// station's [`CommandBell`](crate::command_bell::CommandBell), instead
+    /// of the agent asking again every poll.
+    pub async fn agent_commands_changed(
+        &self,
+        node: NodeId,
+        known: u32,
+        wait: Duration,
+    ) -> Result<Vec<AgentCommand>, BackendError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let Some(listener) = self.inner.progress.command_bell().listen(node) else {
+            return self.agent_commands(node).await; // too many wait already: an ordinary poll
+        };
+        loop {
+            let rung = listener.bell().notified();
+            tokio::pin!(rung);
+            rung.as_mut().enable();
+            let commands = self.agent_commands(node).await?;
+            if commands_digest(&commands) != known || tokio::time::Instant::now() >= deadline {
+                return Ok(commands);
+            }
+            if tokio::time::timeout_at(deadline, rung).await.is_err() {
+                return Ok(commands);
+            }
+        }
     }
 
     /// The pending commands of every node the graph assigns to `proxy`.

@@ -2,7 +2,8 @@
 //! granted through etcd's (`/v3/lease/grant`), the rest through the agents'
 //! endpoints (`/haven/v1/agents/{node}/...`, keep-alives included, so a
 //! station counts an agent's requests in one place), every call failing
-//! over between the endpoints like the CLI's.
+//! over between the endpoints like the CLI's. Command fetches may wait at
+//! the station until the node's commands change (`?known=&wait_ms=`).
 
 use crate::agent::run::StationLink;
 use haven_client::{Client, LeaseGrantRequest, Retry};
@@ -11,17 +12,23 @@ use haven_ha::{AgentCommand, Event};
 use haven_runtime::NodeId;
 use reqwest::Method;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct HttpLink {
     client: Client,
+    /// For command fetches that wait at a station: its attempts last the
+    /// wait longer than `client`'s.
+    waiting: Client,
     /// The node whose lease `keep_alive` renews.
     node: NodeId,
 }
 
 impl HttpLink {
-    pub fn new(client: Client, node: NodeId) -> HttpLink {
-        HttpLink { client, node }
+    /// `waiting` carries the command fetches that wait for a change; its
+    /// request timeout must exceed the wait the agent asks for.
+    pub fn new(client: Client, waiting: Client, node: NodeId) -> HttpLink {
+        HttpLink { client, waiting, node }
     }
 
     pub fn client(&self) -> &Client {
@@ -75,8 +82,12 @@ impl StationLink for HttpLink {
         Ok(())
     }
 
-    async fn commands(&self, node: NodeId) -> Result<Vec<AgentCommand>, String> {
+    async fn commands(&self, node: NodeId, known: u32, wait: Duration) -> Result<Vec<AgentCommand>, String> {
         let path = format!("/haven/v1/agents/{}/commands", node.0);
-        self.client.call_v1(Method::GET, &path, None, Retry::Repeatable).await.map_err(text)
+        if wait.is_zero() {
+            return self.client.call_v1(Method::GET, &path, None, Retry::Repeatable).await.map_err(text);
+        }
+        let path = format!("{path}?known={known}&wait_ms={}", wait.as_millis());
+        self.waiting.call_v1(Method::GET, &path, None, Retry::Repeatable).await.map_err(text)
     }
 }

@@ -191,7 +191,9 @@ impl StationLink for RoutedLink {
         self.stations.report(node, events).await
     }
 
-    async fn commands(&self, node: NodeId) -> Result<Vec<AgentCommand>, String> {
+    /// Through a proxy, at once (a proxy does not wait for changes); from
+    /// the stations, waiting up to `wait` for a change.
+    async fn commands(&self, node: NodeId, known: u32, wait: Duration) -> Result<Vec<AgentCommand>, String> {
         self.refresh().await;
         if let Some(url) = self.url("commands") {
             match self.proxy_commands(&url).await {
@@ -199,7 +201,7 @@ impl StationLink for RoutedLink {
                 Err(e) => self.forget_proxy(true, &e),
             }
         }
-        self.stations.commands(node).await
+        self.stations.commands(node, known, wait).await
     }
 }
 
@@ -277,7 +279,8 @@ mod tests {
         let proxy_url = refusing_proxy(at_proxy.clone()).await;
         let station_url = station(at_station.clone(), proxy_url).await;
         let config = ClientConfig { endpoints: vec![station_url], rounds_max: 1, ..ClientConfig::default() };
-        let stations = HttpLink::new(Client::new(config).unwrap(), NodeId(4));
+        let client = Client::new(config).unwrap();
+        let stations = HttpLink::new(client.clone(), client, NodeId(4));
         let settings = RouteSettings {
             node: NodeId(4),
             attempt: Duration::from_secs(2),
@@ -287,7 +290,7 @@ mod tests {
         let link = RoutedLink::new(stations, settings).unwrap();
         let count = |calls: &Calls| (calls.keep_alives.load(Ordering::SeqCst), calls.commands.load(Ordering::SeqCst));
 
-        link.commands(NodeId(4)).await.unwrap();
+        link.commands(NodeId(4), 0, Duration::ZERO).await.unwrap();
         assert_eq!(link.proxy(), Some(NodeId(9)), "the stations named proxy 9");
         assert_eq!((count(&at_proxy), count(&at_station)), ((0, 1), (0, 0)), "commands from the proxy");
 
@@ -296,7 +299,7 @@ mod tests {
         assert_eq!(link.proxy(), None);
 
         link.keep_alive(40).await.unwrap();
-        link.commands(NodeId(4)).await.unwrap();
+        link.commands(NodeId(4), 0, Duration::ZERO).await.unwrap();
         let rested = ((1, 1), (2, 1));
         assert_eq!((count(&at_proxy), count(&at_station)), rested, "named again, but resting: the stations");
     }

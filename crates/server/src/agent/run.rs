@@ -6,11 +6,13 @@
 //! self-fencing when the lease cannot be renewed (`AgentCore` decides; this
 //! loop only feeds it time and answers).
 //!
-//! Every `poll` it renews the lease when a third of the TTL has passed,
-//! fetches this node's pending commands (served from any station's applied
-//! state: a command is there only once the decision behind it is
-//! committed), carries them out, and sends what there is to report. A
-//! report that fails is kept and sent again, up to a bound.
+//! Every `poll` it renews the lease when a third of the TTL has passed and
+//! sends what there is to report (a report that fails is kept and sent
+//! again, up to a bound). Beside that, one fetch at a time asks for this
+//! node's pending commands (served from any station's applied state: a
+//! command is there only once the decision behind it is committed), which
+//! the station answers once they differ from what the agent carried out
+//! last, or after `commands_wait`; fetches start at most once per `poll`.
 //!
 //! On start it kills the process groups a previous run of the agent left
 //! (their ids and start times are in `instances.pids` in the data
@@ -21,6 +23,7 @@
 //! coordinator can say, so they are killed and it starts them again.
 
 use crate::agent::supervisor::{Supervisor, SupervisorConfig};
+use haven_daemon::agent_api::commands_digest;
 use haven_ha::{AgentCommand, AgentConfig, AgentCore, Event, ProcessEvent};
 use haven_runtime::NodeId;
 use nix::sys::signal::{Signal, killpg};
@@ -51,8 +54,10 @@ pub trait StationLink {
         lease: i64,
     ) -> Result<(), String>;
     async fn report(&self, node: NodeId, events: &[Event]) -> Result<(), String>;
-    /// This node's commands awaiting acknowledgement.
-    async fn commands(&self, node: NodeId) -> Result<Vec<AgentCommand>, String>;
+    /// This node's commands awaiting acknowledgement: at once, or once
+    /// they no longer have digest `known` (`commands_digest`), waiting up
+    /// to `wait` for that where the far side can.
+    async fn commands(&self, node: NodeId, known: u32, wait: Duration) -> Result<Vec<AgentCommand>, String>;
 }
 
 #[derive(Clone, Debug)]
@@ -62,6 +67,9 @@ pub struct AgentSettings {
     pub labels: BTreeMap<String, String>,
     pub data_dir: PathBuf,
     pub poll: Duration,
+    /// How long a command fetch may wait at a station for a change (zero:
+    /// it answers at once, and the agent asks every `poll`).
+    pub commands_wait: Duration,
     pub supervisor: SupervisorConfig,
 }
 
@@ -75,6 +83,11 @@ pub async fn run(link: impl StationLink, settings: AgentSettings, shutdown: impl
     let mut saved = String::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut poll = tokio::time::interval(agent.settings.poll);
+    let (node, wait, spacing) = (agent.settings.core.node, agent.settings.commands_wait, agent.settings.poll);
+    // What was carried out last; the fetch waits while the station's list is the same.
+    let mut known = commands_digest(&[]);
+    let fetch = |known, not_before| fetch_commands(&link, node, known, wait, not_before);
+    let mut fetching = std::pin::pin!(fetch(known, tokio::time::Instant::now()));
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -83,6 +96,13 @@ pub async fn run(link: impl StationLink, settings: AgentSettings, shutdown: impl
                     supervisor.forget(*instance);
                 }
                 agent.core.process(event);
+            }
+            (fetched, asked) = &mut fetching => {
+                if let Some(carried_out) = agent.carry_out(fetched, &mut supervisor, started) {
+                    known = carried_out;
+                }
+                let not_before = (asked + spacing).max(tokio::time::Instant::now());
+                fetching.set(fetch(known, not_before));
             }
             _ = poll.tick() => agent.turn(&link, &mut supervisor, started).await,
         }
@@ -116,17 +136,28 @@ impl Agent {
             return;
         }
         self.renew(link, started).await;
-        match link.commands(self.settings.core.node).await {
-            Ok(commands) => {
-                for command in &commands {
-                    for action in self.core.command(command, ms_since(started)) {
-                        supervisor.carry_out(action);
-                    }
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "no commands fetched"),
-        }
         self.send_reports(link).await;
+    }
+
+    /// Hands fetched commands to the core, if the agent is a member now;
+    /// their digest when it did. Fetched while it was not, they are left
+    /// for the next fetch, which answers them again at once.
+    fn carry_out(
+        &mut self,
+        fetched: Result<Vec<AgentCommand>, String>,
+        supervisor: &mut Supervisor,
+        started: Instant,
+    ) -> Option<u32> {
+        let commands = fetched.map_err(|e| tracing::debug!(error = %e, "no commands fetched")).ok()?;
+        if self.core.is_fenced() || self.lease.is_none() {
+            return None;
+        }
+        for command in &commands {
+            for action in self.core.command(command, ms_since(started)) {
+                supervisor.carry_out(action);
+            }
+        }
+        Some(commands_digest(&commands))
     }
 
     /// Grants a lease, joins with it, and counts the grant as the first
@@ -183,6 +214,21 @@ impl Agent {
             Err(e) => tracing::debug!(error = %e, reports = self.pending.len(), "reports kept for another try"),
         }
     }
+}
+
+/// One command fetch, not before `not_before` (fetches are spaced by the
+/// poll interval, whether they waited at the station or not); the answer
+/// and when it was asked.
+async fn fetch_commands(
+    link: &impl StationLink,
+    node: NodeId,
+    known: u32,
+    wait: Duration,
+    not_before: tokio::time::Instant,
+) -> (Result<Vec<AgentCommand>, String>, tokio::time::Instant) {
+    tokio::time::sleep_until(not_before).await;
+    let asked = tokio::time::Instant::now();
+    (link.commands(node, known, wait).await, asked)
 }
 
 fn pids_file(dir: &Path) -> PathBuf {
@@ -265,7 +311,7 @@ mod tests {
             self.reports.lock().unwrap().extend_from_slice(events);
             Ok(())
         }
-        async fn commands(&self, node: NodeId) -> Result<Vec<AgentCommand>, String> {
+        async fn commands(&self, node: NodeId, _: u32, _: Duration) -> Result<Vec<AgentCommand>, String> {
             let mut spec = ServiceSpec::new("db", "/bin/sh", ServiceKind::Singleton { standbys: 0 });
             spec.args = vec!["-c".into(), "sleep 30".into()];
             let action = Action::Start { spec: Box::new(spec), role: Role::Primary, token: Some(3) };
@@ -292,6 +338,7 @@ mod tests {
             labels: BTreeMap::new(),
             data_dir: dir.clone(),
             poll: Duration::from_millis(20),
+            commands_wait: Duration::ZERO,
             supervisor,
         };
         let station: &'static FakeStation = Box::leak(Box::new(FakeStation::default()));
