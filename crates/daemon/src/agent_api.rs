@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use haven_gateway::{Backend, BackendError};
 use haven_ha::{AgentCommand, Event};
 use haven_runtime::NodeId;
-use haven_station::HaReport;
+use haven_station::{CommandsOf, HaReport};
 use haven_store::StoreError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -155,13 +155,17 @@ async fn commands(
     Path(node): Path<u64>,
     Query(wait): Query<CommandsWait>,
 ) -> Response {
-    let node = NodeId(node);
+    commands_answer(&handle, CommandsOf::Node(NodeId(node)), wait).await
+}
+
+/// The commands of a node or a proxy, at once or once changed (`wait`).
+pub(crate) async fn commands_answer(handle: &StationHandle, of: CommandsOf, wait: CommandsWait) -> Response {
     let answer = match wait.known {
         Some(known) if wait.wait_ms > 0 => {
             let wait_ms = wait.wait_ms.min(COMMANDS_WAIT_MS_MAX);
-            handle.agent_commands_changed(node, known, std::time::Duration::from_millis(wait_ms)).await
+            handle.commands_changed(of, known, std::time::Duration::from_millis(wait_ms)).await
         }
-        _ => handle.agent_commands(node).await,
+        _ => handle.commands_of(of).await,
     };
     match answer {
         Ok(commands) => Json(commands).into_response(),

@@ -2,8 +2,9 @@
 //!
 //! In: the nodes an applied step issued commands to
 //! (`ReplicaEvent::CommandsIssued`, on the executor's thread). Out: every
-//! fetch waiting for one of those nodes is woken, so it asks the replica
-//! again and answers its agent at once instead of at its next poll.
+//! fetch waiting for one of those nodes is woken, and every fetch of a
+//! proxy (which serves nodes this station does not track), so it asks the
+//! replica again and answers at once instead of at its next poll.
 //!
 //! Only the nodes with a waiting fetch have an entry, and at most
 //! [`WAITERS_LEN_MAX`] fetches wait at once; past that a fetch does not
@@ -22,8 +23,9 @@ pub const WAITERS_LEN_MAX: usize = 16_384;
 
 #[derive(Debug, Default)]
 pub struct CommandBell {
-    /// One bell per node with a waiting fetch; the fetches share it.
-    bells: Mutex<BTreeMap<NodeId, Arc<Notify>>>,
+    /// One bell per node with a waiting fetch, which the fetches share;
+    /// `None`'s rings for every node (proxies wait on it).
+    bells: Mutex<BTreeMap<Option<NodeId>, Arc<Notify>>>,
     waiters: AtomicUsize,
 }
 
@@ -31,31 +33,32 @@ pub struct CommandBell {
 #[derive(Debug)]
 pub struct Listener<'a> {
     owner: &'a CommandBell,
-    node: NodeId,
+    node: Option<NodeId>,
     bell: Arc<Notify>,
 }
 
 impl CommandBell {
-    fn bells(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Arc<Notify>>> {
+    fn bells(&self) -> std::sync::MutexGuard<'_, BTreeMap<Option<NodeId>, Arc<Notify>>> {
         self.bells.lock().expect("never poisoned: no panics while held")
     }
 
-    /// Rings the bells of `nodes`: every fetch waiting for one wakes.
+    /// Rings the bells of `nodes` and the bell for all: every fetch
+    /// waiting for one of them, or for any, wakes.
     pub fn ring(&self, nodes: &[NodeId]) {
         if self.waiters.load(Ordering::Relaxed) == 0 {
             return;
         }
         let bells = self.bells();
-        for node in nodes {
-            if let Some(bell) = bells.get(node) {
+        for node in nodes.iter().copied().map(Some).chain([None]) {
+            if let Some(bell) = bells.get(&node) {
                 bell.notify_waiters();
             }
         }
     }
 
-    /// A listener for `node`'s bell, or `None` when [`WAITERS_LEN_MAX`]
-    /// fetches already wait.
-    pub fn listen(&self, node: NodeId) -> Option<Listener<'_>> {
+    /// A listener for `node`'s bell (`None`: rung for any node), or `None`
+    /// when [`WAITERS_LEN_MAX`] fetches already wait.
+    pub fn listen(&self, node: Option<NodeId>) -> Option<Listener<'_>> {
         let claimed =
             self.waiters.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < WAITERS_LEN_MAX).then_some(n + 1));
         claimed.ok()?;
@@ -98,7 +101,7 @@ mod tests {
     #[tokio::test]
     async fn a_ring_for_its_node_wakes_a_listener_enabled_before_it() {
         let bell = CommandBell::default();
-        let listener = bell.listen(NodeId(4)).expect("room to wait");
+        let listener = bell.listen(Some(NodeId(4))).expect("room to wait");
         let notified = listener.bell().notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
@@ -109,11 +112,22 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), notified).await.expect("node 4's ring wakes it");
     }
 
+    #[tokio::test]
+    async fn a_ring_for_any_node_wakes_a_listener_for_all() {
+        let bell = CommandBell::default();
+        let listener = bell.listen(None).expect("room to wait");
+        let notified = listener.bell().notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        bell.ring(&[NodeId(7)]);
+        tokio::time::timeout(Duration::from_secs(5), notified).await.expect("any ring wakes it");
+    }
+
     #[test]
     fn the_last_listener_of_a_node_removes_its_bell() {
         let bell = CommandBell::default();
-        let first = bell.listen(NodeId(4)).unwrap();
-        let second = bell.listen(NodeId(4)).unwrap();
+        let first = bell.listen(Some(NodeId(4))).unwrap();
+        let second = bell.listen(Some(NodeId(4))).unwrap();
         assert_eq!((bell.waiters(), bell.bells().len()), (2, 1));
         drop(first);
         assert_eq!((bell.waiters(), bell.bells().len()), (1, 1));
@@ -124,9 +138,9 @@ mod tests {
     #[test]
     fn past_the_bound_a_fetch_does_not_wait() {
         let bell = CommandBell::default();
-        let held: Vec<_> = (0..WAITERS_LEN_MAX as u64).map(|n| bell.listen(NodeId(n)).unwrap()).collect();
-        assert!(bell.listen(NodeId(u64::MAX)).is_none(), "the bound holds");
+        let held: Vec<_> = (0..WAITERS_LEN_MAX as u64).map(|n| bell.listen(Some(NodeId(n))).unwrap()).collect();
+        assert!(bell.listen(Some(NodeId(u64::MAX))).is_none(), "the bound holds");
         drop(held);
-        assert!(bell.listen(NodeId(u64::MAX)).is_some(), "room again once they answered");
+        assert!(bell.listen(Some(NodeId(u64::MAX))).is_some(), "room again once they answered");
     }
 }

@@ -11,23 +11,24 @@
 //! from this member's applied state (any member may answer: commands are
 //! in the graph only once their decision committed).
 //!
-//! Commands are polled, not pushed: one request per proxy per poll interval,
-//! which any station can serve, so the leader is not in the command path at
-//! all; a long poll would need the replica to say when the graph changes,
-//! and would pin one request per proxy on a station. Bounds: a batch's
+//! Commands are fetched from any station, so the leader is not in the
+//! command path at all: at once, or held until some step issues commands
+//! (`?known=&wait_ms=`, as for an agent; see `agent_api.rs`), which pins
+//! one request per proxy on a station. Bounds: a batch's
 //! body is refused above `BATCH_BYTES_MAX`; the handle bounds the requests
 //! waiting at once and how long each waits.
 
-use crate::agent_api::failure;
+use crate::agent_api::{CommandsWait, commands_answer, failure};
 use crate::handle::StationHandle;
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use haven_ha::{BatchAnswer, BatchOutcome, ProxyBatch};
 use haven_runtime::NodeId;
+use haven_station::CommandsOf;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,9 +107,10 @@ async fn batch(State(handle): State<StationHandle>, Path(proxy): Path<u64>, Json
     }
 }
 
-async fn commands(State(handle): State<StationHandle>, Path(proxy): Path<u64>) -> Response {
-    match handle.proxy_commands(NodeId(proxy)).await {
-        Ok(commands) => Json(commands).into_response(),
-        Err(e) => failure(&e),
-    }
+async fn commands(
+    State(handle): State<StationHandle>,
+    Path(proxy): Path<u64>,
+    Query(wait): Query<CommandsWait>,
+) -> Response {
+    commands_answer(&handle, CommandsOf::Proxy(NodeId(proxy)), wait).await
 }

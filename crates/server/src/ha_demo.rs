@@ -95,6 +95,14 @@ async fn timeline(cluster: &HaCluster, crashed_node: u64, crashed: Instant) -> R
             println!("    +{:>5} ms  node {node} reports web active", ms());
         }
         if let Some((node, answer)) = cluster.primary(Some(crashed_node)).await {
+            // The steps can all land between two looks: those not seen yet
+            // happened by now, and are shown so.
+            if !expired {
+                println!("   ≤+{:>5} ms  node {crashed_node}'s lease expired at the stations: it is dead", ms());
+            }
+            if !decided {
+                println!("   ≤+{:>5} ms  decision committed: web's primary is now node {node}", ms());
+            }
             println!("    +{:>5} ms  web answers again on node {node}: {}", ms(), answer.body);
             return Ok(());
         }

@@ -17,7 +17,7 @@ use haven_runtime::NodeId;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 pub const PROXY_EXAMPLES: &str = "\
 Examples:
@@ -46,9 +46,13 @@ pub struct ProxyArgs {
     /// The proxy's own lease; its agents move about this long after it dies.
     #[arg(long, default_value_t = 1_000)]
     pub lease_ttl_ms: u64,
-    /// How often the commands of this proxy's agents are fetched.
+    /// At most how often the commands of this proxy's agents are fetched.
     #[arg(long, default_value_t = 50)]
     pub poll_ms: u64,
+    /// How long a station, and this proxy for its agents, may hold a
+    /// question for commands until they change; 0 asks every --poll-ms.
+    #[arg(long, default_value_t = 1_000)]
+    pub commands_wait_ms: u64,
     /// A batch leaves this long after the oldest item in it arrived (or once full).
     #[arg(long, default_value_t = 20)]
     pub flush_ms: u64,
@@ -92,8 +96,18 @@ pub async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
         ..ClientConfig::default()
     };
     let id = NodeId(args.id);
+    let wait_ms_max = haven_daemon::agent_api::COMMANDS_WAIT_MS_MAX;
+    if args.commands_wait_ms > wait_ms_max {
+        bail!(
+            "--commands-wait-ms {}: at most {wait_ms_max} (stations hold a question no longer)",
+            args.commands_wait_ms
+        );
+    }
+    let commands_wait = Duration::from_millis(args.commands_wait_ms);
+    // A fetch that waits for commands gets the wait on top of an attempt.
+    let waiting = Client::new(ClientConfig { request_timeout: attempt + commands_wait, ..config.clone() });
     let client = Client::new(config).context("--endpoints")?;
-    let link = HttpLink::new(client.clone(), client, id);
+    let link = HttpLink::new(client, waiting.context("--endpoints")?, id);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("--listen {}", args.listen))?;
     let url = format!("http://{}", listener.local_addr().context("--listen")?);
@@ -102,13 +116,15 @@ pub async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
     let (inbox, inbox_rx) = mpsc::channel(INBOX_LEN_MAX);
     let wait = Duration::from_millis(core.reply_timeout_ms * 2);
     let settings = HostSettings { id, endpoints, waiters_len_max: 2 * core.agents_max, core };
-    let host = tokio::spawn(host::run(settings, shared.clone(), inbox_rx));
+    let changed = Arc::new(Notify::new());
+    let host = tokio::spawn(host::run(settings, shared.clone(), changed.clone(), inbox_rx));
     let member =
         MemberSettings { id, url: url.clone(), address: args.listen.ip().to_string(), lease_ttl_ms: args.lease_ttl_ms };
     let joined = tokio::spawn(member::stay_joined(link.clone(), member));
-    let poller = tokio::spawn(member::poll_commands(link, id, Duration::from_millis(args.poll_ms), inbox.clone()));
+    let every = Duration::from_millis(args.poll_ms);
+    let poller = tokio::spawn(member::poll_commands(link, id, every, commands_wait, inbox.clone()));
     tracing::info!(id = args.id, %url, "proxy serving agents");
-    let app = serve::router(inbox, shared, wait);
+    let app = serve::router(inbox, shared, changed, wait);
     axum::serve(listener, app)
         .with_graceful_shutdown(haven_daemon::shutdown_signal())
         .await

@@ -61,31 +61,30 @@ impl StationHandle {
         }
     }
 
-    /// The commands the coordinator is waiting for `node` to acknowledge.
-    pub async fn agent_commands(&self, node: NodeId) -> Result<Vec<AgentCommand>, BackendError> {
-        self.commands_of(CommandsOf::Node(node)).await
-    }
-
-    /// `node`'s commands once they differ from what its agent holds (their
-    /// [`commands_digest`] is `known`), or as they are after `wait`: a
-    /// fetch waits here for the step that changes them, woken by the
-    /// station's [`CommandBell`](crate::command_bell::CommandBell), instead
-    /// of the agent asking again every poll.
-    pub async fn agent_commands_changed(
+    /// The commands of `of` once they differ from what its agent or proxy
+    /// holds (their [`commands_digest`] is `known`), or as they are after
+    /// `wait`: a fetch waits here for the step that changes them, woken by
+    /// the station's [`CommandBell`](crate::command_bell::CommandBell),
+    /// instead of asking again every poll.
+    pub async fn commands_changed(
         &self,
-        node: NodeId,
+        of: CommandsOf,
         known: u32,
         wait: Duration,
     ) -> Result<Vec<AgentCommand>, BackendError> {
         let deadline = tokio::time::Instant::now() + wait;
-        let Some(listener) = self.inner.progress.command_bell().listen(node) else {
-            return self.agent_commands(node).await; // too many wait already: an ordinary poll
+        let bell = match of {
+            CommandsOf::Node(node) => Some(node),
+            CommandsOf::Proxy(_) => None, // its agents are in the graph, not here
+        };
+        let Some(listener) = self.inner.progress.command_bell().listen(bell) else {
+            return self.commands_of(of).await; // too many wait already: an ordinary poll
         };
         loop {
             let rung = listener.bell().notified();
             tokio::pin!(rung);
             rung.as_mut().enable();
-            let commands = self.agent_commands(node).await?;
+            let commands = self.commands_of(of).await?;
             if commands_digest(&commands) != known || tokio::time::Instant::now() >= deadline {
                 return Ok(commands);
             }
@@ -95,14 +94,10 @@ impl StationHandle {
         }
     }
 
-    /// The pending commands of every node the graph assigns to `proxy`.
-    pub async fn proxy_commands(&self, proxy: NodeId) -> Result<Vec<AgentCommand>, BackendError> {
-        self.commands_of(CommandsOf::Proxy(proxy)).await
-    }
-
-    /// Asked of the local replica, which answers from its graph's indexes:
-    /// a poll costs what awaits, not a copy of the graph.
-    async fn commands_of(&self, of: CommandsOf) -> Result<Vec<AgentCommand>, BackendError> {
+    /// The commands awaited from a node, or from every node the graph
+    /// assigns to a proxy. Asked of the local replica, which answers from
+    /// its graph's indexes: a poll costs what awaits, not a copy of the graph.
+    pub async fn commands_of(&self, of: CommandsOf) -> Result<Vec<AgentCommand>, BackendError> {
         let wait = self.inner.request_timeout;
         match self.ask_replica(wait, |client, seq| StationMsg::CommandsQuery { client, seq, of }).await? {
             Answer::Commands(commands) => Ok(commands),

@@ -34,6 +34,11 @@ impl HttpLink {
     pub fn client(&self) -> &Client {
         &self.client
     }
+
+    /// The client for requests the far side may hold (its attempts are longer).
+    pub fn waiting(&self) -> &Client {
+        &self.waiting
+    }
 }
 
 fn text(e: impl std::fmt::Display) -> String {

@@ -132,8 +132,14 @@ impl RoutedLink {
         Ok(())
     }
 
-    async fn proxy_commands(&self, url: &str) -> Result<Vec<AgentCommand>, String> {
-        let response = self.http.get(url).send().await.map_err(|e| e.to_string())?;
+    /// From the proxy, held there up to `wait` while they have digest `known`.
+    async fn proxy_commands(&self, url: &str, known: u32, wait: Duration) -> Result<Vec<AgentCommand>, String> {
+        let mut request = self.http.get(url);
+        if !wait.is_zero() {
+            let query = [("known", u64::from(known)), ("wait_ms", u64::try_from(wait.as_millis()).unwrap_or(0))];
+            request = request.query(&query).timeout(self.settings.attempt + wait);
+        }
+        let response = request.send().await.map_err(|e| e.to_string())?;
         if response.status() != StatusCode::OK {
             return Err(format!("HTTP {}", response.status()));
         }
@@ -191,12 +197,10 @@ impl StationLink for RoutedLink {
         self.stations.report(node, events).await
     }
 
-    /// Through a proxy, at once (a proxy does not wait for changes); from
-    /// the stations, waiting up to `wait` for a change.
     async fn commands(&self, node: NodeId, known: u32, wait: Duration) -> Result<Vec<AgentCommand>, String> {
         self.refresh().await;
         if let Some(url) = self.url("commands") {
-            match self.proxy_commands(&url).await {
+            match self.proxy_commands(&url, known, wait).await {
                 Ok(commands) => return Ok(commands),
                 Err(e) => self.forget_proxy(true, &e),
             }

@@ -6,7 +6,8 @@
 //! poller; the answers of the batches it sent. Out: each batch POSTed to
 //! the station believed to lead (one at a time: the core keeps one in
 //! flight), each keep-alive answered to the handler waiting for it, the
-//! latest commands per agent in [`Shared`], and agents the stations moved
+//! latest commands per agent in [`Shared`] (and a notice when they change),
+//! and agents the stations moved
 //! marked there, so their next keep-alive tells them to ask again.
 //!
 //! The station to send to: the first endpoint, then the leader's URL when a
@@ -26,7 +27,7 @@ use haven_runtime::NodeId;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Messages waiting for the core task.
 pub const INBOX_LEN_MAX: usize = 4_096;
@@ -63,6 +64,7 @@ struct Host {
     core: ProxyCore,
     http: reqwest::Client,
     shared: Arc<Mutex<Shared>>,
+    changed: Arc<Notify>,
     /// Keep-alives awaiting their batch's answer, by (agent, seq given here).
     waiters: BTreeMap<(NodeId, u64), oneshot::Sender<Option<i64>>>,
     seq_next: u64,
@@ -74,7 +76,13 @@ struct Host {
 }
 
 /// Runs the core until the inbox closes.
-pub async fn run(settings: HostSettings, shared: Arc<Mutex<Shared>>, mut inbox: mpsc::Receiver<Inbox>) {
+/// `changed` is notified whenever an agent's commands in `shared` change.
+pub async fn run(
+    settings: HostSettings,
+    shared: Arc<Mutex<Shared>>,
+    changed: Arc<Notify>,
+    mut inbox: mpsc::Receiver<Inbox>,
+) {
     assert!(!settings.endpoints.is_empty(), "the command checks there is an endpoint");
     let timeout = Duration::from_millis(settings.core.reply_timeout_ms);
     let http = reqwest::Client::builder().timeout(timeout).build().expect("a client with a timeout builds");
@@ -87,6 +95,7 @@ pub async fn run(settings: HostSettings, shared: Arc<Mutex<Shared>>, mut inbox: 
         settings,
         http,
         shared,
+        changed,
         waiters: BTreeMap::new(),
         seq_next: 1,
         endpoint_next: 1,
@@ -138,7 +147,11 @@ impl Host {
                         by_agent.entry(command.node).or_default().push(command);
                     }
                 }
-                self.shared.lock().expect("never poisoned").commands = by_agent;
+                let mut shared = self.shared.lock().expect("never poisoned");
+                if shared.commands != by_agent {
+                    shared.commands = by_agent;
+                    self.changed.notify_waiters(); // agents' fetches held in `serve.rs`
+                }
                 Vec::new()
             }
         }
@@ -274,7 +287,7 @@ mod tests {
         };
         let shared = Arc::new(Mutex::new(Shared::default()));
         let (inbox, inbox_rx) = mpsc::channel(8);
-        tokio::spawn(run(settings, shared, inbox_rx));
+        tokio::spawn(run(settings, shared, Arc::default(), inbox_rx));
 
         assert_eq!(keep_alive(&inbox, 4, 40).await, Some(1));
         let lease = |agent, lease| BatchLease { agent: NodeId(agent), lease };

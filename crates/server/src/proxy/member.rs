@@ -6,8 +6,9 @@
 //! (`haven.role=proxy`, and `haven.proxy.url` saying where agents reach
 //! it), drained so that no service is placed on it (it runs none), its
 //! lease renewed every third of its TTL, joined again under a new lease
-//! when one lapses; and, every poll, its agents' pending commands handed to
-//! the core.
+//! when one lapses; and its agents' pending commands handed to the core
+//! whenever they change (a fetch at a time, held at the station until
+//! then, at most one per poll).
 //!
 //! The lease is the proxy's liveness: once it expires at the stations the
 //! coordinator moves the proxy's agents to another proxy (or to none).
@@ -16,7 +17,7 @@ use crate::agent::http_link::HttpLink;
 use crate::agent::run::StationLink;
 use crate::proxy::host::Inbox;
 use haven_client::Retry;
-use haven_daemon::agent_api::PROXY_URL_LABEL;
+use haven_daemon::agent_api::{PROXY_URL_LABEL, commands_digest};
 use haven_ha::{AgentCommand, PROXY_LABEL};
 use haven_runtime::NodeId;
 use reqwest::Method;
@@ -99,21 +100,33 @@ async fn drain(link: &HttpLink, id: NodeId) -> bool {
 
 /// Polls the pending commands of this proxy's agents every `every`, from
 /// any station; ends when the core is gone.
-pub async fn poll_commands(link: HttpLink, id: NodeId, every: Duration, inbox: mpsc::Sender<Inbox>) {
-    let path = format!("/haven/v1/proxies/{}/commands", id.0);
+pub async fn poll_commands(link: HttpLink, id: NodeId, every: Duration, wait: Duration, inbox: mpsc::Sender<Inbox>) {
+    let mut known = commands_digest(&[]);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let polled: Result<Vec<AgentCommand>, _> =
-            link.client().call_v1(Method::GET, &path, None, Retry::Repeatable).await;
-        match polled {
+        match fetch(&link, id, known, wait).await {
             Ok(commands) => {
+                known = commands_digest(&commands);
                 if inbox.send(Inbox::Commands(commands)).await.is_err() {
                     return;
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "commands not polled"),
+            Err(e) => tracing::debug!(error = %e, "commands not fetched"),
         }
     }
+}
+
+/// The commands of this proxy's agents: at once, or held at the station
+/// up to `wait` while they still have digest `known`.
+async fn fetch(link: &HttpLink, id: NodeId, known: u32, wait: Duration) -> Result<Vec<AgentCommand>, String> {
+    let path = format!("/haven/v1/proxies/{}/commands", id.0);
+    let answer = if wait.is_zero() {
+        link.client().call_v1(Method::GET, &path, None, Retry::Repeatable).await
+    } else {
+        let path = format!("{path}?known={known}&wait_ms={}", wait.as_millis());
+        link.waiting().call_v1(Method::GET, &path, None, Retry::Repeatable).await
+    };
+    answer.map_err(|e| e.to_string())
 }
