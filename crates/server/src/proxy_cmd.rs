@@ -15,6 +15,7 @@ use haven_client::{Client, ClientConfig, parse_endpoints};
 use haven_ha::{PROXY_AGENTS_MAX, ProxyConfig};
 use haven_runtime::NodeId;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
@@ -120,9 +121,10 @@ pub async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
     let host = tokio::spawn(host::run(settings, shared.clone(), changed.clone(), inbox_rx));
     let member =
         MemberSettings { id, url: url.clone(), address: args.listen.ip().to_string(), lease_ttl_ms: args.lease_ttl_ms };
-    let joined = tokio::spawn(member::stay_joined(link.clone(), member));
+    let lease = Arc::new(AtomicI64::new(0));
+    let joined = tokio::spawn(member::stay_joined(link.clone(), member, lease.clone()));
     let every = Duration::from_millis(args.poll_ms);
-    let poller = tokio::spawn(member::poll_commands(link, id, every, commands_wait, inbox.clone()));
+    let poller = tokio::spawn(member::poll_commands(link.clone(), id, every, commands_wait, inbox.clone()));
     tracing::info!(id = args.id, %url, "proxy serving agents");
     let app = serve::router(inbox, shared, changed, wait);
     axum::serve(listener, app)
@@ -130,6 +132,8 @@ pub async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
         .await
         .context("serving agents")?;
     joined.abort();
+    let _ = joined.await;
+    member::leave(&link, &lease).await;
     poller.abort();
     host.abort();
     tracing::info!("proxy stopped");

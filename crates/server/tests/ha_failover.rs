@@ -10,6 +10,8 @@
 //!   `--fence-after-ms`, the command kills node 4's processes (as a power
 //!   switch would), and the service moves on the confirmed fence, before
 //!   node 4's lease could have expired, with node 4's instance gone.
+//! - Node 4's agent stopped cleanly (SIGTERM): it kills web and revokes its
+//!   lease before it exits, and web moves to node 5.
 //! - The station leader crashed (SIGKILL) or frozen (SIGSTOP): a new leader
 //!   is elected and the agents renew with it before their fence deadline,
 //!   so web keeps running on node 4 with its token and nothing moves.
@@ -69,6 +71,14 @@ impl Agent {
         }
         for group in self.instance_groups() {
             let _ = killpg(group, Signal::SIGSTOP);
+        }
+    }
+
+    /// SIGTERMs the agent (a clean stop) and waits for it to exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let _ = child.wait();
         }
     }
 
@@ -277,6 +287,35 @@ async fn a_frozen_station_leader_moves_nothing_and_no_agent_self_fences() {
     running.cluster.pause(leader);
     web_stays_on_node_4(&running, &format!("station {leader} (the leader) SIGSTOPped")).await;
     running.cluster.resume(leader);
+    drop(running.cluster);
+    let _ = std::fs::remove_dir_all(&running.dir);
+}
+
+/// The ids of the leases the stations hold.
+async fn leases(client: &Client) -> Vec<String> {
+    let listed: serde_json::Value = client
+        .call_v1(reqwest::Method::POST, "/v3/lease/leases", Some(&serde_json::json!({})), Retry::Repeatable)
+        .await
+        .expect("leases");
+    let all = listed["leases"].as_array().cloned().unwrap_or_default();
+    all.iter().filter_map(|l| l["ID"].as_str().map(str::to_owned)).collect()
+}
+
+/// An agent stopped cleanly kills its instances and then revokes its
+/// lease: when it has exited its lease is already gone (it would otherwise
+/// live up to a TTL longer), and its singleton moves with a greater token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cleanly_stopped_agent_revokes_its_lease_once_its_instances_are_gone_and_web_moves() {
+    let mut running = start_web("ha-agent-stop", &[], LEASE_TTL_MS).await;
+    let groups = running.four.instance_groups();
+    assert_eq!(leases(&running.client).await.len(), 2, "nodes 4 and 5 hold a lease each");
+    running.four.stop();
+    for group in groups {
+        assert!(!group_alive(group), "node 4's instance group {group} was killed before the agent exited");
+    }
+    assert_eq!(leases(&running.client).await.len(), 1, "node 4's lease was revoked before the agent exited");
+    let (second, _) = wait_for_token(&running.dir, 5, "move after a clean stop").await;
+    assert!(second > running.first, "the replacement's fencing token {second} is above {}", running.first);
     drop(running.cluster);
     let _ = std::fs::remove_dir_all(&running.dir);
 }

@@ -4,14 +4,16 @@
 //! not from the agents); a singleton fails over when its machine crashes;
 //! and when a proxy is killed its agents keep their leases (no new session,
 //! the service on them untouched) and move to the other proxy; when that
-//! one freezes (SIGSTOP), they keep their leases through the stations.
+//! one freezes (SIGSTOP), they keep their leases through the stations;
+//! woken, it joins again, and stopped cleanly (SIGTERM) it revokes its
+//! lease before it exits.
 
 mod common;
 mod proxies_support;
 
 use common::cluster::Cluster;
 use haven_client::Retry;
-use proxies_support::{Proc, WAIT_MAX, alive, client, load, nodes, proxy_of, wait_nodes};
+use proxies_support::{Proc, WAIT_MAX, alive, client, lease_held, load, nodes, proxy_of, wait_nodes};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -123,6 +125,21 @@ async fn agents_go_through_proxies_and_survive_a_proxy_crash() {
     assert_eq!(agents.iter().map(joins).collect::<Vec<_>>(), joins_before, "no lease lost to a frozen proxy");
     assert_eq!(token(&dir, 5), Some(second), "web untouched by the frozen proxy");
     frozen.freeze(false);
+
+    // Woken, the proxy joins again under a new lease; stopped cleanly, it
+    // revokes that lease before it exits (its agents move at once).
+    let index = PROXIES.iter().position(|&p| p == survivor).unwrap();
+    let deadline = Instant::now() + WAIT_MAX;
+    while proxies[index].log().matches("proxy joined").count() < 2 {
+        assert!(Instant::now() < deadline, "the woken proxy joins again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = proxies[index].log();
+    let joined = log.lines().rev().find(|l| l.contains("proxy joined")).unwrap();
+    let lease: i64 = joined.split("lease=").nth(1).and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap();
+    assert!(lease_held(&client, lease).await, "the stations hold lease {lease}");
+    proxies[index].stop();
+    assert!(!lease_held(&client, lease).await, "lease {lease} was revoked before the proxy exited");
     drop(agents);
     drop(proxies);
     drop(cluster);

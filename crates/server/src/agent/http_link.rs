@@ -87,6 +87,10 @@ impl StationLink for HttpLink {
         Ok(())
     }
 
+    async fn revoke(&self, lease: i64) -> Result<(), String> {
+        self.client.lease_revoke(lease).await.map(drop).map_err(text)
+    }
+
     async fn commands(&self, node: NodeId, known: u32, wait: Duration) -> Result<Vec<AgentCommand>, String> {
         let path = format!("/haven/v1/agents/{}/commands", node.0);
         if wait.is_zero() {

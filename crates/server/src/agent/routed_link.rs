@@ -197,6 +197,10 @@ impl StationLink for RoutedLink {
         self.stations.report(node, events).await
     }
 
+    async fn revoke(&self, lease: i64) -> Result<(), String> {
+        self.stations.revoke(lease).await
+    }
+
     async fn commands(&self, node: NodeId, known: u32, wait: Duration) -> Result<Vec<AgentCommand>, String> {
         self.refresh().await;
         if let Some(url) = self.url("commands") {

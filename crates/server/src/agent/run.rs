@@ -14,6 +14,9 @@
 //! the station answers once they differ from what the agent carried out
 //! last, or after `commands_wait`; fetches start at most once per `poll`.
 //!
+//! On a clean stop (SIGTERM, SIGINT) it kills its instances and, once they
+//! are gone, revokes its lease, so their services move at once.
+//!
 //! On start it kills the process groups a previous run of the agent left
 //! (their ids and start times are in `instances.pids` in the data
 //! directory; a group whose leader's start time differs is another
@@ -22,7 +25,7 @@
 //! the station may have expired and replaced elsewhere; only the
 //! coordinator can say, so they are killed and it starts them again.
 
-use crate::agent::supervisor::{Supervisor, SupervisorConfig};
+use crate::agent::supervisor::{Supervisor, SupervisorConfig, group_alive};
 use haven_daemon::agent_api::commands_digest;
 use haven_ha::{AgentCommand, AgentConfig, AgentCore, Event, ProcessEvent};
 use haven_runtime::NodeId;
@@ -37,6 +40,9 @@ use tokio::sync::mpsc;
 const REPORTS_PENDING_LEN_MAX: usize = 4_096;
 /// Process events buffered between the supervisor and the loop.
 const PROCESS_EVENTS_LEN_MAX: usize = 1_024;
+/// How long a clean stop waits for its killed instances to be gone before
+/// it revokes the lease.
+const LEAVE_WAIT_MAX: Duration = Duration::from_secs(2);
 
 /// How the agent reaches the stations.
 #[allow(async_fn_in_trait)]
@@ -54,6 +60,8 @@ pub trait StationLink {
         lease: i64,
     ) -> Result<(), String>;
     async fn report(&self, node: NodeId, events: &[Event]) -> Result<(), String>;
+    /// Ends the lease now (a clean stop, its instances gone).
+    async fn revoke(&self, lease: i64) -> Result<(), String>;
     /// This node's commands awaiting acknowledgement: at once, or once
     /// they no longer have digest `known` (`commands_digest`), waiting up
     /// to `wait` for that where the far side can.
@@ -108,9 +116,11 @@ pub async fn run(link: impl StationLink, settings: AgentSettings, shutdown: impl
         }
         save_pids(&agent.settings.data_dir, &supervisor, &mut saved);
     }
+    let groups: Vec<Pid> = supervisor.running().map(|(_, pgid)| Pid::from_raw(pgid)).collect();
     supervisor.kill_all();
     save_pids(&agent.settings.data_dir, &supervisor, &mut saved);
-    tracing::info!("agent stopped; its instances were killed");
+    tracing::info!("agent stopping; its instances were killed");
+    agent.leave(&link, &groups).await;
 }
 
 struct Agent {
@@ -199,6 +209,28 @@ impl Agent {
                 self.lease = Some((lease, now_ms));
             }
             Err(e) => tracing::warn!(lease, error = %e, "lease not renewed"),
+        }
+    }
+
+    /// A clean stop: once every instance's process group is gone, the
+    /// lease is revoked, so the coordinator moves this node's services now
+    /// instead of once the lease would have expired. A group still alive
+    /// after [`LEAVE_WAIT_MAX`] leaves the lease to expire, as after a crash
+    /// (the self-fence deadline then holds as always).
+    async fn leave(&self, link: &impl StationLink, groups: &[Pid]) {
+        let Some((lease, _)) = self.lease.filter(|_| !self.core.is_fenced()) else { return };
+        let deadline = Instant::now() + LEAVE_WAIT_MAX;
+        while groups.iter().any(|group| group_alive(*group)) {
+            if Instant::now() > deadline {
+                return tracing::warn!(lease, "an instance outlived its SIGKILL; the lease is left to expire");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        match link.revoke(lease).await {
+            Ok(()) => tracing::info!(lease, "lease revoked: the stations move this node's services now"),
+            Err(e) => {
+                tracing::warn!(lease, error = %e, "lease not revoked; the stations move this node's services once it expires")
+            }
         }
     }
 
@@ -309,6 +341,9 @@ mod tests {
         }
         async fn report(&self, _: NodeId, events: &[Event]) -> Result<(), String> {
             self.reports.lock().unwrap().extend_from_slice(events);
+            Ok(())
+        }
+        async fn revoke(&self, _: i64) -> Result<(), String> {
             Ok(())
         }
         async fn commands(&self, node: NodeId, _: u32, _: Duration) -> Result<Vec<AgentCommand>, String> {

@@ -10,7 +10,7 @@
 //! whenever they change (a fetch at a time, held at the station until
 //! then, at most one per poll).
 //!
-//! The lease is the proxy's liveness: once it expires at the stations the
+//! On a clean stop the lease is revoked. The lease is the proxy's liveness: once it expires at the stations the
 //! coordinator moves the proxy's agents to another proxy (or to none).
 
 use crate::agent::http_link::HttpLink;
@@ -22,6 +22,8 @@ use haven_ha::{AgentCommand, PROXY_LABEL};
 use haven_runtime::NodeId;
 use reqwest::Method;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -40,16 +42,19 @@ pub fn labels(url: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(PROXY_LABEL.0.to_owned(), PROXY_LABEL.1.to_owned()), (PROXY_URL_LABEL.to_owned(), url.to_owned())])
 }
 
-/// Keeps the proxy's node joined and alive; never returns.
-pub async fn stay_joined(link: HttpLink, settings: MemberSettings) {
+/// Keeps the proxy's node joined and alive, publishing its lease in
+/// `current` (0 while it has none, for [`leave`]); never returns.
+pub async fn stay_joined(link: HttpLink, settings: MemberSettings, current: Arc<AtomicI64>) {
     let every = Duration::from_millis((settings.lease_ttl_ms / 3).max(1));
     let mut tick = tokio::time::interval(every);
     let mut lease: Option<(i64, Instant)> = None;
     let mut drained = false;
     loop {
         tick.tick().await;
+        current.store(lease.map_or(0, |(id, _)| id), Ordering::Relaxed);
         let Some((id, renewed)) = lease else {
             lease = join(&link, &settings).await.map(|id| (id, Instant::now()));
+            current.store(lease.map_or(0, |(id, _)| id), Ordering::Relaxed);
             drained = false;
             continue;
         };
@@ -65,6 +70,20 @@ pub async fn stay_joined(link: HttpLink, settings: MemberSettings) {
             }
             Err(e) => tracing::warn!(lease = id, error = %e, "the proxy's lease not renewed"),
         }
+    }
+}
+
+/// A clean stop, once [`stay_joined`] has stopped: revokes the proxy's
+/// lease, so the stations move its agents at once rather than once it
+/// would have expired (they go to the stations themselves meanwhile).
+pub async fn leave(link: &HttpLink, current: &AtomicI64) {
+    let lease = current.load(Ordering::Relaxed);
+    if lease == 0 {
+        return;
+    }
+    match link.revoke(lease).await {
+        Ok(()) => tracing::info!(lease, "lease revoked: the stations move this proxy's agents now"),
+        Err(e) => tracing::warn!(lease, error = %e, "lease not revoked; its agents move once it expires"),
     }
 }
 

@@ -66,6 +66,14 @@ impl Proc {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }
 
+    /// SIGTERM, a clean stop; waits for the process to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+
     /// SIGKILLs the process and, for an agent, its instances: the machine is gone.
     pub fn crash(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -124,4 +132,15 @@ pub async fn load(endpoint: &str) -> (u64, u64) {
     let url = format!("{endpoint}/haven/v1/agent-load");
     let load: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
     (load["agent_requests"].as_u64().unwrap(), load["proxy_requests"].as_u64().unwrap())
+}
+
+/// Whether the stations still hold lease `id`.
+pub async fn lease_held(client: &Client, id: i64) -> bool {
+    let body = serde_json::json!({ "ID": id.to_string() });
+    let answer: Result<serde_json::Value, _> = client
+        .call_v1(reqwest::Method::POST, "/v3/lease/timetolive", Some(&body), haven_client::Retry::Repeatable)
+        .await;
+    // etcd's JSON leaves a zero out; a lease it does not hold has TTL -1.
+    let ttl = answer.expect("timetolive")["TTL"].as_str().map_or(Ok(0), str::parse::<i64>);
+    ttl.expect("TTL is a number") >= 0
 }
