@@ -40,7 +40,7 @@ pub use fence_clock::FenceClock;
 pub use graph::{Change, StateGraph, Violation};
 pub use input::{Event, Input, OperatorAction};
 pub use instance::{Instance, InstanceId, InstanceState, Role};
-pub use node::{Expiry, Lease, Node};
+pub use node::{Expiry, Lease, NO_SERVICES_LABEL, Node};
 pub use proxy::{
     AgentKeepAlive, BatchAnswer, BatchLease, BatchOutcome, ProxyBatch, ProxyConfig, ProxyCore, ProxyOutput, Renewal,
 };

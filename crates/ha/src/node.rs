@@ -44,7 +44,17 @@ pub enum Expiry {
     Fenced,
 }
 
+/// The label of a node no service is ever placed on (a `haven proxy`, a
+/// witness), and its value. It is read at placement: an instance already
+/// on a node that joins again with it stays until it ends.
+pub const NO_SERVICES_LABEL: (&str, &str) = ("haven.services", "none");
+
 impl Node {
+    /// Whether services may be placed here (see [`NO_SERVICES_LABEL`]).
+    pub fn runs_services(&self) -> bool {
+        self.labels.get(NO_SERVICES_LABEL.0).is_none_or(|v| v != NO_SERVICES_LABEL.1)
+    }
+
     /// Alive at `now_ms`: the lease is held and has not run out.
     pub fn is_alive(&self, now_ms: u64) -> bool {
         match self.lease {

@@ -2,7 +2,8 @@
 //!
 //! In: the graph at the current time and one service. Out: the eligible
 //! nodes best first, or why there is none, in words ("n1 drained, n2 lacks
-//! label disk=ssd"). Eligible: alive, not drained, every selector label,
+//! label disk=ssd"). Eligible: alive, not drained, not labelled to run no
+//! services (`NO_SERVICES_LABEL`), every selector label,
 //! not kept out by the restart policy, no instance of the service already,
 //! no anti-affine instance (either direction), next to the colocated
 //! service's active primary. Best: the operator's move target, then a node
@@ -12,7 +13,7 @@
 use crate::decision::secs;
 use crate::graph::StateGraph;
 use crate::instance::{Instance, InstanceState, Role};
-use crate::node::Node;
+use crate::node::{NO_SERVICES_LABEL, Node};
 use crate::service::Service;
 use haven_runtime::NodeId;
 use std::fmt;
@@ -25,6 +26,7 @@ const REASONS_LEN_MAX: usize = 8;
 pub(crate) enum Ineligible {
     Dead,
     Drained,
+    RunsNoServices,
     MissingLabel(String),
     Banned { until_ms: u64 },
     HasInstance,
@@ -66,6 +68,9 @@ impl<'a> Candidates<'a> {
         }
         if node.drained {
             return Some(Ineligible::Drained);
+        }
+        if !node.runs_services() {
+            return Some(Ineligible::RunsNoServices);
         }
         if let Some(label) = node.missing_label(&spec.placement.labels) {
             return Some(Ineligible::MissingLabel(label));
@@ -190,6 +195,9 @@ impl fmt::Display for Ineligible {
         match self {
             Ineligible::Dead => f.write_str("is dead"),
             Ineligible::Drained => f.write_str("drained"),
+            Ineligible::RunsNoServices => {
+                write!(f, "runs no services ({}={})", NO_SERVICES_LABEL.0, NO_SERVICES_LABEL.1)
+            }
             Ineligible::MissingLabel(label) => write!(f, "lacks label {label}"),
             Ineligible::Banned { until_ms } => write!(f, "failed it (kept out until {})", secs(*until_ms)),
             Ineligible::HasInstance => f.write_str("runs it already"),

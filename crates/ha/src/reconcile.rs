@@ -210,7 +210,8 @@ impl Stepper<'_> {
     fn start_new(&mut self, name: &str, node: NodeId, role: Role) {
         let Some(mut service) = self.g.services.get(name).cloned() else { return };
         let target = self.g.nodes.get(&node);
-        assert!(target.is_some_and(|n| n.is_alive(self.now_ms) && !n.drained), "placing {name} on {node}");
+        let eligible = |n: &crate::node::Node| n.is_alive(self.now_ms) && !n.drained && n.runs_services();
+        assert!(target.is_some_and(eligible), "placing {name} on {node}");
         let instance = Instance {
             id: self.take_instance_id(),
             service: name.to_string(),

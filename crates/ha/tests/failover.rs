@@ -468,3 +468,26 @@ fn a_rejoin_with_a_new_session_ends_the_old_sessions_instances() {
     w.exited(600, 2, 1);
     assert_eq!(issued(&w, 2), Some(SESSION), "web restarted in place on n2");
 }
+
+/// A node labelled to run no services (a `haven proxy`) is never a
+/// candidate, whatever the kind, and the reason names the label: it needs
+/// no drain after its join, which would leave a window for a placement.
+#[test]
+fn a_node_labelled_to_run_no_services_gets_none_of_any_kind() {
+    let mut w = World::new();
+    let none = haven_ha::NO_SERVICES_LABEL;
+    w.join_for(0, 1, &[none, ("haven.role", "proxy")], LONG_MS);
+    let out = w.add(10, singleton("db"));
+    assert_eq!(
+        out.decisions,
+        [
+            "added service db [operator: add service db]",
+            "db: no eligible node: n1 runs no services (haven.services=none) [operator: add service db]",
+        ]
+    );
+    let agent = ServiceSpec::new("agentd", "/bin/agentd", ServiceKind::EveryNode);
+    assert!(w.add(20, agent).commands.is_empty(), "not even every-node services");
+    let out = w.join_for(30, 2, &[], LONG_MS);
+    assert_eq!(out.commands.len(), 2, "both go to n2 once it joins: {:?}", out.commands);
+    assert!(out.commands.iter().all(|c| c.contains(" n2 ")), "{:?}", out.commands);
+}

@@ -26,8 +26,8 @@ Examples:
   haven proxy --id 100 --listen 127.0.0.1:7100 \\
     --endpoints http://127.0.0.1:2379,http://127.0.0.1:2479,http://127.0.0.1:2579
 
-The proxy joins the cluster as a node labelled haven.role=proxy (drained: it
-runs no services). The stations assign agents to the live proxy with the
+The proxy joins the cluster as a node labelled haven.role=proxy and
+haven.services=none (no service is placed on it). The stations assign agents to the live proxy with the
 fewest agents; the agents renew their leases and report through it, and it
 sends the leader one batch at a time. When it dies, its agents talk to the
 stations until they are assigned to another proxy.";

@@ -4,21 +4,23 @@
 //! In: the stations (through [`HttpLink`] and its client). Out: the proxy
 //! joined as node `id` with the labels that make it a proxy
 //! (`haven.role=proxy`, and `haven.proxy.url` saying where agents reach
-//! it), drained so that no service is placed on it (it runs none), its
+//! it) and `haven.services=none`, so that no service is ever placed on it
+//! (it runs none; a drain after the join would leave a window), its
 //! lease renewed every third of its TTL, joined again under a new lease
 //! when one lapses; and its agents' pending commands handed to the core
 //! whenever they change (a fetch at a time, held at the station until
 //! then, at most one per poll).
 //!
-//! On a clean stop the lease is revoked. The lease is the proxy's liveness: once it expires at the stations the
-//! coordinator moves the proxy's agents to another proxy (or to none).
+//! The lease is the proxy's liveness: once it expires at the stations, or
+//! the proxy revokes it on a clean stop, the coordinator moves the proxy's
+//! agents to another proxy (or to none).
 
 use crate::agent::http_link::HttpLink;
 use crate::agent::run::StationLink;
 use crate::proxy::host::Inbox;
 use haven_client::Retry;
 use haven_daemon::agent_api::{PROXY_URL_LABEL, commands_digest};
-use haven_ha::{AgentCommand, PROXY_LABEL};
+use haven_ha::{AgentCommand, NO_SERVICES_LABEL, PROXY_LABEL};
 use haven_runtime::NodeId;
 use reqwest::Method;
 use std::collections::BTreeMap;
@@ -39,7 +41,11 @@ pub struct MemberSettings {
 
 /// The labels a `haven proxy` joins with.
 pub fn labels(url: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([(PROXY_LABEL.0.to_owned(), PROXY_LABEL.1.to_owned()), (PROXY_URL_LABEL.to_owned(), url.to_owned())])
+    BTreeMap::from([
+        (PROXY_LABEL.0.to_owned(), PROXY_LABEL.1.to_owned()),
+        (PROXY_URL_LABEL.to_owned(), url.to_owned()),
+        (NO_SERVICES_LABEL.0.to_owned(), NO_SERVICES_LABEL.1.to_owned()),
+    ])
 }
 
 /// Keeps the proxy's node joined and alive, publishing its lease in
@@ -48,19 +54,14 @@ pub async fn stay_joined(link: HttpLink, settings: MemberSettings, current: Arc<
     let every = Duration::from_millis((settings.lease_ttl_ms / 3).max(1));
     let mut tick = tokio::time::interval(every);
     let mut lease: Option<(i64, Instant)> = None;
-    let mut drained = false;
     loop {
         tick.tick().await;
         current.store(lease.map_or(0, |(id, _)| id), Ordering::Relaxed);
         let Some((id, renewed)) = lease else {
             lease = join(&link, &settings).await.map(|id| (id, Instant::now()));
             current.store(lease.map_or(0, |(id, _)| id), Ordering::Relaxed);
-            drained = false;
             continue;
         };
-        if !drained {
-            drained = drain(&link, settings.id).await;
-        }
         let sent = Instant::now();
         match link.keep_alive(id).await {
             Ok(()) => lease = Some((id, sent)),
@@ -102,19 +103,6 @@ async fn join(link: &HttpLink, settings: &MemberSettings) -> Option<i64> {
     }
     tracing::info!(lease, url = %settings.url, "proxy joined");
     Some(lease)
-}
-
-/// Asks the stations to place nothing on this node: a proxy runs no services.
-async fn drain(link: &HttpLink, id: NodeId) -> bool {
-    let path = format!("/v1/nodes/{}/drain", id.0);
-    let done: Result<serde_json::Value, _> = link.client().call_v1(Method::POST, &path, None, Retry::Repeatable).await;
-    match done {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::debug!(error = %e, "drain not queued yet; retrying");
-            false
-        }
-    }
 }
 
 /// Polls the pending commands of this proxy's agents every `every`, from
