@@ -33,8 +33,7 @@ use std::collections::BTreeMap;
 /// Reports one request may carry; the agent sends the rest next time.
 pub const REPORTS_LEN_MAX: usize = 256;
 
-/// The label a `haven proxy` joins with, holding the URL agents reach it at.
-pub const PROXY_URL_LABEL: &str = "haven.proxy.url";
+pub use haven_ha::PROXY_URL_LABEL;
 
 /// A proxy an agent is assigned to, with where to reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -271,6 +271,7 @@ impl StationHandle {
             | Answer::Ha(_)
             | Answer::HaView(_)
             | Answer::Commands(_)
+            | Answer::ProxyPlace(_)
             | Answer::Batch(_) => Err(BackendError::Timeout),
         }
     }
@@ -291,6 +292,7 @@ impl StationHandle {
             | Answer::Ha(_)
             | Answer::HaView(_)
             | Answer::Commands(_)
+            | Answer::ProxyPlace(_)
             | Answer::Batch(_) => Err(BackendError::Timeout),
         }
     }
@@ -383,6 +385,7 @@ impl Backend for StationHandle {
             | Answer::Ha(_)
             | Answer::HaView(_)
             | Answer::Commands(_)
+            | Answer::ProxyPlace(_)
             | Answer::Batch(_) => Err(BackendError::Timeout),
         }
     }

@@ -16,6 +16,7 @@
 use crate::metrics::Metrics;
 use haven_gateway::{BackendError, WatchUpdate};
 use haven_ha::{AgentCommand, BatchAnswer};
+use haven_runtime::NodeId;
 use haven_station::{HaView, MemberAnswer, ReplyError, StationMsg, WatchEvents};
 use haven_store::Response;
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,8 @@ pub(crate) enum Answer {
     Commands(Vec<AgentCommand>),
     /// The local replica's answer to a proxy's batch.
     Batch(BatchAnswer),
+    /// The proxy a node is assigned, with its URL (local replica only).
+    ProxyPlace(Option<(NodeId, Option<String>)>),
 }
 
 impl Answer {
@@ -51,7 +54,7 @@ impl Answer {
             Answer::KeepAlive(result) => result.as_ref().err(),
             Answer::Member(result) => result.as_ref().err(),
             Answer::Ha(result) => result.as_ref().err(),
-            Answer::HaView(_) | Answer::Commands(_) | Answer::Batch(_) => None,
+            Answer::HaView(_) | Answer::Commands(_) | Answer::Batch(_) | Answer::ProxyPlace(_) => None,
         }
     }
 }
@@ -226,6 +229,7 @@ fn route_one(routes: &SharedRoutes, msg: StationMsg) -> Vec<u64> {
         StationMsg::HaReply(reply) => routes.answer((reply.client, reply.seq), Answer::Ha(reply.result)),
         StationMsg::HaView(view) => routes.answer((view.client, view.seq), Answer::HaView(view)),
         StationMsg::Commands { client, seq, commands } => routes.answer((client, seq), Answer::Commands(commands)),
+        StationMsg::ProxyPlace { client, seq, place } => routes.answer((client, seq), Answer::ProxyPlace(place)),
         StationMsg::ProxyAnswer(answer) => {
             let key = (routes.batch_client, answer.seq);
             routes.answer(key, Answer::Batch(answer));

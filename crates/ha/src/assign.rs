@@ -24,6 +24,8 @@ use std::collections::BTreeMap;
 
 /// The label that makes a node a proxy, and its value.
 pub const PROXY_LABEL: (&str, &str) = ("haven.role", "proxy");
+/// The label a `haven proxy` joins with, holding the URL agents reach it at.
+pub const PROXY_URL_LABEL: &str = "haven.proxy.url";
 /// Live nodes one proxy is assigned at most (the proxy's own bound on the
 /// agents it serves should be at least this).
 pub const PROXY_AGENTS_MAX: usize = 1_000;

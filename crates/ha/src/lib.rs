@@ -30,7 +30,7 @@ mod spec;
 mod validate;
 
 pub use agent::{AgentAction, AgentConfig, AgentCore, ProcessEvent, QuorumLossPolicy};
-pub use assign::{PROXY_AGENTS_MAX, PROXY_LABEL};
+pub use assign::{PROXY_AGENTS_MAX, PROXY_LABEL, PROXY_URL_LABEL};
 pub use command::{Action, AgentCommand, CommandId, Issued};
 pub use config::CoordinatorConfig;
 pub use coordinator::{Step, step, step_batch};

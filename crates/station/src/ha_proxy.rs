@@ -2,8 +2,9 @@
 //! routed through proxies, and agents asking for their proxy.
 //!
 //! In: a [`ProxyBatch`] (its agents' leases to renew and their reports), an
-//! agent's `ProxyQuery`, and every applied coordinator step. Out: one
-//! `ProxyAnswer` per batch, `ProxyAssigned` answers, and per applied step
+//! agent's `ProxyQuery` or `ProxyPlaceQuery`, and every applied coordinator
+//! step. Out: one `ProxyAnswer` per batch, `ProxyAssigned` and `ProxyPlace`
+//! answers, and per applied step
 //! one `ProxyCommands` message to each proxy whose agents it commands.
 //!
 //! A batch on the leader: its reports (less the steady-state repeats the
@@ -34,7 +35,10 @@ use crate::msg::{HaReport, ReplyError, StationMsg};
 use crate::reads::{PendingRead, ReadOp};
 use crate::replica::Replica;
 use crate::running::Running;
-use haven_ha::{AgentCommand, BatchAnswer, BatchLease, BatchOutcome, Event, ProxyBatch, Renewal, StateGraph};
+use haven_ha::{
+    AgentCommand, BatchAnswer, BatchLease, BatchOutcome, Event, PROXY_LABEL, PROXY_URL_LABEL, ProxyBatch, Renewal,
+    StateGraph,
+};
 use haven_raft::{ProposeError, Role};
 use haven_runtime::{CtxFor, NodeId};
 use haven_store::StoreError;
@@ -57,6 +61,15 @@ fn proxy_of(graph: &StateGraph, node: NodeId, now_ms: u64) -> Option<NodeId> {
     graph.nodes.get(&proxy).filter(|p| p.is_alive(now_ms)).map(|_| proxy)
 }
 
+/// The live proxy the graph assigns `node`, if it is labelled a proxy (a
+/// node labelled by hand without a URL sends its agents to the stations).
+fn proxy_place(graph: &StateGraph, node: NodeId, now_ms: u64) -> Option<(NodeId, Option<String>)> {
+    let proxy = proxy_of(graph, node, now_ms)?;
+    let labels = &graph.nodes.get(&proxy)?.labels;
+    (labels.get(PROXY_LABEL.0).map(String::as_str) == Some(PROXY_LABEL.1))
+        .then(|| (proxy, labels.get(PROXY_URL_LABEL).cloned()))
+}
+
 /// A refused batch read, answered in the proxy's terms.
 pub(crate) fn refuse_batch(ctx: &mut impl CtxFor<Replica>, to: NodeId, seq: u64, error: ReplyError) {
     let outcome = match error {
@@ -67,6 +80,12 @@ pub(crate) fn refuse_batch(ctx: &mut impl CtxFor<Replica>, to: NodeId, seq: u64,
 }
 
 impl Running {
+    /// The answer to an agent's `ProxyPlaceQuery`, from the applied graph.
+    pub(crate) fn proxy_place(&self, node: NodeId) -> Option<(NodeId, Option<String>)> {
+        let ha = self.sm.ha();
+        proxy_place(&ha.graph, node, ha.time_ms_last())
+    }
+
     /// A proxy's message or an agent's question; a batch is refused `Busy`
     /// once `waiters_max` requests wait here, like a single keep-alive.
     pub(crate) fn on_proxy_msg(

@@ -184,6 +184,21 @@ pub enum StationMsg {
         seq: u64,
         commands: Vec<AgentCommand>,
     },
+    /// Ask the receiving replica which live proxy its applied graph
+    /// assigns `node`: an agent's question, answered from the graph (not a
+    /// copy of it) with `ProxyPlace`.
+    ProxyPlaceQuery {
+        client: u64,
+        seq: u64,
+        node: NodeId,
+    },
+    /// The live proxy (labelled a proxy) the graph assigns the node, with
+    /// the URL it joined with (`PROXY_URL_LABEL`); `None`: the stations.
+    ProxyPlace {
+        client: u64,
+        seq: u64,
+        place: Option<(NodeId, Option<String>)>,
+    },
 }
 
 /// Commands one answer to a `CommandsQuery` carries at most: a boot of

@@ -526,6 +526,12 @@ impl Component for Replica {
                     r.commands_of(ctx, from, (client, seq), of);
                 }
             }
+            StationMsg::ProxyPlaceQuery { client, seq, node } => {
+                if let Phase::Running(r) = &self.phase {
+                    let place = r.proxy_place(node);
+                    ctx.send(from, StationMsg::ProxyPlace { client, seq, place });
+                }
+            }
             msg @ (StationMsg::ProxyBatch(_) | StationMsg::ProxyQuery { .. }) => {
                 let Phase::Running(r) = &mut self.phase else { return };
                 r.on_proxy_msg(ctx, from, msg, self.config.waiters_max);
@@ -552,6 +558,7 @@ impl Component for Replica {
             | StationMsg::HaReply(_)
             | StationMsg::HaView(_)
             | StationMsg::Commands { .. }
+            | StationMsg::ProxyPlace { .. }
             | StationMsg::ProxyAnswer(_)
             | StationMsg::ProxyCommands(_)
             | StationMsg::ProxyAssigned { .. } => {}

@@ -5,7 +5,8 @@
 //! queues its reports in one log entry, and is answered with one message;
 //! leases renewed only through batches keep their nodes alive; a follower
 //! answers with the leader's id; a step's commands for proxied agents reach
-//! the proxy in one message and not the agents.
+//! the proxy in one message and not the agents; any replica names an
+//! agent's proxy (`ProxyPlaceQuery`).
 
 mod common;
 
@@ -194,4 +195,22 @@ fn a_steps_commands_for_proxied_agents_go_to_the_proxy_in_one_message() {
         let direct = inbox(&sim, agent).iter().filter(|m| matches!(m, StationMsg::Agent(_))).count();
         assert_eq!(direct, 0, "n{agent} got commands directly");
     }
+}
+
+#[test]
+fn any_replica_names_an_agents_live_proxy_from_its_graph() {
+    let (mut sim, _) = with_proxy(6);
+    let follower = (1..=3).find(|&n| n != leader(&sim)).expect("a follower");
+    let ask = |sim: &mut Sim<TestNode>, seq, node| match common::ask(
+        sim,
+        NodeId(follower),
+        StationMsg::ProxyPlaceQuery { client: 9, seq, node: NodeId(node) },
+    ) {
+        StationMsg::ProxyPlace { client: 9, seq: answered, place } if answered == seq => place,
+        other => panic!("expected a ProxyPlace for seq {seq}, got {other:?}"),
+    };
+    // n7 joined without a URL label (a node labelled by hand): named, no URL.
+    assert_eq!(ask(&mut sim, 1, 4), Some((NodeId(PROXY), None)));
+    assert_eq!(ask(&mut sim, 2, PROXY), None, "a proxy reports to the stations");
+    assert_eq!(ask(&mut sim, 3, 42), None, "an unknown node has none");
 }

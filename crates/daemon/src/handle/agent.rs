@@ -6,8 +6,9 @@
 //! duplicate the coordinator ignores); the local replica's answer to a
 //! proxy batch; or this member's view of pending commands and of which
 //! proxy a node reports through — only commands of committed decisions are
-//! in the graph, so any member may answer. Commands come from the replica's
-//! indexes (`CommandsQuery`), never from a copy of the graph.
+//! in the graph, so any member may answer. Both come from the replica's
+//! graph and indexes (`CommandsQuery`, `ProxyPlaceQuery`), never from a copy
+//! of the graph.
 //!
 //! A proxy batch goes to the local replica once, under a seq this member
 //! draws (proxies number their batches independently, so their own seqs
@@ -17,11 +18,11 @@
 //! exchange and no member two.
 
 use super::StationHandle;
-use crate::agent_api::{PROXY_URL_LABEL, ProxyPlace, commands_digest};
+use crate::agent_api::{ProxyPlace, commands_digest};
 use crate::forward::Forwarded;
 use crate::routes::Answer;
 use haven_gateway::BackendError;
-use haven_ha::{AgentCommand, BatchAnswer, BatchOutcome, Lease, PROXY_LABEL, ProxyBatch, StateGraph};
+use haven_ha::{AgentCommand, BatchAnswer, BatchOutcome, ProxyBatch};
 use haven_runtime::NodeId;
 use haven_station::{CommandsOf, HaReport, HaRequest, StationMsg};
 use std::time::Duration;
@@ -29,22 +30,6 @@ use std::time::Duration;
 /// The longest a batch waits for the local replica: a proxy times a batch
 /// out sooner than this and sends it again (maybe elsewhere).
 const BATCH_WAIT_MAX: Duration = Duration::from_secs(1);
-
-/// How old the applied state may be that answers an agent asking for its
-/// proxy (once a second while it has none): shared, the graph is copied
-/// for all of them at most once per this interval.
-const AGENT_VIEW_AGE_MAX: Duration = Duration::from_millis(20);
-
-/// Whether the graph's node `id` holds its lease (expiry goes through the
-/// log, so every member sees a dead node as dead once it applied that).
-fn alive(graph: &StateGraph, id: NodeId) -> bool {
-    graph.nodes.get(&id).is_some_and(|n| matches!(n.lease, Lease::Alive { .. }))
-}
-
-fn is_proxy(graph: &StateGraph, id: NodeId) -> bool {
-    let labels = graph.nodes.get(&id).map(|n| &n.labels);
-    labels.and_then(|l| l.get(PROXY_LABEL.0)).is_some_and(|v| v == PROXY_LABEL.1)
-}
 
 impl StationHandle {
     /// Queues an agent's report through the leader; the event's id.
@@ -106,16 +91,14 @@ impl StationHandle {
     }
 
     /// The live proxy `node` should report through, as this member's
-    /// applied graph has it (the rule of the leader's `ProxyQuery`).
+    /// applied graph has it (the rule of the leader's `ProxyQuery`), asked
+    /// of the local replica: an agent without a proxy asks once a second.
     pub async fn agent_proxy(&self, node: NodeId) -> Result<Option<ProxyPlace>, BackendError> {
-        let view = self.recent_ha_view(AGENT_VIEW_AGE_MAX).await?;
-        let graph = &view.graph;
-        let Some(proxy) = graph.nodes.get(&node).and_then(|n| n.proxy).map(NodeId) else { return Ok(None) };
-        if !alive(graph, proxy) || !is_proxy(graph, proxy) {
-            return Ok(None);
+        let wait = self.inner.request_timeout;
+        match self.ask_replica(wait, |client, seq| StationMsg::ProxyPlaceQuery { client, seq, node }).await? {
+            Answer::ProxyPlace(place) => Ok(place.map(|(proxy, url)| ProxyPlace { proxy, url })),
+            _ => Err(BackendError::Timeout),
         }
-        let url = graph.nodes[&proxy].labels.get(PROXY_URL_LABEL).cloned();
-        Ok(Some(ProxyPlace { proxy, url }))
     }
 
     /// Hands proxy `proxy`'s batch to the local replica and waits for its

@@ -43,6 +43,7 @@ impl StationHandle {
             | Answer::Member(_)
             | Answer::HaView(_)
             | Answer::Commands(_)
+            | Answer::ProxyPlace(_)
             | Answer::Batch(_) => Err(BackendError::Timeout),
         }
     }
