@@ -118,7 +118,10 @@ async fn timeline(cluster: &HaCluster, crashed_node: u64, crashed: Instant) -> R
 /// that follows shows where the cluster settled.
 async fn reported_active(cluster: &HaCluster, crashed_node: u64, crashed: Instant, seen: bool) -> Result<()> {
     let deadline = crashed + STEP_TIMEOUT;
-    while !seen {
+    if seen {
+        return Ok(());
+    }
+    loop {
         if let Some((node, _, state)) = new_primary(cluster, crashed_node).await
             && state == "active"
         {
@@ -130,7 +133,6 @@ async fn reported_active(cluster: &HaCluster, crashed_node: u64, crashed: Instan
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    Ok(())
 }
 
 /// web's primary on another node than `crashed`: (node, token, state).
