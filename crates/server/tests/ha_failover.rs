@@ -116,8 +116,14 @@ async fn wait_for_token(dir: &Path, node: u64, what: &str) -> (u64, Instant) {
     }
 }
 
+/// One cluster at a time: these tests measure what a fault costs, and five
+/// clusters at once on a 2-core machine would stall each other for longer
+/// than an election timeout.
+static ONE_CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The cluster, node 4 running `web` (the token it wrote), node 5 ready.
 struct Running {
+    _alone: tokio::sync::MutexGuard<'static, ()>,
     dir: PathBuf,
     cluster: Cluster,
     four: Agent,
@@ -127,6 +133,7 @@ struct Running {
 }
 
 async fn start_web(name: &str, station_args: &[&str], lease_ttl_ms: u64) -> Running {
+    let alone = ONE_CLUSTER.lock().await;
     let dir = std::env::temp_dir().join(format!("haven-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -166,12 +173,13 @@ async fn start_web(name: &str, station_args: &[&str], lease_ttl_ms: u64) -> Runn
         client.call_v1(reqwest::Method::POST, "/v1/services", Some(&service), Retry::NotRepeatable).await;
     added.expect("the service is queued");
     let (first, _) = wait_for_token(&dir, 4, "first placement").await;
-    Running { dir, cluster, four, _five: five, client, first }
+    Running { _alone: alone, dir, cluster, four, _five: five, client, first }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_machines_singleton_moves_with_a_greater_token_after_its_lease_expires() {
-    let Running { dir, cluster, mut four, _five, client: _, first } = start_web("ha-failover", &[], LEASE_TTL_MS).await;
+    let Running { _alone, dir, cluster, mut four, _five, client: _, first } =
+        start_web("ha-failover", &[], LEASE_TTL_MS).await;
     four.crash();
     let crashed = Instant::now();
     let (second, moved) = wait_for_token(&dir, 5, "failover").await;
@@ -211,7 +219,8 @@ async fn a_frozen_machine_is_fenced_by_the_command_and_its_singleton_moves_befor
     let dir = std::env::temp_dir().join(format!("haven-ha-fence-{}", std::process::id()));
     std::fs::write(&fence, FENCE_SCRIPT.replace("DIR", &dir.display().to_string())).unwrap();
     std::fs::set_permissions(&fence, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let Running { dir, cluster, four, _five, client, first } = start_web("ha-fence", &args, FENCED_LEASE_TTL_MS).await;
+    let Running { _alone, dir, cluster, four, _five, client, first } =
+        start_web("ha-fence", &args, FENCED_LEASE_TTL_MS).await;
     let groups = four.instance_groups();
     assert!(!groups.is_empty(), "node 4 runs web");
     four.freeze();
