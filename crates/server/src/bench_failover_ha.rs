@@ -13,7 +13,8 @@
 //!
 //! It runs the cluster of `haven demo` ([`crate::ha_cluster`]), with
 //! `haven agent`'s default lease and poll, and stops every process at the
-//! end, on an error, and on Ctrl-C or SIGTERM.
+//! end, on an error, and on Ctrl-C or SIGTERM. Faults are spread evenly
+//! over the agent's renewal cycle ([`fault_phase`]).
 
 use crate::agent::supervisor::group_alive;
 use crate::ha_cluster::{self, HaCluster, NODES, STANDBYS, STEP_TIMEOUT, agent_default};
@@ -38,6 +39,9 @@ standbys, and per trial faults the machine serving web:
           its agent must fence the woken primary (kill its process group)
           within a second; if it still answers with its old token then, the
           run fails as a SAFETY failure.
+Each fault comes at a different moment of the agent's lease renewal cycle
+(after the cluster settled, a wait of n x 0.618... modulo 1 of a cycle for
+trial n), as real failures do, instead of always just after the same turn.
 A trial's time runs from the fault to the first HTTP answer of the new primary
 with a greater fencing token, probed every --probe-interval-ms. Before the
 trials it measures web's own start (cold, and a standby's promotion) so the
@@ -141,6 +145,9 @@ async fn trial(cluster: &mut HaCluster, fault: Fault, n: u32, args: &FailoverHaA
     let (old, answer) = cluster.primary(None).await.context("web's primary stopped answering")?;
     let old_token = answer.token().with_context(|| format!("node {old} answered without a token: {}", answer.body))?;
     let frozen_groups = cluster.instance_groups(old);
+    // A machine fails at any moment of its agent's renewal cycle; the
+    // moment the cluster settles does not (it follows an agent's turn).
+    tokio::time::sleep(fault_phase(n)).await;
     let faulted = Instant::now();
     match fault {
         Fault::Crash => cluster.crash(old)?,
@@ -172,6 +179,17 @@ async fn trial(cluster: &mut HaCluster, fault: Fault, n: u32, args: &FailoverHaA
     let rejoined = || async { cluster.nodes_in("alive").await.contains(&old) };
     cluster.wait(&format!("rejoin of node {old}"), rejoined).await?;
     Ok(Trial { failover_ms, expired_ms, thawed })
+}
+
+/// How long trial `n` waits after the cluster settled before its fault:
+/// `n` times the golden ratio, modulo 1, of one renewal cycle (a third of
+/// the agent's default TTL plus its poll), so that the trials' faults fall
+/// evenly over the cycle, and the same in every run.
+fn fault_phase(n: u32) -> Duration {
+    let default = |id: &str, fallback: u64| agent_default(id).and_then(|v| v.parse().ok()).unwrap_or(fallback);
+    let cycle_ms = default("lease_ttl_ms", 1_000) / 3 + default("poll_ms", 50);
+    let fraction = (f64::from(n) * 0.618_033_988_749_895).fract();
+    Duration::from_secs_f64(fraction * cycle_ms as f64 / 1_000.0)
 }
 
 /// Probes until a node other than `old` answers with a token above
@@ -308,7 +326,17 @@ fn print_table(results: &[(Fault, Vec<Trial>)], start: &StartTimes) {
 
 #[cfg(test)]
 mod tests {
-    use super::quantile;
+    use super::{Duration, fault_phase, quantile};
+
+    #[test]
+    fn fault_phases_spread_over_the_renewal_cycle() {
+        let cycle = Duration::from_millis(1_000 / 3 + 50);
+        let mut phases: Vec<Duration> = (1..=10).map(fault_phase).collect();
+        assert!(phases.iter().all(|p| *p < cycle), "{phases:?}");
+        phases.sort();
+        let widest = phases.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+        assert!(widest < cycle / 4, "ten trials leave no quarter of the cycle out: {phases:?}");
+    }
 
     #[test]
     fn quantiles_are_nearest_rank() {
