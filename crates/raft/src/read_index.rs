@@ -34,6 +34,19 @@ impl Raft {
         Ok(())
     }
 
+    /// On a leader: tells every follower the commit index now, in a
+    /// heartbeat round (which also confirms reads), instead of with the
+    /// next append or heartbeat. A follower learns a commit only from those,
+    /// so without new entries it applies up to a heartbeat interval after
+    /// the leader; a caller whose followers must apply one entry promptly
+    /// asks for this once it has seen that entry committed. Does nothing
+    /// on a follower.
+    pub fn broadcast_commit(&mut self) {
+        if matches!(self.role, RoleState::Leader(_)) {
+            self.broadcast_heartbeats();
+        }
+    }
+
     /// After the commit index moved: reads waiting for this term's first
     /// commit get their index now and ask for a fresh round.
     pub(crate) fn index_waiting_reads(&mut self) {

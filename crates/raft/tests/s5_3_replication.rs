@@ -178,6 +178,23 @@ fn commit_travels_to_followers_bounded_by_what_they_hold() {
 }
 
 #[test]
+fn a_leader_asked_to_broadcast_its_commit_sends_it_at_once_not_at_the_next_beat() {
+    let (mut n1, t) = caught_up_leader();
+    propose_all(&mut n1, &["a"]);
+    settle(&mut n1, t);
+    n1.step(t, N2, accepted(1, 2));
+    assert_eq!(n1.take_ready().committed, vec![cmd(2, 1, "a")]);
+    assert!(n1.take_ready().messages.is_empty(), "nothing new to append: followers would wait for the beat");
+    n1.broadcast_commit();
+    let (to_n2, to_n3) =
+        (Message::Heartbeat { term: 1, commit: 2, round: 1 }, Message::Heartbeat { term: 1, commit: 1, round: 1 });
+    assert_eq!(n1.take_ready().messages, vec![to(N2, to_n2), to(N3, to_n3)], "bounded by what each holds");
+    let mut n2 = fresh(N2, 3);
+    n2.broadcast_commit();
+    assert!(n2.take_ready().messages.is_empty(), "a follower has no commit to announce");
+}
+
+#[test]
 fn a_follower_learns_commit_from_appends_and_heartbeats_and_hands_entries_out_once() {
     let mut n2 = fresh(N2, 3);
     n2.step(ms(1), N1, append(1, (0, 0), vec![cmd(1, 1, "x"), cmd(2, 1, "y")], 1));

@@ -243,10 +243,13 @@ impl Running {
         let HaApplied::Stepped(step) = applied else { return };
         if !self.ha.push {
             // Agents fetch from the committed graph, of any replica: tell
-            // those waiting here that theirs changed.
+            // those waiting here that theirs changed, and have the leader
+            // tell the followers the commit now, so that the agents waiting
+            // there hear of it as soon (not at the next heartbeat).
             let nodes: BTreeSet<NodeId> = step.commands.iter().map(|c| c.node).collect();
             if !nodes.is_empty() {
                 ctx.output(ReplicaEvent::CommandsIssued { nodes: nodes.into_iter().collect() });
+                self.raft.broadcast_commit();
             }
             return;
         }
