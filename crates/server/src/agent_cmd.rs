@@ -27,6 +27,8 @@ The agent keeps a lease at the stations (renewed every third of --lease-ttl-ms).
 If it cannot renew it, it kills its singleton instances before the lease can
 have expired at the stations (the clock-drift bound and --fence-margin-ms
 allow for the difference), so the coordinator may start them elsewhere.
+Stopped with SIGTERM or Ctrl-C, it kills its instances and then revokes its
+lease, so their services move at once.
 
 When the cluster has proxies (`haven proxy`), the agent renews its lease,
 reports and fetches its commands through the one the stations assign it,
