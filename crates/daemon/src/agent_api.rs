@@ -138,6 +138,48 @@ pub struct CommandsWait {
 /// The longest a command fetch may wait for a change.
 pub const COMMANDS_WAIT_MS_MAX: u64 = 30_000;
 
+impl CommandsWait {
+    /// The digest to wait past and for how long (at most
+    /// [`COMMANDS_WAIT_MS_MAX`]), or `None` for an answer at once.
+    pub fn held(self) -> Option<(u32, std::time::Duration)> {
+        let known = self.known.filter(|_| self.wait_ms > 0)?;
+        Some((known, std::time::Duration::from_millis(self.wait_ms.min(COMMANDS_WAIT_MS_MAX))))
+    }
+}
+
+/// `path` with the query that asks for a hold (see [`CommandsWait`]), or
+/// `path` itself when `wait` is zero.
+pub fn held_path(path: &str, known: u32, wait: std::time::Duration) -> String {
+    match wait.as_millis() {
+        0 => path.to_owned(),
+        wait_ms => format!("{path}?known={known}&wait_ms={wait_ms}"),
+    }
+}
+
+/// Holds a question for commands: reads them with `current` (after
+/// enabling a wait on `bell`, so a ring in between is not missed) and
+/// answers once their digest is not `known`, or at `deadline` with what
+/// there is. Station and proxy hold their questions the same way.
+pub async fn held_until_changed<E, F>(
+    bell: &tokio::sync::Notify,
+    known: u32,
+    deadline: tokio::time::Instant,
+    mut current: impl FnMut() -> F,
+) -> Result<Vec<AgentCommand>, E>
+where
+    F: Future<Output = Result<Vec<AgentCommand>, E>>,
+{
+    loop {
+        let rung = bell.notified();
+        tokio::pin!(rung);
+        rung.as_mut().enable();
+        let commands = current().await?;
+        if commands_digest(&commands) != known || tokio::time::timeout_at(deadline, rung).await.is_err() {
+            return Ok(commands);
+        }
+    }
+}
+
 /// What identifies a list of commands, for [`CommandsWait::known`]: the
 /// crc32c of each command's id, node, session and instance, in order. A
 /// command is never changed under its id, so equal lists digest equally.
@@ -159,12 +201,9 @@ async fn commands(
 
 /// The commands of a node or a proxy, at once or once changed (`wait`).
 pub(crate) async fn commands_answer(handle: &StationHandle, of: CommandsOf, wait: CommandsWait) -> Response {
-    let answer = match wait.known {
-        Some(known) if wait.wait_ms > 0 => {
-            let wait_ms = wait.wait_ms.min(COMMANDS_WAIT_MS_MAX);
-            handle.commands_changed(of, known, std::time::Duration::from_millis(wait_ms)).await
-        }
-        _ => handle.commands_of(of).await,
+    let answer = match wait.held() {
+        Some((known, wait)) => handle.commands_changed(of, known, wait).await,
+        None => handle.commands_of(of).await,
     };
     match answer {
         Ok(commands) => Json(commands).into_response(),

@@ -10,7 +10,7 @@ use crate::agent::routed_link::{RouteSettings, RoutedLink};
 use crate::agent::run::{AgentSettings, run};
 use crate::agent::supervisor::SupervisorConfig;
 use anyhow::{Context as _, bail};
-use haven_client::{Client, ClientConfig};
+use haven_client::ClientConfig;
 use haven_ha::{AgentConfig, QuorumLossPolicy};
 use haven_runtime::NodeId;
 use std::collections::BTreeMap;
@@ -103,6 +103,16 @@ fn labels(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(labels)
 }
 
+/// `--commands-wait-ms` (an agent's or a proxy's), checked against what a
+/// station holds at most.
+pub(crate) fn commands_wait(ms: u64) -> anyhow::Result<Duration> {
+    let ms_max = haven_daemon::agent_api::COMMANDS_WAIT_MS_MAX;
+    if ms > ms_max {
+        bail!("--commands-wait-ms {ms}: at most {ms_max} (stations hold a question no longer)");
+    }
+    Ok(Duration::from_millis(ms))
+}
+
 fn settings(args: &AgentArgs) -> anyhow::Result<AgentSettings> {
     if args.node == 0 {
         bail!("--node 0: node ids start at 1");
@@ -113,13 +123,7 @@ fn settings(args: &AgentArgs) -> anyhow::Result<AgentSettings> {
     if args.poll_ms == 0 || args.poll_ms * 3 > args.lease_ttl_ms {
         bail!("--poll-ms {} must be positive and at most a third of --lease-ttl-ms", args.poll_ms);
     }
-    let wait_ms_max = haven_daemon::agent_api::COMMANDS_WAIT_MS_MAX;
-    if args.commands_wait_ms > wait_ms_max {
-        bail!(
-            "--commands-wait-ms {}: at most {wait_ms_max} (stations hold a question no longer)",
-            args.commands_wait_ms
-        );
-    }
+    let commands_wait = commands_wait(args.commands_wait_ms)?;
     let on_quorum_loss = match args.on_quorum_loss {
         QuorumLoss::Stop => QuorumLossPolicy::Stop,
         QuorumLoss::Freeze => QuorumLossPolicy::Freeze,
@@ -144,7 +148,7 @@ fn settings(args: &AgentArgs) -> anyhow::Result<AgentSettings> {
         labels: labels(&args.labels)?,
         data_dir: args.data_dir.clone(),
         poll: Duration::from_millis(args.poll_ms),
-        commands_wait: Duration::from_millis(args.commands_wait_ms),
+        commands_wait,
         supervisor,
     })
 }
@@ -160,14 +164,10 @@ pub async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         rounds_max: 1,
         ..ClientConfig::default()
     };
-    // A fetch that waits for commands gets the wait on top of an attempt.
-    let waiting_config = ClientConfig { request_timeout: attempt + settings.commands_wait, ..config.clone() };
-    let client = Client::new(config).context("--endpoints")?;
-    let waiting = Client::new(waiting_config).context("--endpoints")?;
+    let node = NodeId(args.node);
+    let stations = HttpLink::connect(config, settings.commands_wait, node).context("--endpoints")?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
     tracing::info!(node = args.node, endpoints = ?args.endpoints, "agent starting");
-    let node = NodeId(args.node);
-    let stations = HttpLink::new(client, waiting, node);
     if args.no_proxy {
         run(stations, settings, haven_daemon::shutdown_signal()).await;
         return Ok(());

@@ -11,7 +11,7 @@ use crate::proxy::host::{self, HostSettings, INBOX_LEN_MAX};
 use crate::proxy::member::{self, MemberSettings};
 use crate::proxy::serve;
 use anyhow::{Context as _, bail};
-use haven_client::{Client, ClientConfig, parse_endpoints};
+use haven_client::{ClientConfig, parse_endpoints};
 use haven_ha::{PROXY_AGENTS_MAX, ProxyConfig};
 use haven_runtime::NodeId;
 use std::net::SocketAddr;
@@ -97,18 +97,8 @@ pub async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
         ..ClientConfig::default()
     };
     let id = NodeId(args.id);
-    let wait_ms_max = haven_daemon::agent_api::COMMANDS_WAIT_MS_MAX;
-    if args.commands_wait_ms > wait_ms_max {
-        bail!(
-            "--commands-wait-ms {}: at most {wait_ms_max} (stations hold a question no longer)",
-            args.commands_wait_ms
-        );
-    }
-    let commands_wait = Duration::from_millis(args.commands_wait_ms);
-    // A fetch that waits for commands gets the wait on top of an attempt.
-    let waiting = Client::new(ClientConfig { request_timeout: attempt + commands_wait, ..config.clone() });
-    let client = Client::new(config).context("--endpoints")?;
-    let link = HttpLink::new(client, waiting.context("--endpoints")?, id);
+    let commands_wait = crate::agent_cmd::commands_wait(args.commands_wait_ms)?;
+    let link = HttpLink::connect(config, commands_wait, id).context("--endpoints")?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("--listen {}", args.listen))?;
     let url = format!("http://{}", listener.local_addr().context("--listen")?);

@@ -18,7 +18,7 @@
 //! exchange and no member two.
 
 use super::StationHandle;
-use crate::agent_api::{ProxyPlace, commands_digest};
+use crate::agent_api::{ProxyPlace, held_until_changed};
 use crate::forward::Forwarded;
 use crate::routes::Answer;
 use haven_gateway::BackendError;
@@ -47,7 +47,8 @@ impl StationHandle {
     }
 
     /// The commands of `of` once they differ from what its agent or proxy
-    /// holds (their [`commands_digest`] is `known`), or as they are after
+    /// holds (their [`commands_digest`](crate::agent_api::commands_digest)
+    /// is `known`), or as they are after
     /// `wait`: a fetch waits here for the step that changes them, woken by
     /// the station's [`CommandBell`](crate::command_bell::CommandBell),
     /// instead of asking again every poll.
@@ -65,18 +66,7 @@ impl StationHandle {
         let Some(listener) = self.inner.progress.command_bell().listen(bell) else {
             return self.commands_of(of).await; // too many wait already: an ordinary poll
         };
-        loop {
-            let rung = listener.bell().notified();
-            tokio::pin!(rung);
-            rung.as_mut().enable();
-            let commands = self.commands_of(of).await?;
-            if commands_digest(&commands) != known || tokio::time::Instant::now() >= deadline {
-                return Ok(commands);
-            }
-            if tokio::time::timeout_at(deadline, rung).await.is_err() {
-                return Ok(commands);
-            }
-        }
+        held_until_changed(listener.bell(), known, deadline, || self.commands_of(of)).await
     }
 
     /// The commands awaited from a node, or from every node the graph

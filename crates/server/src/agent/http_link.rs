@@ -6,8 +6,8 @@
 //! the station until the node's commands change (`?known=&wait_ms=`).
 
 use crate::agent::run::StationLink;
-use haven_client::{Client, LeaseGrantRequest, Retry};
-use haven_daemon::agent_api::{AgentKeepAliveAnswer, AgentKeepAliveBody};
+use haven_client::{Client, ClientConfig, ClientError, LeaseGrantRequest, Retry};
+use haven_daemon::agent_api::{AgentKeepAliveAnswer, AgentKeepAliveBody, held_path};
 use haven_ha::{AgentCommand, Event};
 use haven_runtime::NodeId;
 use reqwest::Method;
@@ -25,19 +25,26 @@ pub struct HttpLink {
 }
 
 impl HttpLink {
-    /// `waiting` carries the command fetches that wait for a change; its
-    /// request timeout must exceed the wait the agent asks for.
-    pub fn new(client: Client, waiting: Client, node: NodeId) -> HttpLink {
-        HttpLink { client, waiting, node }
+    /// Both clients from one configuration: the waiting one's attempts get
+    /// `commands_wait`, the longest wait this link asks for, on top of
+    /// `config`'s.
+    pub fn connect(config: ClientConfig, commands_wait: Duration, node: NodeId) -> Result<HttpLink, ClientError> {
+        let request_timeout = config.request_timeout + commands_wait;
+        let waiting = Client::new(ClientConfig { request_timeout, ..config.clone() })?;
+        Ok(HttpLink { client: Client::new(config)?, waiting, node })
     }
 
     pub fn client(&self) -> &Client {
         &self.client
     }
 
-    /// The client for requests the far side may hold (its attempts are longer).
-    pub fn waiting(&self) -> &Client {
-        &self.waiting
+    /// The commands listed at `path` (an agent's or a proxy's): at once
+    /// when `wait` is zero, else held at the station up to `wait` while
+    /// they still have digest `known`, through the client with longer attempts.
+    pub async fn commands_at(&self, path: &str, known: u32, wait: Duration) -> Result<Vec<AgentCommand>, String> {
+        let client = if wait.is_zero() { &self.client } else { &self.waiting };
+        let path = held_path(path, known, wait);
+        client.call_v1(Method::GET, &path, None, Retry::Repeatable).await.map_err(text)
     }
 }
 
@@ -92,11 +99,6 @@ impl StationLink for HttpLink {
     }
 
     async fn commands(&self, node: NodeId, known: u32, wait: Duration) -> Result<Vec<AgentCommand>, String> {
-        let path = format!("/haven/v1/agents/{}/commands", node.0);
-        if wait.is_zero() {
-            return self.client.call_v1(Method::GET, &path, None, Retry::Repeatable).await.map_err(text);
-        }
-        let path = format!("{path}?known={known}&wait_ms={}", wait.as_millis());
-        self.waiting.call_v1(Method::GET, &path, None, Retry::Repeatable).await.map_err(text)
+        self.commands_at(&format!("/haven/v1/agents/{}/commands", node.0), known, wait).await
     }
 }

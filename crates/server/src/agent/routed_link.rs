@@ -20,7 +20,7 @@
 use crate::agent::http_link::HttpLink;
 use crate::agent::run::StationLink;
 use haven_client::Retry;
-use haven_daemon::agent_api::{AgentKeepAliveAnswer, AgentKeepAliveBody, AgentProxyAnswer, REPORTS_LEN_MAX};
+use haven_daemon::agent_api::{AgentKeepAliveAnswer, AgentKeepAliveBody, AgentProxyAnswer, REPORTS_LEN_MAX, held_path};
 use haven_ha::{AgentCommand, Event};
 use haven_runtime::NodeId;
 use reqwest::{Method, StatusCode};
@@ -134,11 +134,7 @@ impl RoutedLink {
 
     /// From the proxy, held there up to `wait` while they have digest `known`.
     async fn proxy_commands(&self, url: &str, known: u32, wait: Duration) -> Result<Vec<AgentCommand>, String> {
-        let mut request = self.http.get(url);
-        if !wait.is_zero() {
-            let query = [("known", u64::from(known)), ("wait_ms", u64::try_from(wait.as_millis()).unwrap_or(0))];
-            request = request.query(&query).timeout(self.settings.attempt + wait);
-        }
+        let request = self.http.get(held_path(url, known, wait)).timeout(self.settings.attempt + wait);
         let response = request.send().await.map_err(|e| e.to_string())?;
         if response.status() != StatusCode::OK {
             return Err(format!("HTTP {}", response.status()));
@@ -218,7 +214,7 @@ mod tests {
     use super::*;
     use axum::routing::{get, post};
     use axum::{Json, Router};
-    use haven_client::{Client, ClientConfig};
+    use haven_client::ClientConfig;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -287,8 +283,7 @@ mod tests {
         let proxy_url = refusing_proxy(at_proxy.clone()).await;
         let station_url = station(at_station.clone(), proxy_url).await;
         let config = ClientConfig { endpoints: vec![station_url], rounds_max: 1, ..ClientConfig::default() };
-        let client = Client::new(config).unwrap();
-        let stations = HttpLink::new(client.clone(), client, NodeId(4));
+        let stations = HttpLink::connect(config, Duration::ZERO, NodeId(4)).unwrap();
         let settings = RouteSettings {
             node: NodeId(4),
             attempt: Duration::from_secs(2),

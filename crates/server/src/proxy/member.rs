@@ -18,11 +18,9 @@
 use crate::agent::http_link::HttpLink;
 use crate::agent::run::StationLink;
 use crate::proxy::host::Inbox;
-use haven_client::Retry;
 use haven_daemon::agent_api::{PROXY_URL_LABEL, commands_digest};
-use haven_ha::{AgentCommand, NO_SERVICES_LABEL, PROXY_LABEL};
+use haven_ha::{NO_SERVICES_LABEL, PROXY_LABEL};
 use haven_runtime::NodeId;
-use reqwest::Method;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -105,15 +103,17 @@ async fn join(link: &HttpLink, settings: &MemberSettings) -> Option<i64> {
     Some(lease)
 }
 
-/// Polls the pending commands of this proxy's agents every `every`, from
-/// any station; ends when the core is gone.
+/// Fetches the pending commands of this proxy's agents from any station,
+/// each fetch held there up to `wait` until they change, at most one per
+/// `every`; ends when the core is gone.
 pub async fn poll_commands(link: HttpLink, id: NodeId, every: Duration, wait: Duration, inbox: mpsc::Sender<Inbox>) {
+    let path = format!("/haven/v1/proxies/{}/commands", id.0);
     let mut known = commands_digest(&[]);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match fetch(&link, id, known, wait).await {
+        match link.commands_at(&path, known, wait).await {
             Ok(commands) => {
                 known = commands_digest(&commands);
                 if inbox.send(Inbox::Commands(commands)).await.is_err() {
@@ -123,17 +123,4 @@ pub async fn poll_commands(link: HttpLink, id: NodeId, every: Duration, wait: Du
             Err(e) => tracing::debug!(error = %e, "commands not fetched"),
         }
     }
-}
-
-/// The commands of this proxy's agents: at once, or held at the station
-/// up to `wait` while they still have digest `known`.
-async fn fetch(link: &HttpLink, id: NodeId, known: u32, wait: Duration) -> Result<Vec<AgentCommand>, String> {
-    let path = format!("/haven/v1/proxies/{}/commands", id.0);
-    let answer = if wait.is_zero() {
-        link.client().call_v1(Method::GET, &path, None, Retry::Repeatable).await
-    } else {
-        let path = format!("{path}?known={known}&wait_ms={}", wait.as_millis());
-        link.waiting().call_v1(Method::GET, &path, None, Retry::Repeatable).await
-    };
-    answer.map_err(|e| e.to_string())
 }

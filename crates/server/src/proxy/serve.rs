@@ -18,10 +18,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use haven_daemon::agent_api::{
-    AgentKeepAliveAnswer, AgentKeepAliveBody, COMMANDS_WAIT_MS_MAX, CommandsWait, REPORTS_LEN_MAX, commands_digest,
+    AgentKeepAliveAnswer, AgentKeepAliveBody, CommandsWait, REPORTS_LEN_MAX, held_until_changed,
 };
 use haven_ha::Event;
 use haven_runtime::NodeId;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -92,22 +93,18 @@ async fn reports(State(served): State<Served>, Path(node): Path<u64>, Json(event
 async fn commands(State(served): State<Served>, Path(node): Path<u64>, Query(wait): Query<CommandsWait>) -> Response {
     let node = NodeId(node);
     let current = || served.shared.lock().expect("never poisoned").commands.get(&node).cloned().unwrap_or_default();
-    let Some(known) = wait.known.filter(|_| wait.wait_ms > 0) else { return Json(current()).into_response() };
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait.wait_ms.min(COMMANDS_WAIT_MS_MAX));
-    loop {
-        let changed = served.changed.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        let commands = current();
-        if commands_digest(&commands) != known || tokio::time::timeout_at(deadline, changed).await.is_err() {
-            return Json(commands).into_response();
-        }
-    }
+    let Some((known, wait)) = wait.held() else { return Json(current()).into_response() };
+    let deadline = tokio::time::Instant::now() + wait;
+    let held =
+        held_until_changed(&served.changed, known, deadline, || std::future::ready(Ok::<_, Infallible>(current())));
+    let Ok(commands) = held.await;
+    Json(commands).into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use haven_daemon::agent_api::commands_digest;
     use haven_ha::{Action, AgentCommand, CommandId, InstanceId};
 
     fn stop(node: u64) -> AgentCommand {
