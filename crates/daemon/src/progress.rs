@@ -1,7 +1,7 @@
 //! What the daemon knows of its replica, from the replica's outputs.
 //!
 //! In: every [`ReplicaEvent`] (called on the executor's thread, so it only
-//! stores atomics and bumps metrics). Out: the latest role, term, leader,
+//! stores atomics, bumps metrics and rings the command bell). Out: the latest role, term, leader,
 //! commit and applied index and store size for `status`, `identity`,
 //! `/health` and the forwarding decision; the fatal reason, if the
 //! replica stopped; and the bell that wakes agents' command fetches.

@@ -104,7 +104,7 @@ async fn timeline(cluster: &HaCluster, crashed_node: u64, crashed: Instant) -> R
                 println!("   ≤+{:>5} ms  decision committed: web's primary is now node {node}", ms());
             }
             println!("    +{:>5} ms  web answers again on node {node}: {}", ms(), answer.body);
-            return reported_active(cluster, crashed_node, crashed, active).await;
+            return if active { Ok(()) } else { reported_active(cluster, crashed_node, crashed).await };
         }
         if Instant::now() > deadline {
             bail!("web did not come back within {STEP_TIMEOUT:?} of the crash");
@@ -116,11 +116,8 @@ async fn timeline(cluster: &HaCluster, crashed_node: u64, crashed: Instant) -> R
 /// The new primary answers before its agent's report reaches the stations:
 /// waits (as long as the failover may take) for that report, so the table
 /// that follows shows where the cluster settled.
-async fn reported_active(cluster: &HaCluster, crashed_node: u64, crashed: Instant, seen: bool) -> Result<()> {
+async fn reported_active(cluster: &HaCluster, crashed_node: u64, crashed: Instant) -> Result<()> {
     let deadline = crashed + STEP_TIMEOUT;
-    if seen {
-        return Ok(());
-    }
     loop {
         if let Some((node, _, state)) = new_primary(cluster, crashed_node).await
             && state == "active"

@@ -50,8 +50,8 @@ impl StationHandle {
 
     /// This member's applied HA state, as fetched at most `age_max` ago, or
     /// up to a second ago if the replica has applied no entry since:
-    /// however many callers ask (followers of the decision log, agents
-    /// asking for their proxy), the replica copies its graph for
+    /// however many followers of the decision log ask, the replica copies
+    /// its graph for
     /// them at most once per `age_max`, and once a second while nothing is
     /// applied. (Not never: a snapshot installed from the leader moves the
     /// state without an applied entry being reported.)
