@@ -265,14 +265,7 @@ impl StationHandle {
         match result? {
             Answer::Reply(Ok(response)) => Ok(response),
             // Only a confused peer answers a request with something else.
-            Answer::Reply(Err(_))
-            | Answer::KeepAlive(_)
-            | Answer::Member(_)
-            | Answer::Ha(_)
-            | Answer::HaView(_)
-            | Answer::Commands(_)
-            | Answer::ProxyPlace(_)
-            | Answer::Batch(_) => Err(BackendError::Timeout),
+            _ => Err(BackendError::Timeout),
         }
     }
 
@@ -286,14 +279,7 @@ impl StationHandle {
         self.inner.sessions.lock().expect("never poisoned").give_back(session);
         match result? {
             Answer::Member(Ok(answer)) => Ok(answer),
-            Answer::Member(Err(_))
-            | Answer::Reply(_)
-            | Answer::KeepAlive(_)
-            | Answer::Ha(_)
-            | Answer::HaView(_)
-            | Answer::Commands(_)
-            | Answer::ProxyPlace(_)
-            | Answer::Batch(_) => Err(BackendError::Timeout),
+            _ => Err(BackendError::Timeout),
         }
     }
 
@@ -379,14 +365,7 @@ impl Backend for StationHandle {
         let request = KeepAliveRequest { client: self.inner.read_client, seq: self.next_read_seq(), lease };
         match self.execute(Forwarded::KeepAlive(request), false, self.deadline()).await? {
             Answer::KeepAlive(Ok(ttl)) => Ok(ttl),
-            Answer::KeepAlive(Err(_))
-            | Answer::Reply(_)
-            | Answer::Member(_)
-            | Answer::Ha(_)
-            | Answer::HaView(_)
-            | Answer::Commands(_)
-            | Answer::ProxyPlace(_)
-            | Answer::Batch(_) => Err(BackendError::Timeout),
+            _ => Err(BackendError::Timeout),
         }
     }
 

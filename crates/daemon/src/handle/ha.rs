@@ -37,14 +37,7 @@ impl StationHandle {
         inner.sessions.lock().expect("never poisoned").give_back(session);
         match result? {
             Answer::Ha(Ok(id)) => Ok(id),
-            Answer::Ha(Err(_))
-            | Answer::Reply(_)
-            | Answer::KeepAlive(_)
-            | Answer::Member(_)
-            | Answer::HaView(_)
-            | Answer::Commands(_)
-            | Answer::ProxyPlace(_)
-            | Answer::Batch(_) => Err(BackendError::Timeout),
+            _ => Err(BackendError::Timeout),
         }
     }
 
