@@ -53,6 +53,19 @@ pub struct Config {
     /// more than this many parts per million, measured over an election
     /// timeout. A lease lasts `election_timeout_min / (1 + drift)`.
     pub clock_drift_ppm_max: u64,
+    /// A gap of at least this long between two calls into the node means
+    /// the node itself was not running (its process or the whole machine
+    /// stalled), not that its peers fell silent: the time it missed does
+    /// not count against them. A follower's election timer and a leader's
+    /// check-quorum window start again from the end of the gap; at most
+    /// once per `election_timeout_max`, so an overloaded node still
+    /// campaigns, one timeout late. While set, `next_deadline` is never
+    /// more than half of it away, so that an idle node is called often
+    /// enough to tell. `None` (the default, and the simulator's): a node
+    /// that was paused campaigns at once. Elections are liveness, not
+    /// safety (leader leases do not rest on these timers): this only ever
+    /// delays one.
+    pub stall_gap_min: Option<Duration>,
 }
 
 impl Default for Config {
@@ -74,6 +87,7 @@ impl Default for Config {
             promote_lag_entries_max: 1024,
             lease_reads: false,
             clock_drift_ppm_max: 10_000,
+            stall_gap_min: None,
         }
     }
 }
@@ -84,6 +98,10 @@ pub enum ConfigError {
     ElectionTimeout { min: Duration, max: Duration },
     #[error("heartbeat_interval ({heartbeat:?}) must be positive and below election_timeout_min ({election:?})")]
     Heartbeat { heartbeat: Duration, election: Duration },
+    #[error(
+        "stall_gap_min ({gap:?}) must be at least heartbeat_interval ({heartbeat:?}) and below election_timeout_min ({election:?})"
+    )]
+    StallGap { gap: Duration, heartbeat: Duration, election: Duration },
     #[error("limit {name} must be at least 1")]
     ZeroLimit { name: &'static str },
 }
@@ -97,6 +115,11 @@ impl Config {
         let heartbeat = self.heartbeat_interval;
         if heartbeat.is_zero() || heartbeat >= min {
             return Err(ConfigError::Heartbeat { heartbeat, election: min });
+        }
+        // Below a heartbeat, a busy but running node would look stalled;
+        // at or above the election timeout, a stall would go unnoticed.
+        if let Some(gap) = self.stall_gap_min.filter(|&gap| gap < heartbeat || gap >= min) {
+            return Err(ConfigError::StallGap { gap, heartbeat, election: min });
         }
         let limits: [(&'static str, u64); 10] = [
             ("entries_per_append_max", self.entries_per_append_max as u64),

@@ -55,6 +55,9 @@ pub struct Counters {
     /// Appends or heartbeats from a second leader in our term: only
     /// misconfiguration (two nodes with one id) or a bug can cause them.
     pub protocol_violations: u64,
+    /// Gaps of `stall_gap_min` or more between calls: our own stalls,
+    /// forgiven to the peers (see `Config::stall_gap_min`).
+    pub stalls_forgiven: u64,
 }
 
 #[derive(Debug)]
@@ -89,6 +92,8 @@ pub struct Raft {
     pub(crate) apply_next: u64,
     pub(crate) applied: u64,
     pub(crate) election_deadline: Instant,
+    /// When a stall of ours was last forgiven (`Config::stall_gap_min`).
+    stall_forgiven_at: Option<Instant>,
     pub(crate) gate: DurabilityGate,
     reported: Option<SoftState>,
     pub(crate) counters: Counters,
@@ -140,6 +145,7 @@ impl Raft {
             apply_next: snapshot.last.index + 1,
             applied: snapshot.last.index,
             election_deadline: now,
+            stall_forgiven_at: None,
             gate,
             reported: None,
             counters: Counters::default(),
@@ -192,13 +198,15 @@ impl Raft {
 
     /// When `tick` must be called next.
     pub fn next_deadline(&self) -> Instant {
-        match &self.role {
+        let deadline = match &self.role {
             RoleState::Leader(l) => {
                 let next = l.heartbeat_deadline.min(l.quorum_check_deadline);
                 l.transfer.map_or(next, |t| next.min(t.deadline))
             }
             _ => self.election_deadline,
-        }
+        };
+        // Called at least this often, a gap of `stall_gap_min` can only be a stall.
+        self.config.stall_gap_min.map_or(deadline, |gap| deadline.min(self.now + gap / 2))
     }
 
     /// Appends a client command to the leader's log; returns its index. The
@@ -430,7 +438,34 @@ impl Raft {
     }
 
     pub(crate) fn advance_clock(&mut self, now: Instant) {
+        let gap = now.saturating_since(self.now);
         self.now = self.now.max(now);
+        if self.config.stall_gap_min.is_some_and(|min| gap >= min) {
+            self.forgive_stall();
+        }
+    }
+
+    /// We were not running, so the silence we saw is ours, not our peers':
+    /// the time we missed does not count against them. A follower's
+    /// election timer and a leader's check-quorum window start again from
+    /// now (the peers were likely stalled with us, and their messages are
+    /// on the way). Once per `election_timeout_max` at most, so a node too
+    /// busy to run often still campaigns, one timeout late.
+    fn forgive_stall(&mut self) {
+        let forgiven_lately = self.stall_forgiven_at.is_some_and(|at| self.now < at + self.config.election_timeout_max);
+        if forgiven_lately {
+            return;
+        }
+        self.stall_forgiven_at = Some(self.now);
+        self.counters.stalls_forgiven += 1;
+        let check = self.now + self.config.election_timeout_min;
+        match &mut self.role {
+            RoleState::Leader(l) => {
+                l.reset_activity();
+                l.quorum_check_deadline = check;
+            }
+            _ => self.reset_election_deadline(),
+        }
     }
 
     fn issue_persist(&mut self) -> Option<PersistRequest> {

@@ -47,6 +47,7 @@ pub fn config() -> Config {
         promote_lag_entries_max: 2,
         lease_reads: false,
         clock_drift_ppm_max: 10_000,
+        stall_gap_min: None,
     }
 }
 
@@ -115,8 +116,13 @@ pub fn ready(raft: &mut Raft) -> Ready {
 /// a perfect disk; returns the messages it sends as a new leader and the
 /// time it was elected.
 pub fn elect(raft: &mut Raft) -> (Vec<Envelope>, Instant) {
-    let now = raft.next_deadline();
+    // With `stall_gap_min` the node is called before its election deadline too.
+    let mut now = raft.next_deadline();
     raft.tick(now);
+    while raft.role() == Role::Follower {
+        now = raft.next_deadline();
+        raft.tick(now);
+    }
     settle(raft, now);
     let proposed = raft.term() + 1;
     let peers: Vec<NodeId> = raft.voters().iter().copied().filter(|&v| v != raft.id()).collect();
