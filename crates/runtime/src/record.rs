@@ -44,15 +44,35 @@ pub enum Decoded<'a> {
 
 /// Appends one record to `out`.
 pub fn encode(version: u8, payload: &[u8], out: &mut Vec<u8>) {
+    encode_parts(version, &[payload], out);
+}
+
+/// Appends one record whose payload is the concatenation of `parts`, so a
+/// caller that has its payload in pieces (a snapshot of tens of MB) writes
+/// it with one copy instead of joining the pieces first.
+pub fn encode_parts(version: u8, parts: &[&[u8]], out: &mut Vec<u8>) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    out.reserve(HEADER_BYTES + len);
+    out.extend_from_slice(&header_of_parts(version, parts));
+    parts.iter().for_each(|part| out.extend_from_slice(part));
+}
+
+/// The header of a record whose payload is `payload`: for embedding a
+/// record in a larger one from its parts (see [`encode_parts`]).
+pub fn header(version: u8, payload: &[u8]) -> [u8; HEADER_BYTES] {
+    header_of_parts(version, &[payload])
+}
+
+fn header_of_parts(version: u8, parts: &[&[u8]]) -> [u8; HEADER_BYTES] {
     assert_ne!(version, 0, "version 0 is reserved for 'no record'");
-    let len = u32::try_from(payload.len()).expect("record payload above 4 GiB");
-    let start = out.len();
-    out.reserve(HEADER_BYTES + payload.len());
-    out.push(version);
-    out.extend_from_slice(&len.to_le_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&out[start..start + 5]), payload);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(payload);
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let len = u32::try_from(len).expect("record payload above 4 GiB");
+    let mut header = [0u8; HEADER_BYTES];
+    header[0] = version;
+    header[1..5].copy_from_slice(&len.to_le_bytes());
+    let crc = parts.iter().fold(crc32c::crc32c(&header[..5]), |crc, part| crc32c::crc32c_append(crc, part));
+    header[5..].copy_from_slice(&crc.to_le_bytes());
+    header
 }
 
 /// Decodes the record at the start of `buf`, accepting only `versions` and
@@ -98,6 +118,16 @@ mod tests {
         assert_eq!(payload, b"hello");
         let rest = &buf[len_total..];
         assert_eq!(decode(rest, &[1, 2], 16), Ok(Decoded::Record { version: 2, payload: b"", len_total: 9 }));
+    }
+
+    #[test]
+    fn a_record_written_from_parts_is_the_record_of_their_concatenation() {
+        let mut joined = Vec::new();
+        encode(3, b"head-body-tail", &mut joined);
+        let mut parted = Vec::new();
+        encode_parts(3, &[b"head-", b"", b"body-", b"tail"], &mut parted);
+        assert_eq!(parted, joined);
+        assert_eq!(header(3, b"head-body-tail"), joined[..HEADER_BYTES]);
     }
 
     #[test]

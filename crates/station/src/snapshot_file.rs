@@ -38,8 +38,9 @@ struct Image {
     ha: HaState,
 }
 
-/// What `Image` decodes, borrowed from the live replica: no copy of the
-/// sessions, member table or HA state just to encode them.
+/// `Image` borrowed: the layout `encode` writes from parts, and the test
+/// that it writes exactly this.
+#[cfg(test)]
 #[derive(Serialize)]
 struct ImageRef<'a> {
     raft_meta: &'a SnapshotMeta,
@@ -85,15 +86,22 @@ pub enum SnapshotFileError {
 
 pub fn encode(meta: &SnapshotMeta, sm: &StateMachine) -> Result<Vec<u8>, SnapshotFileError> {
     assert_eq!(meta.last.index, sm.applied_index(), "a snapshot is taken at the applied index");
-    let store = sm.store().snapshot().map_err(|e| SnapshotFileError::Store(e.to_string()))?;
-    let image =
-        ImageRef { raft_meta: meta, store: &store, sessions: sm.sessions(), members: sm.members(), ha: sm.ha() };
-    let payload = postcard::to_allocvec(&image).map_err(|e| SnapshotFileError::Payload(e.to_string()))?;
-    if payload.len() > SNAPSHOT_BYTES_MAX as usize {
-        return Err(SnapshotFileError::TooLarge { bytes: payload.len(), bytes_max: SNAPSHOT_BYTES_MAX });
+    let store = sm.store().snapshot_payload().map_err(|e| SnapshotFileError::Store(e.to_string()))?;
+    let store_header = record::header(haven_store::SNAPSHOT_VERSION, &store);
+    // `Image` as postcard lays out a struct: its fields one after another,
+    // the store's record as a bytes item (a varint length, then the bytes).
+    // Written from parts, so the store (tens of MB) is copied once here, on
+    // the thread that applies writes, where a long turn delays heartbeats.
+    let postcard = |e: postcard::Error| SnapshotFileError::Payload(e.to_string());
+    let head = postcard::to_allocvec(&(meta, store_header.len() + store.len())).map_err(postcard)?;
+    let tail = postcard::to_allocvec(&(sm.sessions(), sm.members(), sm.ha())).map_err(postcard)?;
+    let parts: [&[u8]; 4] = [&head, &store_header, &store, &tail];
+    let bytes: usize = parts.iter().map(|p| p.len()).sum();
+    if bytes > SNAPSHOT_BYTES_MAX as usize {
+        return Err(SnapshotFileError::TooLarge { bytes, bytes_max: SNAPSHOT_BYTES_MAX });
     }
-    let mut out = Vec::with_capacity(payload.len() + record::HEADER_BYTES);
-    record::encode(VERSION, &payload, &mut out);
+    let mut out = Vec::with_capacity(bytes + record::HEADER_BYTES);
+    record::encode_parts(VERSION, &parts, &mut out);
     Ok(out)
 }
 
@@ -147,6 +155,26 @@ mod tests {
         assert_eq!(sm_back.applied_index(), 1);
         assert_eq!(sm_back.sessions(), sm.sessions());
         assert_eq!(sm_back.store().revision(), sm.store().revision());
+    }
+
+    #[test]
+    fn encode_writes_exactly_the_record_of_the_whole_image() {
+        // A store with a few hundred versions, so lengths take several varint bytes.
+        let mut sm = state_machine_with_one_put();
+        for index in 2..300u64 {
+            let value = vec![u8::try_from(index % 251).unwrap(); 300];
+            let put = Request::Put(PutRequest { key: index.to_be_bytes().to_vec(), value, ..PutRequest::default() });
+            let command = Command::Client { client: 1, seq: index, request: put }.encode();
+            assert!(sm.apply(&Entry::command(index, 1, &command)).client.is_some());
+        }
+        let meta = SnapshotMeta { last: haven_raft::LogPosition::new(299, 1), ..SnapshotMeta::default() };
+        let store = sm.store().snapshot().unwrap();
+        let image =
+            ImageRef { raft_meta: &meta, store: &store, sessions: sm.sessions(), members: sm.members(), ha: sm.ha() };
+        let mut whole = Vec::new();
+        record::encode(VERSION, &postcard::to_allocvec(&image).unwrap(), &mut whole);
+        assert!(store.len() > 16_384, "a store record of {} bytes", store.len());
+        assert_eq!(encode(&meta, &sm).unwrap(), whole);
     }
 
     #[test]

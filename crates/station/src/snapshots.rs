@@ -68,9 +68,9 @@ impl Running {
         Ok(())
     }
 
-    fn save(&mut self, ctx: &mut impl CtxFor<Replica>, meta: &SnapshotMeta, data: &[u8]) -> Result<(), String> {
+    fn save(&mut self, ctx: &mut impl CtxFor<Replica>, meta: &SnapshotMeta, data: &Arc<[u8]>) -> Result<(), String> {
         let mut events = Vec::new();
-        match self.wal.save_snapshot(&mut ctx.sub(&mut events), wal_meta(meta), data.to_vec()) {
+        match self.wal.save_snapshot(&mut ctx.sub(&mut events), wal_meta(meta), data.clone()) {
             Ok(()) => self.snapshots.saving = Some((meta.last.index, meta.last.term)),
             Err(WalError::SnapshotBusy) => {}
             Err(e) => return Err(format!("saving a snapshot: {e}")),
@@ -121,11 +121,11 @@ impl Running {
             None
         };
         self.deferred.extend(events);
-        self.save(ctx, &meta, &received.data)?;
+        let data = Arc::from(received.data);
+        self.save(ctx, &meta, &data)?;
         if self.snapshots.saving != Some((index, meta.last.term)) {
             return Err("the WAL refused to save a received snapshot".into());
         }
-        let data = Arc::from(received.data);
         self.snapshots.installing = Some(Installing { meta, data, truncate, saved: false });
         Ok(())
     }

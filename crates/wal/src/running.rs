@@ -23,6 +23,7 @@ use crate::terms::TermRuns;
 use crate::wal::Wal;
 use crate::writer::{LogWriter, Queued, WriterNext};
 use haven_runtime::{CtxFor, IoResult};
+use std::sync::Arc;
 
 #[derive(Debug)]
 pub(crate) struct Running {
@@ -190,7 +191,7 @@ impl Running {
         &mut self,
         ctx: &mut impl CtxFor<Wal>,
         meta: SnapshotMeta,
-        data: Vec<u8>,
+        data: Arc<[u8]>,
     ) -> Result<(), WalError> {
         if self.save.is_some() {
             return Err(WalError::SnapshotBusy);

@@ -22,6 +22,7 @@ use crate::running::Running;
 use crate::segment_name::SegmentName;
 use crate::tags::{NoMsg, WalIo, WalTimer};
 use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
+use std::sync::Arc;
 
 #[derive(Debug)]
 enum State {
@@ -96,9 +97,9 @@ impl Wal {
         &mut self,
         ctx: &mut impl CtxFor<Self>,
         meta: SnapshotMeta,
-        data: Vec<u8>,
+        data: impl Into<Arc<[u8]>>,
     ) -> Result<(), WalError> {
-        self.running()?.save_snapshot(ctx, meta, data)
+        self.running()?.save_snapshot(ctx, meta, data.into())
     }
 
     /// Starts removing the segments holding only entries at or below `index`
