@@ -11,7 +11,7 @@
 # the other, never together. Everything started here is stopped on exit.
 #
 # Knobs (environment): DURATION (s per phase, default 10), PHASES (1,16,64,256),
-# TRIALS (5), PORT_BASE (32379: etcd uses PORT_BASE+{0,100,200} for clients and
+# TRIALS (11), PORT_BASE (32379: etcd uses PORT_BASE+{0,100,200} for clients and
 # +1 for peers), HAVEN_BIN / CLIENT_BIN (binaries to use instead of building).
 # Exit status: 0 if both halves ran; 1 if either failed (the table still prints).
 set -euo pipefail
@@ -19,7 +19,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10}
 PHASES=${PHASES:-1,16,64,256}
-TRIALS=${TRIALS:-5}
+TRIALS=${TRIALS:-11}
 PORT_BASE=${PORT_BASE:-32379}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/haven-vs-etcd.XXXXXX")
 STARTED=()          # pids of every process this script started

@@ -1,10 +1,12 @@
 //! The agents' endpoints, internal to Haven (like the forwarding path):
+//! `POST /haven/v1/leases` (a lease in milliseconds, for a node),
 //! `POST /haven/v1/agents/{node}/join`, `POST .../keepalive`,
 //! `POST .../reports`, `GET .../commands` and `GET .../proxy`. A `haven
 //! proxy` serves its agents the keep-alive, report and command endpoints
 //! under the same paths, so an agent talks to either the same way.
 //!
-//! In: an agent's join (its address, labels and the store lease it keeps
+//! In: a lease grant in ms (answered with its id and granted TTL); an
+//! agent's join (its address, labels and the store lease it keeps
 //! alive), its keep-alives of that lease, its reports (the observations of
 //! `haven_ha::Event`, as JSON), and its polls. Out: `202` once queued
 //! through the leader (with the event's id, or the number of reports); the
@@ -26,7 +28,7 @@ use haven_gateway::{Backend, BackendError};
 use haven_ha::{AgentCommand, Event};
 use haven_runtime::NodeId;
 use haven_station::{CommandsOf, HaReport};
-use haven_store::StoreError;
+use haven_store::{LeaseGrantMsRequest, Request, Response as StoreResponse, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -77,8 +79,28 @@ pub struct AgentJoin {
     pub lease: i64,
 }
 
+/// `POST /haven/v1/leases`: a lease counted in milliseconds. etcd's API
+/// grants whole seconds; a node lease under a second is what lets a dead
+/// node's singleton move in under a second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseGrantMsBody {
+    pub ttl_ms: u64,
+}
+
+/// The granted lease: raised to the stations' minimum, if below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseGrantMsAnswer {
+    pub id: i64,
+    pub ttl_ms: u64,
+}
+
+/// The longest lease `POST /haven/v1/leases` grants, in ms: a day. Longer
+/// leases are etcd's business (`/v3/lease/grant`, in seconds).
+pub const LEASE_TTL_MS_MAX: u64 = 86_400_000;
+
 pub fn router(handle: StationHandle) -> Router {
     Router::new()
+        .route("/haven/v1/leases", post(grant_lease))
         .route("/haven/v1/agents/{node}/join", post(join))
         .route("/haven/v1/agents/{node}/keepalive", post(keep_alive))
         .route("/haven/v1/agents/{node}/reports", post(reports))
@@ -93,6 +115,22 @@ pub(crate) fn failure(error: &BackendError) -> Response {
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
     (status, error.to_string()).into_response()
+}
+
+async fn grant_lease(State(handle): State<StationHandle>, Json(body): Json<LeaseGrantMsBody>) -> Response {
+    if body.ttl_ms == 0 || body.ttl_ms > LEASE_TTL_MS_MAX {
+        let text = format!("ttl_ms: between 1 and {LEASE_TTL_MS_MAX} (a day); got {}", body.ttl_ms);
+        return (StatusCode::BAD_REQUEST, text).into_response();
+    }
+    let grant = Request::LeaseGrantMs(LeaseGrantMsRequest { ttl_ms: body.ttl_ms, id: 0 });
+    match handle.request(grant, false).await {
+        Ok(StoreResponse::LeaseGrantMs(g)) => Json(LeaseGrantMsAnswer { id: g.id, ttl_ms: g.ttl_ms }).into_response(),
+        Ok(other) => {
+            tracing::error!(?other, "a millisecond lease grant got another answer");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the grant got an answer of another kind").into_response()
+        }
+        Err(e) => failure(&e),
+    }
 }
 
 async fn join(State(handle): State<StationHandle>, Path(node): Path<u64>, Json(join): Json<AgentJoin>) -> Response {

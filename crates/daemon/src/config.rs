@@ -32,15 +32,17 @@ pub const HISTORY_REVISIONS_MAX_DEFAULT: u64 = 10_000;
 /// rare; the log between two is replayed on restart.
 pub const SNAPSHOT_ENTRIES_DEFAULT: u64 = 100_000;
 /// Shortest election timeout, in ms; followers draw theirs from 1-2x it.
-/// A frozen leader is replaced about 400 ms later (the sooner of two
-/// followers' draws from 300..600 ms). 150 ms (with a 30 ms heartbeat)
-/// halves that, but on the 2-core VM of the README's benchmarks all three
-/// stations at times stall together for 150-230 ms (the whole machine, not
-/// Haven's work), and at 150 ms such a stall costs an election (2 and 9
-/// elections in two 40 s runs of the 256-client benchmark; 0 at 300 ms).
-pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 300;
+/// A frozen leader is replaced about 250 ms later (the sooner of two
+/// followers' draws from 200..400 ms). What bounds it from below is the
+/// longest turn a healthy leader takes without sending a heartbeat: on the
+/// README's 2-core VM, a leader's snapshot of a 100,000-key store takes
+/// 100-220 ms. (A station's own stall, when the whole VM stops every
+/// station together, no longer costs an election at any setting: see
+/// `run::stall_gap_min`.) At 150 ms the 256-client benchmark saw 2
+/// elections in 40 s; at 200 ms, none in 60 s.
+pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 200;
 /// How often the leader sends heartbeats, in ms.
-pub const HEARTBEAT_MS_DEFAULT: u64 = 50;
+pub const HEARTBEAT_MS_DEFAULT: u64 = 40;
 
 /// How `haven station --help` ends: examples to copy.
 pub const STATION_EXAMPLES: &str = "\
@@ -98,10 +100,10 @@ pub struct StationArgs {
     /// one after `haven member add` (this member then learns everything from the leader) [default: new].
     #[arg(long, env = "HAVEN_INITIAL_CLUSTER_STATE", value_name = "STATE")]
     pub initial_cluster_state: Option<ClusterState>,
-    /// Shortest election timeout; followers wait 1-2x this for a leader's heartbeat [default: 300].
+    /// Shortest election timeout; followers wait 1-2x this for a leader's heartbeat [default: 200].
     #[arg(long, env = "HAVEN_ELECTION_TIMEOUT_MS", value_name = "MS")]
     pub election_timeout_ms: Option<u64>,
-    /// How often the leader sends heartbeats; under half the election timeout [default: 50].
+    /// How often the leader sends heartbeats; under half the election timeout [default: 40].
     #[arg(long, env = "HAVEN_HEARTBEAT_MS", value_name = "MS")]
     pub heartbeat_ms: Option<u64>,
     /// How long a client request may wait for its answer [default: 5000].
@@ -364,7 +366,7 @@ mod tests {
         assert_eq!(config.members.len(), 3);
         assert_eq!(
             (config.election_timeout, config.heartbeat),
-            (Duration::from_millis(300), Duration::from_millis(50))
+            (Duration::from_millis(200), Duration::from_millis(40))
         );
         assert_eq!(config.request_bytes_max, 1_572_864);
         assert_eq!(config.history_revisions_max, Some(10_000));

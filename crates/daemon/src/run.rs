@@ -184,6 +184,7 @@ pub fn replica_config(config: &StationConfig) -> ReplicaConfig {
     replica.raft.election_timeout_min = config.election_timeout;
     replica.raft.election_timeout_max = config.election_timeout * 2;
     replica.raft.heartbeat_interval = config.heartbeat;
+    replica.raft.stall_gap_min = Some(stall_gap_min(config.election_timeout, config.heartbeat));
     let command_bytes_max = config.request_bytes_max + COMMAND_OVERHEAD_BYTES;
     replica.raft.command_bytes_max = usize::try_from(command_bytes_max).unwrap_or(usize::MAX);
     replica.wal.entry_bytes_max = u32::try_from(command_bytes_max).unwrap_or(u32::MAX);
@@ -196,8 +197,22 @@ pub fn replica_config(config: &StationConfig) -> ReplicaConfig {
     // raises TTLs below its minimum, 2 s with its defaults; a grant's answer
     // says what was granted, and agents fence by that).
     replica.store.lease_ttl_seconds_min = 1;
+    // Agents ask for leases under a second (`POST /haven/v1/leases`). One
+    // shorter than the longest election could run out while its holder
+    // looks for the new leader, whatever the holder does.
+    replica.store.lease_ttl_ms_min = u64::try_from((config.election_timeout * 2).as_millis()).unwrap_or(u64::MAX);
     replica.fence = config.fence.as_ref().map(FenceSettings::replica_config);
     replica
+}
+
+/// How long a station must have gone without running Raft for the silence
+/// to count as its own stall, not its peers' (`RaftConfig::stall_gap_min`):
+/// a third of the election timeout, and never under a heartbeat interval
+/// (a busy turn is not a stall). The whole VM of the README's benchmarks at
+/// times stops every station together for 150-230 ms; without this, each
+/// such stop costs an election once the election timeout is below it.
+pub fn stall_gap_min(election_timeout: Duration, heartbeat: Duration) -> Duration {
+    (election_timeout / 3).max(heartbeat)
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -53,8 +53,12 @@ pub struct AgentArgs {
     #[arg(long, env = "HAVEN_AGENT_DIR", value_name = "DIR")]
     pub data_dir: PathBuf,
     /// The lease that keeps this node alive at the stations; a dead agent is
-    /// noticed after about this long.
-    #[arg(long, default_value_t = 1_000)]
+    /// noticed after about this long. It must outlast a station election
+    /// (about 250 ms, at most about 450 ms with the stations' defaults) plus
+    /// the renewal that waits on it, or agents self-fence when the station
+    /// leader fails; below the stations' minimum (2x their election
+    /// timeout) it is raised to it.
+    #[arg(long, default_value_t = 900)]
     pub lease_ttl_ms: u64,
     /// How often the agent sends reports, and at most how often it asks for commands.
     #[arg(long, default_value_t = 50)]

@@ -32,7 +32,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const WAIT_MAX: Duration = Duration::from_secs(40);
-const LEASE_TTL_MS: u64 = 1_000;
+/// `haven agent`'s default.
+const LEASE_TTL_MS: u64 = 900;
 
 /// An agent process; killed, with every instance it started, when dropped.
 struct Agent {
@@ -274,8 +275,8 @@ async fn web_stays_on_node_4(running: &Running, what: &str) {
 }
 
 /// Safety comes from the lease, and availability must survive the stations'
-/// own faults: a new leader is elected (election timeout 300 ms) well within
-/// the agents' fence deadline (TTL − margin − drift ≈ 900 ms after their last
+/// own faults: a new leader is elected (election timeout 200 ms) well within
+/// the agents' fence deadline (TTL − margin − drift ≈ 800 ms after their last
 /// renewal), so agents renew with it and keep their singletons.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_station_leader_moves_nothing_and_no_agent_self_fences() {

@@ -132,8 +132,8 @@ impl Running {
     /// An applied entry granted or revoked a lease.
     pub(crate) fn lease_applied(&mut self, ctx: &mut impl CtxFor<Replica>, index: u64, change: LeaseChange) {
         match change {
-            LeaseChange::Granted { lease, ttl_seconds } => {
-                self.leases.lessor.granted(lease, ttl_seconds, ctx.now());
+            LeaseChange::Granted { lease, ttl } => {
+                self.leases.lessor.granted(lease, ttl, ctx.now());
                 self.leases.held += 1;
             }
             LeaseChange::Revoked { lease, expired } => {

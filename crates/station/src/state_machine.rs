@@ -17,6 +17,7 @@ use crate::sessions::{Outcome, Seen, Sessions};
 use crate::snapshot_file::{self, SnapshotFileError};
 use haven_raft::{Entry, EntryKind, SnapshotMeta};
 use haven_store::{CompactionRequest, LeaseId, LeaseRevokeRequest, Request, Response, Store, StoreConfig, StoreError};
+use std::time::Duration;
 
 /// What applying one entry produced.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52,7 +53,7 @@ pub struct ClientOutcome {
 pub enum LeaseChange {
     Granted {
         lease: LeaseId,
-        ttl_seconds: i64,
+        ttl: Duration,
     },
     /// `expired`: by the leader's expiry, not by a client's revoke.
     Revoked {
@@ -65,7 +66,10 @@ pub enum LeaseChange {
 fn lease_change(request: &Request, outcome: &Outcome) -> Option<LeaseChange> {
     match (request, outcome) {
         (Request::LeaseGrant(_), Ok(Response::LeaseGrant(g))) => {
-            Some(LeaseChange::Granted { lease: g.id, ttl_seconds: g.ttl })
+            Some(LeaseChange::Granted { lease: g.id, ttl: Duration::from_secs(u64::try_from(g.ttl).unwrap_or(0)) })
+        }
+        (Request::LeaseGrantMs(_), Ok(Response::LeaseGrantMs(g))) => {
+            Some(LeaseChange::Granted { lease: g.id, ttl: Duration::from_millis(g.ttl_ms) })
         }
         (Request::LeaseRevoke(r), Ok(_)) => Some(LeaseChange::Revoked { lease: r.id, expired: false }),
         _ => None,
@@ -271,7 +275,7 @@ mod tests {
         let mut log = Log::new();
         let grant = Request::LeaseGrant(LeaseGrantRequest { ttl: 5, id: 0 });
         let first = log.client(1, grant.clone());
-        assert_eq!(first.lease, Some(LeaseChange::Granted { lease: 1, ttl_seconds: 5 }));
+        assert_eq!(first.lease, Some(LeaseChange::Granted { lease: 1, ttl: Duration::from_secs(5) }));
         let retry = log.client(1, grant);
         assert_eq!(retry.lease, None, "a retried grant is answered from the session and grants nothing");
         assert!(retry.client.is_some_and(|c| c.outcome == first.client.unwrap().outcome));

@@ -23,6 +23,7 @@ pub(crate) fn check_request(req: &Request, config: &StoreConfig) -> Result<(), S
         Request::Txn(t) => check_txn_request(t, config),
         Request::Compact(_)
         | Request::LeaseGrant(_)
+        | Request::LeaseGrantMs(_)
         | Request::LeaseRevoke(_)
         | Request::LeaseTimeToLive(_)
         | Request::LeaseLeases => Ok(()),
@@ -206,7 +207,7 @@ pub(crate) fn quota_cost(req: &Request) -> u64 {
     match req {
         Request::Put(p) => put_cost(p),
         Request::Txn(t) => txn_cost(t),
-        Request::LeaseGrant(_) => LEASE_OVERHEAD_BYTES,
+        Request::LeaseGrant(_) | Request::LeaseGrantMs(_) => LEASE_OVERHEAD_BYTES,
         _ => 0,
     }
 }

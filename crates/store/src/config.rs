@@ -31,6 +31,8 @@ pub struct StoreConfig {
     pub quota_bytes_max: u64,
     /// Shortest lease; etcd derives 2 s from its default election timeout.
     pub lease_ttl_seconds_min: i64,
+    /// Shortest lease granted in milliseconds (`Request::LeaseGrantMs`).
+    pub lease_ttl_ms_min: u64,
     /// Key-values in one range answer; beyond it the answer is cut with
     /// `more = true` (etcd would try to send everything).
     pub range_kvs_len_max: u64,
@@ -49,6 +51,7 @@ impl Default for StoreConfig {
             txn_ops_total_len_max: 4096,
             quota_bytes_max: 2 << 30,
             lease_ttl_seconds_min: 2,
+            lease_ttl_ms_min: 2_000,
             range_kvs_len_max: 100_000,
             range_response_bytes_max: 64 << 20,
         }

@@ -1,7 +1,8 @@
 //! The leases as the replicated state knows them.
 //!
 //! In: grants, revokes, and the attach/detach of keys as puts and deletes
-//! apply. Out: which leases exist, their granted TTLs and attached keys.
+//! apply. Out: which leases exist, their granted TTLs (seconds, or
+//! milliseconds for Haven's own grants) and attached keys.
 //! Deadlines are not here: time belongs to the leader's [`crate::Lessor`].
 
 use crate::error::StoreError;
@@ -10,6 +11,7 @@ use crate::keyspace::Keyspace;
 use crate::lease_id::{LeaseId, NO_LEASE};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct LeaseEntry {
@@ -23,11 +25,18 @@ pub(crate) struct LeaseTable {
     leases: BTreeMap<LeaseId, LeaseEntry>,
     /// Where the search for a store-chosen id starts.
     next_id: LeaseId,
+    /// The exact TTL of leases granted in milliseconds (their entry's
+    /// `ttl` holds it rounded up to seconds, as etcd's API reports it).
+    /// A snapshot carries it in a section of its own after the table, and
+    /// only when it is not empty: a store without such leases snapshots
+    /// to the same bytes as before they existed.
+    #[serde(skip)]
+    ttl_ms: BTreeMap<LeaseId, u64>,
 }
 
 impl Default for LeaseTable {
     fn default() -> LeaseTable {
-        LeaseTable { leases: BTreeMap::new(), next_id: 1 }
+        LeaseTable { leases: BTreeMap::new(), next_id: 1, ttl_ms: BTreeMap::new() }
     }
 }
 
@@ -44,8 +53,40 @@ impl LeaseTable {
         self.leases.keys().copied()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (LeaseId, &LeaseEntry)> + '_ {
-        self.leases.iter().map(|(&id, e)| (id, e))
+    /// The granted TTL of lease `id`: its milliseconds, or its seconds.
+    pub fn ttl(&self, id: LeaseId) -> Option<Duration> {
+        let entry = self.leases.get(&id)?;
+        Some(match self.ttl_ms.get(&id) {
+            Some(&ms) => Duration::from_millis(ms),
+            None => Duration::from_secs(u64::try_from(entry.ttl).unwrap_or(0)),
+        })
+    }
+
+    /// Adds a lease of `ttl_ms` milliseconds, as [`LeaseTable::grant`].
+    pub fn grant_ms(&mut self, id: LeaseId, ttl_ms: u64) -> Result<LeaseId, StoreError> {
+        assert!(ttl_ms > 0, "the store raises a TTL to its minimum first");
+        let seconds = i64::try_from(ttl_ms.div_ceil(1_000)).expect("ttl_ms is bounded by the store");
+        let id = self.grant(id, seconds)?;
+        self.ttl_ms.insert(id, ttl_ms);
+        Ok(id)
+    }
+
+    /// The snapshot section of leases granted in milliseconds.
+    pub fn ttl_ms_section(&self) -> &BTreeMap<LeaseId, u64> {
+        &self.ttl_ms
+    }
+
+    /// Restores the section [`LeaseTable::ttl_ms_section`] gave, checking
+    /// that each names a lease of the table, with its seconds rounded up.
+    pub fn restore_ttl_ms(&mut self, section: BTreeMap<LeaseId, u64>) -> Result<(), &'static str> {
+        for (&id, &ms) in &section {
+            let seconds = self.leases.get(&id).ok_or("a millisecond TTL names no lease")?.ttl;
+            if ms == 0 || u64::try_from(seconds).ok() != Some(ms.div_ceil(1_000)) {
+                return Err("a lease's millisecond TTL disagrees with its TTL in seconds");
+            }
+        }
+        self.ttl_ms = section;
+        Ok(())
     }
 
     /// Adds a lease with `id`, or with a fresh positive id when `id` is 0.
@@ -74,6 +115,7 @@ impl LeaseTable {
     }
 
     pub fn remove(&mut self, id: LeaseId) -> Option<LeaseEntry> {
+        self.ttl_ms.remove(&id);
         self.leases.remove(&id)
     }
 

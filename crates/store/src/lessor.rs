@@ -73,8 +73,9 @@ fn after(now: Instant, d: Duration) -> Instant {
     Instant::from_nanos(now.as_nanos().saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
 }
 
-fn ttl_duration(ttl_seconds: i64) -> Duration {
-    Duration::from_secs(u64::try_from(ttl_seconds).unwrap_or(0))
+/// A TTL in whole seconds, rounded up, as etcd's API reports it.
+fn ttl_seconds(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis().div_ceil(1_000)).unwrap_or(i64::MAX)
 }
 
 impl Lessor {
@@ -89,11 +90,11 @@ impl Lessor {
 
     /// Starts over from the store's leases (after a restart or a snapshot
     /// restore), not primary.
-    pub fn reset(&mut self, leases: impl IntoIterator<Item = (LeaseId, i64)>) {
+    pub fn reset(&mut self, leases: impl IntoIterator<Item = (LeaseId, Duration)>) {
         self.demote();
         self.leases = leases
             .into_iter()
-            .map(|(id, ttl)| (id, Tracked { ttl: ttl_duration(ttl), deadline: None, due: None, revoking: false }))
+            .map(|(id, ttl)| (id, Tracked { ttl, deadline: None, due: None, revoking: false }))
             .collect();
     }
 
@@ -109,8 +110,7 @@ impl Lessor {
     }
 
     /// A grant was applied; on the leader its clock starts now.
-    pub fn granted(&mut self, id: LeaseId, ttl_seconds: i64, now: Instant) {
-        let ttl = ttl_duration(ttl_seconds);
+    pub fn granted(&mut self, id: LeaseId, ttl: Duration, now: Instant) {
         let deadline = self.primary.then(|| after(now, ttl));
         if self.leases.insert(id, Tracked { ttl, deadline: None, due: None, revoking: false }).is_some() {
             unreachable!("the store refuses to grant an existing lease id {id}");
@@ -153,7 +153,8 @@ impl Lessor {
     }
 
     /// A keep-alive: the lease lives a full TTL from now. Returns the TTL in
-    /// seconds, as etcd's keep-alive response does.
+    /// seconds, as etcd's keep-alive response does (rounded up: a lease of
+    /// 800 ms answers 1, never the 0 that means "gone").
     pub fn renew(&mut self, id: LeaseId, now: Instant) -> Result<i64, LessorError> {
         if !self.primary {
             return Err(LessorError::NotPrimary);
@@ -166,7 +167,7 @@ impl Lessor {
         let deadline = after(now, lease.ttl);
         self.set_due(id, Some(deadline));
         self.leases.get_mut(&id).expect("looked up above").deadline = Some(deadline);
-        Ok(lease.ttl.as_secs() as i64)
+        Ok(ttl_seconds(lease.ttl))
     }
 
     /// Whole seconds left (truncated, as etcd's time-to-live), 0 once past
@@ -223,9 +224,20 @@ mod tests {
         let mut l = Lessor::new(LessorConfig::default());
         l.promote(now, Duration::ZERO);
         for &(id, ttl) in leases {
-            l.granted(id, ttl, now);
+            l.granted(id, Duration::from_secs(u64::try_from(ttl).unwrap()), now);
         }
         l
+    }
+
+    #[test]
+    fn a_lease_under_a_second_expires_at_its_milliseconds_and_renews_as_one_second() {
+        let mut l = Lessor::new(LessorConfig::default());
+        l.promote(at(100), Duration::ZERO);
+        l.granted(7, Duration::from_millis(800), at(100));
+        let ms = |n: u64| Instant::from_nanos(at(100).as_nanos() + n * 1_000_000);
+        assert_eq!(l.renew(7, ms(500)), Ok(1), "etcd's API counts whole seconds, rounded up, never 0");
+        assert_eq!(l.expired(ms(1_299)), Vec::<LeaseId>::new());
+        assert_eq!(l.expired(ms(1_300)), vec![7], "800 ms after the renewal");
     }
 
     #[test]
@@ -260,7 +272,7 @@ mod tests {
     #[test]
     fn promotion_gives_every_lease_its_ttl_plus_the_extension_from_now() {
         let mut l = Lessor::new(LessorConfig::default());
-        l.reset([(1, 10), (2, 60)]);
+        l.reset([(1, Duration::from_secs(10)), (2, Duration::from_secs(60))]);
         assert_eq!(l.renew(1, at(5)), Err(LessorError::NotPrimary));
         assert!(l.expired(at(1_000)).is_empty(), "a follower never expires leases");
         l.promote(at(1_000), Duration::from_secs(2));
@@ -284,9 +296,9 @@ mod tests {
     fn expired_reports_are_bounded_and_earliest_first() {
         let mut l = Lessor::new(LessorConfig { expired_batch_len_max: 2, ..LessorConfig::default() });
         l.promote(at(0), Duration::ZERO);
-        l.granted(3, 5, at(0));
-        l.granted(1, 7, at(0));
-        l.granted(2, 6, at(0));
+        l.granted(3, Duration::from_secs(5), at(0));
+        l.granted(1, Duration::from_secs(7), at(0));
+        l.granted(2, Duration::from_secs(6), at(0));
         assert_eq!(l.expired(at(10)), vec![3, 2]);
         assert_eq!(l.expired(at(10)), vec![1]);
     }

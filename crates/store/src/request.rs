@@ -24,6 +24,9 @@ pub enum Request {
     LeaseRevoke(LeaseRevokeRequest),
     LeaseTimeToLive(LeaseTimeToLiveRequest),
     LeaseLeases,
+    /// Haven's own: a lease whose TTL counts milliseconds (a node lease
+    /// under a second). Last, so the encoding of the others never changes.
+    LeaseGrantMs(LeaseGrantMsRequest),
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +150,16 @@ pub struct CompactionRequest {
 pub struct LeaseGrantRequest {
     /// Seconds; raised to the configured minimum as etcd does.
     pub ttl: i64,
+    /// 0 lets the store choose.
+    pub id: LeaseId,
+}
+
+/// A grant in milliseconds. etcd's API counts whole seconds; through it
+/// such a lease reports its TTL rounded up to the next second.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseGrantMsRequest {
+    /// Raised to the configured minimum (`StoreConfig::lease_ttl_ms_min`).
+    pub ttl_ms: u64,
     /// 0 lets the store choose.
     pub id: LeaseId,
 }

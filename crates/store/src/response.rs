@@ -25,6 +25,7 @@ pub enum Response {
     LeaseRevoke(LeaseRevokeResponse),
     LeaseTimeToLive(LeaseTimeToLiveResponse),
     LeaseLeases(LeaseLeasesResponse),
+    LeaseGrantMs(LeaseGrantMsResponse),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +77,14 @@ pub struct LeaseGrantResponse {
     pub id: LeaseId,
     /// The granted TTL in seconds, after raising it to the minimum.
     pub ttl: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseGrantMsResponse {
+    pub header: ResponseHeader,
+    pub id: LeaseId,
+    /// The granted TTL in milliseconds, after raising it to the minimum.
+    pub ttl_ms: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

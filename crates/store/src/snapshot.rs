@@ -4,7 +4,8 @@
 //! configuration to run it under. Out: one record (version byte, length,
 //! crc32c) whose payload is the postcard encoding of every key's retained
 //! versions, the event history, the revision, the compaction point and the
-//! leases; or, on restore, the store or a typed error. Restore checks the
+//! leases, then, only if there are any, the TTLs of leases granted in
+//! milliseconds (so a store without them snapshots as it always did); or, on restore, the store or a typed error. Restore checks the
 //! checksum and then every invariant the store relies on, so a damaged or
 //! forged snapshot is refused instead of corrupting later answers.
 
@@ -53,14 +54,33 @@ struct StoreImageRef<'a> {
 impl Store {
     /// The whole state as one checksummed record.
     pub fn snapshot(&self) -> Result<Vec<u8>, SnapshotError> {
-        let image = StoreImageRef { keyspace: self.kv.image(), leases: &self.leases };
-        let payload = postcard::to_allocvec(&image).map_err(|e| SnapshotError::Payload(e.to_string()))?;
-        if payload.len() as u64 > u64::from(SNAPSHOT_PAYLOAD_BYTES_MAX) {
-            return Err(SnapshotError::TooLarge { bytes: payload.len() as u64 });
-        }
+        let payload = self.snapshot_payload()?;
         let mut out = Vec::with_capacity(record::HEADER_BYTES + payload.len());
         record::encode(SNAPSHOT_VERSION, &payload, &mut out);
         Ok(out)
+    }
+
+    /// The payload of [`Store::snapshot`]'s record (version
+    /// [`SNAPSHOT_VERSION`]), for a caller that embeds the record in its own
+    /// and writes it from parts (`record::header`, `record::encode_parts`):
+    /// a copy of the whole store fewer, on the thread that applies writes.
+    pub fn snapshot_payload(&self) -> Result<Vec<u8>, SnapshotError> {
+        let image = StoreImageRef { keyspace: self.kv.image(), leases: &self.leases };
+        // Sized up front: grown by doubling, a buffer of tens of MB is
+        // copied about twice over. The encoding adds a few bytes of
+        // revisions and lengths to each key and value counted in bytes_used.
+        let used = usize::try_from(self.bytes_used()).unwrap_or(usize::MAX);
+        let capacity = used.saturating_add(used / 4).saturating_add(4_096);
+        let encoding = |e: postcard::Error| SnapshotError::Payload(e.to_string());
+        let mut payload = postcard::to_extend(&image, Vec::with_capacity(capacity)).map_err(encoding)?;
+        let ttl_ms = self.leases.ttl_ms_section();
+        if !ttl_ms.is_empty() {
+            payload = postcard::to_extend(ttl_ms, payload).map_err(encoding)?;
+        }
+        if payload.len() as u64 > u64::from(SNAPSHOT_PAYLOAD_BYTES_MAX) {
+            return Err(SnapshotError::TooLarge { bytes: payload.len() as u64 });
+        }
+        Ok(payload)
     }
 
     /// The store a snapshot describes, run under `config`.
@@ -72,10 +92,16 @@ impl Store {
             }
             Decoded::Record { payload, .. } => payload,
         };
-        let image: StoreImage =
-            haven_runtime::wire::decode(payload).map_err(|e| SnapshotError::Payload(e.to_string()))?;
+        let decoding = |e: postcard::Error| SnapshotError::Payload(e.to_string());
+        let (image, section): (StoreImage, &[u8]) = postcard::take_from_bytes(payload).map_err(decoding)?;
         let kv = Keyspace::from_image(image.keyspace).map_err(|bad| SnapshotError::Invalid(bad.0))?;
-        image.leases.validate_against(&kv).map_err(SnapshotError::Invalid)?;
-        Ok(Store { config, kv, leases: image.leases })
+        let mut leases = image.leases;
+        leases.validate_against(&kv).map_err(SnapshotError::Invalid)?;
+        // The optional last section: leases granted in milliseconds.
+        if !section.is_empty() {
+            let ttl_ms = haven_runtime::wire::decode(section).map_err(|e| SnapshotError::Payload(e.to_string()))?;
+            leases.restore_ttl_ms(ttl_ms).map_err(SnapshotError::Invalid)?;
+        }
+        Ok(Store { config, kv, leases })
     }
 }

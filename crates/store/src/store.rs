@@ -20,13 +20,16 @@ use crate::keyspace::{EventScan, Keyspace, ScanLimits};
 use crate::lease_id::{LeaseId, NO_LEASE};
 use crate::lease_table::LeaseTable;
 use crate::range_read;
-use crate::request::{LeaseGrantRequest, LeaseTimeToLiveRequest, PutRequest, RangeRequest, Request, TxnRequest};
+use crate::request::{
+    LeaseGrantMsRequest, LeaseGrantRequest, LeaseTimeToLiveRequest, PutRequest, RangeRequest, Request, TxnRequest,
+};
 use crate::response::{
-    CompactionResponse, LeaseGrantResponse, LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
-    RangeResponse, Response, ResponseHeader, TxnResponse,
+    CompactionResponse, LeaseGrantMsResponse, LeaseGrantResponse, LeaseLeasesResponse, LeaseRevokeResponse,
+    LeaseTimeToLiveResponse, RangeResponse, Response, ResponseHeader, TxnResponse,
 };
 use crate::revision::Revision;
 use crate::txn_path;
+use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Store {
@@ -82,6 +85,7 @@ impl Store {
             Request::LeaseRevoke(r) => self.lease_revoke(r.id).map(Response::LeaseRevoke),
             Request::LeaseTimeToLive(r) => Ok(Response::LeaseTimeToLive(self.lease_time_to_live(r))),
             Request::LeaseLeases => Ok(Response::LeaseLeases(self.lease_leases())),
+            Request::LeaseGrantMs(g) => self.lease_grant_ms(g).map(Response::LeaseGrantMs),
         }
     }
 
@@ -135,6 +139,15 @@ impl Store {
         Ok(LeaseGrantResponse { header: self.header(), id, ttl })
     }
 
+    fn lease_grant_ms(&mut self, g: &LeaseGrantMsRequest) -> Result<LeaseGrantMsResponse, StoreError> {
+        if g.ttl_ms / 1_000 > LEASE_TTL_SECONDS_MAX as u64 {
+            return Err(StoreError::LeaseTtlTooLarge);
+        }
+        let ttl_ms = g.ttl_ms.max(self.config.lease_ttl_ms_min).max(1);
+        let id = self.leases.grant_ms(g.id, ttl_ms)?;
+        Ok(LeaseGrantMsResponse { header: self.header(), id, ttl_ms })
+    }
+
     fn lease_revoke(&mut self, id: LeaseId) -> Result<LeaseRevokeResponse, StoreError> {
         if self.leases.get(id).is_none() {
             return Err(StoreError::LeaseNotFound);
@@ -160,9 +173,9 @@ impl Store {
         LeaseLeasesResponse { header: self.header(), leases: self.leases.ids().collect() }
     }
 
-    /// Every lease with its granted TTL in seconds, for a lessor taking over.
-    pub fn lease_ttls(&self) -> impl Iterator<Item = (LeaseId, i64)> + '_ {
-        self.leases.iter().map(|(id, lease)| (id, lease.ttl))
+    /// Every lease with its granted TTL, for a lessor taking over.
+    pub fn lease_ttls(&self) -> impl Iterator<Item = (LeaseId, Duration)> + '_ {
+        self.leases.ids().map(|id| (id, self.leases.ttl(id).expect("listed by the table")))
     }
 
     /// Events of revisions `start_revision` and later on keys in `range`,

@@ -111,7 +111,7 @@ fn lessor_expiry_flows_through_revoke_and_survives_a_leader_change() {
     let mut leader = Lessor::new(LessorConfig::default());
     leader.promote(secs(0), Duration::from_secs(1));
     let g = grant(&mut s, 0, 5);
-    leader.granted(g.id, g.ttl, secs(0));
+    leader.granted(g.id, Duration::from_secs(g.ttl as u64), secs(0));
     put_with(&mut s, PutRequest { lease: g.id, ..put_req("held", "v") });
     leader.renew(g.id, secs(4)).unwrap();
     // A new leader rebuilt from the store, promoted at its own clock's 100 s.
@@ -126,4 +126,37 @@ fn lessor_expiry_flows_through_revoke_and_survives_a_leader_change() {
         next.revoked(id);
     }
     assert_eq!(get(&s, "held"), None);
+}
+
+fn grant_ms(s: &mut Store, id: LeaseId, ttl_ms: u64) -> LeaseGrantMsResponse {
+    match s.apply(&Request::LeaseGrantMs(LeaseGrantMsRequest { ttl_ms, id })) {
+        Ok(Response::LeaseGrantMs(g)) => g,
+        other => panic!("grant of {ttl_ms} ms: {other:?}"),
+    }
+}
+
+#[test]
+fn a_grant_in_milliseconds_keeps_them_and_reports_whole_seconds_rounded_up() {
+    let mut s = Store::new(StoreConfig { lease_ttl_ms_min: 300, ..StoreConfig::default() });
+    assert_eq!(grant_ms(&mut s, 0, 100).ttl_ms, 300, "raised to the minimum");
+    let g = grant_ms(&mut s, 9, 800);
+    assert_eq!((g.id, g.ttl_ms), (9, 800));
+    let r = ttl_of(&s, 9);
+    assert_eq!((r.ttl, r.granted_ttl), (1, 1), "etcd's API counts seconds: never 0 for a live lease");
+    let ttls: Vec<_> = s.lease_ttls().collect();
+    assert_eq!(ttls[1], (9, std::time::Duration::from_millis(800)), "{ttls:?}");
+}
+
+#[test]
+fn milliseconds_survive_a_snapshot_and_leave_with_their_lease() {
+    use std::time::Duration;
+    let mut s = store();
+    grant(&mut s, 1, 5);
+    let plain = s.snapshot().unwrap();
+    grant_ms(&mut s, 2, 2_500);
+    let restored = Store::restore(&s.snapshot().unwrap(), StoreConfig::default()).unwrap();
+    let ttls: Vec<_> = restored.lease_ttls().collect();
+    assert_eq!(ttls, [(1, Duration::from_secs(5)), (2, Duration::from_millis(2_500))]);
+    revoke(&mut s, 2).unwrap();
+    assert_eq!(s.snapshot().unwrap(), plain, "without such leases, the bytes of a snapshot from before them");
 }

@@ -77,6 +77,12 @@ pub fn response_body(resp: &store::Response, header: ResponseHeader) -> Vec<u8> 
         store::Response::LeaseGrant(r) => serde_json::to_vec(&LeaseGrantResponse::from_store(r, header)),
         store::Response::LeaseTimeToLive(r) => serde_json::to_vec(&LeaseTimeToLiveResponse::from_store(r, header)),
         store::Response::LeaseLeases(r) => serde_json::to_vec(&LeaseLeasesResponse::from_store(r, header)),
+        // Granted through Haven's own API; in etcd's terms, whole seconds rounded up.
+        store::Response::LeaseGrantMs(r) => {
+            let ttl = i64::try_from(r.ttl_ms.div_ceil(1_000)).unwrap_or(i64::MAX);
+            let grant = store::LeaseGrantResponse { header: r.header, id: r.id, ttl };
+            serde_json::to_vec(&LeaseGrantResponse::from_store(&grant, header))
+        }
     };
     bytes.expect("these types always serialize")
 }
@@ -93,6 +99,7 @@ pub fn response_revision(resp: &store::Response) -> u64 {
         store::Response::LeaseRevoke(r) => r.header.revision,
         store::Response::LeaseTimeToLive(r) => r.header.revision,
         store::Response::LeaseLeases(r) => r.header.revision,
+        store::Response::LeaseGrantMs(r) => r.header.revision,
     }
 }
 

@@ -39,7 +39,7 @@ impl ExpiresWithoutExtension {
     /// Follows the applied leases: a new one's clock starts now.
     fn track(&mut self, now: Instant) {
         let Some(sm) = self.inner.state_machine() else { return };
-        let current: Vec<(LeaseId, i64)> = sm.store().lease_ttls().collect();
+        let current: Vec<(LeaseId, std::time::Duration)> = sm.store().lease_ttls().collect();
         let ids: BTreeSet<LeaseId> = current.iter().map(|&(id, _)| id).collect();
         for &(id, ttl) in current.iter().filter(|(id, _)| !self.known.contains(id)) {
             self.stale.granted(id, ttl, now);

@@ -6,8 +6,10 @@
 //! the station until the node's commands change (`?known=&wait_ms=`).
 
 use crate::agent::run::StationLink;
-use haven_client::{Client, ClientConfig, ClientError, LeaseGrantRequest, Retry};
-use haven_daemon::agent_api::{AgentKeepAliveAnswer, AgentKeepAliveBody, held_path};
+use haven_client::{Client, ClientConfig, ClientError, Retry};
+use haven_daemon::agent_api::{
+    AgentKeepAliveAnswer, AgentKeepAliveBody, LeaseGrantMsAnswer, LeaseGrantMsBody, held_path,
+};
 use haven_ha::{AgentCommand, Event};
 use haven_runtime::NodeId;
 use reqwest::Method;
@@ -54,10 +56,15 @@ fn text(e: impl std::fmt::Display) -> String {
 
 impl StationLink for HttpLink {
     async fn grant(&self, ttl_ms: u64) -> Result<(i64, u64), String> {
-        let ttl = i64::try_from(ttl_ms.div_ceil(1_000)).map_err(text)?;
-        let granted = self.client.lease_grant(&LeaseGrantRequest { ttl, id: 0 }).await.map_err(text)?;
-        let granted_ms = u64::try_from(granted.ttl).map_err(text)?.saturating_mul(1_000);
-        Ok((granted.id, granted_ms))
+        // Not repeated on a lost answer, as etcd's grant: a retry would
+        // leave the first lease to expire unused.
+        let body = serde_json::to_value(LeaseGrantMsBody { ttl_ms }).map_err(text)?;
+        let granted: LeaseGrantMsAnswer = self
+            .client
+            .call_v1(Method::POST, "/haven/v1/leases", Some(&body), Retry::NotRepeatable)
+            .await
+            .map_err(text)?;
+        Ok((granted.id, granted.ttl_ms))
     }
 
     async fn keep_alive(&self, lease: i64) -> Result<(), String> {

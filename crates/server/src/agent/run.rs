@@ -47,7 +47,7 @@ const LEAVE_WAIT_MAX: Duration = Duration::from_secs(2);
 /// How the agent reaches the stations.
 #[allow(async_fn_in_trait)]
 pub trait StationLink {
-    /// A new lease of `ttl_ms` (rounded up to seconds); its id and the TTL
+    /// A new lease of `ttl_ms`; its id and the TTL
     /// the stations granted (they may raise it to their minimum), in ms.
     async fn grant(&self, ttl_ms: u64) -> Result<(i64, u64), String>;
     /// Renews the lease; `Err` when it is gone or no station answered.
