@@ -60,7 +60,12 @@ impl Progress {
                 if was != leader && leader != 0 {
                     metrics.leader_changes.inc();
                 }
-                self.role.store(role_code(*role), Ordering::Relaxed);
+                let role_was = self.role.swap(role_code(*role), Ordering::Relaxed);
+                // Every change of role or leader: an operator reading the log
+                // after an outage sees when the stations lost and found a leader.
+                if was != leader || role_was != role_code(*role) {
+                    tracing::info!(?role, term, leader, "role or leader changed (leader 0: none known)");
+                }
                 set(&self.term, *term);
                 metrics.term.set(i64::try_from(*term).unwrap_or(i64::MAX));
                 metrics.is_leader.set(i64::from(*role == Role::Leader));
