@@ -280,8 +280,8 @@ impl Client {
             let maybe_applied = message.contains("timed out");
             return Failed::Retry { cause: format!("HTTP {status}: {message}"), maybe_applied };
         }
-        if path.starts_with("/v1/") {
-            // Haven's own API: `{"error": ..., "field": ...}`, no gRPC code.
+        if path.starts_with("/v1/") || path.starts_with("/haven/v1/") {
+            // Haven's own APIs: `{"error": ..., "field": ...}` or plain text, no gRPC code.
             return Failed::Final(ClientError::Api { endpoint: endpoint.to_owned(), status, message });
         }
         match parsed {

@@ -202,6 +202,22 @@ impl AgentCore {
         if self.fenced || !self.clock.expired(now_ms) || self.instances.is_empty() {
             return Vec::new();
         }
+        self.fence()
+    }
+
+    /// The stations answered that the lease is gone: they count this node
+    /// dead and may have replaced its singletons already, whatever the
+    /// agent's clock says (it may have been stopped longer than the lease).
+    /// The session ends as at the fence deadline, with or without
+    /// instances, and the agent must join again.
+    pub fn lease_gone(&mut self) -> Vec<AgentAction> {
+        if self.fenced {
+            return Vec::new();
+        }
+        self.fence()
+    }
+
+    fn fence(&mut self) -> Vec<AgentAction> {
         self.fenced = true;
         self.clock.reset();
         let keep = |l: &Local| !l.singleton && self.config.on_quorum_loss == QuorumLossPolicy::Freeze;

@@ -161,6 +161,19 @@ fn past_the_fence_deadline_singletons_die_and_commands_wait_for_a_new_join() {
 }
 
 #[test]
+fn a_lease_the_stations_call_gone_ends_the_session_before_the_deadline_even_with_nothing_to_kill() {
+    let mut idle = agent(QuorumLossPolicy::Stop);
+    assert!(idle.tick(5_000).is_empty(), "past the deadline with no instance: nothing to fence by the clock");
+    assert!(!idle.is_fenced());
+    assert!(idle.lease_gone().is_empty(), "nothing to kill");
+    assert!(idle.is_fenced(), "but the session is over: the agent joins again");
+    let mut busy = agent(QuorumLossPolicy::Freeze);
+    busy.command(&start(1, 10, "db", Some(5)), 100);
+    assert_eq!(busy.lease_gone(), vec![AgentAction::Kill { instance: InstanceId(10) }], "at 100 ms, long before 949");
+    assert!(busy.lease_gone().is_empty(), "once");
+}
+
+#[test]
 fn the_stop_policy_kills_everything_on_fencing() {
     let mut agent = agent(QuorumLossPolicy::Stop);
     agent.command(&start(1, 10, "db", Some(5)), 100);

@@ -12,6 +12,7 @@
 
 use crate::ha_cluster::{self, HaCluster, NODES, STEP_TIMEOUT, agent_default};
 use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -135,9 +136,10 @@ async fn reported_active(cluster: &HaCluster, crashed_node: u64, crashed: Instan
 /// web's primary on another node than `crashed`: (node, token, state).
 async fn new_primary(cluster: &HaCluster, crashed: u64) -> Option<(u64, u64, String)> {
     let list = cluster.get("/v1/instances?service=web").await?["instances"].as_array().cloned()?;
-    list.iter().find_map(|i| {
-        let node = i["node"].as_u64()?;
-        let primary = i["role"] == "primary" && node != crashed;
-        primary.then(|| Some((node, i["token"].as_u64()?, i["state"].as_str()?.to_owned())))?
-    })
+    // The live primary with the greatest token: a primary that ended (say
+    // fenced when its node lost its lease too) stays listed with its end.
+    let live = |i: &&Value| !matches!(i["state"].as_str(), Some("fenced" | "failed"));
+    let primaries = list.iter().filter(|i| i["role"] == "primary" && i["node"].as_u64() != Some(crashed));
+    let newest = primaries.filter(live).max_by_key(|i| i["token"].as_u64())?;
+    Some((newest["node"].as_u64()?, newest["token"].as_u64()?, newest["state"].as_str()?.to_owned()))
 }

@@ -5,7 +5,7 @@
 //! over between the endpoints like the CLI's. Command fetches may wait at
 //! the station until the node's commands change (`?known=&wait_ms=`).
 
-use crate::agent::run::StationLink;
+use crate::agent::run::{KeepAliveError, StationLink};
 use haven_client::{Client, ClientConfig, ClientError, Retry};
 use haven_daemon::agent_api::{
     AgentKeepAliveAnswer, AgentKeepAliveBody, LeaseGrantMsAnswer, LeaseGrantMsBody, held_path,
@@ -67,13 +67,19 @@ impl StationLink for HttpLink {
         Ok((granted.id, granted.ttl_ms))
     }
 
-    async fn keep_alive(&self, lease: i64) -> Result<(), String> {
+    async fn keep_alive(&self, lease: i64) -> Result<(), KeepAliveError> {
         let path = format!("/haven/v1/agents/{}/keepalive", self.node.0);
-        let body = serde_json::to_value(AgentKeepAliveBody { lease }).map_err(text)?;
+        let body =
+            serde_json::to_value(AgentKeepAliveBody { lease }).map_err(|e| KeepAliveError::Unanswered(text(e)))?;
         let answer: AgentKeepAliveAnswer =
-            self.client.call_v1(Method::POST, &path, Some(&body), Retry::Repeatable).await.map_err(text)?;
+            match self.client.call_v1(Method::POST, &path, Some(&body), Retry::Repeatable).await {
+                Ok(answer) => answer,
+                // The stations' word for a lease they no longer have.
+                Err(ClientError::Api { status: 404, .. }) => return Err(KeepAliveError::Gone),
+                Err(e) => return Err(KeepAliveError::Unanswered(text(e))),
+            };
         if answer.ttl <= 0 {
-            return Err(format!("lease {lease} is gone"));
+            return Err(KeepAliveError::Gone);
         }
         Ok(())
     }

@@ -18,7 +18,7 @@
 //! leader said so, and asking the stations again would not change it.
 
 use crate::agent::http_link::HttpLink;
-use crate::agent::run::StationLink;
+use crate::agent::run::{KeepAliveError, StationLink};
 use haven_client::Retry;
 use haven_daemon::agent_api::{AgentKeepAliveAnswer, AgentKeepAliveBody, AgentProxyAnswer, REPORTS_LEN_MAX, held_path};
 use haven_ha::{AgentCommand, Event};
@@ -158,11 +158,11 @@ impl StationLink for RoutedLink {
         self.stations.grant(ttl_ms).await
     }
 
-    async fn keep_alive(&self, lease: i64) -> Result<(), String> {
+    async fn keep_alive(&self, lease: i64) -> Result<(), KeepAliveError> {
         if let Some(url) = self.url("keepalive") {
             match self.proxy_keep_alive(&url, lease).await {
                 Ok(()) => return Ok(()),
-                Err(ProxyFailure::LeaseGone) => return Err(format!("lease {lease} is gone")),
+                Err(ProxyFailure::LeaseGone) => return Err(KeepAliveError::Gone),
                 Err(ProxyFailure::Unavailable(e)) => self.forget_proxy(true, &e),
             }
         }

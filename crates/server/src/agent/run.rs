@@ -44,14 +44,34 @@ const PROCESS_EVENTS_LEN_MAX: usize = 1_024;
 /// it revokes the lease.
 const LEAVE_WAIT_MAX: Duration = Duration::from_secs(2);
 
+/// Why a keep-alive did not renew the lease.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeepAliveError {
+    /// The stations answered that the lease no longer exists: the node is
+    /// dead to them, and this session is over.
+    Gone,
+    /// Nobody renewed it (no station or proxy answered in time, or one
+    /// refused for now): the lease may still run.
+    Unanswered(String),
+}
+
+impl std::fmt::Display for KeepAliveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeepAliveError::Gone => f.write_str("the stations say the lease is gone"),
+            KeepAliveError::Unanswered(why) => f.write_str(why),
+        }
+    }
+}
+
 /// How the agent reaches the stations.
 #[allow(async_fn_in_trait)]
 pub trait StationLink {
     /// A new lease of `ttl_ms`; its id and the TTL
     /// the stations granted (they may raise it to their minimum), in ms.
     async fn grant(&self, ttl_ms: u64) -> Result<(i64, u64), String>;
-    /// Renews the lease; `Err` when it is gone or no station answered.
-    async fn keep_alive(&self, lease: i64) -> Result<(), String>;
+    /// Renews the lease.
+    async fn keep_alive(&self, lease: i64) -> Result<(), KeepAliveError>;
     async fn join(
         &self,
         node: NodeId,
@@ -145,7 +165,7 @@ impl Agent {
             self.join(link, started).await;
             return;
         }
-        self.renew(link, started).await;
+        self.renew(link, supervisor, started).await;
         self.send_reports(link).await;
     }
 
@@ -195,7 +215,7 @@ impl Agent {
         tracing::info!(lease, "joined");
     }
 
-    async fn renew(&mut self, link: &impl StationLink, started: Instant) {
+    async fn renew(&mut self, link: &impl StationLink, supervisor: &mut Supervisor, started: Instant) {
         let Some((lease, renewed_ms)) = self.lease else { return };
         let now_ms = ms_since(started);
         if now_ms.saturating_sub(renewed_ms) < self.core.lease_ttl_ms() / 3 {
@@ -207,6 +227,16 @@ impl Agent {
             Ok(()) => {
                 self.core.keep_alive_acknowledged(seq);
                 self.lease = Some((lease, now_ms));
+            }
+            // Renewing a lease that is gone would go on forever: the node
+            // would stay dead to the stations (and with no instance, no
+            // fence deadline would ever end the session).
+            Err(KeepAliveError::Gone) => {
+                tracing::warn!(lease, "the stations say the lease is gone: ending this session and joining again");
+                for action in self.core.lease_gone() {
+                    supervisor.carry_out(action);
+                }
+                self.lease = None;
             }
             Err(e) => tracing::warn!(lease, error = %e, "lease not renewed"),
         }
@@ -313,11 +343,14 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    /// A station that grants, acknowledges keep-alives while `alive`, and
-    /// hands out one start command.
+    /// A station that grants, acknowledges keep-alives while `alive` (and
+    /// says the lease is gone while `gone`), and hands out one start command
+    /// unless `idle`.
     #[derive(Default)]
     struct FakeStation {
         alive: AtomicBool,
+        gone: AtomicBool,
+        idle: AtomicBool,
         grants: Mutex<u32>,
         reports: Mutex<Vec<Event>>,
         last_ack: Mutex<Option<Instant>>,
@@ -329,9 +362,12 @@ mod tests {
             *self.last_ack.lock().unwrap() = Some(Instant::now());
             Ok((1, ttl_ms))
         }
-        async fn keep_alive(&self, _lease: i64) -> Result<(), String> {
+        async fn keep_alive(&self, _lease: i64) -> Result<(), KeepAliveError> {
+            if self.gone.load(Ordering::SeqCst) {
+                return Err(KeepAliveError::Gone);
+            }
             if !self.alive.load(Ordering::SeqCst) {
-                return Err("unreachable".into());
+                return Err(KeepAliveError::Unanswered("unreachable".into()));
             }
             *self.last_ack.lock().unwrap() = Some(Instant::now());
             Ok(())
@@ -347,6 +383,9 @@ mod tests {
             Ok(())
         }
         async fn commands(&self, node: NodeId, _: u32, _: Duration) -> Result<Vec<AgentCommand>, String> {
+            if self.idle.load(Ordering::SeqCst) {
+                return Ok(Vec::new());
+            }
             let mut spec = ServiceSpec::new("db", "/bin/sh", ServiceKind::Singleton { standbys: 0 });
             spec.args = vec!["-c".into(), "sleep 30".into()];
             let action = Action::Start { spec: Box::new(spec), role: Role::Primary, token: Some(3) };
@@ -354,10 +393,7 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_agent_that_cannot_renew_kills_its_singleton_before_the_lease_can_expire() {
-        let dir = std::env::temp_dir().join(format!("haven-agent-run-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+    fn settings(dir: &std::path::Path) -> AgentSettings {
         let core = AgentConfig {
             node: NodeId(4),
             lease_ttl_ms: 1_500,
@@ -367,15 +403,56 @@ mod tests {
         };
         let supervisor =
             SupervisorConfig { log_dir: dir.join("logs"), shim: None, log_bytes_max: 1 << 20, log_files_max: 2 };
-        let settings = AgentSettings {
+        AgentSettings {
             core,
             address: "127.0.0.1:1".into(),
             labels: BTreeMap::new(),
-            data_dir: dir.clone(),
+            data_dir: dir.to_owned(),
             poll: Duration::from_millis(20),
             commands_wait: Duration::ZERO,
             supervisor,
-        };
+        }
+    }
+
+    /// Once the stations say its lease is gone, an agent with nothing to
+    /// kill still ends its session and joins again at once: renewing the
+    /// gone lease would leave the node dead to the stations for good.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_agent_whose_lease_is_gone_joins_again_even_with_no_instance() {
+        let dir = std::env::temp_dir().join(format!("haven-agent-gone-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let station: &'static FakeStation = Box::leak(Box::new(FakeStation::default()));
+        station.alive.store(true, Ordering::SeqCst);
+        station.idle.store(true, Ordering::SeqCst);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let agent = tokio::spawn(run(station, settings(&dir), async move {
+            let _ = stopped.await;
+        }));
+        let grants = || *station.grants.lock().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while grants() < 1 {
+            assert!(Instant::now() < deadline, "the agent joins");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        station.gone.store(true, Ordering::SeqCst);
+        let gone_at = Instant::now();
+        while grants() < 2 {
+            assert!(Instant::now() < deadline, "the agent joins again");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // A renewal is due every third of the 1.5 s TTL; the rejoin follows
+        // the first answer "gone", long before any fence deadline would.
+        assert!(gone_at.elapsed() < Duration::from_millis(900), "joined again {:?} after", gone_at.elapsed());
+        let _ = stop.send(());
+        agent.await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_agent_that_cannot_renew_kills_its_singleton_before_the_lease_can_expire() {
+        let dir = std::env::temp_dir().join(format!("haven-agent-run-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let settings = settings(&dir);
         let station: &'static FakeStation = Box::leak(Box::new(FakeStation::default()));
         station.alive.store(true, Ordering::SeqCst);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
