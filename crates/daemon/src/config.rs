@@ -38,8 +38,10 @@ pub const SNAPSHOT_ENTRIES_DEFAULT: u64 = 100_000;
 /// README's 2-core VM, a leader's snapshot of a 100,000-key store takes
 /// 100-220 ms. (A station's own stall, when the whole VM stops every
 /// station together, no longer costs an election at any setting: see
-/// `run::stall_gap_min`.) At 150 ms the 256-client benchmark saw 2
-/// elections in 40 s; at 200 ms, none in 60 s.
+/// `run::stall_gap_min`.) Under 256 clients: at 150 ms, 2 elections in
+/// 70 s; at 200 ms, none in 80 s. Drawing from 1-1.5x instead (tried in
+/// session 8) cut the median from 270 to 243 ms over 20 trials but let a
+/// split vote take 665 ms, close to what an agent's 900 ms lease allows.
 pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 200;
 /// How often the leader sends heartbeats, in ms.
 pub const HEARTBEAT_MS_DEFAULT: u64 = 40;
