@@ -200,7 +200,7 @@ pub fn replica_config(config: &StationConfig) -> ReplicaConfig {
     // Agents ask for leases under a second (`POST /haven/v1/leases`). One
     // shorter than the longest election could run out while its holder
     // looks for the new leader, whatever the holder does.
-    replica.store.lease_ttl_ms_min = u64::try_from((config.election_timeout * 2).as_millis()).unwrap_or(u64::MAX);
+    replica.store.lease_ttl_ms_min = u64::try_from(replica.raft.election_timeout_max.as_millis()).unwrap_or(u64::MAX);
     replica.fence = config.fence.as_ref().map(FenceSettings::replica_config);
     replica
 }

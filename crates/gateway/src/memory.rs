@@ -93,11 +93,10 @@ impl Inner {
         let before = state.store.revision();
         let mut response = state.store.apply(request)?;
         let now = self.now();
+        if let Some((id, ttl)) = response.granted_lease() {
+            state.lessor.granted(id, ttl, now);
+        }
         match &mut response {
-            Response::LeaseGrant(g) => {
-                state.lessor.granted(g.id, Duration::from_secs(u64::try_from(g.ttl).unwrap_or(0)), now);
-            }
-            Response::LeaseGrantMs(g) => state.lessor.granted(g.id, Duration::from_millis(g.ttl_ms), now),
             Response::LeaseRevoke(_) => {
                 if let Request::LeaseRevoke(r) = request {
                     state.lessor.revoked(r.id);

@@ -182,14 +182,21 @@ async fn trial(cluster: &mut HaCluster, fault: Fault, n: u32, args: &FailoverHaA
 }
 
 /// How long trial `n` waits after the cluster settled before its fault:
-/// `n` times the golden ratio, modulo 1, of one renewal cycle (a third of
-/// the agent's default TTL plus its poll), so that the trials' faults fall
-/// evenly over the cycle, and the same in every run.
+/// `n` times the golden ratio, modulo 1, of one [`renewal_cycle`], so that
+/// the trials' faults fall evenly over the cycle, and the same in every run.
 fn fault_phase(n: u32) -> Duration {
-    let default = |id: &str, fallback: u64| agent_default(id).and_then(|v| v.parse().ok()).unwrap_or(fallback);
-    let cycle_ms = default("lease_ttl_ms", 1_000) / 3 + default("poll_ms", 50);
     let fraction = (f64::from(n) * 0.618_033_988_749_895).fract();
-    Duration::from_secs_f64(fraction * cycle_ms as f64 / 1_000.0)
+    renewal_cycle().mul_f64(fraction)
+}
+
+/// An agent's renewal cycle with `haven agent`'s defaults: a third of its
+/// lease TTL, plus the poll that may pass before the renewal goes out.
+fn renewal_cycle() -> Duration {
+    let default = |id: &str| -> u64 {
+        let value = agent_default(id).unwrap_or_else(|| panic!("haven agent declares a default --{id}"));
+        value.parse().unwrap_or_else(|_| panic!("haven agent's default --{id} is a number of ms: {value}"))
+    };
+    Duration::from_millis(default("lease_ttl_ms") / 3 + default("poll_ms"))
 }
 
 /// Probes until a node other than `old` answers with a token above
@@ -326,11 +333,12 @@ fn print_table(results: &[(Fault, Vec<Trial>)], start: &StartTimes) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Duration, fault_phase, quantile};
+    use super::{Duration, fault_phase, quantile, renewal_cycle};
 
     #[test]
     fn fault_phases_spread_over_the_renewal_cycle() {
-        let cycle = Duration::from_millis(1_000 / 3 + 50);
+        let cycle = renewal_cycle();
+        assert_eq!(cycle, Duration::from_millis(900 / 3 + 50), "haven agent's defaults");
         let mut phases: Vec<Duration> = (1..=10).map(fault_phase).collect();
         assert!(phases.iter().all(|p| *p < cycle), "{phases:?}");
         phases.sort();

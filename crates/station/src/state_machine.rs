@@ -16,7 +16,7 @@ use crate::msg::HaReport;
 use crate::sessions::{Outcome, Seen, Sessions};
 use crate::snapshot_file::{self, SnapshotFileError};
 use haven_raft::{Entry, EntryKind, SnapshotMeta};
-use haven_store::{CompactionRequest, LeaseId, LeaseRevokeRequest, Request, Response, Store, StoreConfig, StoreError};
+use haven_store::{CompactionRequest, LeaseId, LeaseRevokeRequest, Request, Store, StoreConfig, StoreError};
 use std::time::Duration;
 
 /// What applying one entry produced.
@@ -65,11 +65,8 @@ pub enum LeaseChange {
 /// The lease a successful client request granted or revoked.
 fn lease_change(request: &Request, outcome: &Outcome) -> Option<LeaseChange> {
     match (request, outcome) {
-        (Request::LeaseGrant(_), Ok(Response::LeaseGrant(g))) => {
-            Some(LeaseChange::Granted { lease: g.id, ttl: Duration::from_secs(u64::try_from(g.ttl).unwrap_or(0)) })
-        }
-        (Request::LeaseGrantMs(_), Ok(Response::LeaseGrantMs(g))) => {
-            Some(LeaseChange::Granted { lease: g.id, ttl: Duration::from_millis(g.ttl_ms) })
+        (Request::LeaseGrant(_) | Request::LeaseGrantMs(_), Ok(response)) => {
+            response.granted_lease().map(|(lease, ttl)| LeaseChange::Granted { lease, ttl })
         }
         (Request::LeaseRevoke(r), Ok(_)) => Some(LeaseChange::Revoked { lease: r.id, expired: false }),
         _ => None,

@@ -9,6 +9,7 @@ use crate::error::StoreError;
 use crate::key_range::KeyRange;
 use crate::keyspace::Keyspace;
 use crate::lease_id::{LeaseId, NO_LEASE};
+use crate::lessor::whole_seconds;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -65,8 +66,7 @@ impl LeaseTable {
     /// Adds a lease of `ttl_ms` milliseconds, as [`LeaseTable::grant`].
     pub fn grant_ms(&mut self, id: LeaseId, ttl_ms: u64) -> Result<LeaseId, StoreError> {
         assert!(ttl_ms > 0, "the store raises a TTL to its minimum first");
-        let seconds = i64::try_from(ttl_ms.div_ceil(1_000)).expect("ttl_ms is bounded by the store");
-        let id = self.grant(id, seconds)?;
+        let id = self.grant(id, whole_seconds(Duration::from_millis(ttl_ms)))?;
         self.ttl_ms.insert(id, ttl_ms);
         Ok(id)
     }
@@ -81,7 +81,7 @@ impl LeaseTable {
     pub fn restore_ttl_ms(&mut self, section: BTreeMap<LeaseId, u64>) -> Result<(), &'static str> {
         for (&id, &ms) in &section {
             let seconds = self.leases.get(&id).ok_or("a millisecond TTL names no lease")?.ttl;
-            if ms == 0 || u64::try_from(seconds).ok() != Some(ms.div_ceil(1_000)) {
+            if ms == 0 || seconds != whole_seconds(Duration::from_millis(ms)) {
                 return Err("a lease's millisecond TTL disagrees with its TTL in seconds");
             }
         }

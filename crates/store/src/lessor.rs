@@ -73,8 +73,9 @@ fn after(now: Instant, d: Duration) -> Instant {
     Instant::from_nanos(now.as_nanos().saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
 }
 
-/// A TTL in whole seconds, rounded up, as etcd's API reports it.
-fn ttl_seconds(ttl: Duration) -> i64 {
+/// A TTL in whole seconds, rounded up, as etcd's API reports it (a lease of
+/// 800 ms is 1 s there, never the 0 that means "gone").
+pub fn whole_seconds(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis().div_ceil(1_000)).unwrap_or(i64::MAX)
 }
 
@@ -167,7 +168,7 @@ impl Lessor {
         let deadline = after(now, lease.ttl);
         self.set_due(id, Some(deadline));
         self.leases.get_mut(&id).expect("looked up above").deadline = Some(deadline);
-        Ok(ttl_seconds(lease.ttl))
+        Ok(whole_seconds(lease.ttl))
     }
 
     /// Whole seconds left (truncated, as etcd's time-to-live), 0 once past

@@ -48,7 +48,7 @@ pub use key_range::{KeyRange, prefix_end};
 pub use key_value::KeyValue;
 pub use keyspace::{EventScan, ScanLimits};
 pub use lease_id::{LeaseId, NO_LEASE};
-pub use lessor::{Lessor, LessorConfig, LessorError};
+pub use lessor::{Lessor, LessorConfig, LessorError, whole_seconds};
 pub use request::*;
 pub use response::*;
 pub use revision::Revision;

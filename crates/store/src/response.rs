@@ -6,7 +6,9 @@
 
 use crate::key_value::KeyValue;
 use crate::lease_id::LeaseId;
+use crate::lessor::whole_seconds;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponseHeader {
@@ -85,6 +87,25 @@ pub struct LeaseGrantMsResponse {
     pub id: LeaseId,
     /// The granted TTL in milliseconds, after raising it to the minimum.
     pub ttl_ms: u64,
+}
+
+impl LeaseGrantMsResponse {
+    /// The grant as etcd's API reports one: its TTL in whole seconds.
+    pub fn in_seconds(&self) -> LeaseGrantResponse {
+        LeaseGrantResponse { header: self.header, id: self.id, ttl: whole_seconds(Duration::from_millis(self.ttl_ms)) }
+    }
+}
+
+impl Response {
+    /// The lease a grant created and its TTL, in whichever unit it was
+    /// granted: what the leader's lessor starts to time.
+    pub fn granted_lease(&self) -> Option<(LeaseId, Duration)> {
+        match self {
+            Response::LeaseGrant(g) => Some((g.id, Duration::from_secs(u64::try_from(g.ttl).unwrap_or(0)))),
+            Response::LeaseGrantMs(g) => Some((g.id, Duration::from_millis(g.ttl_ms))),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -79,9 +79,7 @@ pub fn response_body(resp: &store::Response, header: ResponseHeader) -> Vec<u8> 
         store::Response::LeaseLeases(r) => serde_json::to_vec(&LeaseLeasesResponse::from_store(r, header)),
         // Granted through Haven's own API; in etcd's terms, whole seconds rounded up.
         store::Response::LeaseGrantMs(r) => {
-            let ttl = i64::try_from(r.ttl_ms.div_ceil(1_000)).unwrap_or(i64::MAX);
-            let grant = store::LeaseGrantResponse { header: r.header, id: r.id, ttl };
-            serde_json::to_vec(&LeaseGrantResponse::from_store(&grant, header))
+            serde_json::to_vec(&LeaseGrantResponse::from_store(&r.in_seconds(), header))
         }
     };
     bytes.expect("these types always serialize")
