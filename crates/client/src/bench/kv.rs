@@ -7,6 +7,7 @@
 //! sends one request at a time; a phase stops at its duration or after
 //! `--requests-max` requests, whichever comes first.
 
+use crate::bench::connection::BenchConnection;
 use crate::bench::histogram::Histogram;
 use crate::bench::{BenchOutput, check_loopback};
 use crate::cli::display::show_bytes;
@@ -23,17 +24,20 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
 
 const KV_BENCH_EXAMPLES: &str = "Examples:
   haven bench kv --endpoints http://127.0.0.1:2379 --clients 16 --duration 10
   haven bench kv --endpoints http://127.0.0.1:2379,http://127.0.0.1:2479,http://127.0.0.1:2579 --phases 1,16,64,256
   haven bench kv --op range --phases 1,64 --output json     one JSON line per phase
 
-Run a put phase before a range phase so the ranges find keys. Clients are spread
-over the endpoints in turn. HTTP/1.1 carries one request at a time, so each client
-holds its own connection; --conns is the number of separate connection pools they
-share (as etcd's benchmark tool shares gRPC connections). Only loopback endpoints
-are accepted. ELECTIONS is the rise of the highest Raft term during the phase.";
+Run a put phase before a range phase so the ranges find keys. Each client holds
+its own HTTP/1.1 connection unless --conns is given: then the clients share that
+many connections (as etcd's benchmark tool shares gRPC connections), and since
+HTTP/1.1 carries one request at a time, clients on one connection take turns and
+their wait counts in their latency. Connections are spread over the endpoints in
+turn. Only loopback endpoints are accepted. ELECTIONS is the rise of the highest
+Raft term during the phase.";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -51,9 +55,9 @@ pub struct KvBenchArgs {
     /// Concurrent clients, when --phases is not given.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub clients: u32,
-    /// Separate connection pools the clients share.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub conns: u32,
+    /// Connections the clients share (default: one per client).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub conns: Option<u32>,
     /// Seconds each phase runs.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration: u64,
@@ -118,7 +122,7 @@ pub async fn run(args: KvBenchArgs) -> Result<(), ClientError> {
             args.value_bytes,
             args.key_space,
             args.duration,
-            args.conns,
+            args.conns.map_or_else(|| "one per client".to_owned(), |c| c.to_string()),
             endpoints.join(",")
         );
     }
@@ -161,23 +165,17 @@ pub(crate) fn phase_row(result: &PhaseResult) -> Vec<String> {
 }
 
 async fn run_phase(args: &KvBenchArgs, endpoints: &[String], clients: u32) -> Result<PhaseResult, ClientError> {
-    let pools: Vec<reqwest::Client> = (0..args.conns.min(clients))
-        .map(|_| {
-            reqwest::Client::builder()
-                .tcp_nodelay(true)
-                .pool_max_idle_per_host(clients.div_ceil(args.conns) as usize)
-                .build()
-                .map_err(|e| ClientError::Bench(format!("cannot set up the HTTP client: {e}")))
-        })
-        .collect::<Result<_, _>>()?;
+    let conns = args.conns.map_or(clients, |c| c.min(clients)) as usize;
+    let connections: Vec<Shared> =
+        (0..conns).map(|i| Arc::new(Mutex::new(BenchConnection::new(&endpoints[i % endpoints.len()])))).collect();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
     let issued = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..clients as usize {
         let worker = Worker {
-            http: pools[index % pools.len()].clone(),
-            url: format!("{}{}", endpoints[index % endpoints.len()], path(args.op)),
+            connection: connections[index % conns].clone(),
+            path: path(args.op),
             op: args.op,
             value_b64: STANDARD.encode(random_value(args.value_bytes as usize)),
             key_space: args.key_space,
@@ -231,9 +229,12 @@ pub(crate) fn bench_key(n: u64) -> String {
     format!("{:08}", n % 100_000_000)
 }
 
+/// A connection and the clients taking turns on it.
+type Shared = Arc<Mutex<BenchConnection>>;
+
 struct Worker {
-    http: reqwest::Client,
-    url: String,
+    connection: Shared,
+    path: &'static str,
     op: BenchOp,
     value_b64: String,
     key_space: u64,
@@ -267,18 +268,16 @@ impl Worker {
         tally
     }
 
+    /// One request; the wait for a shared connection counts in its time.
     async fn once(&self, body: String, timeout: Duration) -> Result<(), String> {
-        let response = self
-            .http
-            .post(&self.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .timeout(timeout)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| crate::client::transport_cause(&e, timeout))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| crate::client::transport_cause(&e, timeout))?;
+        let late = || format!("no answer within {} ms", timeout.as_millis());
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut connection = tokio::time::timeout_at(deadline, self.connection.lock()).await.map_err(|_| late())?;
+        let answer = tokio::time::timeout_at(deadline, connection.post(self.path, body)).await;
+        let (status, body) = answer.unwrap_or_else(|_| {
+            connection.close();
+            Err(late())
+        })?;
         if status.is_success() {
             Ok(())
         } else {
@@ -290,6 +289,28 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: KvBenchArgs,
+    }
+
+    impl KvBenchArgs {
+        fn parse_from<const N: usize>(argv: [&str; N]) -> KvBenchArgs {
+            Cli::parse_from(argv).args
+        }
+    }
+
+    #[tokio::test]
+    async fn clients_sharing_fewer_connections_all_get_answers() {
+        let (endpoint, accepted) = crate::bench::connection::tests::echo_server().await;
+        let args = KvBenchArgs::parse_from(["kv", "--duration", "1", "--conns", "2", "--requests-max", "200"]);
+        let result = run_phase(&args, &[endpoint], 5).await.unwrap();
+        assert_eq!((result.ops, result.errors), (200, 0), "{:?}", result.error_example);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "five clients took turns on two connections");
+    }
 
     #[test]
     fn keys_are_eight_bytes() {

@@ -5,6 +5,7 @@
 //! In: parsed arguments (loopback endpoints only). Out: tables (or one JSON
 //! line per result) on stdout.
 
+mod connection;
 pub mod failover;
 pub mod fsync;
 pub mod histogram;
