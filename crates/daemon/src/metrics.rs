@@ -5,7 +5,7 @@
 //! paths (proposals, latencies, watchers) and, at scrape time, the
 //! executor's counters. Out: Prometheus text for `GET /metrics`.
 
-use haven_net::{Counters, CountersSnapshot, DISK_SYNC_BUCKETS_US};
+use haven_net::{Counters, CountersSnapshot, LATENCY_BUCKETS_US, Latencies};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
@@ -90,8 +90,11 @@ impl Metrics {
             "Runs of the fence command that failed or timed out",
             m.fences_failed.clone(),
         );
-        let fsyncs = FsyncSeconds(m.net_counters.clone());
+        let fsyncs = NetLatencies { counters: m.net_counters.clone(), pick: |c| c.disk_syncs };
         registry.register("disk_fsync_duration_seconds", "fsync latency of the data directory", fsyncs);
+        let turns = NetLatencies { counters: m.net_counters.clone(), pick: |c| c.turns };
+        let about = "Event-loop turns of the replica (one input and its effects; nothing else moves meanwhile)";
+        registry.register("event_loop_turn_duration_seconds", about, turns);
         registry.register("peer_send_drops", "Messages dropped for full queues", m.net.send_drops.clone());
         registry.register("peer_received_bytes", "Bytes received from peers", m.net.bytes_in.clone());
         registry.register("peer_sent_bytes", "Bytes sent to peers", m.net.bytes_out.clone());
@@ -123,21 +126,23 @@ impl Metrics {
     }
 }
 
-/// The executor's fsync latency counters, read at scrape time as a histogram.
+/// One of the executor's latency histograms, read at scrape time.
 #[derive(Debug)]
-struct FsyncSeconds(Arc<Counters>);
+struct NetLatencies {
+    counters: Arc<Counters>,
+    pick: fn(&CountersSnapshot) -> Latencies,
+}
 
-impl TypedMetric for FsyncSeconds {
+impl TypedMetric for NetLatencies {
     const TYPE: MetricType = MetricType::Histogram;
 }
 
-impl EncodeMetric for FsyncSeconds {
+impl EncodeMetric for NetLatencies {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let now = self.0.snapshot();
-        let bounds = DISK_SYNC_BUCKETS_US.iter().map(|&us| us as f64 / 1e6).chain([f64::MAX]);
-        let buckets: Vec<(f64, u64)> = bounds.zip(now.disk_sync_buckets).collect();
-        let sum = now.disk_sync_nanos as f64 / 1e9;
-        encoder.encode_histogram::<NoLabelSet>(sum, now.disk_syncs, &buckets, None)
+        let now = (self.pick)(&self.counters.snapshot());
+        let bounds = LATENCY_BUCKETS_US.iter().map(|&us| us as f64 / 1e6).chain([f64::MAX]);
+        let buckets: Vec<(f64, u64)> = bounds.zip(now.buckets).collect();
+        encoder.encode_histogram::<NoLabelSet>(now.nanos as f64 / 1e9, now.count, &buckets, None)
     }
 
     fn metric_type(&self) -> MetricType {

@@ -8,12 +8,51 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Upper bounds of the fsync latency buckets, in microseconds; a last,
-/// unbounded bucket follows.
-pub const DISK_SYNC_BUCKETS_US: [u64; 12] =
+/// Upper bounds of the latency buckets (fsyncs, event-loop turns), in
+/// microseconds; a last, unbounded bucket follows.
+pub const LATENCY_BUCKETS_US: [u64; 12] =
     [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000];
-/// Buckets of [`CountersSnapshot::disk_sync_buckets`]: the bounded ones and the last.
-pub const DISK_SYNC_BUCKETS_LEN: usize = DISK_SYNC_BUCKETS_US.len() + 1;
+/// Buckets of [`Latencies::buckets`]: the bounded ones and the last.
+pub const LATENCY_BUCKETS_LEN: usize = LATENCY_BUCKETS_US.len() + 1;
+
+/// A live latency histogram.
+#[derive(Debug, Default)]
+pub(crate) struct LiveLatencies {
+    count: AtomicU64,
+    nanos: AtomicU64,
+    buckets: [AtomicU64; LATENCY_BUCKETS_LEN],
+}
+
+/// A reading of a latency histogram.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Latencies {
+    /// Events timed.
+    pub count: u64,
+    /// Their total time, in nanoseconds.
+    pub nanos: u64,
+    /// How many took at most `LATENCY_BUCKETS_US[i]` (and more than the
+    /// bound before); the last bucket holds the rest.
+    pub buckets: [u64; LATENCY_BUCKETS_LEN],
+}
+
+impl LiveLatencies {
+    pub(crate) fn record(&self, took: Duration) {
+        bump(&self.count);
+        add(&self.nanos, u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let bucket = LATENCY_BUCKETS_US.iter().position(|&bound| us <= bound).unwrap_or(LATENCY_BUCKETS_US.len());
+        bump(&self.buckets[bucket]);
+    }
+
+    fn snapshot(&self) -> Latencies {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Latencies {
+            count: get(&self.count),
+            nanos: get(&self.nanos),
+            buckets: std::array::from_fn(|i| get(&self.buckets[i])),
+        }
+    }
+}
 
 /// Live counters, shared between a node's tasks and its caller.
 #[derive(Debug, Default)]
@@ -29,7 +68,6 @@ pub struct Counters {
     pub(crate) accepts: AtomicU64,
     pub(crate) inbound_errors: AtomicU64,
     pub(crate) disk_ops: AtomicU64,
-    pub(crate) disk_syncs: AtomicU64,
     pub(crate) outputs: AtomicU64,
     pub(crate) local_in: AtomicU64,
     pub(crate) local_out: AtomicU64,
@@ -38,8 +76,8 @@ pub struct Counters {
     pub(crate) peers_removed: AtomicU64,
     pub(crate) peer_addr_changes: AtomicU64,
     pub(crate) slow_turns: AtomicU64,
-    pub(crate) disk_sync_nanos: AtomicU64,
-    pub(crate) disk_sync_buckets: [AtomicU64; DISK_SYNC_BUCKETS_LEN],
+    pub(crate) disk_syncs: LiveLatencies,
+    pub(crate) turns: LiveLatencies,
 }
 
 /// A reading of [`Counters`].
@@ -69,8 +107,6 @@ pub struct CountersSnapshot {
     pub inbound_errors: u64,
     /// Disk requests executed.
     pub disk_ops: u64,
-    /// Data and directory fsyncs issued (several `Sync` requests may share one).
-    pub disk_syncs: u64,
     /// `Effect::Output`s handed to the caller.
     pub outputs: u64,
     /// Messages from the in-process client (see `run_with_local`).
@@ -91,11 +127,12 @@ pub struct CountersSnapshot {
     /// effects carried out) that took longer than `SLOW_TURN`: while one
     /// runs, no heartbeat is sent or answered.
     pub slow_turns: u64,
-    /// Time spent in the fsyncs counted by `disk_syncs`, in nanoseconds.
-    pub disk_sync_nanos: u64,
-    /// How many of those fsyncs took at most `DISK_SYNC_BUCKETS_US[i]`
-    /// (and more than the bound before); the last bucket holds the rest.
-    pub disk_sync_buckets: [u64; DISK_SYNC_BUCKETS_LEN],
+    /// Data and directory fsyncs issued (several `Sync` requests may share
+    /// one) and how long they took.
+    pub disk_syncs: Latencies,
+    /// Every turn of the event loop and how long it took: while one runs,
+    /// nothing else in the node moves.
+    pub turns: Latencies,
 }
 
 impl Counters {
@@ -113,7 +150,6 @@ impl Counters {
             accepts: get(&self.accepts),
             inbound_errors: get(&self.inbound_errors),
             disk_ops: get(&self.disk_ops),
-            disk_syncs: get(&self.disk_syncs),
             outputs: get(&self.outputs),
             local_in: get(&self.local_in),
             local_out: get(&self.local_out),
@@ -122,18 +158,14 @@ impl Counters {
             peers_removed: get(&self.peers_removed),
             peer_addr_changes: get(&self.peer_addr_changes),
             slow_turns: get(&self.slow_turns),
-            disk_sync_nanos: get(&self.disk_sync_nanos),
-            disk_sync_buckets: std::array::from_fn(|i| get(&self.disk_sync_buckets[i])),
+            disk_syncs: self.disk_syncs.snapshot(),
+            turns: self.turns.snapshot(),
         }
     }
 
     /// Counts one fsync that took `took`.
     pub(crate) fn record_sync(&self, took: Duration) {
-        bump(&self.disk_syncs);
-        add(&self.disk_sync_nanos, u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
-        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        let bucket = DISK_SYNC_BUCKETS_US.iter().position(|&bound| us <= bound).unwrap_or(DISK_SYNC_BUCKETS_US.len());
-        bump(&self.disk_sync_buckets[bucket]);
+        self.disk_syncs.record(took);
     }
 }
 
@@ -157,11 +189,11 @@ mod tests {
         counters.record_sync(Duration::from_micros(50));
         counters.record_sync(Duration::from_micros(51));
         counters.record_sync(Duration::from_secs(2));
-        let snapshot = counters.snapshot();
-        assert_eq!(snapshot.disk_syncs, 3);
-        assert_eq!(snapshot.disk_sync_buckets[0], 1, "50 us is within the 50 us bound");
-        assert_eq!(snapshot.disk_sync_buckets[1], 1, "51 us is in the 100 us bucket");
-        assert_eq!(snapshot.disk_sync_buckets[DISK_SYNC_BUCKETS_LEN - 1], 1, "2 s is beyond every bound");
-        assert_eq!(snapshot.disk_sync_nanos, 2_000_101_000);
+        let syncs = counters.snapshot().disk_syncs;
+        assert_eq!(syncs.count, 3);
+        assert_eq!(syncs.buckets[0], 1, "50 us is within the 50 us bound");
+        assert_eq!(syncs.buckets[1], 1, "51 us is in the 100 us bucket");
+        assert_eq!(syncs.buckets[LATENCY_BUCKETS_LEN - 1], 1, "2 s is beyond every bound");
+        assert_eq!(syncs.nanos, 2_000_101_000);
     }
 }

@@ -208,9 +208,9 @@ mod tests {
         requests.extend((0..5).map(|_| IoRequest::Sync { file: f.clone() }));
         requests.extend((0..3).map(|_| IoRequest::SyncDir));
         let (done, counters) = run_as_one_batch("coalesce", requests);
-        assert_eq!(counters.disk_syncs, 2, "one data sync and one directory sync");
-        assert_eq!(counters.disk_sync_buckets.iter().sum::<u64>(), 2, "each fsync timed once: {counters:?}");
-        assert!(counters.disk_sync_nanos > 0, "{counters:?}");
+        assert_eq!(counters.disk_syncs.count, 2, "one data sync and one directory sync");
+        assert_eq!(counters.disk_syncs.buckets.iter().sum::<u64>(), 2, "each fsync timed once: {counters:?}");
+        assert!(counters.disk_syncs.nanos > 0, "{counters:?}");
         assert_eq!(done.iter().filter(|(_, r)| *r == Ok(IoDone::Synced)).count(), 5);
         assert_eq!(done.iter().filter(|(_, r)| *r == Ok(IoDone::DirSynced)).count(), 3);
     }
@@ -230,7 +230,7 @@ mod tests {
         assert_eq!(result(1), Ok(IoDone::Synced));
         assert_eq!(result(2), Ok(IoDone::Renamed));
         assert_eq!(result(3), Err(IoError::NotFound));
-        assert_eq!(counters.disk_syncs, 2);
+        assert_eq!(counters.disk_syncs.count, 2);
         let order: Vec<u64> = done.iter().map(|(id, _)| id.0).collect();
         assert_eq!(order, vec![0, 1, 2, 3]);
     }

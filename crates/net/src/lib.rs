@@ -42,7 +42,7 @@ mod send_queue;
 mod timers;
 
 pub use config::{FRAME_BYTES_MAX_FLOOR, LEN_MAX_CEILING, Limits, NodeConfig};
-pub use counters::{Counters, CountersSnapshot, DISK_SYNC_BUCKETS_LEN, DISK_SYNC_BUCKETS_US};
+pub use counters::{Counters, CountersSnapshot, LATENCY_BUCKETS_LEN, LATENCY_BUCKETS_US, Latencies};
 pub use error::NetError;
 pub use local::{LocalClient, LocalEndpoint, local_channel};
 pub use node::{run, run_with_local};

@@ -94,6 +94,16 @@ pub trait Component {
     fn on_start(&mut self, ctx: &mut impl CtxFor<Self>);
     /// A message from the same component on node `from`.
     fn on_message(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, msg: Self::Msg);
+    /// Messages that were all waiting at once, in arrival order. An executor
+    /// under load may hand them over together so that a component can share
+    /// the work each would cause alone (one log write and one broadcast for
+    /// many proposals); the effect must be that of delivering them one by one
+    /// with no other input between. The simulator delivers one at a time.
+    fn on_messages(&mut self, ctx: &mut impl CtxFor<Self>, batch: Vec<(NodeId, Self::Msg)>) {
+        for (from, msg) in batch {
+            self.on_message(ctx, from, msg);
+        }
+    }
     /// A timer set by this component fired (cancelled timers never fire).
     fn on_timer(&mut self, ctx: &mut impl CtxFor<Self>, id: TimerId, timer: Self::Timer);
     /// A disk operation started by this component completed.

@@ -122,6 +122,12 @@ impl<C: Component> Host<C> {
         component.on_message(&mut ctx, from, msg);
     }
 
+    /// Delivers messages that were waiting together (see `Component::on_messages`).
+    pub fn deliver_batch(&mut self, now: Instant, batch: Vec<(NodeId, C::Msg)>, out: &mut Effects<C>) {
+        let (component, mut ctx) = self.split(now, out);
+        component.on_messages(&mut ctx, batch);
+    }
+
     /// Fires timer `id` unless it was cancelled (then nothing happens).
     pub fn fire(&mut self, now: Instant, id: TimerId, out: &mut Effects<C>) {
         let Some(timer) = self.timers.remove(&id) else { return };

@@ -25,6 +25,11 @@ pub fn all() -> &'static [ScenarioInfo] {
     &[
         ScenarioInfo { name: "election", summary: election::SUMMARY, run: election::run },
         ScenarioInfo { name: "kv-linearizable", summary: kv::linearizable::SUMMARY, run: kv::linearizable::run },
+        ScenarioInfo {
+            name: "kv-batched",
+            summary: kv::linearizable::BATCHED_SUMMARY,
+            run: kv::linearizable::run_batched,
+        },
         ScenarioInfo { name: "membership", summary: kv::membership::SUMMARY, run: kv::membership::run },
         ScenarioInfo { name: "lease", summary: kv::lease::SUMMARY, run: kv::lease::run },
         ScenarioInfo { name: "ha-failover", summary: ha::failover::SUMMARY, run: ha::failover::run },

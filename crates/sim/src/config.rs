@@ -34,7 +34,15 @@ pub struct SimConfig {
     pub queued_len_max: usize,
     /// Closures scheduled with `Sim::after` and not yet run.
     pub calls_pending_max: usize,
+    /// When a paused node resumes, hand it the messages that waited in
+    /// batches of up to `RESUME_BATCH_LEN_MAX` (`Component::on_messages`),
+    /// as the production executor hands over a backlog; otherwise one by one.
+    pub batch_on_resume: bool,
 }
+
+/// Messages in one batch of `SimConfig::batch_on_resume`, at most: the
+/// production executor's bound per turn.
+pub const RESUME_BATCH_LEN_MAX: usize = 64;
 
 impl SimConfig {
     /// Defaults: LAN links, an SSD-like disk, at most one hour of virtual
@@ -51,6 +59,7 @@ impl SimConfig {
             pause_held_len_max: 100_000,
             calls_pending_max: 1_000_000,
             queued_len_max: 10_000_000,
+            batch_on_resume: false,
         }
     }
 

@@ -8,11 +8,13 @@
 //! Stale events (for a crashed incarnation, a cancelled timer, an older
 //! clock) are dropped unseen; events for a paused node wait in its buffer.
 
+use crate::config::RESUME_BATCH_LEN_MAX;
 use crate::dist::chance;
 use crate::event::EventKind;
 use crate::network::Held;
 use crate::sim::Sim;
 use haven_runtime::{Component, Effect, IoId, NodeId, TimerId};
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 impl<C: Component + 'static> Sim<C> {
@@ -39,7 +41,10 @@ impl<C: Component + 'static> Sim<C> {
                 self.trace.tag("end");
                 self.end_requested = true;
             }
-            EventKind::Deliver { .. } | EventKind::Timer { .. } | EventKind::Io { .. } => {
+            EventKind::Deliver { .. }
+            | EventKind::DeliverBatch { .. }
+            | EventKind::Timer { .. }
+            | EventKind::Io { .. } => {
                 unreachable!("node events are handled above")
             }
         }
@@ -68,6 +73,25 @@ impl<C: Component + 'static> Sim<C> {
                     let EventKind::Deliver { from, msg, .. } = kind else { unreachable!() };
                     sim.deliver(i, from, msg);
                 })
+            }
+            EventKind::DeliverBatch { to, incarnation, msgs } => {
+                if !self.nodes[i].runs(incarnation) {
+                    for (from, msg) in &msgs {
+                        self.drop_message(*from, to, msg, "receiver down");
+                    }
+                    return false;
+                }
+                if self.nodes[i].paused {
+                    // Paused again before it came due: back to waiting, one by one.
+                    for (from, msg) in msgs {
+                        let held = arrived(from, to, incarnation, msg);
+                        let ran = self.unless_paused(i, held, |_, _| unreachable!("the node is paused"));
+                        assert!(!ran, "a paused node runs nothing");
+                    }
+                    return false;
+                }
+                self.deliver_batch(i, msgs);
+                true
             }
             EventKind::Timer { incarnation, epoch, id, .. } => {
                 let node = &self.nodes[i];
@@ -128,6 +152,26 @@ impl<C: Component + 'static> Sim<C> {
         let node = &mut self.nodes[i];
         let host = node.host.as_mut().expect("a running node has a host");
         host.deliver(node.clock.local(self.now), from, msg, &mut self.effects);
+        self.apply_effects(i);
+    }
+
+    /// Messages that waited together, each traced as `deliver` traces it.
+    fn deliver_batch(&mut self, i: usize, msgs: Vec<(NodeId, C::Msg)>) {
+        self.counters.messages_delivered += msgs.len() as u64;
+        let node = &self.nodes[i];
+        for (from, msg) in &msgs {
+            self.trace.tag("recv");
+            self.trace.u64(node.id.0);
+            self.trace.u64(u64::from(node.incarnation));
+            self.trace.u64(from.0);
+            self.trace.encoded(msg);
+            if self.trace.on() {
+                let _ = write!(self.trace.begin(self.now), "{} recv from {from} {msg:?} (batch)", node.id);
+            }
+        }
+        let node = &mut self.nodes[i];
+        let host = node.host.as_mut().expect("a running node has a host");
+        host.deliver_batch(node.clock.local(self.now), msgs, &mut self.effects);
         self.apply_effects(i);
     }
 
@@ -309,12 +353,91 @@ impl<C: Component + 'static> Sim<C> {
         let node = &mut self.nodes[i];
         node.paused = false;
         let deferred = std::mem::take(&mut node.deferred);
-        for kind in deferred {
+        let (to, incarnation) = (i as u32, node.incarnation);
+        let kinds = if self.config.batch_on_resume { batched(deferred, to, incarnation) } else { deferred.into() };
+        for kind in kinds {
             self.queue.push(self.now, kind);
         }
         self.fault_changed("resume", i, 0);
         if self.trace.on() {
             let _ = write!(self.trace.begin(self.now), "resume {}", self.ids[i]);
         }
+    }
+}
+
+/// A message past the wire, waiting for node `to`.
+fn arrived<M>(from: NodeId, to: u32, incarnation: u32, msg: M) -> EventKind<M> {
+    EventKind::Deliver { from, to, incarnation, send_seq: 0, arrived: true, msg }
+}
+
+/// A paused node's backlog with each run of consecutive messages made one
+/// batch (at most `RESUME_BATCH_LEN_MAX`), timers and I/O kept in place.
+fn batched<M>(deferred: VecDeque<EventKind<M>>, to: u32, incarnation: u32) -> Vec<EventKind<M>> {
+    let mut kinds = Vec::new();
+    let mut run: Vec<(NodeId, M)> = Vec::new();
+    let close = |run: &mut Vec<(NodeId, M)>, kinds: &mut Vec<EventKind<M>>| {
+        if !run.is_empty() {
+            kinds.push(EventKind::DeliverBatch { to, incarnation, msgs: std::mem::take(run) });
+        }
+    };
+    for kind in deferred {
+        match kind {
+            EventKind::Deliver { from, msg, .. } => {
+                run.push((from, msg));
+                if run.len() == RESUME_BATCH_LEN_MAX {
+                    close(&mut run, &mut kinds);
+                }
+            }
+            other => {
+                close(&mut run, &mut kinds);
+                kinds.push(other);
+            }
+        }
+    }
+    close(&mut run, &mut kinds);
+    kinds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(n: u32) -> EventKind<u32> {
+        arrived(NodeId(9), 1, 0, n)
+    }
+
+    fn timer() -> EventKind<u32> {
+        EventKind::Timer { node: 1, incarnation: 0, epoch: 0, id: TimerId(5) }
+    }
+
+    /// Each kind in order: a batch as its messages, a timer as `T`.
+    fn shape(kinds: &[EventKind<u32>]) -> Vec<String> {
+        let show = |kind: &EventKind<u32>| match kind {
+            EventKind::DeliverBatch { msgs, .. } => format!("{:?}", msgs.iter().map(|(_, m)| *m).collect::<Vec<_>>()),
+            EventKind::Timer { .. } => "T".to_owned(),
+            other => panic!("unexpected {other:?}"),
+        };
+        kinds.iter().map(show).collect()
+    }
+
+    #[test]
+    fn a_backlog_becomes_batches_of_consecutive_messages_with_timers_in_place() {
+        let backlog = VecDeque::from([msg(1), msg(2), timer(), msg(3), timer(), timer(), msg(4), msg(5)]);
+        let kinds = batched(backlog, 1, 0);
+        assert_eq!(shape(&kinds), ["[1, 2]", "T", "[3]", "T", "T", "[4, 5]"]);
+    }
+
+    #[test]
+    fn a_long_run_of_messages_is_split_at_the_batch_bound() {
+        let n = RESUME_BATCH_LEN_MAX as u32 * 2 + 1;
+        let kinds = batched((0..n).map(msg).collect(), 1, 0);
+        let lens: Vec<usize> = kinds
+            .iter()
+            .map(|k| match k {
+                EventKind::DeliverBatch { msgs, .. } => msgs.len(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(lens, [RESUME_BATCH_LEN_MAX, RESUME_BATCH_LEN_MAX, 1]);
     }
 }

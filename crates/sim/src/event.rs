@@ -63,13 +63,21 @@ pub(crate) enum EventKind<M> {
     Check,
     /// The end of the liveness phase and of the run.
     End,
+    /// Messages that waited for a paused node, handed over together
+    /// (`SimConfig::batch_on_resume`); each is past the wire, as `Deliver`
+    /// with `arrived` set.
+    DeliverBatch {
+        to: u32,
+        incarnation: u32,
+        msgs: Vec<(NodeId, M)>,
+    },
 }
 
 impl<M> EventKind<M> {
     /// The node whose component this event runs, if any.
     pub(crate) fn node(&self) -> Option<u32> {
         match self {
-            EventKind::Deliver { to, .. } => Some(*to),
+            EventKind::Deliver { to, .. } | EventKind::DeliverBatch { to, .. } => Some(*to),
             EventKind::Timer { node, .. } | EventKind::Io { node, .. } => Some(*node),
             _ => None,
         }

@@ -162,12 +162,16 @@ enum Phase {
 pub struct Replica {
     config: ReplicaConfig,
     phase: Phase,
+    /// Within a batch of messages (`on_messages`): `drive` only notes that
+    /// it is due, and runs once before the next Raft message or at the end.
+    deferring: bool,
+    drive_due: bool,
 }
 
 impl Replica {
     pub fn new(config: ReplicaConfig) -> Replica {
         config.validate().unwrap_or_else(|e| panic!("replica configuration: {e}"));
-        Replica { config, phase: Phase::Created }
+        Replica { config, phase: Phase::Created, deferring: false, drive_due: false }
     }
 
     pub fn raft(&self) -> Option<&Raft> {
@@ -195,6 +199,15 @@ impl Replica {
 
     pub fn is_failed(&self) -> bool {
         matches!(self.phase, Phase::Failed)
+    }
+
+    /// Runs the `drive` a batch of messages deferred, if one is due.
+    fn drive_deferred(&mut self, ctx: &mut impl CtxFor<Self>) {
+        if self.drive_due
+            && let Err(reason) = self.drive(ctx)
+        {
+            self.fail(ctx, reason);
+        }
     }
 
     fn fail(&mut self, ctx: &mut impl CtxFor<Self>, reason: String) {
@@ -306,6 +319,11 @@ impl Replica {
 
     /// Carries out everything Raft has ready, until it has nothing more.
     fn drive(&mut self, ctx: &mut impl CtxFor<Self>) -> Result<(), String> {
+        if self.deferring {
+            self.drive_due = true;
+            return Ok(());
+        }
+        self.drive_due = false;
         let Phase::Running(r) = &mut self.phase else { return Ok(()) };
         loop {
             let ready = r.raft.take_ready();
@@ -470,6 +488,26 @@ impl Component for Replica {
         }
         self.phase = Phase::Opening(wal);
         self.on_wal_events(ctx, events);
+    }
+
+    /// Proposals and reads that arrived together share one `drive`: one
+    /// log write and one append per follower for all of them, instead of
+    /// one each. Raft messages still get a `drive` of their own, after the
+    /// deferred one: Raft's protocol takes its output after each of them,
+    /// as the simulator checks it. A proposal's handler needs nothing that
+    /// `drive` does before the next message is handled: Raft holds the
+    /// proposals and the pending read round until `take_ready`.
+    fn on_messages(&mut self, ctx: &mut impl CtxFor<Self>, batch: Vec<(NodeId, StationMsg)>) {
+        for (from, msg) in batch {
+            let raft = matches!(msg, StationMsg::Raft(_));
+            if raft {
+                self.drive_deferred(ctx);
+            }
+            self.deferring = !raft;
+            self.on_message(ctx, from, msg);
+            self.deferring = false;
+        }
+        self.drive_deferred(ctx);
     }
 
     fn on_message(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, msg: StationMsg) {

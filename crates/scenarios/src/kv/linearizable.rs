@@ -86,6 +86,15 @@ pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
     run_with(seed, trace, Replica::new)
 }
 
+pub const BATCHED_SUMMARY: &str = "kv-linearizable, with every paused replica handed the messages that waited for \
+it in batches of up to 64 when it resumes, as the production executor hands over a backlog: a batch's proposals \
+and reads share one pass of Raft's output (one log write, one append per follower). Same checks.";
+
+/// `kv-linearizable` with batched delivery after pauses (`SimConfig::batch_on_resume`).
+pub fn run_batched(seed: u64, trace: Option<TraceSink>) -> RunReport {
+    run_configured(seed, trace, Replica::new, |config| config.batch_on_resume = true)
+}
+
 /// One seed with any replica built from its configuration (tests plant
 /// broken variants by wrapping [`Replica`]).
 pub fn run_with<R: StationReplica>(
@@ -93,7 +102,17 @@ pub fn run_with<R: StationReplica>(
     trace: Option<TraceSink>,
     make_replica: impl Fn(ReplicaConfig) -> R + 'static,
 ) -> RunReport {
-    let (config, voters) = cluster(seed, CLIENTS + WATCHERS);
+    run_configured(seed, trace, make_replica, |_| {})
+}
+
+fn run_configured<R: StationReplica>(
+    seed: u64,
+    trace: Option<TraceSink>,
+    make_replica: impl Fn(ReplicaConfig) -> R + 'static,
+    adjust: impl FnOnce(&mut SimConfig),
+) -> RunReport {
+    let (mut config, voters) = cluster(seed, CLIENTS + WATCHERS);
+    adjust(&mut config);
     let replicas = voters.len() as u64;
     let client_config = ClientConfig {
         servers: voters.clone(),

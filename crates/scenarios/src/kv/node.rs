@@ -236,6 +236,20 @@ impl<R: StationReplica> Component for KvNode<R> {
         delegate!(self, ctx, |c, sub| c.on_message(sub, from, msg));
     }
 
+    /// A replica gets the batch whole (it shares work across it); the
+    /// other nodes take it one message at a time.
+    fn on_messages(&mut self, ctx: &mut impl CtxFor<Self>, batch: Vec<(NodeId, StationMsg)>) {
+        if let KvNode::Replica(r) = self {
+            let mut outs = Vec::new();
+            r.on_messages(&mut ctx.sub(&mut outs), batch);
+            outs.into_iter().for_each(|o| ctx.output(KvOut::Replica(o)));
+            return;
+        }
+        for (from, msg) in batch {
+            self.on_message(ctx, from, msg);
+        }
+    }
+
     fn on_timer(&mut self, ctx: &mut impl CtxFor<Self>, id: TimerId, timer: KvTimer) {
         match (self, timer) {
             (KvNode::Replica(r), KvTimer::Replica(t)) => {

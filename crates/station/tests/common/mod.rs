@@ -44,6 +44,13 @@ impl Component for TestNode {
         }
     }
 
+    fn on_messages(&mut self, ctx: &mut impl CtxFor<Self>, batch: Vec<(NodeId, StationMsg)>) {
+        match self {
+            TestNode::Replica(r) => r.on_messages(ctx, batch),
+            TestNode::Probe(inbox) => inbox.extend(batch.into_iter().map(|(_, msg)| msg)),
+        }
+    }
+
     fn on_timer(&mut self, ctx: &mut impl CtxFor<Self>, id: TimerId, timer: ReplicaTimer) {
         if let TestNode::Replica(r) = self {
             r.on_timer(ctx, id, timer);
@@ -68,6 +75,11 @@ pub fn cluster(seed: u64) -> Sim<TestNode> {
 
 /// As [`cluster`], with each replica's configuration adjusted by `adjust`.
 pub fn cluster_with(seed: u64, adjust: impl Fn(&mut ReplicaConfig) + 'static) -> Sim<TestNode> {
+    cluster_in(SimConfig::new(seed, 4), adjust)
+}
+
+/// As [`cluster_with`], in a simulator configured by `config` (4 nodes).
+pub fn cluster_in(config: SimConfig, adjust: impl Fn(&mut ReplicaConfig) + 'static) -> Sim<TestNode> {
     let voters: Vec<NodeId> = (1..=3).map(NodeId).collect();
     let factory = move |id: NodeId| match id {
         PROBE => TestNode::Probe(Vec::new()),
@@ -77,7 +89,7 @@ pub fn cluster_with(seed: u64, adjust: impl Fn(&mut ReplicaConfig) + 'static) ->
             TestNode::Replica(Box::new(Replica::new(config)))
         }
     };
-    let mut sim = Sim::new(SimConfig::new(seed, 4), factory).expect("valid configuration");
+    let mut sim = Sim::new(config, factory).expect("valid configuration");
     for node in 1..=4 {
         sim.start(NodeId(node));
     }
