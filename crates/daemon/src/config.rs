@@ -115,7 +115,8 @@ pub struct StationArgs {
     #[arg(long, env = "HAVEN_REQUEST_BYTES_MAX", value_name = "BYTES")]
     pub request_bytes_max: Option<u64>,
     /// MVCC history kept, in revisions: the leader compacts older history
-    /// once it reaches twice this (etcd's revision auto-compaction); 0 keeps
+    /// once it grows an eighth past this (etcd's revision auto-compaction,
+    /// in small steps so that no compaction stalls the stations); 0 keeps
     /// everything until a client compacts [default: 10000].
     #[arg(long, env = "HAVEN_HISTORY_REVISIONS_MAX", value_name = "REVISIONS")]
     pub history_revisions_max: Option<u64>,

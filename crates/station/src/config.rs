@@ -44,8 +44,8 @@ pub struct ReplicaConfig {
     /// Watches this replica serves at once (all clients together); further
     /// watch requests are refused `Busy`.
     pub watches_max: usize,
-    /// MVCC history kept, in revisions: once the history grows to twice
-    /// this, the leader compacts it (through the log) down to this many,
+    /// MVCC history kept, in revisions: once the history grows an eighth
+    /// past this, the leader compacts it (through the log) down to this many,
     /// like etcd's revision-mode auto-compaction. Bounds the store, its
     /// snapshots and the work a snapshot costs. `None` keeps everything
     /// until a client compacts.

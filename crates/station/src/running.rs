@@ -163,17 +163,23 @@ impl Running {
     }
 
     /// The leader proposes an auto-compaction once the history reached
-    /// twice `history_revisions_max`, one at a time: the next waits until
-    /// this one applied (or its entry was lost with a leader change).
+    /// `history_revisions_max` and an eighth more, one at a time: the next
+    /// waits until this one applied (or its entry was lost with a leader
+    /// change). Every replica compacts at the same log index and stalls
+    /// meanwhile for as long as the revisions it drops take; small steps
+    /// keep that stall to a few milliseconds (at 10,000 revisions, steps of
+    /// 10,000 stalled all three stations for 10-25 ms every half second at
+    /// 24,000 writes/s, a visible share of the p99 latency).
     fn maybe_compact_history(&mut self) {
         let Some(kept) = self.history_revisions_max else { return };
+        let trigger = kept.saturating_add((kept / 8).max(1));
         if self.history_compaction_at.is_some_and(|index| index > self.sm.applied_index()) {
             return;
         }
         self.history_compaction_at = None;
         let store = self.sm.store();
         let oldest = store.compact_revision().unwrap_or(0);
-        if self.role != Role::Leader || store.revision().saturating_sub(oldest) < kept.saturating_mul(2) {
+        if self.role != Role::Leader || store.revision().saturating_sub(oldest) < trigger {
             return;
         }
         let command = Command::CompactHistory { revision: store.revision() - kept };
