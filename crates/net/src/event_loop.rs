@@ -142,24 +142,18 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
         match input {
             Input::Timers => {
                 self.fire_due(effects);
-                return "timers";
+                "timers"
             }
             Input::Completion(id, result) => {
                 self.host.complete(self.now(), id, result, effects);
                 self.apply(effects);
-                return "disk completion";
-            }
-            Input::Peers(update) => {
-                match update {
-                    Some(peers) => self.set_peers(&peers),
-                    // No more updates: stop asking, the map stays as it is.
-                    None => inputs.peer_updates = None,
-                }
-                return "peer map";
+                "disk completion"
             }
             Input::Inbound(first) => {
                 let batch = drain(first, |_| inputs.inbound.try_recv().ok());
                 self.host.deliver_batch(self.now(), batch, effects);
+                self.apply(effects);
+                "message"
             }
             Input::Local(msg) => {
                 let from = self.local.as_ref().expect("a local receiver comes with its sender").id;
@@ -168,11 +162,17 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
                 add(&self.counters.local_in, batch.len() as u64);
                 self.host.deliver_batch(self.now(), batch, effects);
                 self.apply(effects);
-                return "local message";
+                "local message"
+            }
+            Input::Peers(update) => {
+                match update {
+                    Some(peers) => self.set_peers(&peers),
+                    // No more updates: stop asking, the map stays as it is.
+                    None => inputs.peer_updates = None,
+                }
+                "peer map"
             }
         }
-        self.apply(effects);
-        "message"
     }
 
     /// Times a turn; counts a slow one and says so, at most once per interval.
@@ -253,7 +253,6 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
     }
 }
 
-/// The next message from the local client; pending forever without one.
 /// What woke the event loop.
 enum Input<M> {
     Timers,
@@ -273,6 +272,7 @@ fn drain<T>(first: T, next: impl FnMut(usize) -> Option<T>) -> Vec<T> {
     batch
 }
 
+/// The next message from the local client; pending forever without one.
 async fn recv_local<M>(local: &mut Option<mpsc::Receiver<M>>) -> Option<M> {
     match local {
         Some(rx) => rx.recv().await,

@@ -140,34 +140,31 @@ impl<C: Component + 'static> Sim<C> {
 
     fn deliver(&mut self, i: usize, from: NodeId, msg: C::Msg) {
         self.counters.messages_delivered += 1;
-        let node = &self.nodes[i];
-        self.trace.tag("recv");
-        self.trace.u64(node.id.0);
-        self.trace.u64(u64::from(node.incarnation));
-        self.trace.u64(from.0);
-        self.trace.encoded(&msg);
-        if self.trace.on() {
-            let _ = write!(self.trace.begin(self.now), "{} recv from {from} {msg:?}", node.id);
-        }
+        self.trace_recv(i, from, &msg, "");
         let node = &mut self.nodes[i];
         let host = node.host.as_mut().expect("a running node has a host");
         host.deliver(node.clock.local(self.now), from, msg, &mut self.effects);
         self.apply_effects(i);
     }
 
+    /// Adds a delivery to the trace (its hash, and the timeline if on).
+    fn trace_recv(&mut self, i: usize, from: NodeId, msg: &C::Msg, note: &str) {
+        let node = &self.nodes[i];
+        self.trace.tag("recv");
+        self.trace.u64(node.id.0);
+        self.trace.u64(u64::from(node.incarnation));
+        self.trace.u64(from.0);
+        self.trace.encoded(msg);
+        if self.trace.on() {
+            let _ = write!(self.trace.begin(self.now), "{} recv from {from} {msg:?}{note}", node.id);
+        }
+    }
+
     /// Messages that waited together, each traced as `deliver` traces it.
     fn deliver_batch(&mut self, i: usize, msgs: Vec<(NodeId, C::Msg)>) {
         self.counters.messages_delivered += msgs.len() as u64;
-        let node = &self.nodes[i];
         for (from, msg) in &msgs {
-            self.trace.tag("recv");
-            self.trace.u64(node.id.0);
-            self.trace.u64(u64::from(node.incarnation));
-            self.trace.u64(from.0);
-            self.trace.encoded(msg);
-            if self.trace.on() {
-                let _ = write!(self.trace.begin(self.now), "{} recv from {from} {msg:?} (batch)", node.id);
-            }
+            self.trace_recv(i, *from, msg, " (batch)");
         }
         let node = &mut self.nodes[i];
         let host = node.host.as_mut().expect("a running node has a host");
