@@ -162,11 +162,6 @@ impl Counters {
             turns: self.turns.snapshot(),
         }
     }
-
-    /// Counts one fsync that took `took`.
-    pub(crate) fn record_sync(&self, took: Duration) {
-        self.disk_syncs.record(took);
-    }
 }
 
 /// Adds `n` to a counter.
@@ -186,9 +181,9 @@ mod tests {
     #[test]
     fn an_fsync_lands_in_the_first_bucket_whose_bound_covers_it() {
         let counters = Counters::default();
-        counters.record_sync(Duration::from_micros(50));
-        counters.record_sync(Duration::from_micros(51));
-        counters.record_sync(Duration::from_secs(2));
+        counters.disk_syncs.record(Duration::from_micros(50));
+        counters.disk_syncs.record(Duration::from_micros(51));
+        counters.disk_syncs.record(Duration::from_secs(2));
         let syncs = counters.snapshot().disk_syncs;
         assert_eq!(syncs.count, 3);
         assert_eq!(syncs.buckets[0], 1, "50 us is within the 50 us bound");

@@ -128,7 +128,7 @@ impl Worker {
         if !dir_syncs.is_empty() {
             let started = std::time::Instant::now();
             let result = disk_ops::sync_dir(&self.dir);
-            self.counters.record_sync(started.elapsed());
+            self.counters.disk_syncs.record(started.elapsed());
             self.complete_all(dir_syncs, &result)?;
         }
         Ok(())
@@ -137,7 +137,7 @@ impl Worker {
     fn sync_file(&self, name: &FileName, ids: Vec<IoId>) -> Result<(), Gone> {
         let started = std::time::Instant::now();
         let result = disk_ops::sync_file(&self.dir, name);
-        self.counters.record_sync(started.elapsed());
+        self.counters.disk_syncs.record(started.elapsed());
         self.complete_all(ids, &result)
     }
 

@@ -19,7 +19,7 @@ use crate::local::LocalOut;
 use crate::network::Network;
 use crate::timers::TimerQueue;
 use haven_runtime::host::Effects;
-use haven_runtime::{Component, Effect, Host, Instant, IoId, IoResult, NodeId};
+use haven_runtime::{Component, Effect, Host, Instant, IoId, IoResult, MESSAGES_PER_BATCH_MAX, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,10 +33,6 @@ const TIMER_FIRES_PER_TURN_MAX: usize = 1024;
 /// A turn of the loop longer than this is counted and logged: it delays
 /// every heartbeat and vote behind it.
 pub const SLOW_TURN: Duration = Duration::from_millis(50);
-/// Messages of one source handed to the component in one turn, at most:
-/// enough to share a log write among a busy leader's proposals, few enough
-/// that a turn stays short and timers and disk completions keep their turn.
-pub const MESSAGES_PER_TURN_MAX: usize = 64;
 /// Shortest interval between two slow-turn warnings.
 const SLOW_TURN_WARNING_INTERVAL: Duration = Duration::from_secs(5);
 /// Distinct unknown destinations warned about; later ones log at debug.
@@ -263,12 +259,12 @@ enum Input<M> {
 }
 
 /// `first` and whatever else `next` has waiting, up to
-/// `MESSAGES_PER_TURN_MAX`: under load, one turn (and one pass of the
+/// `MESSAGES_PER_BATCH_MAX`: under load, one turn (and one pass of the
 /// component's per-input work) serves many messages; when idle, one.
 fn drain<T>(first: T, next: impl FnMut(usize) -> Option<T>) -> Vec<T> {
-    let mut batch = Vec::with_capacity(MESSAGES_PER_TURN_MAX.min(8));
+    let mut batch = Vec::with_capacity(MESSAGES_PER_BATCH_MAX.min(8));
     batch.push(first);
-    batch.extend((1..MESSAGES_PER_TURN_MAX).map_while(next));
+    batch.extend((1..MESSAGES_PER_BATCH_MAX).map_while(next));
     batch
 }
 
@@ -300,9 +296,9 @@ mod tests {
 
     #[test]
     fn a_turn_takes_what_is_waiting_up_to_the_bound_and_leaves_the_rest() {
-        let mut waiting: std::collections::VecDeque<usize> = (1..=MESSAGES_PER_TURN_MAX + 5).collect();
+        let mut waiting: std::collections::VecDeque<usize> = (1..=MESSAGES_PER_BATCH_MAX + 5).collect();
         let batch = drain(0, |_| waiting.pop_front());
-        assert_eq!(batch, (0..MESSAGES_PER_TURN_MAX).collect::<Vec<_>>(), "the first, then the next in order");
+        assert_eq!(batch, (0..MESSAGES_PER_BATCH_MAX).collect::<Vec<_>>(), "the first, then the next in order");
         assert_eq!(waiting.len(), 6, "the rest waits for the next turn");
         let mut empty = std::collections::VecDeque::<usize>::new();
         assert_eq!(drain(7, |_| empty.pop_front()), [7], "when idle, a turn is one message");

@@ -81,6 +81,12 @@ where
 {
 }
 
+/// Messages one call of [`Component::on_messages`] hands over, at most, in
+/// production and in the simulator alike: enough to share a log write among
+/// a busy leader's proposals, few enough that the call stays short and
+/// timers and disk completions keep their turn.
+pub const MESSAGES_PER_BATCH_MAX: usize = 64;
+
 /// A reactive state machine. Handlers must be quick and must not block:
 /// anything slow is a disk operation or a timer.
 pub trait Component {
@@ -94,7 +100,8 @@ pub trait Component {
     fn on_start(&mut self, ctx: &mut impl CtxFor<Self>);
     /// A message from the same component on node `from`.
     fn on_message(&mut self, ctx: &mut impl CtxFor<Self>, from: NodeId, msg: Self::Msg);
-    /// Messages that were all waiting at once, in arrival order. An executor
+    /// Messages that were all waiting at once, in arrival order (at most
+    /// [`MESSAGES_PER_BATCH_MAX`]). An executor
     /// under load may hand them over together so that a component can share
     /// the work each would cause alone (one log write and one broadcast for
     /// many proposals); the effect must be that of delivering them one by one

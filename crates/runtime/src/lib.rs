@@ -26,7 +26,7 @@ pub mod sub;
 pub mod time;
 pub mod wire;
 
-pub use component::{Component, Ctx, CtxFor, IoId, TimerId};
+pub use component::{Component, Ctx, CtxFor, IoId, MESSAGES_PER_BATCH_MAX, TimerId};
 pub use disk::{FileInfo, FileName, IoDone, IoError, IoRequest, IoResult};
 pub use host::{Effect, Host};
 pub use node::NodeId;

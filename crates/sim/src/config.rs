@@ -35,14 +35,10 @@ pub struct SimConfig {
     /// Closures scheduled with `Sim::after` and not yet run.
     pub calls_pending_max: usize,
     /// When a paused node resumes, hand it the messages that waited in
-    /// batches of up to `RESUME_BATCH_LEN_MAX` (`Component::on_messages`),
+    /// batches of up to `MESSAGES_PER_BATCH_MAX` (`Component::on_messages`),
     /// as the production executor hands over a backlog; otherwise one by one.
     pub batch_on_resume: bool,
 }
-
-/// Messages in one batch of `SimConfig::batch_on_resume`, at most: the
-/// production executor's bound per turn.
-pub const RESUME_BATCH_LEN_MAX: usize = 64;
 
 impl SimConfig {
     /// Defaults: LAN links, an SSD-like disk, at most one hour of virtual

@@ -8,12 +8,11 @@
 //! Stale events (for a crashed incarnation, a cancelled timer, an older
 //! clock) are dropped unseen; events for a paused node wait in its buffer.
 
-use crate::config::RESUME_BATCH_LEN_MAX;
 use crate::dist::chance;
 use crate::event::EventKind;
 use crate::network::Held;
 use crate::sim::Sim;
-use haven_runtime::{Component, Effect, IoId, NodeId, TimerId};
+use haven_runtime::{Component, Effect, IoId, MESSAGES_PER_BATCH_MAX, NodeId, TimerId};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
@@ -368,7 +367,7 @@ fn arrived<M>(from: NodeId, to: u32, incarnation: u32, msg: M) -> EventKind<M> {
 }
 
 /// A paused node's backlog with each run of consecutive messages made one
-/// batch (at most `RESUME_BATCH_LEN_MAX`), timers and I/O kept in place.
+/// batch (at most `MESSAGES_PER_BATCH_MAX`), timers and I/O kept in place.
 fn batched<M>(deferred: VecDeque<EventKind<M>>, to: u32, incarnation: u32) -> Vec<EventKind<M>> {
     let mut kinds = Vec::new();
     let mut run: Vec<(NodeId, M)> = Vec::new();
@@ -381,7 +380,7 @@ fn batched<M>(deferred: VecDeque<EventKind<M>>, to: u32, incarnation: u32) -> Ve
         match kind {
             EventKind::Deliver { from, msg, .. } => {
                 run.push((from, msg));
-                if run.len() == RESUME_BATCH_LEN_MAX {
+                if run.len() == MESSAGES_PER_BATCH_MAX {
                     close(&mut run, &mut kinds);
                 }
             }
@@ -426,7 +425,7 @@ mod tests {
 
     #[test]
     fn a_long_run_of_messages_is_split_at_the_batch_bound() {
-        let n = RESUME_BATCH_LEN_MAX as u32 * 2 + 1;
+        let n = MESSAGES_PER_BATCH_MAX as u32 * 2 + 1;
         let kinds = batched((0..n).map(msg).collect(), 1, 0);
         let lens: Vec<usize> = kinds
             .iter()
@@ -435,6 +434,6 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             })
             .collect();
-        assert_eq!(lens, [RESUME_BATCH_LEN_MAX, RESUME_BATCH_LEN_MAX, 1]);
+        assert_eq!(lens, [MESSAGES_PER_BATCH_MAX, MESSAGES_PER_BATCH_MAX, 1]);
     }
 }

@@ -76,7 +76,7 @@ mod trace;
 
 pub use check::Predicate;
 pub use clock::Clock;
-pub use config::{NODES_MAX, RESUME_BATCH_LEN_MAX, SimConfig};
+pub use config::{NODES_MAX, SimConfig};
 pub use disk::{DiskConfig, SimDisk};
 pub use dist::{DIST_DEPTH_MAX, Dist, EXPONENTIAL_MEANS_MAX};
 pub use error::ConfigError;

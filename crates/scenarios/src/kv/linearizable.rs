@@ -87,7 +87,7 @@ pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
 }
 
 pub const BATCHED_SUMMARY: &str = "kv-linearizable, with every paused replica handed the messages that waited for \
-it in batches of up to 64 when it resumes, as the production executor hands over a backlog: a batch's proposals \
+it in batches (of up to 64, the production bound) when it resumes, as the production executor hands over a backlog: a batch's proposals \
 and reads share one pass of Raft's output (one log write, one append per follower). Same checks.";
 
 /// `kv-linearizable` with batched delivery after pauses (`SimConfig::batch_on_resume`).
