@@ -27,8 +27,8 @@ use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 
-/// Timers fired in one turn before the loop looks at its other inputs, so
-/// a component that keeps setting zero-delay timers cannot starve them.
+/// Timers fired in one turn, at most, before the loop looks at its other
+/// inputs.
 const TIMER_FIRES_PER_TURN_MAX: usize = 1024;
 /// A turn of the loop longer than this is counted and logged: it delays
 /// every heartbeat and vote behind it.
@@ -196,10 +196,15 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
         Instant::from_nanos(u64::try_from(nanos).expect("node up for more than 584 years"))
     }
 
+    /// Fires the timers due when the turn began. One set while they fire
+    /// waits for a later turn even if due at once, so a component that
+    /// spreads work over zero-delay timers (a snapshot written a few keys at
+    /// a time) gets one step per turn, with messages and disk completions
+    /// between steps, rather than all its steps in one long turn.
     fn fire_due(&mut self, effects: &mut Effects<C>) {
         let now = self.now();
-        for _ in 0..TIMER_FIRES_PER_TURN_MAX {
-            let Some(id) = self.timers.pop_due(now) else { return };
+        for id in self.timers.take_due(now, TIMER_FIRES_PER_TURN_MAX) {
+            // One cancelled by an earlier firing is ignored by the host.
             self.host.fire(now, id, effects);
             self.apply(effects);
         }

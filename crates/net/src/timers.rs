@@ -44,6 +44,13 @@ impl TimerQueue {
         Some(id)
     }
 
+    /// Removes and returns the timers due at `now`, at most `len_max`, in
+    /// deadline order: one turn's worth. Timers set while these fire are
+    /// not among them, even when due at once.
+    pub(crate) fn take_due(&mut self, now: Instant, len_max: usize) -> Vec<TimerId> {
+        std::iter::from_fn(|| self.pop_due(now)).take(len_max).collect()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.deadlines.len()
     }
@@ -81,5 +88,18 @@ mod tests {
         assert_eq!(timers.pop_due(at(20)), None);
         assert_eq!(timers.len(), 1);
         assert_eq!(timers.pop_due(at(50)), Some(TimerId(1)));
+    }
+
+    #[test]
+    fn a_turn_takes_the_timers_due_up_to_its_bound_and_leaves_the_rest() {
+        let mut q = TimerQueue::default();
+        for id in 1..=5 {
+            q.insert(TimerId(id), at(id));
+        }
+        q.insert(TimerId(9), at(100));
+        assert_eq!(q.take_due(at(10), 3), vec![TimerId(1), TimerId(2), TimerId(3)]);
+        assert_eq!(q.take_due(at(10), 3), vec![TimerId(4), TimerId(5)]);
+        assert_eq!(q.take_due(at(10), 3), vec![]);
+        assert_eq!(q.len(), 1, "the timer not yet due stays");
     }
 }

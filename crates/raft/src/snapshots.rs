@@ -16,14 +16,14 @@ use crate::message::Message;
 use crate::progress::ProgressState;
 use crate::raft::{Raft, RoleState};
 use crate::state::SnapshotMeta;
+use bytes::Bytes;
 use haven_runtime::NodeId;
-use std::sync::Arc;
 
 /// The snapshot the caller supplied, kept for sending.
 #[derive(Debug)]
 pub(crate) struct CachedSnapshot {
     pub(crate) meta: SnapshotMeta,
-    pub(crate) data: Arc<[u8]>,
+    pub(crate) data: Bytes,
 }
 
 /// Whether the caller must be asked for the snapshot's bytes.
@@ -46,8 +46,10 @@ impl Raft {
         Ok(meta)
     }
 
-    /// The metadata of a snapshot at `index`, if the log may be compacted there.
-    pub(crate) fn compaction_meta(&self, index: u64) -> Result<SnapshotMeta, CompactError> {
+    /// The metadata of a snapshot at `index`, if the log may be compacted
+    /// there: for a caller that takes its snapshot over some time and
+    /// compacts (`compact`, which checks again) once it is complete.
+    pub fn compaction_meta(&self, index: u64) -> Result<SnapshotMeta, CompactError> {
         let snapshot_index = self.log.snapshot().index;
         if index > self.applied_index() {
             return Err(CompactError::NotApplied { index, applied: self.applied_index() });
@@ -78,7 +80,7 @@ impl Raft {
     }
 
     /// The caller's latest snapshot, in answer to `Ready::snapshot_needed`.
-    pub fn provide_snapshot(&mut self, meta: SnapshotMeta, data: Arc<[u8]>) -> Result<(), SnapshotError> {
+    pub fn provide_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), SnapshotError> {
         let (index, term) = (meta.last.index, meta.last.term);
         let first_index = self.log.first_index();
         if index + 1 < first_index {

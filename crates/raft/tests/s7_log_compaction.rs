@@ -7,13 +7,13 @@
 
 mod common;
 
+use bytes::Bytes;
 use common::*;
 use haven_raft::{
     CompactError, Entry, HardState, LogPosition, Membership, Message, Raft, ReceivedSnapshot, SnapshotError,
     SnapshotMeta, UsageError,
 };
 use haven_runtime::Instant;
-use std::sync::Arc;
 
 fn snapshot_meta(index: u64, term: u64) -> SnapshotMeta {
     SnapshotMeta { last: pos(index, term), membership: Membership::new(voters(3), vec![]) }
@@ -70,7 +70,7 @@ fn s7_the_snapshot_goes_in_chunks_one_in_flight_then_replication_resumes_after_i
     n1.step(t, N3, Message::HeartbeatResponse { term: 1, round: 0 });
     n1.take_ready();
     let meta = snapshot_meta(3, 1);
-    n1.provide_snapshot(meta.clone(), Arc::from(&b"0123456789"[..])).unwrap();
+    n1.provide_snapshot(meta.clone(), Bytes::from_static(b"0123456789")).unwrap();
     assert_eq!(n1.take_ready().messages, vec![to(N3, chunk(&meta, 0, 10, "0123"))]);
     assert_eq!(n1.take_ready().messages, vec![], "one chunk in flight");
     n1.step(t, N3, chunk_ack(pos(3, 1), 4));
@@ -93,7 +93,7 @@ fn s7_a_chunk_is_resent_only_once_a_later_heartbeat_round_is_answered_without_it
     n1.step(t, N3, Message::HeartbeatResponse { term: 1, round: 0 });
     n1.take_ready();
     let meta = snapshot_meta(3, 1);
-    n1.provide_snapshot(meta.clone(), Arc::from(&b"0123456789"[..])).unwrap();
+    n1.provide_snapshot(meta.clone(), Bytes::from_static(b"0123456789")).unwrap();
     n1.take_ready();
     n1.step(t, N3, Message::HeartbeatResponse { term: 1, round: 0 });
     assert_eq!(n1.take_ready().messages, vec![], "that round left before the chunk");
@@ -107,7 +107,7 @@ fn s7_a_chunk_is_resent_only_once_a_later_heartbeat_round_is_answered_without_it
 #[test]
 fn s7_provided_snapshots_are_checked_against_the_log() {
     let (mut n1, _) = compacted_leader();
-    let bytes = || Arc::from(&b"x"[..]);
+    let bytes = || Bytes::from_static(b"x");
     let stale = snapshot_meta(2, 1);
     assert_eq!(n1.provide_snapshot(stale, bytes()), Err(SnapshotError::Stale { index: 2, first_index: 4 }));
     let future = snapshot_meta(5, 1);
@@ -115,7 +115,7 @@ fn s7_provided_snapshots_are_checked_against_the_log() {
     let wrong_term = snapshot_meta(4, 2);
     let mismatch = SnapshotError::TermMismatch { index: 4, term: 2, log_term: 1 };
     assert_eq!(n1.provide_snapshot(wrong_term, bytes()), Err(mismatch));
-    let huge = Arc::from(vec![0; 65]);
+    let huge = Bytes::from(vec![0; 65]);
     assert_eq!(
         n1.provide_snapshot(snapshot_meta(3, 1), huge),
         Err(SnapshotError::TooLarge { bytes: 65, bytes_max: 64 })

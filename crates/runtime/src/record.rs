@@ -63,6 +63,20 @@ pub fn header(version: u8, payload: &[u8]) -> [u8; HEADER_BYTES] {
     header_of_parts(version, &[payload])
 }
 
+/// The header of a record whose payload is `len` bytes with crc32c
+/// `payload_crc`: for a caller that checksummed a large payload piece by
+/// piece as it wrote it, and would otherwise read it all again.
+pub fn header_of_checksummed(version: u8, len: usize, payload_crc: u32) -> [u8; HEADER_BYTES] {
+    assert_ne!(version, 0, "version 0 is reserved for 'no record'");
+    let len32 = u32::try_from(len).expect("record payload above 4 GiB");
+    let mut header = [0u8; HEADER_BYTES];
+    header[0] = version;
+    header[1..5].copy_from_slice(&len32.to_le_bytes());
+    let crc = crc32c::crc32c_combine(crc32c::crc32c(&header[..5]), payload_crc, len);
+    header[5..].copy_from_slice(&crc.to_le_bytes());
+    header
+}
+
 fn header_of_parts(version: u8, parts: &[&[u8]]) -> [u8; HEADER_BYTES] {
     assert_ne!(version, 0, "version 0 is reserved for 'no record'");
     let len: usize = parts.iter().map(|p| p.len()).sum();
@@ -126,6 +140,8 @@ mod tests {
         encode(3, b"head-body-tail", &mut joined);
         let mut parted = Vec::new();
         encode_parts(3, &[b"head-", b"", b"body-", b"tail"], &mut parted);
+        let crc = crc32c::crc32c_append(crc32c::crc32c(b"head-body-"), b"tail");
+        assert_eq!(header_of_checksummed(3, 14, crc), header(3, b"head-body-tail"));
         assert_eq!(parted, joined);
         assert_eq!(header(3, b"head-body-tail"), joined[..HEADER_BYTES]);
     }

@@ -32,6 +32,7 @@ pub mod replica;
 mod running;
 pub mod sessions;
 pub mod snapshot_file;
+pub mod snapshot_writer;
 mod snapshots;
 pub mod state_machine;
 mod watches;

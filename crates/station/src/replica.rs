@@ -52,6 +52,8 @@ pub enum ReplicaTimer {
     /// The leader's periodic look for expired leases.
     Lease,
     Wal(WalTimer),
+    /// Write the next keys of the snapshot in progress.
+    Snapshot,
 }
 
 #[derive(Debug)]
@@ -278,6 +280,7 @@ impl Replica {
             snapshots: Snapshots::default(),
             leases,
             snapshot_entries: staggered(self.config.snapshot_entries, ctx.node()),
+            snapshot_keys_per_turn: self.config.snapshot_keys_per_turn,
             history_revisions_max: self.config.history_revisions_max,
             history_compaction_at: None,
             deferred: Vec::new(),
@@ -617,6 +620,13 @@ impl Component for Replica {
             (Phase::Running(r), ReplicaTimer::Lease) => {
                 r.on_lease_tick(ctx);
                 if let Err(reason) = self.drive(ctx) {
+                    self.fail(ctx, reason);
+                }
+                return;
+            }
+            (Phase::Running(r), ReplicaTimer::Snapshot) => {
+                let written = r.on_snapshot_timer(ctx);
+                if let Err(reason) = written.and_then(|()| self.drive(ctx)) {
                     self.fail(ctx, reason);
                 }
                 return;

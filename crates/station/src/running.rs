@@ -43,6 +43,8 @@ pub(crate) struct Running {
     pub(crate) leases: Leases,
     /// Applied entries between two snapshots (`ReplicaConfig::snapshot_entries`).
     pub(crate) snapshot_entries: u64,
+    /// Keys a snapshot writes per turn (`ReplicaConfig::snapshot_keys_per_turn`).
+    pub(crate) snapshot_keys_per_turn: usize,
     /// `ReplicaConfig::history_revisions_max`.
     pub(crate) history_revisions_max: Option<u64>,
     /// The log index of this leader's pending auto-compaction, if any.

@@ -10,8 +10,10 @@
 use crate::ha_state::HaState;
 use crate::members::MemberTable;
 use crate::sessions::Sessions;
+use crate::snapshot_writer::SnapshotWriter;
 use crate::state_machine::StateMachine;
-use haven_raft::{LogPosition, SnapshotMeta, StateMachine as _};
+use bytes::Bytes;
+use haven_raft::{LogPosition, SnapshotMeta};
 use haven_runtime::record::{self, Decoded};
 use haven_store::{Store, StoreConfig};
 use serde::{Deserialize, Serialize};
@@ -22,7 +24,7 @@ use thiserror::Error;
 /// was never released and is refused. Version 2 added the member table;
 /// versions 1 and 2 restore with what they lack empty (the leader seeds
 /// the member table again from its configuration).
-const VERSION: u8 = 4;
+pub(crate) const VERSION: u8 = 4;
 const VERSION_NO_HA: u8 = 2;
 const VERSION_NO_MEMBERS: u8 = 1;
 /// A snapshot's bytes above this are refused on decode.
@@ -84,25 +86,12 @@ pub enum SnapshotFileError {
     Mismatch { held: LogPosition, announced: LogPosition },
 }
 
-pub fn encode(meta: &SnapshotMeta, sm: &StateMachine) -> Result<Vec<u8>, SnapshotFileError> {
-    assert_eq!(meta.last.index, sm.applied_index(), "a snapshot is taken at the applied index");
-    let store = sm.store().snapshot_payload().map_err(|e| SnapshotFileError::Store(e.to_string()))?;
-    let store_header = record::header(haven_store::SNAPSHOT_VERSION, &store);
-    // `Image` as postcard lays out a struct: its fields one after another,
-    // the store's record as a bytes item (a varint length, then the bytes).
-    // Written from parts, so the store (tens of MB) is copied once here, on
-    // the thread that applies writes, where a long turn delays heartbeats.
-    let postcard = |e: postcard::Error| SnapshotFileError::Payload(e.to_string());
-    let head = postcard::to_allocvec(&(meta, store_header.len() + store.len())).map_err(postcard)?;
-    let tail = postcard::to_allocvec(&(sm.sessions(), sm.members(), sm.ha())).map_err(postcard)?;
-    let parts: [&[u8]; 4] = [&head, &store_header, &store, &tail];
-    let bytes: usize = parts.iter().map(|p| p.len()).sum();
-    if bytes > SNAPSHOT_BYTES_MAX as usize {
-        return Err(SnapshotFileError::TooLarge { bytes, bytes_max: SNAPSHOT_BYTES_MAX });
-    }
-    let mut out = Vec::with_capacity(bytes + record::HEADER_BYTES);
-    record::encode_parts(VERSION, &parts, &mut out);
-    Ok(out)
+/// The snapshot of `sm` at `meta`, written in one go (a running replica
+/// spreads the work over turns with a [`SnapshotWriter`]).
+pub fn encode(meta: &SnapshotMeta, sm: &StateMachine) -> Result<Bytes, SnapshotFileError> {
+    let mut writer = SnapshotWriter::new(meta.clone(), sm)?;
+    while !writer.write(usize::MAX)? {}
+    Ok(writer.finish()?.1)
 }
 
 pub fn decode(bytes: &[u8], store: StoreConfig) -> Result<(SnapshotMeta, StateMachine), SnapshotFileError> {
@@ -134,6 +123,7 @@ mod tests {
     use super::*;
     use crate::command::Command;
     use haven_raft::Entry;
+    use haven_raft::StateMachine as _;
     use haven_store::{PutRequest, Request};
 
     fn state_machine_with_one_put() -> StateMachine {
@@ -205,7 +195,7 @@ mod tests {
         for cut in [0, 5, bytes.len() - 1] {
             assert!(decode(&bytes[..cut], StoreConfig::default()).is_err());
         }
-        let mut flipped = bytes.clone();
+        let mut flipped = bytes.to_vec();
         flipped[bytes.len() / 2] ^= 0x40;
         assert!(decode(&flipped, StoreConfig::default()).is_err());
     }

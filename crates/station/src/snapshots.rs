@@ -1,7 +1,9 @@
 //! Snapshots and log compaction on a running replica (Raft §7).
 //!
-//! In: applied entries (every `snapshot_entries` of them the replica takes a
-//! snapshot and compacts Raft's log), Raft's request for snapshot bytes
+//! In: applied entries (every `snapshot_entries` of them the replica starts
+//! a snapshot), the snapshot timer (each firing writes
+//! `snapshot_keys_per_turn` more keys; once all are written Raft's log is
+//! compacted there and the WAL saves it), Raft's request for snapshot bytes
 //! (leader, for a lagging follower), a snapshot received from the leader
 //! (follower), and the WAL's snapshot and durability events.
 //! Out: snapshot files saved by the WAL (then the WAL drops the segments
@@ -12,18 +14,28 @@
 //! One WAL snapshot save runs at a time. A periodic snapshot that finds one
 //! running is skipped (the WAL keeps the entries a little longer); a
 //! received snapshot waits for it.
+//!
+//! A periodic snapshot is written over many turns from the state machine as
+//! it was when started (see `SnapshotWriter`): encoding 100,000 keys in
+//! one turn kept a replica from applying, answering and heartbeating for
+//! 100-250 ms under load. Raft's log keeps the entries until the snapshot
+//! is complete, so a lagging follower can still be sent the previous one.
+//! A snapshot received from the leader replaces one being written.
 
 use crate::replica::Replica;
+use crate::replica::ReplicaTimer;
 use crate::running::Running;
-use haven_raft::{CompactError, MachineSnapshotError, ReceivedSnapshot, SnapshotMeta, StateMachine as _};
+use crate::snapshot_writer::SnapshotWriter;
+use bytes::Bytes;
+use haven_raft::{CompactError, ReceivedSnapshot, SnapshotMeta, StateMachine as _};
 use haven_runtime::CtxFor;
 use haven_wal::{Ticket, WalError};
-use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug)]
 struct Installing {
     meta: SnapshotMeta,
-    data: Arc<[u8]>,
+    data: Bytes,
     /// The truncation of a log suffix Raft did not keep, if any.
     truncate: Option<Ticket>,
     saved: bool,
@@ -32,11 +44,15 @@ struct Installing {
 #[derive(Debug, Default)]
 pub(crate) struct Snapshots {
     /// The newest snapshot taken or installed, kept to send to followers.
-    latest: Option<(SnapshotMeta, Arc<[u8]>)>,
+    latest: Option<(SnapshotMeta, Bytes)>,
     /// (index, term) of the snapshot the WAL is saving.
     saving: Option<(u64, u64)>,
     installing: Option<Installing>,
     queued_install: Option<ReceivedSnapshot>,
+    /// The periodic snapshot being written, a few keys per turn.
+    writing: Option<SnapshotWriter>,
+    /// Whether the timer that writes the next keys is set.
+    timer_set: bool,
 }
 
 fn wal_meta(meta: &SnapshotMeta) -> haven_wal::SnapshotMeta {
@@ -44,23 +60,58 @@ fn wal_meta(meta: &SnapshotMeta) -> haven_wal::SnapshotMeta {
 }
 
 impl Running {
-    /// After applying: snapshot once `every` entries accumulated since the last.
+    /// After applying: start a snapshot once `every` entries accumulated
+    /// since the last.
     pub(crate) fn maybe_snapshot(&mut self, ctx: &mut impl CtxFor<Replica>, every: u64) -> Result<(), String> {
         let since = self.sm.applied_index() - (self.raft.first_index() - 1);
-        if self.snapshots.installing.is_some() || since < every {
+        if self.snapshots.installing.is_some() || self.snapshots.writing.is_some() || since < every {
             return Ok(());
         }
-        self.take_snapshot(ctx)
+        self.start_snapshot(ctx)
     }
 
-    fn take_snapshot(&mut self, ctx: &mut impl CtxFor<Replica>) -> Result<(), String> {
-        let (meta, bytes) = match self.raft.snapshot_machine(&self.sm) {
-            Ok(snapshot) => snapshot,
+    fn start_snapshot(&mut self, ctx: &mut impl CtxFor<Replica>) -> Result<(), String> {
+        let meta = match self.raft.compaction_meta(self.sm.applied_index()) {
+            Ok(meta) => meta,
             // A later apply retries, once the pending log writes are durable.
-            Err(MachineSnapshotError::Compact(CompactError::NotDurable { .. })) => return Ok(()),
+            Err(CompactError::NotDurable { .. }) => return Ok(()),
             Err(e) => return Err(format!("taking a snapshot: {e}")),
         };
-        let data: Arc<[u8]> = Arc::from(bytes);
+        let writer = SnapshotWriter::new(meta, &self.sm).map_err(|e| format!("taking a snapshot: {e}"))?;
+        self.snapshots.writing = Some(writer);
+        self.set_snapshot_timer(ctx);
+        Ok(())
+    }
+
+    fn set_snapshot_timer(&mut self, ctx: &mut impl CtxFor<Replica>) {
+        if !self.snapshots.timer_set {
+            // Due at once: the executor runs what is already waiting first.
+            ctx.set_timer(Duration::ZERO, ReplicaTimer::Snapshot);
+            self.snapshots.timer_set = true;
+        }
+    }
+
+    /// The snapshot timer fired: write the next keys, and finish the
+    /// snapshot once all are written.
+    pub(crate) fn on_snapshot_timer(&mut self, ctx: &mut impl CtxFor<Replica>) -> Result<(), String> {
+        self.snapshots.timer_set = false;
+        let Some(writer) = &mut self.snapshots.writing else { return Ok(()) }; // replaced by a received one
+        if !writer.write(self.snapshot_keys_per_turn).map_err(|e| format!("taking a snapshot: {e}"))? {
+            self.set_snapshot_timer(ctx);
+            return Ok(());
+        }
+        self.finish_snapshot(ctx)
+    }
+
+    /// Completes the snapshot being written, in this turn, and compacts the
+    /// log there.
+    fn finish_snapshot(&mut self, ctx: &mut impl CtxFor<Replica>) -> Result<(), String> {
+        let Some(mut writer) = self.snapshots.writing.take() else { return Ok(()) };
+        while !writer.write(usize::MAX).map_err(|e| format!("taking a snapshot: {e}"))? {}
+        let (meta, data) = writer.finish().map_err(|e| format!("taking a snapshot: {e}"))?;
+        // Only a received snapshot compacts the log meanwhile, and it
+        // replaces the one being written: this cannot be refused.
+        self.raft.compact(meta.last.index).map_err(|e| format!("compacting the log at a snapshot: {e}"))?;
         self.snapshots.latest = Some((meta.clone(), data.clone()));
         if self.snapshots.saving.is_none() {
             self.save(ctx, &meta, &data)?;
@@ -68,7 +119,7 @@ impl Running {
         Ok(())
     }
 
-    fn save(&mut self, ctx: &mut impl CtxFor<Replica>, meta: &SnapshotMeta, data: &Arc<[u8]>) -> Result<(), String> {
+    fn save(&mut self, ctx: &mut impl CtxFor<Replica>, meta: &SnapshotMeta, data: &Bytes) -> Result<(), String> {
         let mut events = Vec::new();
         match self.wal.save_snapshot(&mut ctx.sub(&mut events), wal_meta(meta), data.clone()) {
             Ok(()) => self.snapshots.saving = Some((meta.last.index, meta.last.term)),
@@ -85,7 +136,10 @@ impl Running {
         let first = self.raft.first_index();
         let usable = self.snapshots.latest.as_ref().is_some_and(|(m, _)| m.last.index + 1 >= first);
         if !usable && self.sm.applied_index() >= first {
-            self.take_snapshot(ctx)?;
+            if self.snapshots.writing.is_none() {
+                self.start_snapshot(ctx)?;
+            }
+            self.finish_snapshot(ctx)?;
         }
         if let Some((meta, data)) = self.snapshots.latest.clone() {
             // A refusal (e.g. already stale) is harmless: Raft asks again.
@@ -111,6 +165,7 @@ impl Running {
     fn install(&mut self, ctx: &mut impl CtxFor<Replica>, received: ReceivedSnapshot) -> Result<(), String> {
         let meta = received.meta.clone();
         self.sm.restore(&meta, &received.data).map_err(|e| format!("received snapshot: {e}"))?;
+        self.snapshots.writing = None; // of a state the received one replaces
         self.restore_leases(ctx);
         let index = meta.last.index;
         let mut events = Vec::new();
@@ -121,7 +176,7 @@ impl Running {
             None
         };
         self.deferred.extend(events);
-        let data = Arc::from(received.data);
+        let data = Bytes::from(received.data);
         self.save(ctx, &meta, &data)?;
         if self.snapshots.saving != Some((index, meta.last.term)) {
             return Err("the WAL refused to save a received snapshot".into());

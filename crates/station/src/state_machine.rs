@@ -217,7 +217,7 @@ impl haven_raft::StateMachine for StateMachine {
     }
 
     fn snapshot(&self, meta: &SnapshotMeta) -> Result<Vec<u8>, SnapshotFileError> {
-        snapshot_file::encode(meta, self)
+        snapshot_file::encode(meta, self).map(|bytes| bytes.to_vec())
     }
 
     /// Keeps this machine's store configuration (limits are local settings,

@@ -111,13 +111,18 @@ impl KeyHistory {
     /// one at or before `at`, and that one too if it is a tombstone (as
     /// etcd's keyIndex.compact). Returns the quota bytes freed.
     pub fn compact(&mut self, key_len: usize, at: u64) -> u64 {
+        let keep_from = self.compacted_below(at);
+        self.versions.drain(..keep_from).map(|v| Self::bytes_of(key_len, &v)).sum()
+    }
+
+    /// How many versions (from the oldest) a compaction at `at` drops.
+    pub fn compacted_below(&self, at: u64) -> usize {
         let idx = self.versions.partition_point(|v| v.rev.main <= at);
-        let keep_from = match idx.checked_sub(1).map(|i| &self.versions[i]) {
-            None => return 0,
+        match idx.checked_sub(1).map(|i| &self.versions[i]) {
+            None => 0,
             Some(v) if v.live.is_none() => idx,
             Some(_) => idx - 1,
-        };
-        self.versions.drain(..keep_from).map(|v| Self::bytes_of(key_len, &v)).sum()
+        }
     }
 
     fn bytes_of(key_len: usize, v: &KeyVersion) -> u64 {

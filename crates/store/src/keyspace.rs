@@ -13,12 +13,14 @@
 use crate::error::{Compacted, StoreError};
 use crate::event::{Event, EventKind};
 use crate::key_history::{self, BadHistory, KeyHistory, Live};
+use crate::key_map::{Chunk, KeyMap};
 use crate::key_range::KeyRange;
 use crate::key_value::KeyValue;
 use crate::lease_id::LeaseId;
 use crate::revision::Revision;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// One change, in the event history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +70,10 @@ struct OpenTxn {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Keyspace {
-    keys: BTreeMap<Vec<u8>, KeyHistory>,
+    /// Each history behind its own `Arc` too: a write to a chunk a
+    /// snapshot shares copies the chunk's pointers, and only the histories
+    /// it changes, not every history in the chunk.
+    keys: KeyMap<Arc<KeyHistory>>,
     events: VecDeque<EventRecord>,
     revision: u64,
     compact_revision: Option<u64>,
@@ -78,6 +83,7 @@ pub(crate) struct Keyspace {
 
 /// The keyspace as a snapshot stores it (quota bytes are recomputed).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 pub(crate) struct KeyspaceImage {
     pub keys: Vec<(ImageKey, KeyHistory)>,
     pub events: Vec<EventRecord>,
@@ -87,40 +93,14 @@ pub(crate) struct KeyspaceImage {
 
 /// A key in a snapshot, as serde `bytes` (see `haven_runtime::byte_vec`).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 pub(crate) struct ImageKey(#[serde(with = "haven_runtime::byte_vec")] pub Vec<u8>);
-
-/// What `KeyspaceImage` decodes, encoded from the live keyspace without
-/// copying it first: taking a snapshot must not double the store in memory
-/// nor stall the replica longer than the encoding itself.
-#[derive(Serialize)]
-pub(crate) struct KeyspaceImageRef<'a> {
-    keys: KeysRef<'a>,
-    events: &'a VecDeque<EventRecord>,
-    revision: u64,
-    compact_revision: Option<u64>,
-}
-
-struct KeysRef<'a>(&'a BTreeMap<Vec<u8>, KeyHistory>);
-
-struct KeyRef<'a>(&'a [u8]);
-
-impl Serialize for KeysRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(|(key, history)| (KeyRef(key), history)))
-    }
-}
-
-impl Serialize for KeyRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(self.0)
-    }
-}
 
 impl Default for Keyspace {
     fn default() -> Keyspace {
         // etcd's empty store answers at revision 1; the first write makes 2.
         Keyspace {
-            keys: BTreeMap::new(),
+            keys: KeyMap::default(),
             events: VecDeque::new(),
             revision: 1,
             compact_revision: None,
@@ -166,7 +146,7 @@ impl Keyspace {
         range: &'a KeyRange,
         main: u64,
     ) -> impl Iterator<Item = (&'a [u8], Revision, &'a Live)> + 'a {
-        let span = range.bounds().map(|b| self.keys.range::<[u8], _>(b));
+        let span = range.bounds().map(|b| self.keys.range(b));
         span.into_iter().flatten().filter_map(move |(k, h)| h.at(main).map(|(r, l)| (k.as_slice(), r, l)))
     }
 
@@ -193,7 +173,7 @@ impl Keyspace {
 
     pub fn put(&mut self, key: &[u8], value: Vec<u8>, lease: LeaseId) {
         let rev = self.next_change();
-        let history = self.keys.entry(key.to_vec()).or_default();
+        let history = Arc::make_mut(self.keys.get_or_default(key));
         self.bytes_used += history.put(key.len(), rev, value, lease);
         self.events.push_back(EventRecord { rev, key: key.to_vec(), kind: EventKind::Put });
     }
@@ -217,7 +197,7 @@ impl Keyspace {
 
     fn delete(&mut self, key: &[u8]) {
         let rev = self.next_change();
-        let history = self.keys.get_mut(key).expect("only live keys are deleted");
+        let history = Arc::make_mut(self.keys.get_mut(key).expect("only live keys are deleted"));
         self.bytes_used += history.delete(key.len(), rev);
         self.events.push_back(EventRecord { rev, key: key.to_vec(), kind: EventKind::Delete });
     }
@@ -242,7 +222,12 @@ impl Keyspace {
         // at the same log index.
         let Keyspace { keys, events, bytes_used, .. } = self;
         for event in events.iter().take_while(|e| e.rev.main <= at) {
-            let Some(history) = keys.get_mut(&event.key) else { continue }; // dropped by an earlier event
+            // Absent: dropped by an earlier event. Unchanged: left alone, so
+            // a history a snapshot shares is not copied for nothing.
+            if keys.get(&event.key).is_none_or(|h| h.compacted_below(at) == 0) {
+                continue;
+            }
+            let history = Arc::make_mut(keys.get_mut(&event.key).expect("looked up above"));
             *bytes_used -= history.compact(event.key.len(), at);
             if history.is_empty() {
                 keys.remove(&event.key);
@@ -261,7 +246,7 @@ impl Keyspace {
         self.compact_revision = Some(at);
         let mut freed = 0;
         self.keys.retain(|key, history| {
-            freed += history.compact(key.len(), at);
+            freed += Arc::make_mut(history).compact(key.len(), at);
             !history.is_empty()
         });
         self.bytes_used -= freed;
@@ -316,14 +301,20 @@ impl Keyspace {
         Some(Event { kind: record.kind, kv, prev_kv })
     }
 
-    pub fn image(&self) -> KeyspaceImageRef<'_> {
+    /// Every key's history as it is now, in shared chunks a later write
+    /// copies before changing (see `KeyMap`), and the key count.
+    pub fn frozen_keys(&self) -> (Vec<Arc<Chunk<Arc<KeyHistory>>>>, usize) {
         assert!(self.open.is_none(), "a snapshot is taken between applies");
-        KeyspaceImageRef {
-            keys: KeysRef(&self.keys),
-            events: &self.events,
-            revision: self.revision,
-            compact_revision: self.compact_revision,
-        }
+        (self.keys.frozen_chunks(), self.keys.len())
+    }
+
+    #[cfg(test)]
+    pub fn iter_keys(&self) -> impl Iterator<Item = (&Vec<u8>, &KeyHistory)> {
+        self.keys.iter().map(|(key, history)| (key, &**history))
+    }
+
+    pub fn events(&self) -> &VecDeque<EventRecord> {
+        &self.events
     }
 
     /// Rebuilds a keyspace from a decoded image, checking every invariant
@@ -340,7 +331,7 @@ impl Keyspace {
                 return Err(BadHistory("an empty key or a version outside 2..=revision"));
             }
             ks.bytes_used += history.bytes(key.len());
-            if ks.keys.insert(key, history).is_some() {
+            if ks.keys.insert(key, Arc::new(history)).is_some() {
                 return Err(BadHistory("a key appears twice"));
             }
         }

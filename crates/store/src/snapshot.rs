@@ -10,17 +10,17 @@
 //! forged snapshot is refused instead of corrupting later answers.
 
 use crate::config::StoreConfig;
-use crate::keyspace::{Keyspace, KeyspaceImage, KeyspaceImageRef};
+use crate::keyspace::{Keyspace, KeyspaceImage};
 use crate::lease_table::LeaseTable;
 use crate::store::Store;
 use haven_runtime::record::{self, Decoded, RecordError};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use thiserror::Error;
 
 /// Version byte of the snapshot record; a new layout gets a new version.
 pub const SNAPSHOT_VERSION: u8 = 1;
 /// The record format's own ceiling (a u32 length).
-const SNAPSHOT_PAYLOAD_BYTES_MAX: u32 = u32::MAX;
+pub(crate) const SNAPSHOT_PAYLOAD_BYTES_MAX: u32 = u32::MAX;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SnapshotError {
@@ -39,48 +39,20 @@ pub enum SnapshotError {
 }
 
 #[derive(Deserialize)]
-struct StoreImage {
-    keyspace: KeyspaceImage,
-    leases: LeaseTable,
-}
-
-/// What `StoreImage` decodes, borrowed from the live store.
-#[derive(Serialize)]
-struct StoreImageRef<'a> {
-    keyspace: KeyspaceImageRef<'a>,
-    leases: &'a LeaseTable,
+#[cfg_attr(test, derive(serde::Serialize))]
+pub(crate) struct StoreImage {
+    pub keyspace: KeyspaceImage,
+    pub leases: LeaseTable,
 }
 
 impl Store {
-    /// The whole state as one checksummed record.
+    /// The whole state as one checksummed record (written in one go; see
+    /// [`Store::snapshot_writer`] to spread the work).
     pub fn snapshot(&self) -> Result<Vec<u8>, SnapshotError> {
         let payload = self.snapshot_payload()?;
         let mut out = Vec::with_capacity(record::HEADER_BYTES + payload.len());
         record::encode(SNAPSHOT_VERSION, &payload, &mut out);
         Ok(out)
-    }
-
-    /// The payload of [`Store::snapshot`]'s record (version
-    /// [`SNAPSHOT_VERSION`]), for a caller that embeds the record in its own
-    /// and writes it from parts (`record::header`, `record::encode_parts`):
-    /// a copy of the whole store fewer, on the thread that applies writes.
-    pub fn snapshot_payload(&self) -> Result<Vec<u8>, SnapshotError> {
-        let image = StoreImageRef { keyspace: self.kv.image(), leases: &self.leases };
-        // Sized up front: grown by doubling, a buffer of tens of MB is
-        // copied about twice over. The encoding adds a few bytes of
-        // revisions and lengths to each key and value counted in bytes_used.
-        let used = usize::try_from(self.bytes_used()).unwrap_or(usize::MAX);
-        let capacity = used.saturating_add(used / 4).saturating_add(4_096);
-        let encoding = |e: postcard::Error| SnapshotError::Payload(e.to_string());
-        let mut payload = postcard::to_extend(&image, Vec::with_capacity(capacity)).map_err(encoding)?;
-        let ttl_ms = self.leases.ttl_ms_section();
-        if !ttl_ms.is_empty() {
-            payload = postcard::to_extend(ttl_ms, payload).map_err(encoding)?;
-        }
-        if payload.len() as u64 > u64::from(SNAPSHOT_PAYLOAD_BYTES_MAX) {
-            return Err(SnapshotError::TooLarge { bytes: payload.len() as u64 });
-        }
-        Ok(payload)
     }
 
     /// The store a snapshot describes, run under `config`.

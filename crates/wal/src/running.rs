@@ -22,8 +22,8 @@ use crate::tags::{WalIo, WalTimer};
 use crate::terms::TermRuns;
 use crate::wal::Wal;
 use crate::writer::{LogWriter, Queued, WriterNext};
+use bytes::Bytes;
 use haven_runtime::{CtxFor, IoResult};
-use std::sync::Arc;
 
 #[derive(Debug)]
 pub(crate) struct Running {
@@ -191,7 +191,7 @@ impl Running {
         &mut self,
         ctx: &mut impl CtxFor<Wal>,
         meta: SnapshotMeta,
-        data: Arc<[u8]>,
+        data: Bytes,
     ) -> Result<(), WalError> {
         if self.save.is_some() {
             return Err(WalError::SnapshotBusy);

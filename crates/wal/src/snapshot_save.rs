@@ -13,8 +13,8 @@
 use crate::entry::SnapshotMeta;
 use crate::error::DiskOp;
 use crate::snapshot_file::{self, SNAPSHOT_FILE, SNAPSHOT_TMP_FILE};
+use bytes::Bytes;
 use haven_runtime::{FileName, IoDone, IoError, IoRequest, IoResult};
-use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
@@ -36,7 +36,7 @@ pub(crate) enum SaveNext {
 pub(crate) struct SnapshotSave {
     meta: SnapshotMeta,
     /// Shared with the replica, which keeps it to send to followers.
-    data: Arc<[u8]>,
+    data: Bytes,
     chunk_bytes_max: usize,
     step: Step,
     /// The next piece of the file to write, and where.
@@ -49,7 +49,7 @@ fn tmp() -> FileName {
 }
 
 impl SnapshotSave {
-    pub(crate) fn start(meta: SnapshotMeta, data: Arc<[u8]>, chunk_bytes_max: usize) -> (SnapshotSave, IoRequest) {
+    pub(crate) fn start(meta: SnapshotMeta, data: Bytes, chunk_bytes_max: usize) -> (SnapshotSave, IoRequest) {
         let save = SnapshotSave { meta, data, chunk_bytes_max, step: Step::RemoveTmp, piece: 0, offset: 0 };
         (save, IoRequest::Remove { file: tmp() })
     }

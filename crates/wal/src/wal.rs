@@ -21,8 +21,8 @@ use crate::open::{OpenNext, Opener};
 use crate::running::Running;
 use crate::segment_name::SegmentName;
 use crate::tags::{NoMsg, WalIo, WalTimer};
+use bytes::Bytes;
 use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
-use std::sync::Arc;
 
 #[derive(Debug)]
 enum State {
@@ -97,7 +97,7 @@ impl Wal {
         &mut self,
         ctx: &mut impl CtxFor<Self>,
         meta: SnapshotMeta,
-        data: impl Into<Arc<[u8]>>,
+        data: impl Into<Bytes>,
     ) -> Result<(), WalError> {
         self.running()?.save_snapshot(ctx, meta, data.into())
     }

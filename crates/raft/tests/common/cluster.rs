@@ -27,6 +27,7 @@
 
 use super::disk::Disk;
 use super::machine::Machine;
+use bytes::Bytes;
 use haven_raft::{
     CompactError, Entry, EntryKind, Envelope, MachineSnapshotError, Membership, Message, PersistRequest, Raft,
     ReceivedSnapshot, Role, Setup, StateMachine,
@@ -35,7 +36,6 @@ use haven_runtime::{Instant, NodeId};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Nodes outside the bootstrap configuration, for membership changes.
@@ -543,7 +543,7 @@ impl Cluster {
         raft.apply_to(&mut node.machine, &ready.committed).expect("applied what was handed out");
         let term = raft.term();
         if ready.snapshot_needed {
-            let data = Arc::from(node.disk.snapshot_data.as_slice());
+            let data = Bytes::copy_from_slice(&node.disk.snapshot_data);
             raft.provide_snapshot(node.disk.snapshot.clone(), data).expect("the disk's snapshot is usable");
         }
         let commit = raft.commit_index();

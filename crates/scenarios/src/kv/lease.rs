@@ -109,6 +109,7 @@ pub fn run_with<R: StationReplica>(
         if id.0 <= replicas {
             let mut config = ReplicaConfig::new(voters.clone());
             config.snapshot_entries = SNAPSHOT_ENTRIES;
+            config.snapshot_keys_per_turn = 1;
             KvNode::Replica(Box::new(make_replica(config)))
         } else if id.0 <= replicas + CLIENTS {
             KvNode::LeaseClient(Box::new(LeaseClient::new(client_config(voters.clone(), id))))

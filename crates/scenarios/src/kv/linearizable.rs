@@ -157,10 +157,13 @@ pub(crate) fn cluster(seed: u64, others: u64) -> (SimConfig, Vec<NodeId>) {
     (config, (1..=replicas).map(NodeId).collect())
 }
 
-/// A replica of the kv scenarios: snapshots every `SNAPSHOT_ENTRIES`.
+/// A replica of the kv scenarios: snapshots every `SNAPSHOT_ENTRIES`,
+/// written one key per turn so that applies, reads and crashes fall while
+/// a snapshot is half written.
 pub(crate) fn replica_config(voters: Vec<NodeId>) -> ReplicaConfig {
     let mut config = ReplicaConfig::new(voters);
     config.snapshot_entries = SNAPSHOT_ENTRIES;
+    config.snapshot_keys_per_turn = 1;
     config
 }
 
