@@ -11,6 +11,7 @@
 use crate::cluster::{MemberSpec, parse_initial_cluster};
 use crate::config_error::ConfigError;
 use crate::fence::FenceSettings;
+use haven_station::config::SNAPSHOT_KEYS_PER_TURN_DEFAULT;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,15 +29,17 @@ pub const REQUEST_BYTES_MAX_FLOOR: u64 = 1024;
 pub const HISTORY_REVISIONS_MAX_DEFAULT: u64 = 10_000;
 
 /// Entries applied between two snapshots by default: etcd's --snapshot-count.
-/// A snapshot encodes the whole store on the replica's thread, so it is kept
-/// rare; the log between two is replayed on restart.
+/// A snapshot writes the whole store (a few keys per turn, see
+/// `--snapshot-keys-per-turn`), so it is kept rare; the log between two is
+/// replayed on restart.
 pub const SNAPSHOT_ENTRIES_DEFAULT: u64 = 100_000;
 /// Shortest election timeout, in ms; followers draw theirs from 1-2x it.
 /// A frozen leader is replaced about 250 ms later (the sooner of two
 /// followers' draws from 200..400 ms). What bounds it from below is the
 /// longest turn a healthy leader takes without sending a heartbeat: on the
-/// README's 2-core VM, a leader's snapshot of a 100,000-key store takes
-/// 100-220 ms. (A station's own stall, when the whole VM stops every
+/// README's 2-core VM, a leader's snapshot of a 100,000-key store took
+/// 100-220 ms in one turn until session 10, when snapshots came to be
+/// written over many turns; the timeout was not lowered since. (A station's own stall, when the whole VM stops every
 /// station together, no longer costs an election at any setting: see
 /// `run::stall_gap_min`.) Under 256 clients: at 150 ms, 2 elections in
 /// 70 s; at 200 ms, none in 80 s. Drawing from 1-1.5x instead (tried in
@@ -124,6 +127,11 @@ pub struct StationArgs {
     /// the log before a snapshot is dropped [default: 100000].
     #[arg(long, env = "HAVEN_SNAPSHOT_ENTRIES", value_name = "ENTRIES")]
     pub snapshot_entries: Option<u64>,
+    /// Keys of the store a snapshot writes per turn of the station's event loop; between
+    /// turns the station applies and answers as usual. Lower spreads a snapshot thinner and
+    /// longer [default: 1024, about half a millisecond of 256-byte values].
+    #[arg(long, env = "HAVEN_SNAPSHOT_KEYS_PER_TURN", value_name = "KEYS")]
+    pub snapshot_keys_per_turn: Option<u64>,
     /// External fence command, run by the leader as `<command> <node id> <node address>` (also
     /// HAVEN_FENCE_NODE and HAVEN_FENCE_ADDRESS in its environment) for a node that holds a
     /// singleton and went silent; exit 0 means the node is powered off or cut off. Split on
@@ -171,6 +179,7 @@ pub struct StationConfig {
     /// `None`: no auto-compaction.
     pub history_revisions_max: Option<u64>,
     pub snapshot_entries: u64,
+    pub snapshot_keys_per_turn: usize,
     /// Client requests (local and forwarded) waiting for an answer at once;
     /// more are refused "too many requests".
     pub requests_pending_len_max: usize,
@@ -206,6 +215,7 @@ impl StationArgs {
             request_bytes_max: self.request_bytes_max.or(base.request_bytes_max),
             history_revisions_max: self.history_revisions_max.or(base.history_revisions_max),
             snapshot_entries: self.snapshot_entries.or(base.snapshot_entries),
+            snapshot_keys_per_turn: self.snapshot_keys_per_turn.or(base.snapshot_keys_per_turn),
             fence_command: self.fence_command.or(base.fence_command),
             fence_after_ms: self.fence_after_ms.or(base.fence_after_ms),
             fence_timeout_ms: self.fence_timeout_ms.or(base.fence_timeout_ms),
@@ -280,6 +290,11 @@ impl StationConfig {
                 "--snapshot-entries",
                 args.snapshot_entries.unwrap_or(SNAPSHOT_ENTRIES_DEFAULT),
             )?,
+            snapshot_keys_per_turn: positive(
+                "--snapshot-keys-per-turn",
+                args.snapshot_keys_per_turn.unwrap_or(SNAPSHOT_KEYS_PER_TURN_DEFAULT as u64),
+            )
+            .map(|keys| usize::try_from(keys).unwrap_or(usize::MAX))?,
             requests_pending_len_max: 4096,
             watches_len_max: 1000,
             fence,
@@ -373,7 +388,16 @@ mod tests {
         );
         assert_eq!(config.request_bytes_max, 1_572_864);
         assert_eq!(config.history_revisions_max, Some(10_000));
+        assert_eq!(config.snapshot_keys_per_turn, 1_024);
         assert_eq!(config.me().id, 2);
+    }
+
+    #[test]
+    fn a_snapshot_that_writes_no_key_per_turn_is_refused_naming_the_flag() {
+        let message = error(StationArgs { snapshot_keys_per_turn: Some(0), ..valid() });
+        assert!(message.contains("--snapshot-keys-per-turn"), "{message}");
+        let args = StationArgs { snapshot_keys_per_turn: Some(64), ..valid() };
+        assert_eq!(StationConfig::resolve(args).unwrap().0.snapshot_keys_per_turn, 64);
     }
 
     #[test]

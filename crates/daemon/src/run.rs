@@ -191,6 +191,7 @@ pub fn replica_config(config: &StationConfig) -> ReplicaConfig {
     replica.watches_max = config.watches_len_max;
     replica.history_revisions_max = config.history_revisions_max;
     replica.snapshot_entries = config.snapshot_entries;
+    replica.snapshot_keys_per_turn = config.snapshot_keys_per_turn;
     // Agents poll their commands over HTTP; they are not Raft peers.
     replica.agent_commands_pushed = false;
     // The agents' node leases are what failover waits for: allow 1 s (etcd

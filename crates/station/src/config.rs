@@ -17,6 +17,10 @@ use haven_wal::WalConfig;
 use std::time::Duration;
 use thiserror::Error;
 
+/// Keys a snapshot writes per event-loop turn unless configured otherwise
+/// (`ReplicaConfig::snapshot_keys_per_turn`).
+pub const SNAPSHOT_KEYS_PER_TURN_DEFAULT: usize = 1_024;
+
 #[derive(Clone, Debug)]
 pub struct ReplicaConfig {
     /// Every voter of the group, this replica included.
@@ -86,7 +90,7 @@ impl ReplicaConfig {
             sessions_max: 10_000,
             waiters_max: 10_000,
             snapshot_entries: 10_000,
-            snapshot_keys_per_turn: 1_024,
+            snapshot_keys_per_turn: SNAPSHOT_KEYS_PER_TURN_DEFAULT,
             lessor: LessorConfig { expired_batch_len_max: 100, ..LessorConfig::default() },
             lease_tick_interval: Duration::from_millis(100),
             leases_max: 100_000,
