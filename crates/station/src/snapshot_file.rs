@@ -89,9 +89,7 @@ pub enum SnapshotFileError {
 /// The snapshot of `sm` at `meta`, written in one go (a running replica
 /// spreads the work over turns with a [`SnapshotWriter`]).
 pub fn encode(meta: &SnapshotMeta, sm: &StateMachine) -> Result<Bytes, SnapshotFileError> {
-    let mut writer = SnapshotWriter::new(meta.clone(), sm)?;
-    while !writer.write(usize::MAX)? {}
-    Ok(writer.finish()?.1)
+    Ok(SnapshotWriter::new(meta.clone(), sm)?.finish()?.1)
 }
 
 pub fn decode(bytes: &[u8], store: StoreConfig) -> Result<(SnapshotMeta, StateMachine), SnapshotFileError> {

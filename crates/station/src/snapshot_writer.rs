@@ -66,7 +66,7 @@ impl SnapshotWriter {
         self.store.write(keys_max).map_err(store_error)
     }
 
-    /// The whole record, once [`SnapshotWriter::write`] said all is written.
+    /// The whole record; keys not yet written are written in this call.
     pub fn finish(self) -> Result<(SnapshotMeta, Bytes), SnapshotFileError> {
         let SnapshotWriter { meta, meta_bytes, prefix_bytes, store, tail } = self;
         let (mut out, store_crc) = store.finish().map_err(store_error)?;

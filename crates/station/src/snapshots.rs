@@ -55,6 +55,10 @@ pub(crate) struct Snapshots {
     timer_set: bool,
 }
 
+fn taking(e: impl std::fmt::Display) -> String {
+    format!("taking a snapshot: {e}")
+}
+
 fn wal_meta(meta: &SnapshotMeta) -> haven_wal::SnapshotMeta {
     haven_wal::SnapshotMeta { index: meta.last.index, term: meta.last.term }
 }
@@ -75,9 +79,9 @@ impl Running {
             Ok(meta) => meta,
             // A later apply retries, once the pending log writes are durable.
             Err(CompactError::NotDurable { .. }) => return Ok(()),
-            Err(e) => return Err(format!("taking a snapshot: {e}")),
+            Err(e) => return Err(taking(e)),
         };
-        let writer = SnapshotWriter::new(meta, &self.sm).map_err(|e| format!("taking a snapshot: {e}"))?;
+        let writer = SnapshotWriter::new(meta, &self.sm).map_err(taking)?;
         self.snapshots.writing = Some(writer);
         self.set_snapshot_timer(ctx);
         Ok(())
@@ -96,7 +100,7 @@ impl Running {
     pub(crate) fn on_snapshot_timer(&mut self, ctx: &mut impl CtxFor<Replica>) -> Result<(), String> {
         self.snapshots.timer_set = false;
         let Some(writer) = &mut self.snapshots.writing else { return Ok(()) }; // replaced by a received one
-        if !writer.write(self.snapshot_keys_per_turn).map_err(|e| format!("taking a snapshot: {e}"))? {
+        if !writer.write(self.snapshot_keys_per_turn).map_err(taking)? {
             self.set_snapshot_timer(ctx);
             return Ok(());
         }
@@ -106,9 +110,8 @@ impl Running {
     /// Completes the snapshot being written, in this turn, and compacts the
     /// log there.
     fn finish_snapshot(&mut self, ctx: &mut impl CtxFor<Replica>) -> Result<(), String> {
-        let Some(mut writer) = self.snapshots.writing.take() else { return Ok(()) };
-        while !writer.write(usize::MAX).map_err(|e| format!("taking a snapshot: {e}"))? {}
-        let (meta, data) = writer.finish().map_err(|e| format!("taking a snapshot: {e}"))?;
+        let Some(writer) = self.snapshots.writing.take() else { return Ok(()) };
+        let (meta, data) = writer.finish().map_err(taking)?;
         // Only a received snapshot compacts the log meanwhile, and it
         // replaces the one being written: this cannot be refused.
         self.raft.compact(meta.last.index).map_err(|e| format!("compacting the log at a snapshot: {e}"))?;

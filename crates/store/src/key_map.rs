@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// Keys in one chunk, at most. A write to a shared chunk copies this many
 /// entries at worst (the keyspace keeps each history behind an `Arc`, so a
 /// few microseconds); freezing 100,000 keys costs a few hundred `Arc` clones.
-pub(crate) const CHUNK_LEN_MAX: usize = 256;
+const CHUNK_LEN_MAX: usize = 256;
 
 pub(crate) type Chunk<V> = BTreeMap<Vec<u8>, V>;
 

@@ -83,9 +83,7 @@ impl Store {
 
     /// The payload of [`Store::snapshot`]'s record, written in one go.
     pub fn snapshot_payload(&self) -> Result<Vec<u8>, SnapshotError> {
-        let mut writer = self.snapshot_writer(Vec::new())?;
-        while !writer.write(usize::MAX)? {}
-        Ok(writer.finish()?.0)
+        Ok(self.snapshot_writer(Vec::new())?.finish()?.0)
     }
 }
 
@@ -132,9 +130,10 @@ impl StoreSnapshotWriter {
         Ok(())
     }
 
-    /// The caller's bytes followed by the payload, and the payload's
-    /// crc32c, once [`StoreSnapshotWriter::write`] said it is done.
+    /// Writes the keys left, in this call, then returns the caller's bytes
+    /// followed by the payload, and the payload's crc32c.
     pub fn finish(mut self) -> Result<(Vec<u8>, u32), SnapshotError> {
+        self.write(usize::MAX)?;
         assert!(self.chunks.is_empty() && self.keys_left == 0, "every key is written before the tail");
         self.out.extend_from_slice(&self.tail);
         self.check_len()?;
