@@ -38,7 +38,8 @@ use crate::snapshot_file;
 use crate::snapshots::Snapshots;
 use crate::state_machine::StateMachine;
 use crate::watches::{self, Watches};
-use haven_raft::{DurableState, Entry, HardState, Raft, Role, Setup, SnapshotMeta};
+use bytes::Bytes;
+use haven_raft::{DurableState, Entry, HardState, LogPosition, Raft, Role, Setup, SnapshotMeta};
 use haven_runtime::{Component, CtxFor, IoId, IoResult, NodeId, TimerId};
 use haven_store::{LeaseId, Lessor, Request, Response};
 use haven_wal::{NoMsg, Recovered, Ticket, Wal, WalEvent, WalIo, WalTimer};
@@ -190,6 +191,15 @@ impl Replica {
         }
     }
 
+    /// Position of the newest complete snapshot this replica holds (taken,
+    /// installed or read back at start), the one a lagging follower is sent.
+    pub fn snapshot_latest(&self) -> Option<LogPosition> {
+        match &self.phase {
+            Phase::Running(r) => r.snapshots.latest_position(),
+            _ => None,
+        }
+    }
+
     /// The lessor: every lease the applied state holds, with deadlines
     /// while this replica leads.
     pub fn lessor(&self) -> Option<&Lessor> {
@@ -243,16 +253,20 @@ impl Replica {
             Some(bytes) => HardState::from_bytes(bytes).map_err(|e| format!("hard state does not decode: {e}"))?,
             None => HardState::default(),
         };
-        let (snapshot, sm) = match &recovered.snapshot {
+        let (snapshot, sm, latest) = match recovered.snapshot {
             Some(snap) => {
                 let (meta, sm) = snapshot_file::decode(&snap.data, self.config.store.clone())
                     .map_err(|e| format!("the snapshot in the WAL: {e}"))?;
                 if (meta.last.index, meta.last.term) != (snap.meta.index, snap.meta.term) {
                     return Err(format!("snapshot file holds {:?}, the WAL says {:?}", meta.last, snap.meta));
                 }
-                (meta, sm)
+                let latest = (meta.clone(), Bytes::from(snap.data));
+                (meta, sm, Some(latest))
             }
-            None => (SnapshotMeta::default(), StateMachine::new(self.config.store.clone(), self.config.sessions_max)),
+            None => {
+                let sm = StateMachine::new(self.config.store.clone(), self.config.sessions_max);
+                (SnapshotMeta::default(), sm, None)
+            }
         };
         let entries: Vec<Entry> = recovered
             .entries
@@ -277,7 +291,9 @@ impl Replica {
             reads_asked: BTreeMap::new(),
             reads_confirmed: BTreeMap::new(),
             read_ctx_next: 1,
-            snapshots: Snapshots::default(),
+            // Kept to send to a lagging follower: without it, a restarted
+            // leader asked for a snapshot wrote a fresh one in one turn.
+            snapshots: Snapshots::recovered(latest),
             leases,
             snapshot_entries: staggered(self.config.snapshot_entries, ctx.node()),
             snapshot_keys_per_turn: self.config.snapshot_keys_per_turn,

@@ -27,7 +27,7 @@ use crate::replica::ReplicaTimer;
 use crate::running::Running;
 use crate::snapshot_writer::SnapshotWriter;
 use bytes::Bytes;
-use haven_raft::{CompactError, ReceivedSnapshot, SnapshotMeta, StateMachine as _};
+use haven_raft::{CompactError, LogPosition, ReceivedSnapshot, SnapshotMeta, StateMachine as _};
 use haven_runtime::CtxFor;
 use haven_wal::{Ticket, WalError};
 use std::time::Duration;
@@ -53,6 +53,17 @@ pub(crate) struct Snapshots {
     writing: Option<SnapshotWriter>,
     /// Whether the timer that writes the next keys is set.
     timer_set: bool,
+}
+
+impl Snapshots {
+    /// State at start: `latest` is the snapshot the WAL read back, if any.
+    pub(crate) fn recovered(latest: Option<(SnapshotMeta, Bytes)>) -> Snapshots {
+        Snapshots { latest, ..Snapshots::default() }
+    }
+
+    pub(crate) fn latest_position(&self) -> Option<LogPosition> {
+        self.latest.as_ref().map(|(meta, _)| meta.last)
+    }
 }
 
 fn taking(e: impl std::fmt::Display) -> String {
