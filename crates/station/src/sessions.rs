@@ -9,10 +9,20 @@
 //! the session applied longest ago is dropped (deterministically, by log
 //! index), and that client's late retries then get `Expired`, never a
 //! second application.
+//!
+//! What makes them `Expired` is a tombstone: the evicted client's last seq.
+//! Tombstones are bounded too, at `clients_max`, the oldest eviction
+//! dropped first; a client that comes back with a newer command trades its
+//! tombstone for a session. So a retry is refused as long as fewer than
+//! `clients_max` other clients were evicted after its own: with the
+//! default 10,000 and the stations' pooled client ids, a retry would have
+//! to wait while 20,000 other sessions were used. Before the bound, a
+//! long-lived cluster kept a tombstone for every client id any station run
+//! had ever used, in every snapshot.
 
 use haven_store::{Response, StoreError};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub type Outcome = Result<Response, StoreError>;
 
@@ -30,6 +40,14 @@ pub enum Seen<'a> {
     Expired,
 }
 
+/// An evicted client's last seq, and the index of the command whose
+/// client took its place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Tombstone {
+    seq: u64,
+    index: u64,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sessions {
     clients_max: usize,
@@ -37,7 +55,32 @@ pub struct Sessions {
     /// (index of last application, client): eviction order.
     by_age: BTreeMap<(u64, u64), ()>,
     /// Clients evicted: their stale retries must not apply again.
+    evicted: BTreeMap<u64, Tombstone>,
+    /// (index of eviction, client): the order tombstones are dropped in.
+    evicted_by_age: BTreeSet<(u64, u64)>,
+}
+
+/// `Sessions` as snapshots up to version 4 hold it: tombstones without
+/// the index of their eviction, and without a bound.
+#[derive(Deserialize)]
+pub(crate) struct SessionsV4 {
+    clients_max: usize,
+    by_client: BTreeMap<u64, Session>,
+    by_age: BTreeMap<(u64, u64), ()>,
     evicted_seq: BTreeMap<u64, u64>,
+}
+
+impl From<SessionsV4> for Sessions {
+    /// The old tombstones count as evicted before any new one (index 0),
+    /// in client order; beyond the bound, the first are dropped.
+    fn from(old: SessionsV4) -> Sessions {
+        let SessionsV4 { clients_max, by_client, by_age, evicted_seq } = old;
+        let mut sessions = Sessions { clients_max, by_client, by_age, ..Sessions::default() };
+        for (client, seq) in evicted_seq {
+            sessions.tombstone(client, seq, 0);
+        }
+        sessions
+    }
 }
 
 impl Sessions {
@@ -59,7 +102,7 @@ impl Sessions {
             Some(s) if seq == s.seq => Seen::Duplicate(&s.outcome),
             Some(s) if seq < s.seq => Seen::Expired,
             Some(_) => Seen::New,
-            None if self.evicted_seq.get(&client).is_some_and(|&last| seq <= last) => Seen::Expired,
+            None if self.evicted.get(&client).is_some_and(|gone| seq <= gone.seq) => Seen::Expired,
             None => Seen::New,
         }
     }
@@ -69,13 +112,37 @@ impl Sessions {
         if let Some(old) = self.by_client.remove(&client) {
             assert!(seq > old.seq, "client {client}: seq {seq} recorded after {}", old.seq);
             self.by_age.remove(&(old.index, client));
-        } else if self.by_client.len() == self.clients_max {
-            let ((_, evicted), ()) = self.by_age.pop_first().expect("full table has an oldest session");
-            let gone = self.by_client.remove(&evicted).expect("indexes agree");
-            self.evicted_seq.insert(evicted, gone.seq);
+        } else {
+            if let Some(gone) = self.evicted.remove(&client) {
+                assert!(seq > gone.seq, "client {client}: seq {seq} recorded after eviction at {}", gone.seq);
+                assert!(self.evicted_by_age.remove(&(gone.index, client)), "tombstone indexes agree");
+            }
+            if self.by_client.len() == self.clients_max {
+                let ((_, evicted), ()) = self.by_age.pop_first().expect("full table has an oldest session");
+                let gone = self.by_client.remove(&evicted).expect("indexes agree");
+                self.tombstone(evicted, gone.seq, index);
+            }
         }
         self.by_age.insert((index, client), ());
         self.by_client.insert(client, Session { seq, outcome, index });
+        assert!(self.by_client.len() <= self.clients_max && self.by_age.len() == self.by_client.len());
+    }
+
+    /// Remembers that `client` was evicted after applying `seq`, by the
+    /// command at `index`; beyond `clients_max` tombstones the oldest goes.
+    fn tombstone(&mut self, client: u64, seq: u64, index: u64) {
+        if self.evicted.len() == self.clients_max {
+            let (_, dropped) = self.evicted_by_age.pop_first().expect("full tombstones have an oldest");
+            self.evicted.remove(&dropped).expect("tombstone indexes agree");
+        }
+        self.evicted.insert(client, Tombstone { seq, index });
+        self.evicted_by_age.insert((index, client));
+        assert!(self.evicted.len() <= self.clients_max && self.evicted_by_age.len() == self.evicted.len());
+    }
+
+    /// Tombstones held (clients evicted whose late retries are refused).
+    pub fn evicted_len(&self) -> usize {
+        self.evicted.len()
     }
 }
 
@@ -109,5 +176,55 @@ mod tests {
         assert_eq!(s.check(1, 5), Seen::Expired, "evicted: never applied twice");
         assert_eq!(s.check(1, 6), Seen::New);
         assert_eq!(s.check(2, 1), Seen::Duplicate(&ok(3)));
+    }
+
+    #[test]
+    fn tombstones_are_bounded_and_the_oldest_eviction_goes_first() {
+        let mut s = Sessions::new(2);
+        // Clients 1..=6 apply one command each, at indexes 11..=16: clients
+        // 1..=4 are evicted in turn, at indexes 13..=16.
+        for client in 1..=6 {
+            s.record(client, 1, 10 + client, ok(client));
+        }
+        assert_eq!((s.len(), s.evicted_len()), (2, 2), "at most clients_max of each");
+        assert_eq!(s.check(3, 1), Seen::Expired, "evicted at 15: still refused");
+        assert_eq!(s.check(4, 1), Seen::Expired, "evicted at 16: still refused");
+        assert_eq!(s.check(1, 1), Seen::New, "evicted at 13, its tombstone dropped at 15");
+    }
+
+    #[test]
+    fn a_client_back_after_eviction_trades_its_tombstone_for_a_session() {
+        let mut s = Sessions::new(1);
+        s.record(1, 4, 10, ok(2));
+        s.record(2, 1, 11, ok(3));
+        assert_eq!((s.check(1, 4), s.evicted_len()), (Seen::Expired, 1));
+        s.record(1, 5, 12, ok(4)); // evicts client 2
+        assert_eq!(s.evicted_len(), 1, "client 1's tombstone is gone, client 2's came");
+        assert_eq!(s.check(1, 4), Seen::Expired, "older than its session: still refused");
+        assert_eq!(s.check(2, 1), Seen::Expired);
+    }
+
+    #[test]
+    fn sessions_of_a_version_4_snapshot_keep_their_tombstones_within_the_bound() {
+        #[derive(Serialize)]
+        struct Old {
+            clients_max: usize,
+            by_client: BTreeMap<u64, Session>,
+            by_age: BTreeMap<(u64, u64), ()>,
+            evicted_seq: BTreeMap<u64, u64>,
+        }
+        let session = Session { seq: 1, outcome: ok(9), index: 20 };
+        let old = Old {
+            clients_max: 2,
+            by_client: BTreeMap::from([(9, session)]),
+            by_age: BTreeMap::from([((20, 9), ())]),
+            evicted_seq: BTreeMap::from([(1, 5), (2, 6), (3, 7)]),
+        };
+        let bytes = postcard::to_allocvec(&old).unwrap();
+        let s = Sessions::from(postcard::from_bytes::<SessionsV4>(&bytes).unwrap());
+        assert_eq!((s.len(), s.evicted_len()), (1, 2));
+        assert_eq!(s.check(9, 1), Seen::Duplicate(&ok(9)));
+        assert_eq!((s.check(2, 6), s.check(3, 7)), (Seen::Expired, Seen::Expired));
+        assert_eq!(s.check(1, 5), Seen::New, "beyond the bound, the first in client order went");
     }
 }

@@ -9,7 +9,7 @@
 
 use crate::ha_state::HaState;
 use crate::members::MemberTable;
-use crate::sessions::Sessions;
+use crate::sessions::{Sessions, SessionsV4};
 use crate::snapshot_writer::SnapshotWriter;
 use crate::state_machine::StateMachine;
 use bytes::Bytes;
@@ -19,12 +19,15 @@ use haven_store::{Store, StoreConfig};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+/// Version 5 bounded the client sessions' tombstones, each with the index
+/// of its eviction (versions 1, 2 and 4 restore theirs as evicted first).
 /// Version 4 gave the HA state's nodes and commands their session (the
 /// lease a node joined with); version 3, which first held the HA state,
 /// was never released and is refused. Version 2 added the member table;
 /// versions 1 and 2 restore with what they lack empty (the leader seeds
 /// the member table again from its configuration).
-pub(crate) const VERSION: u8 = 4;
+pub(crate) const VERSION: u8 = 5;
+const VERSION_UNBOUNDED_SESSIONS: u8 = 4;
 const VERSION_NO_HA: u8 = 2;
 const VERSION_NO_MEMBERS: u8 = 1;
 /// A snapshot's bytes above this are refused on decode.
@@ -54,11 +57,21 @@ struct ImageRef<'a> {
 }
 
 #[derive(Deserialize)]
+struct ImageUnboundedSessions {
+    raft_meta: SnapshotMeta,
+    #[serde(with = "haven_runtime::byte_vec")]
+    store: Vec<u8>,
+    sessions: SessionsV4,
+    members: MemberTable,
+    ha: HaState,
+}
+
+#[derive(Deserialize)]
 struct ImageNoHa {
     raft_meta: SnapshotMeta,
     #[serde(with = "haven_runtime::byte_vec")]
     store: Vec<u8>,
-    sessions: Sessions,
+    sessions: SessionsV4,
     members: MemberTable,
 }
 
@@ -67,7 +80,7 @@ struct ImageNoMembers {
     raft_meta: SnapshotMeta,
     #[serde(with = "haven_runtime::byte_vec")]
     store: Vec<u8>,
-    sessions: Sessions,
+    sessions: SessionsV4,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -93,21 +106,27 @@ pub fn encode(meta: &SnapshotMeta, sm: &StateMachine) -> Result<Bytes, SnapshotF
 }
 
 pub fn decode(bytes: &[u8], store: StoreConfig) -> Result<(SnapshotMeta, StateMachine), SnapshotFileError> {
-    let (version, payload) =
-        match record::decode(bytes, &[VERSION, VERSION_NO_HA, VERSION_NO_MEMBERS], SNAPSHOT_BYTES_MAX)? {
-            Decoded::Record { version, payload, len_total } if len_total == bytes.len() => (version, payload),
-            _ => return Err(SnapshotFileError::Length { len: bytes.len() }),
-        };
+    let versions = [VERSION, VERSION_UNBOUNDED_SESSIONS, VERSION_NO_HA, VERSION_NO_MEMBERS];
+    let (version, payload) = match record::decode(bytes, &versions, SNAPSHOT_BYTES_MAX)? {
+        Decoded::Record { version, payload, len_total } if len_total == bytes.len() => (version, payload),
+        _ => return Err(SnapshotFileError::Length { len: bytes.len() }),
+    };
     let payload_error = |e: postcard::Error| SnapshotFileError::Payload(e.to_string());
     let image: Image = match version {
         VERSION_NO_MEMBERS => {
             let ImageNoMembers { raft_meta, store, sessions } = postcard::from_bytes(payload).map_err(payload_error)?;
-            Image { raft_meta, store, sessions, members: MemberTable::default(), ha: HaState::default() }
+            let (members, ha) = (MemberTable::default(), HaState::default());
+            Image { raft_meta, store, sessions: sessions.into(), members, ha }
         }
         VERSION_NO_HA => {
             let ImageNoHa { raft_meta, store, sessions, members } =
                 postcard::from_bytes(payload).map_err(payload_error)?;
-            Image { raft_meta, store, sessions, members, ha: HaState::default() }
+            Image { raft_meta, store, sessions: sessions.into(), members, ha: HaState::default() }
+        }
+        VERSION_UNBOUNDED_SESSIONS => {
+            let ImageUnboundedSessions { raft_meta, store, sessions, members, ha } =
+                postcard::from_bytes(payload).map_err(payload_error)?;
+            Image { raft_meta, store, sessions: sessions.into(), members, ha }
         }
         _ => postcard::from_bytes(payload).map_err(payload_error)?,
     };
@@ -123,6 +142,7 @@ mod tests {
     use haven_raft::Entry;
     use haven_raft::StateMachine as _;
     use haven_store::{PutRequest, Request};
+    use std::collections::BTreeMap;
 
     fn state_machine_with_one_put() -> StateMachine {
         let mut sm = StateMachine::new(StoreConfig::default(), 8);
@@ -171,17 +191,53 @@ mod tests {
         struct Old {
             raft_meta: SnapshotMeta,
             store: Vec<u8>,
-            sessions: Sessions,
+            sessions: OldSessions,
         }
         let sm = state_machine_with_one_put();
         let meta = SnapshotMeta { last: haven_raft::LogPosition::new(1, 1), ..SnapshotMeta::default() };
-        let old =
-            Old { raft_meta: meta.clone(), store: sm.store().snapshot().unwrap(), sessions: sm.sessions().clone() };
+        let old = Old { raft_meta: meta.clone(), store: sm.store().snapshot().unwrap(), sessions: old_sessions(&[]) };
         let mut bytes = Vec::new();
         record::encode(VERSION_NO_MEMBERS, &postcard::to_allocvec(&old).unwrap(), &mut bytes);
         let (meta_back, sm_back) = decode(&bytes, StoreConfig::default()).unwrap();
         assert_eq!(meta_back, meta);
         assert!(sm_back.members().is_empty());
+        assert_eq!(sm_back.store().revision(), sm.store().revision());
+    }
+
+    /// `Sessions` as versions 1 to 4 laid it out, with no live session:
+    /// clients_max, sessions, their ages, and (client, seq) of evicted ones.
+    type OldSessions = (usize, BTreeMap<u64, ()>, BTreeMap<(u64, u64), ()>, BTreeMap<u64, u64>);
+
+    fn old_sessions(evicted: &[(u64, u64)]) -> OldSessions {
+        (8, BTreeMap::new(), BTreeMap::new(), evicted.iter().copied().collect())
+    }
+
+    #[test]
+    fn a_version_4_snapshot_restores_its_tombstones() {
+        #[derive(Serialize)]
+        struct Old<'a> {
+            raft_meta: SnapshotMeta,
+            store: Vec<u8>,
+            sessions: OldSessions,
+            members: &'a MemberTable,
+            ha: &'a HaState,
+        }
+        let sm = state_machine_with_one_put();
+        let meta = SnapshotMeta { last: haven_raft::LogPosition::new(1, 1), ..SnapshotMeta::default() };
+        let store = sm.store().snapshot().unwrap();
+        let old = Old {
+            raft_meta: meta.clone(),
+            store,
+            sessions: old_sessions(&[(5, 3)]),
+            members: sm.members(),
+            ha: sm.ha(),
+        };
+        let mut bytes = Vec::new();
+        record::encode(VERSION_UNBOUNDED_SESSIONS, &postcard::to_allocvec(&old).unwrap(), &mut bytes);
+        let (meta_back, sm_back) = decode(&bytes, StoreConfig::default()).unwrap();
+        assert_eq!(meta_back, meta);
+        assert_eq!((sm_back.sessions().len(), sm_back.sessions().evicted_len()), (0, 1));
+        assert_eq!(sm_back.sessions().check(5, 3), crate::sessions::Seen::Expired, "client 5's retry is still refused");
         assert_eq!(sm_back.store().revision(), sm.store().revision());
     }
 
