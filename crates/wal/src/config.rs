@@ -15,6 +15,13 @@ pub struct WalConfig {
     pub segment_bytes_max: u64,
     /// Bytes of records in one group-commit write (one write, one sync).
     pub batch_bytes_max: usize,
+    /// A write that runs past the zeros already written to its segment also
+    /// writes zeros up to the next multiple of this (0: never, and every
+    /// batch grows the file). Later batches then overwrite synced zeros, so
+    /// their fdatasync writes data only: no file size to record, no journal
+    /// commit. With three stations syncing on one ext4 disk, 4 KiB and a
+    /// fdatasync took 0.143 ms overwriting against 0.25 ms appending.
+    pub zero_fill_bytes: u64,
     /// Bytes of records accepted and not yet written; beyond, requests are
     /// refused with `WalError::QueueFull` so the caller pushes back.
     pub queue_bytes_max: usize,
@@ -42,6 +49,7 @@ impl Default for WalConfig {
         WalConfig {
             segment_bytes_max: 64 << 20,
             batch_bytes_max: 4 << 20,
+            zero_fill_bytes: 256 << 10,
             queue_bytes_max: 32 << 20,
             entry_bytes_max: 1 << 20,
             hard_state_bytes_max: 4 << 10,
@@ -90,9 +98,10 @@ impl WalConfig {
     }
 
     /// Largest single write of the log: a new segment's header, its copy of
-    /// the hard state, and one batch.
+    /// the hard state, one batch, and the zeros written after it.
     pub(crate) fn log_write_bytes_max(&self) -> usize {
-        RECORD_OVERHEAD_BYTES + self.hard_state_record_bytes_max() + self.batch_bytes_max
+        let zeros = usize::try_from(self.zero_fill_bytes).unwrap_or(usize::MAX);
+        (RECORD_OVERHEAD_BYTES + self.hard_state_record_bytes_max() + self.batch_bytes_max).saturating_add(zeros)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -102,7 +111,12 @@ impl WalConfig {
         at_least("batch_bytes_max", self.batch_bytes_max as u64, self.entry_record_bytes_max() as u64)?;
         at_least("batch_bytes_max", self.batch_bytes_max as u64, self.hard_state_record_bytes_max() as u64)?;
         at_least("queue_bytes_max", self.queue_bytes_max as u64, self.batch_bytes_max as u64)?;
-        at_most("batch_bytes_max + overheads", self.log_write_bytes_max() as u64, WRITE_BYTES_MAX as u64)?;
+        at_most("zero_fill_bytes", self.zero_fill_bytes, WRITE_BYTES_MAX as u64)?;
+        at_most(
+            "batch_bytes_max + zero_fill_bytes + overheads",
+            self.log_write_bytes_max() as u64,
+            WRITE_BYTES_MAX as u64,
+        )?;
         at_least("segment_bytes_max", self.segment_bytes_max, self.log_write_bytes_max() as u64)?;
         at_least("recover_bytes_max", self.recover_bytes_max, self.segment_bytes_max)?;
         at_least("snapshot_chunk_bytes_max", self.snapshot_chunk_bytes_max as u64, 1)?;

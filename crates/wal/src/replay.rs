@@ -84,6 +84,9 @@ impl Replay {
         let mut offset = 0;
         while offset < image.len() {
             let rest = &image[offset..];
+            if rest[0] == 0 && rest.iter().all(|b| *b == 0) {
+                break; // zeros written ahead of the records (`zero_fill_bytes`)
+            }
             let (reaches_end, reason) = match record::decode(rest, &[LOG_VERSION], self.record_payload_bytes_max) {
                 Ok(Decoded::Record { payload, len_total, .. }) => {
                     let rec = LogRecord::decode(payload).map_err(|r| corrupt(&file, offset, r))?;
@@ -112,20 +115,21 @@ impl Replay {
     }
 
     /// Whether an invalid record could be the remains of an interrupted
-    /// write: only zeros from here on (a file extended by a write whose data
-    /// never reached the disk), or a checksum mismatch on a record whose
-    /// stated length runs to the end of the file. A bad version or length
-    /// with bytes after it could be a flipped bit in front of acknowledged
-    /// records, so it is not a tear.
+    /// write: a checksum mismatch on a record with only zeros after its
+    /// stated length (or whose stated length runs past the end of the
+    /// file), as the write's unwritten part leaves it over zeros written
+    /// ahead or past the end. A bad version or length, or bytes other than
+    /// zeros after the record, could be a flipped bit in front of
+    /// acknowledged records, so it is not a tear.
     fn bad_record_reaches_end(rest: &[u8], error: &RecordError) -> bool {
-        let tail_record = match error {
+        match error {
             RecordError::Checksum { .. } => {
                 let len = u32::from_le_bytes(rest[1..5].try_into().expect("a checksum error implies a full header"));
-                HEADER_BYTES + len as usize >= rest.len()
+                let after = rest.get(HEADER_BYTES.saturating_add(len as usize)..).unwrap_or_default();
+                after.iter().all(|b| *b == 0)
             }
             RecordError::UnknownVersion { .. } | RecordError::TooLarge { .. } => false,
-        };
-        tail_record || rest.iter().all(|b| *b == 0)
+        }
     }
 
     fn apply(&mut self, name: SegmentName, at_start: bool, rec: LogRecord<'_>) -> Result<(), Fault> {
@@ -350,12 +354,30 @@ mod tests {
             matches!(replay(None).segment(name(1, 1), cut, true), Ok(SegmentEnd::Torn { offset, .. }) if offset == last_at)
         );
         assert_eq!(corrupt_reason(replay(None).segment(name(1, 1), cut, false)).0, last_at);
-        // Zeros after the records (a write whose data never landed): torn.
+        // Zeros after the records (written ahead, or a write whose data
+        // never landed, which nothing acknowledged): the end, in any segment.
         let mut zeros = seg.clone();
         zeros.extend_from_slice(&[0; 40]);
-        assert!(
-            matches!(replay(None).segment(name(1, 1), &zeros, true), Ok(SegmentEnd::Torn { offset, .. }) if offset == seg.len() as u64)
-        );
+        for last in [true, false] {
+            assert_eq!(replay(None).segment(name(1, 1), &zeros, last), Ok(SegmentEnd::Clean));
+        }
+        // A write over zeros written ahead, cut short: zeros follow the torn
+        // record. Torn in the last segment, corrupt in an earlier one.
+        let mut torn_over_zeros = seg[..seg.len() - 3].to_vec();
+        torn_over_zeros.extend_from_slice(&[0; 43]);
+        assert!(matches!(
+            replay(None).segment(name(1, 1), &torn_over_zeros, true),
+            Ok(SegmentEnd::Torn { offset, .. }) if offset == last_at
+        ));
+        assert_eq!(corrupt_reason(replay(None).segment(name(1, 1), &torn_over_zeros, false)).0, last_at);
+        // ...but bytes other than zeros after it are not a tear.
+        let mut torn_then_garbage = torn_over_zeros.clone();
+        torn_then_garbage.push(9);
+        assert_eq!(corrupt_reason(replay(None).segment(name(1, 1), &torn_then_garbage, true)).0, last_at);
+        // Zeros, then a record: not an end; corrupt, even last.
+        let mut zeros_then_record = zeros.clone();
+        zeros_then_record.extend_from_slice(&image(&[entry(3, 1)]));
+        assert_eq!(corrupt_reason(replay(None).segment(name(1, 1), &zeros_then_record, true)).0, seg.len() as u64);
         // A bad version byte followed by valid records: corrupt, even last.
         let entry_1 = last_at as usize - image(&[entry(1, 1)]).len();
         let mut flipped = seg.clone();

@@ -13,6 +13,12 @@
 //! one write; then a sync of the file and of the directory (the new name
 //! must survive a crash before anything in it is acknowledged).
 //!
+//! A write that runs past the zeros already written to its segment carries
+//! zeros after its records, up to the next multiple of `zero_fill_bytes`
+//! (never past `segment_bytes_max`): the batches after it overwrite synced
+//! zeros, which the file system syncs without a metadata commit. Replay
+//! reads zeros at a record boundary as the end of the segment's records.
+//!
 //! A failed write is retried at the same offset (rewriting the same bytes is
 //! harmless) up to `write_attempts_max` times. A failed sync is fatal: after
 //! a failed fsync the kernel may have dropped the dirty pages, so a later
@@ -42,7 +48,10 @@ pub(crate) struct Queued {
 #[derive(Debug)]
 struct Current {
     name: SegmentName,
+    /// The end of its records: the next batch goes here.
     len: u64,
+    /// The end of the file: zeros from `len` to here.
+    zeroed_to: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +65,10 @@ enum BatchStep {
 struct Batch {
     file: FileName,
     offset: u64,
+    /// Records, then any zeros written ahead.
     data: Vec<u8>,
+    /// Bytes of `data` that are records.
+    records_len: usize,
     /// Set when the batch starts a new segment.
     new_segment: Option<SegmentName>,
     step: BatchStep,
@@ -172,15 +184,30 @@ impl LogWriter {
         assert!(!data.is_empty() && data.len() <= self.config.batch_bytes_max, "a batch holds 1..=max bytes");
         self.index_last_written = index_last;
         let fits = self.current.as_ref().is_some_and(|c| c.len + data.len() as u64 <= self.config.segment_bytes_max);
-        let (file, offset, new_segment, data) = match &self.current {
-            Some(current) if fits => (current.name.file(), current.len, None, data),
+        let (file, offset, new_segment, mut data, zeroed_to) = match &self.current {
+            Some(current) if fits => (current.name.file(), current.len, None, data, current.zeroed_to),
             _ => {
                 self.seq_last += 1;
                 let name = SegmentName { seq: self.seq_last, index_first };
-                (name.file(), 0, Some(name), Self::segment_start(name, hard_state_before.as_deref(), data))
+                (name.file(), 0, Some(name), Self::segment_start(name, hard_state_before.as_deref(), data), 0)
             }
         };
-        Batch { file, offset, data, new_segment, step: BatchStep::Write, attempts: 0, through, index_last, hard_state }
+        let records_len = data.len();
+        self.zero_fill(offset, &mut data, zeroed_to);
+        let step = BatchStep::Write;
+        Batch { file, offset, data, records_len, new_segment, step, attempts: 0, through, index_last, hard_state }
+    }
+
+    /// Appends zeros to `data`, written at `offset`, up to the next
+    /// multiple of `zero_fill_bytes`, if it runs past `zeroed_to`.
+    fn zero_fill(&self, offset: u64, data: &mut Vec<u8>, zeroed_to: u64) {
+        let (step, end) = (self.config.zero_fill_bytes, offset + data.len() as u64);
+        if step == 0 || end <= zeroed_to {
+            return;
+        }
+        let target = end.div_ceil(step).saturating_mul(step).min(self.config.segment_bytes_max).max(end);
+        data.resize(usize::try_from(target - offset).expect("validated: one write fits memory"), 0);
+        assert!(data.len() <= self.config.log_write_bytes_max(), "validated: batch and zeros fit one write");
     }
 
     /// A new segment's first write: header, hard-state copy, then the batch.
@@ -199,9 +226,14 @@ impl LogWriter {
         let step = batch.step;
         match (step, result) {
             (BatchStep::Write, Ok(IoDone::Written)) => {
-                let len = batch.offset + batch.data.len() as u64;
-                let name = batch.new_segment.unwrap_or_else(|| self.current.as_ref().expect("appending").name);
-                self.current = Some(Current { name, len });
+                let len = batch.offset + batch.records_len as u64;
+                let written_to = batch.offset + batch.data.len() as u64;
+                let (name, zeroed_to) = match (batch.new_segment, &self.current) {
+                    (Some(name), _) => (name, written_to),
+                    (None, Some(current)) => (current.name, current.zeroed_to.max(written_to)),
+                    (None, None) => unreachable!("a batch without a new segment appends to the current one"),
+                };
+                self.current = Some(Current { name, len, zeroed_to });
                 batch.step = BatchStep::Sync;
                 WriterNext::Io(IoRequest::Sync { file: batch.file.clone() })
             }

@@ -10,7 +10,7 @@ mod common;
 use common::{Cmd, Harness, Out, small_config};
 use haven_runtime::NodeId;
 use haven_sim::{Sim, SimConfig};
-use haven_wal::{Entry, Recovered, Snapshot, SnapshotMeta, Ticket, WalEvent};
+use haven_wal::{Entry, Recovered, Snapshot, SnapshotMeta, Ticket, WalConfig, WalEvent};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
@@ -227,7 +227,10 @@ fn random_cmd(rng: &mut ChaCha8Rng, last: u64, snap: u64, term: &mut u64) -> Cmd
 }
 
 fn run_seed(seed: u64, stats: &mut Stats) {
-    let mut sim = Sim::new(SimConfig::new(seed, 1), |_| Harness::new(small_config())).unwrap();
+    // Odd seeds write zeros ahead of the records, so torn writes land over
+    // zeros as well as past the end of the file.
+    let config = WalConfig { zero_fill_bytes: if seed % 2 == 1 { 128 } else { 0 }, ..small_config() };
+    let mut sim = Sim::new(SimConfig::new(seed, 1), move |_| Harness::new(config.clone())).unwrap();
     let log: Rc<RefCell<Vec<Out>>> = Rc::default();
     let sink = log.clone();
     let mut events_seen = None;

@@ -5,7 +5,7 @@ mod common;
 
 use common::{Cmd, HostRig, MemDisk, Out, entries, entry, small_config};
 use haven_runtime::{IoDone, IoError, IoRequest};
-use haven_wal::{DiskOp, Recovered, SegmentName, SnapshotMeta, Ticket, WalError, WalEvent};
+use haven_wal::{DiskOp, Recovered, SegmentName, SnapshotMeta, Ticket, WalConfig, WalError, WalEvent};
 
 fn opened(out: Out) -> Recovered {
     match out {
@@ -231,6 +231,43 @@ fn segments_roll_at_the_size_limit_and_each_starts_with_the_hard_state() {
     let recovered = opened(rig.open());
     assert_eq!(recovered.entries, entries(1, 200, 1));
     assert_eq!(recovered.hard_state.as_deref(), Some(&b"hs-1"[..]));
+}
+
+#[test]
+fn zeros_are_written_ahead_so_most_batches_overwrite_and_the_log_reopens_clean() {
+    let config = WalConfig { zero_fill_bytes: 256, ..small_config() };
+    let mut rig = HostRig::new(config.clone(), MemDisk::default());
+    rig.open();
+    let mark = rig.completed.len();
+    for i in 1..=200 {
+        rig.deliver(Cmd::Append(vec![entry(i, 1)]));
+        rig.settle();
+    }
+    let writes: Vec<(u64, usize)> = rig.completed[mark..]
+        .iter()
+        .filter_map(|r| if let IoRequest::Write { offset, data, .. } = r { Some((*offset, data.len())) } else { None })
+        .collect();
+    // A write that reaches past the zeros ends on a multiple of 256 (or the
+    // segment's limit); every other write stays within zeros already there.
+    let (mut padded, mut zeroed_to) = (0, 0);
+    for &(offset, len) in &writes {
+        let end = offset + len as u64;
+        if offset == 0 {
+            zeroed_to = 0; // a new segment
+        }
+        if end > zeroed_to {
+            assert!(end.is_multiple_of(256) || end == config.segment_bytes_max, "write at {offset} of {len} bytes");
+            (padded, zeroed_to) = (padded + 1, end);
+        }
+    }
+    assert!(padded > 0 && padded * 4 < writes.len(), "{padded} of {} writes grew a file", writes.len());
+    for segment in rig.wal().segments() {
+        let image = &rig.disk.files[segment.file().as_str()];
+        assert!(image.len() as u64 <= config.segment_bytes_max, "{segment} holds {} bytes", image.len());
+        assert_eq!(image.last(), Some(&0), "{segment} ends in zeros");
+    }
+    let recovered = opened(HostRig::new(config, rig.disk).open());
+    assert_eq!((recovered.entries, recovered.torn_tail), (entries(1, 200, 1), None));
 }
 
 #[test]
