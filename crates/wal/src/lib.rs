@@ -11,7 +11,8 @@
 //!
 //! Files in the node's directory (other names are left alone):
 //! - `wal-<seq>-<index>.log`: segments of records (header, entry, hard state,
-//!   truncation marker), each framed by `haven_runtime::record`;
+//!   truncation marker), each framed by `haven_runtime::record`, then zeros
+//!   written ahead of the next records (`WalConfig::zero_fill_bytes`);
 //! - `snapshot`, and `snapshot.tmp` while a save is in progress.
 //!
 //! Usage from a parent component: own a [`Wal`]; call its methods with
