@@ -224,10 +224,8 @@ impl Keyspace {
         for event in events.iter().take_while(|e| e.rev.main <= at) {
             // Absent: dropped by an earlier event. Unchanged: left alone, so
             // a history a snapshot shares is not copied for nothing.
-            if keys.get(&event.key).is_none_or(|h| h.compacted_below(at) == 0) {
-                continue;
-            }
-            let history = Arc::make_mut(keys.get_mut(&event.key).expect("looked up above"));
+            let Some(history) = keys.get_mut_if(&event.key, |h| h.compacted_below(at) > 0) else { continue };
+            let history = Arc::make_mut(history);
             *bytes_used -= history.compact(event.key.len(), at);
             if history.is_empty() {
                 keys.remove(&event.key);
