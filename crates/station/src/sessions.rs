@@ -76,6 +76,9 @@ impl From<SessionsV4> for Sessions {
     fn from(old: SessionsV4) -> Sessions {
         let SessionsV4 { clients_max, by_client, by_age, evicted_seq } = old;
         let mut sessions = Sessions { clients_max, by_client, by_age, ..Sessions::default() };
+        if clients_max == 0 {
+            return sessions; // refused by `validate`
+        }
         for (client, seq) in evicted_seq {
             sessions.tombstone(client, seq, 0);
         }
@@ -140,6 +143,24 @@ impl Sessions {
         assert!(self.evicted.len() <= self.clients_max && self.evicted_by_age.len() == self.evicted.len());
     }
 
+    /// Whether a table read from a snapshot keeps the invariants `record`
+    /// asserts: a checksum proves the bytes are as written, not that the
+    /// writer was sound, and a broken table must fail the decode, not a
+    /// later apply.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let ages_match = |ages: Vec<(u64, u64)>, indexed: Vec<(u64, u64)>| ages == indexed;
+        let mut indexed: Vec<(u64, u64)> = self.by_client.iter().map(|(&c, s)| (s.index, c)).collect();
+        indexed.sort_unstable();
+        let mut tombstones: Vec<(u64, u64)> = self.evicted.iter().map(|(&c, t)| (t.index, c)).collect();
+        tombstones.sort_unstable();
+        let fine = self.clients_max > 0
+            && self.by_client.len() <= self.clients_max
+            && self.evicted.len() <= self.clients_max
+            && ages_match(self.by_age.keys().copied().collect(), indexed)
+            && ages_match(self.evicted_by_age.iter().copied().collect(), tombstones);
+        if fine { Ok(()) } else { Err("client sessions: tables out of bounds or disagreeing".into()) }
+    }
+
     /// Tombstones held (clients evicted whose late retries are refused).
     pub fn evicted_len(&self) -> usize {
         self.evicted.len()
@@ -202,6 +223,24 @@ mod tests {
         assert_eq!(s.evicted_len(), 1, "client 1's tombstone is gone, client 2's came");
         assert_eq!(s.check(1, 4), Seen::Expired, "older than its session: still refused");
         assert_eq!(s.check(2, 1), Seen::Expired);
+    }
+
+    #[test]
+    fn a_table_that_breaks_its_invariants_fails_the_check() {
+        let mut s = Sessions::new(2);
+        for client in 1..=4 {
+            s.record(client, 1, 10 + client, ok(client));
+        }
+        assert_eq!(s.validate(), Ok(()));
+        let mut lost_age = s.clone();
+        lost_age.by_age.pop_first();
+        assert!(lost_age.validate().is_err());
+        let mut stray_tombstone = s.clone();
+        stray_tombstone.evicted_by_age.insert((99, 7));
+        assert!(stray_tombstone.validate().is_err());
+        let mut no_room = s;
+        no_room.clients_max = 0;
+        assert!(no_room.validate().is_err());
     }
 
     #[test]

@@ -130,6 +130,7 @@ pub fn decode(bytes: &[u8], store: StoreConfig) -> Result<(SnapshotMeta, StateMa
         }
         _ => postcard::from_bytes(payload).map_err(payload_error)?,
     };
+    image.sessions.validate().map_err(SnapshotFileError::Payload)?;
     let restored = Store::restore(&image.store, store).map_err(|e| SnapshotFileError::Store(e.to_string()))?;
     let sm = StateMachine::restored(restored, image.sessions, image.members, image.ha, image.raft_meta.last.index);
     Ok((image.raft_meta, sm))
