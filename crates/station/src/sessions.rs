@@ -148,16 +148,17 @@ impl Sessions {
     /// writer was sound, and a broken table must fail the decode, not a
     /// later apply.
     pub(crate) fn validate(&self) -> Result<(), String> {
-        let ages_match = |ages: Vec<(u64, u64)>, indexed: Vec<(u64, u64)>| ages == indexed;
-        let mut indexed: Vec<(u64, u64)> = self.by_client.iter().map(|(&c, s)| (s.index, c)).collect();
-        indexed.sort_unstable();
-        let mut tombstones: Vec<(u64, u64)> = self.evicted.iter().map(|(&c, t)| (t.index, c)).collect();
-        tombstones.sort_unstable();
+        let sorted = |mut ages: Vec<(u64, u64)>| {
+            ages.sort_unstable();
+            ages
+        };
+        let sessions_aged = sorted(self.by_client.iter().map(|(&c, s)| (s.index, c)).collect());
+        let tombstones_aged = sorted(self.evicted.iter().map(|(&c, t)| (t.index, c)).collect());
         let fine = self.clients_max > 0
             && self.by_client.len() <= self.clients_max
             && self.evicted.len() <= self.clients_max
-            && ages_match(self.by_age.keys().copied().collect(), indexed)
-            && ages_match(self.evicted_by_age.iter().copied().collect(), tombstones);
+            && self.by_age.keys().eq(sessions_aged.iter())
+            && self.evicted_by_age.iter().eq(tombstones_aged.iter());
         if fine { Ok(()) } else { Err("client sessions: tables out of bounds or disagreeing".into()) }
     }
 

@@ -56,10 +56,6 @@ impl SnapshotWriter {
         Ok(SnapshotWriter { meta, meta_bytes, prefix_bytes, store, tail })
     }
 
-    pub fn meta(&self) -> &SnapshotMeta {
-        &self.meta
-    }
-
     /// Writes up to `keys_max` more of the store's keys; returns whether
     /// all are written.
     pub fn write(&mut self, keys_max: usize) -> Result<bool, SnapshotFileError> {

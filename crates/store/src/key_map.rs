@@ -95,14 +95,12 @@ impl<V: Clone> KeyMap<V> {
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
-        let home = self.home(key);
-        // Look first: copying a shared chunk for a key it lacks would be waste.
-        self.chunks[home].1.get(key)?;
-        self.chunk_mut(home).get_mut(key)
+        self.get_mut_if(key, |_| true)
     }
 
     /// The value of `key` to change when `change` says so of its value as
-    /// it is: the chunk is copied (if shared) only then. One lookup.
+    /// it is: the chunk is copied (if shared) only then, never for a key it
+    /// lacks. One lookup.
     pub fn get_mut_if(&mut self, key: &[u8], change: impl FnOnce(&V) -> bool) -> Option<&mut V> {
         let home = self.home(key);
         if !change(self.chunks[home].1.get(key)?) {

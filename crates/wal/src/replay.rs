@@ -84,7 +84,7 @@ impl Replay {
         let mut offset = 0;
         while offset < image.len() {
             let rest = &image[offset..];
-            if rest[0] == 0 && rest.iter().all(|b| *b == 0) {
+            if rest.iter().all(|b| *b == 0) {
                 break; // zeros written ahead of the records (`zero_fill_bytes`)
             }
             let (reaches_end, reason) = match record::decode(rest, &[LOG_VERSION], self.record_payload_bytes_max) {
