@@ -5,11 +5,11 @@
 //! selects on, exactly one per request.
 //!
 //! Requests run in arrival order, in batches of whatever is queued (up to
-//! `disk_batch_len_max`). Within a batch, `Sync`s of one file share one
-//! `sync_data` and `SyncDir`s share one directory fsync, issued after the
-//! other requests of the batch: a sync then covers at least what it must
-//! (every write completed before it), and the disk interface lets
-//! operations complete in any order. A sync is issued early only when a
+//! `disk_batch_len_max`). Within a batch, `Sync`s of one file, and the sync
+//! halves of its `WriteSync`s, share one `sync_data`, and `SyncDir`s share
+//! one directory fsync, issued after the other requests of the batch: a
+//! sync then covers at least what it must (every write completed before
+//! it), and the disk interface lets operations complete in any order. A sync is issued early only when a
 //! rename or remove is about to change what its file name refers to.
 
 use crate::counters::{Counters, bump};
@@ -112,6 +112,12 @@ impl Worker {
             match request {
                 IoRequest::Sync { file } => file_syncs.entry(file).or_default().push(id),
                 IoRequest::SyncDir => dir_syncs.push(id),
+                IoRequest::WriteSync { file, offset, data } => {
+                    match disk_ops::write_file(&self.dir, &file, offset, &data) {
+                        Ok(_) => file_syncs.entry(file).or_default().push(id),
+                        Err(e) => self.complete(id, Err(e))?,
+                    }
+                }
                 other => {
                     for name in names_rebound(&other) {
                         if let Some(ids) = file_syncs.remove(name) {
@@ -213,6 +219,25 @@ mod tests {
         assert!(counters.disk_syncs.nanos > 0, "{counters:?}");
         assert_eq!(done.iter().filter(|(_, r)| *r == Ok(IoDone::Synced)).count(), 5);
         assert_eq!(done.iter().filter(|(_, r)| *r == Ok(IoDone::DirSynced)).count(), 3);
+    }
+
+    #[test]
+    fn write_syncs_share_their_files_fsync_with_the_batchs_syncs() {
+        let (f, g) = (name("f"), name("g"));
+        let requests = vec![
+            IoRequest::WriteSync { file: f.clone(), offset: 0, data: b"abc".to_vec() },
+            IoRequest::Sync { file: f.clone() },
+            IoRequest::WriteSync { file: f.clone(), offset: 3, data: b"def".to_vec() },
+            IoRequest::WriteSync { file: g.clone(), offset: 0, data: b"xyz".to_vec() },
+            IoRequest::Read { file: f.clone(), offset: 0, len_max: 16 },
+        ];
+        let (done, counters) = run_as_one_batch("write-sync", requests);
+        assert_eq!(counters.disk_syncs.count, 2, "one fsync per file");
+        let result = |id: u64| done.iter().find(|(i, _)| i.0 == id).map(|(_, r)| r.clone()).unwrap();
+        assert_eq!(result(4), Ok(IoDone::Read(b"abcdef".to_vec())), "the writes ran in order, before the syncs");
+        for id in 0..4 {
+            assert_eq!(result(id), Ok(IoDone::Synced), "request {id}");
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! In: a node's directory and one [`IoRequest`] (limits already checked).
 //! Out: the [`IoResult`] the runtime's disk interface promises, with OS
-//! errors mapped to `NotFound`, `NoSpace` or `Other(message)`.
+//! errors mapped to `NotFound`, `NoSpace` or `Other(message)`, and a failed
+//! fsync to `SyncFailed(message)`.
 //!
 //! Blocking: only the disk worker thread calls these.
 
@@ -11,12 +12,17 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-/// Executes every request except `Sync` and `SyncDir`, which the worker
-/// batches and hands to [`sync_file`] and [`sync_dir`].
+/// Executes one request. The worker hands `Sync`, `SyncDir` and the sync
+/// half of `WriteSync` to [`sync_file`] and [`sync_dir`] itself, so that one
+/// fsync serves every request of a batch that needs it.
 pub(crate) fn execute(dir: &Path, request: &IoRequest) -> IoResult {
     let result = match request {
         IoRequest::Read { file, offset, len_max } => read(&dir.join(file.as_str()), *offset, *len_max),
         IoRequest::Write { file, offset, data } => write(&dir.join(file.as_str()), *offset, data),
+        IoRequest::WriteSync { file, offset, data } => {
+            write_file(dir, file, *offset, data)?;
+            return sync_file(dir, file);
+        }
         IoRequest::Truncate { file, len } => OpenOptions::new()
             .write(true)
             .open(dir.join(file.as_str()))
@@ -36,9 +42,15 @@ pub(crate) fn execute(dir: &Path, request: &IoRequest) -> IoResult {
     result.map_err(map_error)
 }
 
+/// Writes `data` at `offset` of `file`, creating it if needed.
+pub(crate) fn write_file(dir: &Path, file: &FileName, offset: u64, data: &[u8]) -> IoResult {
+    write(&dir.join(file.as_str()), offset, data).map_err(map_error)
+}
+
 /// Makes the completed writes of `file` durable.
 pub(crate) fn sync_file(dir: &Path, file: &FileName) -> IoResult {
-    File::open(dir.join(file.as_str())).and_then(|f| f.sync_data()).map(|()| IoDone::Synced).map_err(map_error)
+    let opened = File::open(dir.join(file.as_str())).map_err(map_error)?;
+    opened.sync_data().map(|()| IoDone::Synced).map_err(|e| IoError::SyncFailed(e.to_string()))
 }
 
 /// Makes the completed creates, renames and removes in `dir` durable.

@@ -8,6 +8,10 @@
 //! - a completed `Write` is visible to later reads but is *volatile*: a crash
 //!   may lose it, or tear it (keep a prefix), until a `Sync` of that file
 //!   issued after the write has completed;
+//! - a `WriteSync` is a `Write` followed by a `Sync` of its file, in one
+//!   request: it completes, with `Synced`, once the write and every write of
+//!   the file completed before it are durable. It saves a log the round trip
+//!   between the two; until it completes, its write is as volatile as any;
 //! - `Truncate` follows the same rule as a write;
 //! - creating a file (first write), `Rename` and `Remove` change the directory
 //!   and are durable only after a later `SyncDir` completes;
@@ -77,6 +81,11 @@ pub enum IoRequest {
     /// Make every write and truncate of `file` completed before this request
     /// durable.
     Sync { file: FileName },
+    /// `Write`, then `Sync` of the same file once the write has completed.
+    /// A failed write fails the request with the write's error and syncs
+    /// nothing (so it may be retried); a failed sync fails it with
+    /// `SyncFailed`.
+    WriteSync { file: FileName, offset: u64, data: Vec<u8> },
     /// Cut `file` to `len` bytes (or extend it with zeros).
     Truncate { file: FileName, len: u64 },
     /// Atomically replace `to` with `from`.
@@ -95,6 +104,7 @@ impl fmt::Debug for IoRequest {
             IoRequest::Read { file, offset, len_max } => write!(f, "read {file}@{offset}+{len_max}"),
             IoRequest::Write { file, offset, data } => write!(f, "write {file}@{offset}+{}", data.len()),
             IoRequest::Sync { file } => write!(f, "sync {file}"),
+            IoRequest::WriteSync { file, offset, data } => write!(f, "write+sync {file}@{offset}+{}", data.len()),
             IoRequest::Truncate { file, len } => write!(f, "truncate {file} to {len}"),
             IoRequest::Rename { from, to } => write!(f, "rename {from} -> {to}"),
             IoRequest::Remove { file } => write!(f, "remove {file}"),
@@ -149,6 +159,11 @@ pub enum IoError {
     NoSpace,
     #[error("request too large: {len} bytes, limit {len_max}")]
     TooLarge { len: u64, len_max: u64 },
+    /// A sync failed. What it was to make durable is lost or unknown, and
+    /// a later successful sync proves nothing about it (the kernel may have
+    /// dropped the dirty pages), so the caller must not retry it.
+    #[error("sync failed: {0}")]
+    SyncFailed(String),
     #[error("i/o error: {0}")]
     Other(String),
 }
@@ -164,7 +179,7 @@ impl IoRequest {
             IoRequest::Read { len_max, .. } if *len_max > READ_BYTES_MAX => {
                 Err(IoError::TooLarge { len: u64::from(*len_max), len_max: u64::from(READ_BYTES_MAX) })
             }
-            IoRequest::Write { data, .. } if data.len() > WRITE_BYTES_MAX => {
+            IoRequest::Write { data, .. } | IoRequest::WriteSync { data, .. } if data.len() > WRITE_BYTES_MAX => {
                 Err(IoError::TooLarge { len: data.len() as u64, len_max: WRITE_BYTES_MAX as u64 })
             }
             _ => Ok(()),

@@ -10,6 +10,9 @@
 //!   apply, in any order their latencies give);
 //! - a completed write or truncate is visible at once but volatile until a
 //!   `Sync` of that file, issued after it completed, completes;
+//! - a `WriteSync` runs in two stages, a write with the write latency, then
+//!   a sync of its file with the sync latency, issued when the write
+//!   completes; a crash between the two may lose or tear the write;
 //! - creating a file (first write), `Rename` and `Remove` are durable only
 //!   once a `SyncDir` issued after them completes;
 //! - on a crash the durable image survives; each file keeps a random in-order
@@ -143,9 +146,21 @@ enum Mark {
     None,
     /// A file sync covers the file's changes completed before it was issued.
     File(Option<InodeId>, u64),
+    /// The first stage of a `WriteSync`: the write.
+    WriteThenSync,
     /// A directory sync covers directory changes completed before it was issued.
     Dir(u64),
     Rejected(IoError),
+}
+
+/// What completing a disk op leads to.
+#[derive(Debug)]
+pub(crate) enum Stage {
+    /// The request's result, for the component.
+    Done(IoResult),
+    /// A further op of the same request (the sync of a `WriteSync`), due
+    /// after the latency.
+    Then(DiskOp, Duration),
 }
 
 /// One node's flat directory of files.
@@ -213,6 +228,7 @@ impl SimDisk {
     }
 
     /// Accepts a request: returns what completion needs and its latency.
+    /// A `WriteSync` returns its first stage (see [`Stage`]).
     pub(crate) fn submit(&mut self, request: IoRequest) -> (DiskOp, Duration) {
         if let Err(err) = request.check_limits() {
             return (DiskOp { request, mark: Mark::Rejected(err) }, Duration::ZERO);
@@ -225,6 +241,7 @@ impl SimDisk {
             }
             IoRequest::SyncDir => (Mark::Dir(self.dir_changes), &self.config.sync_latency),
             IoRequest::Read { .. } | IoRequest::List => (Mark::None, &self.config.read_latency),
+            IoRequest::WriteSync { .. } => (Mark::WriteThenSync, &self.config.write_latency),
             IoRequest::Write { .. }
             | IoRequest::Truncate { .. }
             | IoRequest::Rename { .. }
@@ -234,9 +251,22 @@ impl SimDisk {
         (DiskOp { request, mark }, latency)
     }
 
-    /// Performs a request at its completion time.
-    pub(crate) fn complete(&mut self, op: DiskOp) -> IoResult {
+    /// Performs a request, or a stage of one, at its completion time.
+    pub(crate) fn complete(&mut self, op: DiskOp) -> Stage {
         match (op.request, op.mark) {
+            (IoRequest::WriteSync { file, offset, data }, Mark::WriteThenSync) => {
+                if let Err(e) = self.write(file.clone(), offset, data) {
+                    return Stage::Done(Err(e));
+                }
+                let (op, latency) = self.submit(IoRequest::Sync { file });
+                Stage::Then(op, latency)
+            }
+            (request, mark) => Stage::Done(self.complete_one(request, mark)),
+        }
+    }
+
+    fn complete_one(&mut self, request: IoRequest, mark: Mark) -> IoResult {
+        match (request, mark) {
             (_, Mark::Rejected(err)) => Err(err),
             (IoRequest::Sync { .. }, Mark::File(inode, seen)) => self.sync_file(inode, seen),
             (IoRequest::SyncDir, Mark::Dir(seen)) => Ok(self.sync_dir(seen)),

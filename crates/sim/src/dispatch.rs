@@ -8,6 +8,7 @@
 //! Stale events (for a crashed incarnation, a cancelled timer, an older
 //! clock) are dropped unseen; events for a paused node wait in its buffer.
 
+use crate::disk::Stage;
 use crate::dist::chance;
 use crate::event::EventKind;
 use crate::network::Held;
@@ -193,7 +194,19 @@ impl<C: Component + 'static> Sim<C> {
         if self.trace.on() {
             let _ = write!(self.trace.begin(self.now), "{} io#{} {:?}", node.id, id.0, op.request);
         }
-        let result = node.disk.complete(op);
+        let result = match node.disk.complete(op) {
+            Stage::Done(result) => result,
+            Stage::Then(op, latency) => {
+                self.trace.tag("io stage");
+                self.trace.u64(id.0);
+                if self.trace.on() {
+                    let _ = write!(self.trace.note(), ": written, sync started");
+                }
+                let incarnation = node.incarnation;
+                self.push(self.now + latency, EventKind::Io { node: i as u32, incarnation, id, op });
+                return;
+            }
+        };
         self.trace.tag("io");
         self.trace.u64(node.id.0);
         self.trace.u64(u64::from(node.incarnation));

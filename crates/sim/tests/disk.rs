@@ -25,6 +25,10 @@ fn read(file: &str) -> IoRequest {
     IoRequest::Read { file: name(file), offset: 0, len_max: 1 << 20 }
 }
 
+fn write_sync(file: &str, offset: u64, data: &[u8]) -> IoRequest {
+    IoRequest::WriteSync { file: name(file), offset, data: data.to_vec() }
+}
+
 fn sync(file: &str) -> IoRequest {
     IoRequest::Sync { file: name(file) }
 }
@@ -194,6 +198,45 @@ fn a_sync_covers_only_writes_completed_before_it_was_issued() {
 }
 
 #[test]
+fn a_completed_write_and_sync_always_survives() {
+    for seed in 0..30 {
+        let mut rig = Rig::new(seed, DiskConfig::default());
+        rig.durable("f", OLD);
+        assert_eq!(rig.io(write_sync("f", 0, NEW)), Ok(IoDone::Synced), "seed {seed}");
+        assert_eq!(rig.sim.disk(n(1)).durable_file("f"), Some(NEW), "seed {seed}");
+        rig.crash_restart();
+        assert_eq!(rig.contents("f").unwrap(), NEW, "seed {seed}");
+    }
+}
+
+#[test]
+fn a_crash_between_the_write_and_its_sync_keeps_loses_or_tears_the_write() {
+    // The write completes at 1 ms and its sync at 6 ms; the crash comes at 3.
+    let disk = DiskConfig {
+        write_latency: Dist::constant(ms(1)),
+        sync_latency: Dist::constant(ms(5)),
+        ..DiskConfig::default()
+    };
+    let mut fates = Vec::new();
+    for seed in 0..60 {
+        let mut rig = Rig::new(seed, disk.clone());
+        rig.durable("f", OLD);
+        let mark = rig.log.borrow().len();
+        rig.sim.inject(n(1), n(9), Msg::Io(write_sync("f", 0, NEW)));
+        rig.sim.run_for(ms(3));
+        assert_eq!(rig.sim.disk(n(1)).file("f"), Some(NEW), "seed {seed}: written");
+        assert_eq!(rig.sim.disk(n(1)).durable_file("f"), Some(OLD), "seed {seed}: not yet synced");
+        rig.crash_restart();
+        let completions = rig.log.borrow()[mark..].iter().filter(|(_, _, out)| matches!(out, Out::Io(_))).count();
+        assert_eq!(completions, 0, "seed {seed}: the request the crash cut never completes");
+        fates.push(fate(OLD, NEW, &rig.contents("f").unwrap()));
+    }
+    assert!(fates.contains(&Fate::Kept), "{fates:?}");
+    assert!(fates.contains(&Fate::Lost), "{fates:?}");
+    assert!(fates.iter().any(|f| matches!(f, Fate::Torn(_))), "{fates:?}");
+}
+
+#[test]
 fn a_new_file_needs_a_syncdir_to_survive() {
     for seed in 0..10 {
         let mut rig = Rig::new(seed, DiskConfig::default());
@@ -241,6 +284,7 @@ fn a_full_disk_fails_writes_with_enospc() {
     assert!(rig.sim.disk(n(1)).is_full());
     assert_eq!(rig.io(write("f", 0, NEW)), Err(IoError::NoSpace));
     assert_eq!(rig.io(write("g", 0, NEW)), Err(IoError::NoSpace));
+    assert_eq!(rig.io(write_sync("f", 0, NEW)), Err(IoError::NoSpace), "a failed write syncs nothing");
     assert_eq!(rig.contents("f").unwrap(), OLD, "reads still work");
     rig.sim.disk_full(n(1), false);
     assert_eq!(rig.io(write("f", 0, NEW)), Ok(IoDone::Written));

@@ -27,7 +27,7 @@ impl DiskOp {
         match request {
             R::List => DiskOp::List,
             R::Read { .. } => DiskOp::Read,
-            R::Write { .. } => DiskOp::Write,
+            R::Write { .. } | R::WriteSync { .. } => DiskOp::Write,
             R::Sync { .. } => DiskOp::Sync,
             R::Truncate { .. } => DiskOp::Truncate,
             R::Rename { .. } => DiskOp::Rename,

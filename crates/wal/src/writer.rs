@@ -7,11 +7,13 @@
 //!
 //! While a batch is being written and synced, new requests wait in the
 //! queue; the next batch takes as many of them as fit `batch_bytes_max`,
-//! so N requests made during one sync cost one write and one sync. A batch
-//! that would push the segment past `segment_bytes_max` starts a new
-//! segment instead: header, a copy of the latest hard state, the batch, in
-//! one write; then a sync of the file and of the directory (the new name
-//! must survive a crash before anything in it is acknowledged).
+//! so N requests made during one sync cost one write and one sync, issued
+//! as one `WriteSync` (one round trip to the disk, not two: on a fast disk
+//! the round trip costs as much as the fsync). A batch that would push the
+//! segment past `segment_bytes_max` starts a new segment instead: header, a
+//! copy of the latest hard state, the batch, in one write and sync; then a
+//! sync of the directory (the new name must survive a crash before anything
+//! in it is acknowledged).
 //!
 //! A write that runs past the zeros already written to its segment carries
 //! zeros after its records, up to the next multiple of `zero_fill_bytes`
@@ -20,9 +22,9 @@
 //! reads zeros at a record boundary as the end of the segment's records.
 //!
 //! A failed write is retried at the same offset (rewriting the same bytes is
-//! harmless) up to `write_attempts_max` times. A failed sync is fatal: after
-//! a failed fsync the kernel may have dropped the dirty pages, so a later
-//! successful one proves nothing about them.
+//! harmless) up to `write_attempts_max` times. A failed sync (`SyncFailed`)
+//! is fatal: after a failed fsync the kernel may have dropped the dirty
+//! pages, so a later successful one proves nothing about them.
 
 use crate::config::WalConfig;
 use crate::error::{DiskOp, WalError};
@@ -56,8 +58,7 @@ struct Current {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum BatchStep {
-    Write,
-    Sync,
+    WriteSync,
     SyncDir,
 }
 
@@ -157,9 +158,8 @@ impl LogWriter {
             return None;
         }
         let batch = self.cut();
-        let request = IoRequest::Write { file: batch.file.clone(), offset: batch.offset, data: batch.data.clone() };
         self.batch = Some(batch);
-        Some(request)
+        Some(self.write_request())
     }
 
     /// Takes the queued requests that fit one batch.
@@ -194,7 +194,7 @@ impl LogWriter {
         };
         let records_len = data.len();
         self.zero_fill(offset, &mut data, zeroed_to);
-        let step = BatchStep::Write;
+        let step = BatchStep::WriteSync;
         Batch { file, offset, data, records_len, new_segment, step, attempts: 0, through, index_last, hard_state }
     }
 
@@ -225,7 +225,7 @@ impl LogWriter {
         let batch = self.batch.as_mut().expect("a log completion answers the batch in flight");
         let step = batch.step;
         match (step, result) {
-            (BatchStep::Write, Ok(IoDone::Written)) => {
+            (BatchStep::WriteSync, Ok(IoDone::Synced)) => {
                 let len = batch.offset + batch.records_len as u64;
                 let written_to = batch.offset + batch.data.len() as u64;
                 let (name, zeroed_to) = match (batch.new_segment, &self.current) {
@@ -234,19 +234,17 @@ impl LogWriter {
                     (None, None) => unreachable!("a batch without a new segment appends to the current one"),
                 };
                 self.current = Some(Current { name, len, zeroed_to });
-                batch.step = BatchStep::Sync;
-                WriterNext::Io(IoRequest::Sync { file: batch.file.clone() })
+                if batch.new_segment.is_some() {
+                    batch.step = BatchStep::SyncDir;
+                    return WriterNext::Io(IoRequest::SyncDir);
+                }
+                self.finish()
             }
-            (BatchStep::Sync, Ok(IoDone::Synced)) if batch.new_segment.is_some() => {
-                batch.step = BatchStep::SyncDir;
-                WriterNext::Io(IoRequest::SyncDir)
+            (BatchStep::SyncDir, Ok(IoDone::DirSynced)) => self.finish(),
+            (BatchStep::WriteSync, Err(error @ IoError::SyncFailed(_))) => {
+                WriterNext::Fatal(WalError::Disk { op: DiskOp::Sync, file: Some(batch.file.clone()), error })
             }
-            (BatchStep::Sync, Ok(IoDone::Synced)) | (BatchStep::SyncDir, Ok(IoDone::DirSynced)) => {
-                let batch = self.batch.take().expect("checked");
-                let (through, index_last, hard_state) = (batch.through, batch.index_last, batch.hard_state);
-                WriterNext::Done(BatchDone { through, index_last, hard_state, new_segment: batch.new_segment })
-            }
-            (BatchStep::Write, Err(error)) => {
+            (BatchStep::WriteSync, Err(error)) => {
                 batch.attempts += 1;
                 if batch.attempts >= self.config.write_attempts_max {
                     let file = Some(batch.file.clone());
@@ -257,18 +255,30 @@ impl LogWriter {
                 let after = Duration::from_millis(delay_ms.min(self.config.retry_delay_ms_max));
                 WriterNext::RetryAfter { after, error, attempt: batch.attempts }
             }
-            (BatchStep::Sync | BatchStep::SyncDir, Err(error)) => {
-                let op = if step == BatchStep::Sync { DiskOp::Sync } else { DiskOp::SyncDir };
-                WriterNext::Fatal(WalError::Disk { op, file: Some(batch.file.clone()), error })
+            (BatchStep::SyncDir, Err(error)) => {
+                WriterNext::Fatal(WalError::Disk { op: DiskOp::SyncDir, file: Some(batch.file.clone()), error })
             }
             (step, Ok(done)) => panic!("executor answered log step {step:?} with {done:?}"),
         }
     }
 
+    fn finish(&mut self) -> WriterNext {
+        let batch = self.batch.take().expect("a finished batch was in flight");
+        let (through, index_last, hard_state) = (batch.through, batch.index_last, batch.hard_state);
+        WriterNext::Done(BatchDone { through, index_last, hard_state, new_segment: batch.new_segment })
+    }
+
     /// Rewrites the batch whose write failed.
     pub(crate) fn retry(&mut self) -> IoRequest {
         let batch = self.batch.as_ref().expect("a retry is scheduled only for a failed batch");
-        assert_eq!(batch.step, BatchStep::Write, "only writes are retried");
-        IoRequest::Write { file: batch.file.clone(), offset: batch.offset, data: batch.data.clone() }
+        assert_eq!(batch.step, BatchStep::WriteSync, "only writes are retried");
+        self.write_request()
+    }
+
+    /// The batch's write and sync. The data is cloned: a failed write is
+    /// retried with the same bytes.
+    fn write_request(&self) -> IoRequest {
+        let batch = self.batch.as_ref().expect("a batch is in flight");
+        IoRequest::WriteSync { file: batch.file.clone(), offset: batch.offset, data: batch.data.clone() }
     }
 }

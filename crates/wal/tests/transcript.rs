@@ -14,8 +14,9 @@ fn opened(out: Out) -> Recovered {
     }
 }
 
-fn is_write(r: &IoRequest) -> bool {
-    matches!(r, IoRequest::Write { .. })
+/// A log batch's write: its records and their sync in one request.
+fn is_log_write(r: &IoRequest) -> bool {
+    matches!(r, IoRequest::WriteSync { .. })
 }
 
 fn is_sync(r: &IoRequest) -> bool {
@@ -34,7 +35,7 @@ fn an_empty_directory_opens_to_an_empty_log_after_a_directory_sync() {
 }
 
 #[test]
-fn appends_made_during_a_sync_share_one_write_and_one_sync() {
+fn appends_made_during_a_sync_share_one_write_and_sync() {
     let mut rig = HostRig::new(small_config(), MemDisk::default());
     rig.open();
     let mark = rig.completed.len();
@@ -50,12 +51,12 @@ fn appends_made_during_a_sync_share_one_write_and_one_sync() {
     let issued = &rig.completed[mark..];
     let first_segment = SegmentName { seq: 1, index_first: 1 }.file();
     // First batch: a new segment, so the directory is synced too.
-    assert!(matches!(&issued[0], IoRequest::Write { file, offset: 0, .. } if *file == first_segment));
-    assert_eq!(issued[1..3], [IoRequest::Sync { file: first_segment.clone() }, IoRequest::SyncDir]);
-    // Second batch: all n appends and the hard state.
-    assert_eq!(issued[3..].iter().filter(|r| is_write(r)).count(), 1, "{issued:?}");
-    assert_eq!(issued[3..].iter().filter(|r| is_sync(r)).count(), 1, "{issued:?}");
-    assert_eq!(issued.len(), 5, "{issued:?}");
+    assert!(matches!(&issued[0], IoRequest::WriteSync { file, offset: 0, .. } if *file == first_segment));
+    assert_eq!(issued[1], IoRequest::SyncDir);
+    // Second batch: all n appends and the hard state, in one request.
+    assert_eq!(issued[2..].iter().filter(|r| is_log_write(r)).count(), 1, "{issued:?}");
+    assert!(!issued.iter().any(is_sync), "the write carries its sync: {issued:?}");
+    assert_eq!(issued.len(), 3, "{issued:?}");
     let durable: Vec<WalEvent> =
         rig.wal_events().into_iter().filter(|e| matches!(e, WalEvent::Durable { .. })).collect();
     assert_eq!(
@@ -72,8 +73,7 @@ fn nothing_is_acknowledged_before_its_sync_completes() {
     let mut rig = HostRig::new(small_config(), MemDisk::default());
     rig.open();
     rig.deliver(Cmd::Append(entries(1, 3, 1)));
-    rig.complete(); // write
-    rig.complete(); // sync
+    rig.complete(); // write and sync
     assert!(
         !rig.wal_events().iter().any(|e| matches!(e, WalEvent::Durable { .. })),
         "a new segment needs its dir sync"
@@ -152,7 +152,7 @@ fn a_truncation_and_the_entries_replacing_it_are_durable_together() {
     rig.deliver(Cmd::Truncate(3));
     rig.deliver(Cmd::Append(entries(3, 4, 2)));
     rig.settle();
-    assert_eq!(rig.completed[mark..].iter().filter(|r| is_write(r)).count(), 1, "one write for both");
+    assert_eq!(rig.completed[mark..].iter().filter(|r| is_log_write(r)).count(), 1, "one write for both");
     assert!(matches!(rig.wal_events().last(), Some(WalEvent::Durable { through: Ticket(4), index_last: 4, .. })));
     // Reopen on the same files: the truncation applies.
     let mut rig = HostRig::new(small_config(), rig.disk);
@@ -181,6 +181,23 @@ fn a_failed_write_is_reported_and_retried_at_the_same_offset() {
 }
 
 #[test]
+fn a_write_and_sync_failing_other_than_in_its_sync_is_retried_as_a_write() {
+    // Only `SyncFailed` says the sync ran; any other error came from the
+    // write, before anything was synced, so rewriting the bytes is safe.
+    let mut rig = HostRig::new(small_config(), MemDisk::default());
+    rig.open();
+    rig.deliver(Cmd::Append(entries(1, 2, 1)));
+    let first = rig.complete_with(Err(IoError::Other("EIO".into())));
+    let error = IoError::Other("EIO".into());
+    assert_eq!(rig.wal_events().last(), Some(&WalEvent::DiskError { op: DiskOp::Write, error, attempt: 1 }));
+    assert!(!rig.wal().is_failed());
+    rig.fire_timers();
+    assert_eq!(rig.pending.front().map(|p| &p.1), Some(&first));
+    rig.settle();
+    assert!(matches!(rig.wal_events().last(), Some(WalEvent::Durable { through: Ticket(1), index_last: 2, .. })));
+}
+
+#[test]
 fn a_write_failing_every_attempt_fails_the_wal_without_acknowledging() {
     let config = small_config();
     let mut rig = HostRig::new(config.clone(), MemDisk::default());
@@ -201,8 +218,7 @@ fn a_failed_sync_is_fatal_and_nothing_in_the_batch_is_acknowledged() {
     let mut rig = HostRig::new(small_config(), MemDisk::default());
     rig.open();
     rig.deliver(Cmd::Append(entries(1, 2, 1)));
-    rig.complete(); // write
-    rig.complete_with(Err(IoError::Other("EIO".into())));
+    rig.complete_with(Err(IoError::SyncFailed("EIO".into())));
     let events = rig.wal_events();
     assert!(matches!(events.last(), Some(WalEvent::Failed { error: WalError::Disk { op: DiskOp::Sync, .. } })));
     assert!(!events.iter().any(|e| matches!(e, WalEvent::Durable { .. })));
@@ -245,7 +261,9 @@ fn zeros_are_written_ahead_so_most_batches_overwrite_and_the_log_reopens_clean()
     }
     let writes: Vec<(u64, usize)> = rig.completed[mark..]
         .iter()
-        .filter_map(|r| if let IoRequest::Write { offset, data, .. } = r { Some((*offset, data.len())) } else { None })
+        .filter_map(
+            |r| if let IoRequest::WriteSync { offset, data, .. } = r { Some((*offset, data.len())) } else { None },
+        )
         .collect();
     // A write that reaches past the zeros ends on a multiple of 256 (or the
     // segment's limit); every other write stays within zeros already there.

@@ -203,6 +203,10 @@ impl MemDisk {
                 buf[*offset as usize..end].copy_from_slice(data);
                 Ok(IoDone::Written)
             }
+            IoRequest::WriteSync { file, offset, data } => {
+                let write = IoRequest::Write { file: file.clone(), offset: *offset, data: data.clone() };
+                self.apply(&write).map(|_| IoDone::Synced)
+            }
             IoRequest::Sync { file } if self.files.contains_key(file.as_str()) => Ok(IoDone::Synced),
             IoRequest::Sync { .. } => Err(IoError::NotFound),
             IoRequest::Truncate { file, len } => {
