@@ -15,6 +15,7 @@
 use crate::counters::{Counters, bump};
 use crate::disk_ops;
 use crate::error::NetError;
+use crate::open_files::OpenFiles;
 use haven_runtime::{FileName, IoId, IoRequest, IoResult};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -47,7 +48,8 @@ impl DiskWorker {
         // start more than IO_PENDING_MAX requests that have not completed.
         let (requests, rx) = std_mpsc::channel();
         let (done, completions) = mpsc::channel(COMPLETIONS_LEN_MAX);
-        let worker = Worker { dir, batch_len_max, counters, done };
+        let files = OpenFiles::new(dir.clone());
+        let mut worker = Worker { dir, files, batch_len_max, counters, done };
         let thread = std::thread::Builder::new()
             .name("haven-disk".into())
             .spawn(move || {
@@ -80,13 +82,14 @@ impl DiskWorker {
 
 struct Worker {
     dir: PathBuf,
+    files: OpenFiles,
     batch_len_max: usize,
     counters: Arc<Counters>,
     done: mpsc::Sender<Completion>,
 }
 
 impl Worker {
-    fn run(&self, rx: &Receiver<(IoId, IoRequest)>) {
+    fn run(&mut self, rx: &Receiver<(IoId, IoRequest)>) {
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
             while batch.len() < self.batch_len_max {
@@ -100,7 +103,7 @@ impl Worker {
     }
 
     /// Executes one batch; `Err` means the event loop is gone.
-    fn run_batch(&self, batch: Vec<(IoId, IoRequest)>) -> Result<(), Gone> {
+    fn run_batch(&mut self, batch: Vec<(IoId, IoRequest)>) -> Result<(), Gone> {
         let mut file_syncs: BTreeMap<FileName, Vec<IoId>> = BTreeMap::new();
         let mut dir_syncs: Vec<IoId> = Vec::new();
         for (id, request) in batch {
@@ -112,19 +115,18 @@ impl Worker {
             match request {
                 IoRequest::Sync { file } => file_syncs.entry(file).or_default().push(id),
                 IoRequest::SyncDir => dir_syncs.push(id),
-                IoRequest::WriteSync { file, offset, data } => {
-                    match disk_ops::write_file(&self.dir, &file, offset, &data) {
-                        Ok(_) => file_syncs.entry(file).or_default().push(id),
-                        Err(e) => self.complete(id, Err(e))?,
-                    }
-                }
+                IoRequest::WriteSync { file, offset, data } => match self.files.write(&file, offset, &data) {
+                    Ok(_) => file_syncs.entry(file).or_default().push(id),
+                    Err(e) => self.complete(id, Err(e))?,
+                },
                 other => {
                     for name in names_rebound(&other) {
                         if let Some(ids) = file_syncs.remove(name) {
                             self.sync_file(name, ids)?;
                         }
                     }
-                    self.complete(id, disk_ops::execute(&self.dir, &other))?;
+                    let result = disk_ops::execute(&self.dir, &mut self.files, &other);
+                    self.complete(id, result)?;
                 }
             }
         }
@@ -140,9 +142,9 @@ impl Worker {
         Ok(())
     }
 
-    fn sync_file(&self, name: &FileName, ids: Vec<IoId>) -> Result<(), Gone> {
+    fn sync_file(&mut self, name: &FileName, ids: Vec<IoId>) -> Result<(), Gone> {
         let started = std::time::Instant::now();
-        let result = disk_ops::sync_file(&self.dir, name);
+        let result = self.files.sync(name);
         self.counters.disk_syncs.record(started.elapsed());
         self.complete_all(ids, &result)
     }
@@ -200,7 +202,8 @@ mod tests {
             tx.send((IoId(i as u64), request)).unwrap();
         }
         drop(tx);
-        Worker { dir: dir.clone(), batch_len_max: 64, counters: counters.clone(), done }.run(&rx);
+        let files = OpenFiles::new(dir.clone());
+        Worker { dir: dir.clone(), files, batch_len_max: 64, counters: counters.clone(), done }.run(&rx);
         let got: Vec<Completion> = std::iter::from_fn(|| completions.try_recv().ok()).collect();
         assert_eq!(got.len(), n, "every request completes exactly once");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -7,50 +7,46 @@
 //!
 //! Blocking: only the disk worker thread calls these.
 
+use crate::open_files::OpenFiles;
 use haven_runtime::{FileInfo, FileName, IoDone, IoError, IoRequest, IoResult};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
 use std::path::Path;
 
-/// Executes one request. The worker hands `Sync`, `SyncDir` and the sync
-/// half of `WriteSync` to [`sync_file`] and [`sync_dir`] itself, so that one
-/// fsync serves every request of a batch that needs it.
-pub(crate) fn execute(dir: &Path, request: &IoRequest) -> IoResult {
+/// Executes one request. Writes and syncs go through `files`, the worker's
+/// open handles; a rename or remove first closes the handles of the names it
+/// rebinds. The worker runs `Sync`, `SyncDir` and the sync half of
+/// `WriteSync` itself, so that one fsync serves every request of a batch.
+pub(crate) fn execute(dir: &Path, files: &mut OpenFiles, request: &IoRequest) -> IoResult {
     let result = match request {
         IoRequest::Read { file, offset, len_max } => read(&dir.join(file.as_str()), *offset, *len_max),
-        IoRequest::Write { file, offset, data } => write(&dir.join(file.as_str()), *offset, data),
+        IoRequest::Write { file, offset, data } => return files.write(file, *offset, data),
         IoRequest::WriteSync { file, offset, data } => {
-            write_file(dir, file, *offset, data)?;
-            return sync_file(dir, file);
+            files.write(file, *offset, data)?;
+            return files.sync(file);
         }
+        IoRequest::Sync { file } => return files.sync(file),
         IoRequest::Truncate { file, len } => OpenOptions::new()
             .write(true)
             .open(dir.join(file.as_str()))
             .and_then(|f| f.set_len(*len))
             .map(|()| IoDone::Truncated),
         IoRequest::Rename { from, to } => {
+            files.forget(from);
+            files.forget(to);
             fs::rename(dir.join(from.as_str()), dir.join(to.as_str())).map(|()| IoDone::Renamed)
         }
-        IoRequest::Remove { file } => match fs::remove_file(dir.join(file.as_str())) {
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(IoDone::Removed),
-            other => other.map(|()| IoDone::Removed),
-        },
+        IoRequest::Remove { file } => {
+            files.forget(file);
+            match fs::remove_file(dir.join(file.as_str())) {
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(IoDone::Removed),
+                other => other.map(|()| IoDone::Removed),
+            }
+        }
         IoRequest::List => list(dir).map(IoDone::Listed),
-        IoRequest::Sync { file } => return sync_file(dir, file),
         IoRequest::SyncDir => return sync_dir(dir),
     };
     result.map_err(map_error)
-}
-
-/// Writes `data` at `offset` of `file`, creating it if needed.
-pub(crate) fn write_file(dir: &Path, file: &FileName, offset: u64, data: &[u8]) -> IoResult {
-    write(&dir.join(file.as_str()), offset, data).map_err(map_error)
-}
-
-/// Makes the completed writes of `file` durable.
-pub(crate) fn sync_file(dir: &Path, file: &FileName) -> IoResult {
-    let opened = File::open(dir.join(file.as_str())).map_err(map_error)?;
-    opened.sync_data().map(|()| IoDone::Synced).map_err(|e| IoError::SyncFailed(e.to_string()))
 }
 
 /// Makes the completed creates, renames and removes in `dir` durable.
@@ -67,14 +63,6 @@ fn read(path: &Path, offset: u64, len_max: u32) -> io::Result<IoDone> {
     file.seek(SeekFrom::Start(offset))?;
     file.take(u64::from(len_max)).read_to_end(&mut data)?;
     Ok(IoDone::Read(data))
-}
-
-fn write(path: &Path, offset: u64, data: &[u8]) -> io::Result<IoDone> {
-    let mut file = OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
-    // Seeking past the end and writing leaves a hole that reads as zeros.
-    file.seek(SeekFrom::Start(offset))?;
-    file.write_all(data)?;
-    Ok(IoDone::Written)
 }
 
 /// Regular files with valid names, sorted; anything else in the directory

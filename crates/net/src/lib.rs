@@ -21,7 +21,8 @@
 //! (event_loop.rs) drives the component's `Host`; network.rs keeps the
 //! current peers' links and accept set; link.rs sends to one peer,
 //! acceptor.rs and inbound.rs receive; [`frame`] is the wire format;
-//! disk.rs and disk_ops.rs execute disk requests.
+//! disk.rs and disk_ops.rs execute disk requests, through the handles
+//! open_files.rs keeps open.
 
 mod acceptor;
 mod backoff;
@@ -37,6 +38,7 @@ mod link;
 mod local;
 mod network;
 mod node;
+mod open_files;
 mod ports;
 mod send_queue;
 mod timers;
