@@ -58,9 +58,17 @@ impl Raft {
     }
 
     /// Granted only for a later term, outside a leader's lease, to an
-    /// up-to-date log. Never changes our state.
+    /// up-to-date log. Changes nothing durable (no term, no vote). A
+    /// follower that grants one restarts its election timeout, as for a
+    /// real vote: the pre-candidate can win, and a follower that timed out
+    /// while that election runs would split the vote. Two followers then
+    /// split only if their timeouts fall within the pre-vote's one-way
+    /// delay of each other, not within its round trip and the vote's delay.
     pub(crate) fn on_pre_vote(&mut self, from: NodeId, term: u64, last_log: LogPosition) {
         let granted = term > self.term && !self.in_lease() && last_log >= self.log.last();
+        if granted && matches!(self.role, RoleState::Follower) {
+            self.reset_election_deadline();
+        }
         let term = if granted { term } else { self.term };
         self.gate.send(from, Message::PreVoteResponse { term, granted });
     }

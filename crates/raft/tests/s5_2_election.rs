@@ -124,6 +124,25 @@ fn pre_vote_does_not_disturb_a_follower_that_hears_from_its_leader() {
 }
 
 #[test]
+fn a_follower_that_grants_a_pre_vote_gives_the_pre_candidate_a_full_election_timeout() {
+    let mut n2 = restored(N2, 3, HardState { term: 1, vote: None }, &[]);
+    n2.step(ms(10), N1, Message::Heartbeat { term: 1, commit: 0, round: 1 });
+    settle(&mut n2, ms(10));
+    let before = n2.next_deadline();
+    assert!(before < ms(210), "drawn at the heartbeat: {before:?}");
+    // Refused inside the lease: the timeout runs on.
+    n2.step(ms(50), N3, pre_vote(2, 0, 0));
+    settle(&mut n2, ms(50));
+    assert_eq!(n2.next_deadline(), before);
+    // Granted after it: the timeout restarts, so n2 does not campaign
+    // against n3 while n3's election runs.
+    n2.step(ms(150), N3, pre_vote(2, 0, 0));
+    assert_eq!(settle(&mut n2, ms(150)), vec![to(N3, Message::PreVoteResponse { term: 2, granted: true })]);
+    assert!(n2.next_deadline() >= ms(250), "{:?}", n2.next_deadline());
+    assert_eq!((n2.role(), n2.term()), (Role::Follower, 1));
+}
+
+#[test]
 fn a_leader_refuses_pre_votes_and_ignores_higher_term_votes_while_it_leads() {
     let mut n1 = fresh(N1, 3);
     let (_, t) = elect(&mut n1);
