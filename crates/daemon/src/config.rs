@@ -33,18 +33,26 @@ pub const HISTORY_REVISIONS_MAX_DEFAULT: u64 = 10_000;
 /// `--snapshot-keys-per-turn`), so it is kept rare; the log between two is
 /// replayed on restart.
 pub const SNAPSHOT_ENTRIES_DEFAULT: u64 = 100_000;
-/// Shortest election timeout, in ms; followers draw theirs from 1-2x it.
-/// A frozen leader is replaced about 250 ms later (the sooner of two
-/// followers' draws from 200..400 ms). What bounds it from below is the
-/// longest turn a healthy leader takes without sending a heartbeat: on the
-/// README's 2-core VM, a leader's snapshot of a 100,000-key store took
-/// 100-220 ms in one turn until session 10, when snapshots came to be
-/// written over many turns; the timeout was not lowered since. (A station's own stall, when the whole VM stops every
-/// station together, no longer costs an election at any setting: see
-/// `run::stall_gap_min`.) Under 256 clients: at 150 ms, 2 elections in
-/// 70 s; at 200 ms, none in 80 s. Drawing from 1-1.5x instead (tried in
-/// session 8) cut the median from 270 to 243 ms over 20 trials but let a
-/// split vote take 665 ms, close to what an agent's 900 ms lease allows.
+/// Shortest election timeout, in ms; followers draw theirs from 1-1.5x it
+/// (`run::replica_config`). A frozen leader is replaced about 230 ms later
+/// (the sooner of two followers' draws from 200..300 ms, less the time
+/// since the last heartbeat). What bounds it from below is the longest turn
+/// a healthy leader takes without sending a heartbeat: on the README's
+/// 2-core VM, a leader's snapshot of a 100,000-key store took 100-220 ms in
+/// one turn until session 10, when snapshots came to be written over many
+/// turns; the timeout was not lowered since. (A station's own stall, when
+/// the whole VM stops every station together, no longer costs an election
+/// at any setting: see `run::stall_gap_min`.) Under 256 clients: at 150 ms,
+/// 2 elections in 70 s; at 200 ms, none in 80 s.
+///
+/// The draw was 1-2x until session 12. Session 8 had tried 1-1.5x: the
+/// median fell from 270 to 243 ms over 20 trials, but a split vote took
+/// 665 ms. Since session 12 a follower that grants a pre-vote restarts its
+/// timeout, so two followers split only when they time out within the
+/// pre-vote's one-way delay of each other; over 100 trials each, 1-2x gave
+/// a median of 262 ms (max 387), 1-1.5x 234 ms (max 298), neither a split
+/// vote. A split still costs one more timeout: at most 600 ms at 1-1.5x,
+/// against 800 ms at 1-2x.
 pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 200;
 /// How often the leader sends heartbeats, in ms.
 pub const HEARTBEAT_MS_DEFAULT: u64 = 40;
@@ -105,7 +113,7 @@ pub struct StationArgs {
     /// one after `haven member add` (this member then learns everything from the leader) [default: new].
     #[arg(long, env = "HAVEN_INITIAL_CLUSTER_STATE", value_name = "STATE")]
     pub initial_cluster_state: Option<ClusterState>,
-    /// Shortest election timeout; followers wait 1-2x this for a leader's heartbeat [default: 200].
+    /// Shortest election timeout; followers wait 1-1.5x this for a leader's heartbeat [default: 200].
     #[arg(long, env = "HAVEN_ELECTION_TIMEOUT_MS", value_name = "MS")]
     pub election_timeout_ms: Option<u64>,
     /// How often the leader sends heartbeats; under half the election timeout [default: 40].

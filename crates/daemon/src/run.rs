@@ -182,7 +182,8 @@ pub fn replica_config(config: &StationConfig) -> ReplicaConfig {
         replica.members = config.members.iter().map(record).collect();
     }
     replica.raft.election_timeout_min = config.election_timeout;
-    replica.raft.election_timeout_max = config.election_timeout * 2;
+    // 1-1.5x: see ELECTION_TIMEOUT_MS_DEFAULT for why not wider.
+    replica.raft.election_timeout_max = config.election_timeout * 3 / 2;
     replica.raft.heartbeat_interval = config.heartbeat;
     replica.raft.stall_gap_min = Some(stall_gap_min(config.election_timeout, config.heartbeat));
     let command_bytes_max = config.request_bytes_max + COMMAND_OVERHEAD_BYTES;
