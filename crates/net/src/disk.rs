@@ -175,19 +175,25 @@ fn names_rebound(request: &IoRequest) -> Vec<&FileName> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use haven_runtime::{IoDone, IoError};
 
-    fn name(s: &str) -> FileName {
+    pub(crate) fn name(s: &str) -> FileName {
         FileName::new(s).unwrap()
     }
 
-    fn temp_dir(tag: &str) -> PathBuf {
+    /// A fresh, empty directory for one test.
+    pub(crate) fn temp_dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("haven-net-disk-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    /// The completion of request `id`.
+    fn result_of(done: &[Completion], id: u64) -> IoResult {
+        done.iter().find(|(i, _)| i.0 == id).map(|(_, r)| r.clone()).expect("every request completes")
     }
 
     /// Runs `requests` as one batch (all queued before the worker starts)
@@ -236,7 +242,7 @@ mod tests {
         ];
         let (done, counters) = run_as_one_batch("write-sync", requests);
         assert_eq!(counters.disk_syncs.count, 2, "one fsync per file");
-        let result = |id: u64| done.iter().find(|(i, _)| i.0 == id).map(|(_, r)| r.clone()).unwrap();
+        let result = |id: u64| result_of(&done, id);
         assert_eq!(result(4), Ok(IoDone::Read(b"abcdef".to_vec())), "the writes ran in order, before the syncs");
         for id in 0..4 {
             assert_eq!(result(id), Ok(IoDone::Synced), "request {id}");
@@ -253,7 +259,7 @@ mod tests {
             IoRequest::Sync { file: a.clone() },
         ];
         let (done, counters) = run_as_one_batch("rebind", requests);
-        let result = |id: u64| done.iter().find(|(i, _)| i.0 == id).map(|(_, r)| r.clone()).unwrap();
+        let result = |id: u64| result_of(&done, id);
         // The first sync ran on the file before it moved; the second finds no `a`.
         assert_eq!(result(1), Ok(IoDone::Synced));
         assert_eq!(result(2), Ok(IoDone::Renamed));

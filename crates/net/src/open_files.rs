@@ -84,19 +84,9 @@ impl OpenFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk::tests::{name, temp_dir};
     use crate::disk_ops::execute;
     use haven_runtime::IoRequest;
-
-    fn name(s: &str) -> FileName {
-        FileName::new(s).unwrap()
-    }
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("haven-open-files-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 
     fn write(file: &FileName, data: &[u8]) -> IoRequest {
         IoRequest::Write { file: file.clone(), offset: 0, data: data.to_vec() }
