@@ -9,8 +9,9 @@
 //! halves of its `WriteSync`s, share one `sync_data`, and `SyncDir`s share
 //! one directory fsync, issued after the other requests of the batch: a
 //! sync then covers at least what it must (every write completed before
-//! it), and the disk interface lets operations complete in any order. A sync is issued early only when a
-//! rename or remove is about to change what its file name refers to.
+//! it), and the disk interface lets operations complete in any order. A
+//! sync is issued early only when a rename or remove is about to change
+//! what its file name refers to.
 
 use crate::counters::{Counters, bump};
 use crate::disk_ops;
