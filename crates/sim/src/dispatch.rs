@@ -189,7 +189,6 @@ impl<C: Component + 'static> Sim<C> {
     }
 
     fn complete_io(&mut self, i: usize, id: IoId, op: crate::disk::DiskOp) {
-        self.counters.io_completed += 1;
         let node = &mut self.nodes[i];
         if self.trace.on() {
             let _ = write!(self.trace.begin(self.now), "{} io#{} {:?}", node.id, id.0, op.request);
@@ -207,6 +206,8 @@ impl<C: Component + 'static> Sim<C> {
                 return;
             }
         };
+        // Counted once per request: a `WriteSync`'s first stage is not a completion.
+        self.counters.io_completed += 1;
         self.trace.tag("io");
         self.trace.u64(node.id.0);
         self.trace.u64(u64::from(node.incarnation));
