@@ -10,7 +10,9 @@
 //! rename it over `epoch` and sync the directory. Only then does the node
 //! ping, so two incarnations never share an epoch even across crashes at
 //! any point of boot. Disk errors are reported and the failed step retried
-//! with a capped backoff; an epoch file that stays unreadable after
+//! with a capped backoff (a failed sync from the write of `epoch.tmp` on:
+//! syncing again could succeed over pages the kernel dropped); an epoch
+//! file that stays unreadable after
 //! `READ_ATTEMPTS_MAX` reads halts the node (it cannot know its incarnation).
 
 use crate::Never;
@@ -235,6 +237,12 @@ impl<D: Detector> ElectionNode<D> {
                 Ok(None)
             }
             Err(error) => {
+                // After a failed fsync the kernel may have dropped the pages
+                // it was to write, and a later fsync that succeeds proves
+                // nothing about them: start again from the write.
+                if matches!(step, BootStep::SyncTmp | BootStep::SyncDir) {
+                    boot.step = BootStep::WriteTmp;
+                }
                 ctx.output(ElectionEvent::DiskError { step, error });
                 Self::retry_later(ctx, boot);
                 return;

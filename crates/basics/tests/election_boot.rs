@@ -85,6 +85,29 @@ fn no_space_is_reported_and_the_step_retried_after_a_backoff() {
 }
 
 #[test]
+fn a_failed_sync_is_retried_from_the_write_not_by_syncing_again() {
+    let (write, sync) = (
+        IoRequest::Write { file: file("epoch.tmp"), offset: 0, data: epoch_file::encode(1) },
+        IoRequest::Sync { file: file("epoch.tmp") },
+    );
+    let mut host = host();
+    let mut fx = Fx::new();
+    host.start(Instant::ZERO, &mut fx);
+    let fx = answer(&mut host, &fx, Err(IoError::NotFound));
+    let fx = answer(&mut host, &fx, Ok(IoDone::Written));
+    assert_eq!(io_of(&fx).1, sync);
+    let failed = answer(&mut host, &fx, Err(IoError::SyncFailed("EIO".into())));
+    let error = IoError::SyncFailed("EIO".into());
+    assert_eq!(failed[0], Effect::Output(ElectionEvent::DiskError { step: BootStep::SyncTmp, error }));
+    let Effect::SetTimer { id, at } = failed[1] else { panic!("{failed:?}") };
+    let mut retry = Fx::new();
+    host.fire(at, id, &mut retry);
+    assert_eq!(io_of(&retry).1, write, "the temp file is written again before the next sync");
+    let fx = answer(&mut host, &retry, Ok(IoDone::Written));
+    assert_eq!(io_of(&fx).1, sync);
+}
+
+#[test]
 fn corrupt_epoch_file_is_retried_then_fatal() {
     let mut host = host();
     let mut fx = Fx::new();
