@@ -10,10 +10,10 @@
 //! rename it over `epoch` and sync the directory. Only then does the node
 //! ping, so two incarnations never share an epoch even across crashes at
 //! any point of boot. Disk errors are reported and the failed step retried
-//! with a capped backoff (a failed sync from the write of `epoch.tmp` on:
-//! syncing again could succeed over pages the kernel dropped); an epoch
-//! file that stays unreadable after
-//! `READ_ATTEMPTS_MAX` reads halts the node (it cannot know its incarnation).
+//! with a capped backoff; a failed sync is retried from the write of
+//! `epoch.tmp`, since syncing again could succeed over pages the kernel
+//! dropped. An epoch file that stays unreadable after `READ_ATTEMPTS_MAX`
+//! reads halts the node (it cannot know its incarnation).
 
 use crate::Never;
 use crate::broadcast::{Broadcast, BroadcastMsg, Delivered};
