@@ -5,6 +5,7 @@
 //! lives in its own module.
 
 use crate::bench_failover_ha;
+use crate::bench_store;
 use crate::cli::BenchCommand;
 use crate::client_cmd;
 use anyhow::Result;
@@ -18,6 +19,9 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Failover(args) => client_cmd::block_on(haven_client::bench::failover::run(args)),
         BenchCommand::Fsync(args) => Ok(haven_client::bench::fsync::run(args)?),
         BenchCommand::FailoverHa(args) => bench_failover_ha::run(args),
+        BenchCommand::Store { puts, keys, value_bytes, history } => {
+            bench_store::run(&bench_store::StoreBenchArgs { puts, keys, value_bytes, history })
+        }
     }
 }
 

@@ -97,6 +97,22 @@ pub enum BenchCommand {
     FailoverHa(crate::bench_failover_ha::FailoverHaArgs),
     /// This disk's write + fdatasync latency: the floor of a durable write.
     Fsync(haven_client::bench::FsyncBenchArgs),
+    /// Nanoseconds per put in the in-memory store alone (what every
+    /// replica's event loop spends applying one write of `bench kv`).
+    Store {
+        /// Puts timed, after one warm-up put per key.
+        #[arg(long, default_value_t = 2_000_000)]
+        puts: u64,
+        /// Distinct keys (8 ASCII digits each, as `bench kv`'s).
+        #[arg(long, default_value_t = 100_000)]
+        keys: u64,
+        /// Bytes per value.
+        #[arg(long, default_value_t = 256)]
+        value_bytes: usize,
+        /// Revisions of history kept, as a station's `--history-revisions-max`.
+        #[arg(long, default_value_t = 10_000)]
+        history: u64,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod agent_cmd;
 pub mod bench_cmd;
 pub mod bench_failover_ha;
+pub mod bench_store;
 pub mod cli;
 pub mod client_cmd;
 pub mod coordinator_bench;

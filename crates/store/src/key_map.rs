@@ -13,8 +13,7 @@
 //! keys from its bound up to the next chunk's bound; the first chunk's
 //! bound is the empty key, so every key has exactly one home.
 
-use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
+use crate::key_chunk::{KeyChunk, prefix8};
 use std::fmt;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -24,7 +23,7 @@ use std::sync::Arc;
 /// few microseconds); freezing 100,000 keys costs a few hundred `Arc` clones.
 const CHUNK_LEN_MAX: usize = 256;
 
-pub(crate) type Chunk<V> = BTreeMap<Vec<u8>, V>;
+pub(crate) type Chunk<V> = KeyChunk<V>;
 
 #[derive(Clone)]
 pub(crate) struct KeyMap<V> {
@@ -35,10 +34,9 @@ pub(crate) struct KeyMap<V> {
     len: usize,
 }
 
-/// A chunk's lower bound with its first 8 bytes alongside, big-endian and
-/// zero-padded: comparing those settles almost every step of the bisection
-/// without following the key's pointer, which was a cache miss a step (a
-/// put looked up its key 4-5 times, about a microsecond each).
+/// A chunk's lower bound with its first 8 bytes alongside: comparing those
+/// settles almost every step of the bisection without following the key's
+/// pointer, which was a cache miss a step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Bound8 {
     prefix: u64,
@@ -57,18 +55,9 @@ impl Bound8 {
     }
 }
 
-/// The first 8 bytes of `key`, big-endian, zero-padded: keys ordered by
-/// bytes are ordered (not strictly) by this.
-fn prefix8(key: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = key.len().min(8);
-    bytes[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(bytes)
-}
-
 impl<V> Default for KeyMap<V> {
     fn default() -> KeyMap<V> {
-        KeyMap { chunks: vec![(Bound8::new(Vec::new()), Arc::new(BTreeMap::new()))], len: 0 }
+        KeyMap { chunks: vec![(Bound8::new(Vec::new()), Arc::new(KeyChunk::default()))], len: 0 }
     }
 }
 
@@ -116,16 +105,10 @@ impl<V: Clone> KeyMap<V> {
     {
         let home = self.home(key);
         if self.chunks[home].1.len() < CHUNK_LEN_MAX {
-            // No split can follow: one walk down the chunk (for the price
-            // of the owned key the entry takes).
-            let chunk = Arc::make_mut(&mut self.chunks[home].1);
-            return match chunk.entry(key.to_vec()) {
-                Entry::Occupied(entry) => entry.into_mut(),
-                Entry::Vacant(entry) => {
-                    self.len += 1;
-                    entry.insert(V::default())
-                }
-            };
+            // No split can follow: one search of the chunk.
+            let (value, inserted) = Arc::make_mut(&mut self.chunks[home].1).get_or_insert_with(key, V::default);
+            self.len += usize::from(inserted);
+            return value;
         }
         if !self.chunks[home].1.contains_key(key) {
             self.insert(key.to_vec(), V::default());
@@ -141,8 +124,7 @@ impl<V: Clone> KeyMap<V> {
             return old;
         }
         if chunk.len() > CHUNK_LEN_MAX {
-            let at = chunk.keys().nth(CHUNK_LEN_MAX / 2).expect("over the limit").clone();
-            let upper = chunk.split_off(&at);
+            let (at, upper) = chunk.split_off(CHUNK_LEN_MAX / 2);
             assert!(at > self.chunks[home].0.key, "a chunk splits above its bound");
             self.chunks.insert(home + 1, (Bound8::new(at), Arc::new(upper)));
         }
@@ -181,7 +163,7 @@ impl<V: Clone> KeyMap<V> {
         self.chunks[first..]
             .iter()
             .take_while(move |(bound, _)| within(bound))
-            .flat_map(move |(_, chunk)| chunk.range::<[u8], _>(bounds))
+            .flat_map(move |(_, chunk)| chunk.range(bounds))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &V)> + '_ {
@@ -226,6 +208,7 @@ impl<V: Clone + fmt::Debug> fmt::Debug for KeyMap<V> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     #[derive(Clone, Debug)]
     enum Op {

@@ -25,6 +25,7 @@ mod compare;
 pub mod config;
 mod error;
 mod event;
+mod key_chunk;
 mod key_history;
 mod key_map;
 mod key_range;

@@ -95,7 +95,7 @@ impl StoreSnapshotWriter {
             let Some(chunk) = self.chunks.front() else { break };
             let from = self.written_to.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
             let mut last = None;
-            for (key, history) in chunk.range::<[u8], _>((from, Bound::Unbounded)).take(budget) {
+            for (key, history) in chunk.range((from, Bound::Unbounded)).take(budget) {
                 self.out =
                     postcard::to_extend(&(KeyRef(key), &**history), std::mem::take(&mut self.out)).map_err(encoding)?;
                 last = Some(key);
