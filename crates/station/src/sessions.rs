@@ -112,19 +112,22 @@ impl Sessions {
 
     /// Records the outcome of a new command applied at `index`.
     pub fn record(&mut self, client: u64, seq: u64, index: u64, outcome: Outcome) {
-        if let Some(old) = self.by_client.remove(&client) {
-            assert!(seq > old.seq, "client {client}: seq {seq} recorded after {}", old.seq);
-            self.by_age.remove(&(old.index, client));
-        } else {
-            if let Some(gone) = self.evicted.remove(&client) {
-                assert!(seq > gone.seq, "client {client}: seq {seq} recorded after eviction at {}", gone.seq);
-                assert!(self.evicted_by_age.remove(&(gone.index, client)), "tombstone indexes agree");
-            }
-            if self.by_client.len() == self.clients_max {
-                let ((_, evicted), ()) = self.by_age.pop_first().expect("full table has an oldest session");
-                let gone = self.by_client.remove(&evicted).expect("indexes agree");
-                self.tombstone(evicted, gone.seq, index);
-            }
+        if let Some(session) = self.by_client.get_mut(&client) {
+            // Changed in place: one lookup in `by_client`, not a removal and an insert.
+            assert!(seq > session.seq, "client {client}: seq {seq} recorded after {}", session.seq);
+            assert!(self.by_age.remove(&(session.index, client)).is_some(), "indexes agree");
+            *session = Session { seq, outcome, index };
+            self.by_age.insert((index, client), ());
+            return;
+        }
+        if let Some(gone) = self.evicted.remove(&client) {
+            assert!(seq > gone.seq, "client {client}: seq {seq} recorded after eviction at {}", gone.seq);
+            assert!(self.evicted_by_age.remove(&(gone.index, client)), "tombstone indexes agree");
+        }
+        if self.by_client.len() == self.clients_max {
+            let ((_, evicted), ()) = self.by_age.pop_first().expect("full table has an oldest session");
+            let gone = self.by_client.remove(&evicted).expect("indexes agree");
+            self.tombstone(evicted, gone.seq, index);
         }
         self.by_age.insert((index, client), ());
         self.by_client.insert(client, Session { seq, outcome, index });
