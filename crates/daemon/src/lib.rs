@@ -33,6 +33,7 @@ mod ha_api;
 mod ha_json;
 mod handle;
 mod http;
+mod in_span;
 mod metrics;
 mod progress;
 pub mod proxy_api;

@@ -13,6 +13,7 @@ use crate::error::DaemonError;
 use crate::fence::{FenceRunner, FenceSettings};
 use crate::handle::StationHandle;
 use crate::http::routes;
+use crate::in_span::InSpan;
 use crate::metrics::Metrics;
 use crate::progress::Progress;
 use crate::roster::Roster;
@@ -111,11 +112,7 @@ async fn serve(config: StationConfig, bound: Bound, shutdown: impl Future<Output
         .merge(crate::ha_api::router(handle.clone(), body_bytes_max))
         .merge(crate::proxy_api::router(handle))
         .merge(crate::dashboard::router());
-    // Request handlers run in tasks of their own: give their logs the node id too.
-    let span = tracing::Span::current();
-    let app = app.layer(axum::middleware::from_fn(move |request, next: axum::middleware::Next| {
-        next.run(request).instrument(span.clone())
-    }));
+    let app = tower::make::Shared::new(InSpan::new(app, tracing::Span::current()));
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = axum::serve(bound.client, app).with_graceful_shutdown(async move {
         let _ = http_stopped.await;
