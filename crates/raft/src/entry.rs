@@ -11,6 +11,7 @@
 use crate::membership::{Membership, MembershipError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 use thiserror::Error;
 
 const TAG_COMMAND: u8 = 1;
@@ -42,12 +43,19 @@ impl fmt::Debug for LogPosition {
 }
 
 /// One log entry as the WAL stores and the network carries it.
+///
+/// The payload is shared, not owned: the leader hands each entry to its
+/// WAL, to every follower's append and to its state machine, and those
+/// copies are reference counts, not allocations and copies of the bytes.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub index: u64,
     pub term: u64,
-    #[serde(with = "haven_runtime::byte_vec")]
-    pub payload: Vec<u8>,
+    #[serde(
+        serialize_with = "haven_runtime::byte_vec::serialize",
+        deserialize_with = "haven_runtime::byte_vec::deserialize_shared"
+    )]
+    pub payload: Arc<[u8]>,
 }
 
 /// What an entry's payload means.
@@ -89,7 +97,7 @@ impl EntryKind<'_> {
 
 impl Entry {
     pub fn new(index: u64, term: u64, kind: EntryKind<'_>) -> Entry {
-        Entry { index, term, payload: kind.encode() }
+        Entry { index, term, payload: kind.encode().into() }
     }
 
     pub fn command(index: u64, term: u64, command: &[u8]) -> Entry {
@@ -154,7 +162,7 @@ mod tests {
 
     #[test]
     fn malformed_payloads_are_errors() {
-        let bad = |payload: Vec<u8>| Entry { index: 1, term: 1, payload }.kind().err();
+        let bad = |payload: Vec<u8>| Entry { index: 1, term: 1, payload: payload.into() }.kind().err();
         assert_eq!(bad(vec![]), Some(PayloadError::Empty));
         assert_eq!(bad(vec![0]), Some(PayloadError::UnknownTag(0)));
         assert_eq!(bad(vec![TAG_NOOP, 9]), Some(PayloadError::NoopWithBody(1)));

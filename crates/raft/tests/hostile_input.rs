@@ -44,7 +44,7 @@ fn entries(rng: &mut ChaCha8Rng, prev: LogPosition, term: u64) -> Vec<Entry> {
                 1 => vec![rng.random_range(0..8u8), 1, 2],
                 _ => vec![1, b'x'],
             };
-            Entry { index, term: entry_term, payload }
+            Entry { index, term: entry_term, payload: payload.into() }
         })
         .collect()
 }

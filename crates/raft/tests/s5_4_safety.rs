@@ -160,7 +160,7 @@ fn restore_checks_the_recovered_log() {
     assert_eq!(restore(vec![command(2, 1)]), Err(RestoreError::Gap { position: 0, expected: 1, found: 2 }));
     let regression = Err(RestoreError::TermRegression { index: 2, term: 1, previous: 2 });
     assert_eq!(restore(vec![command(1, 2), command(2, 1)]), regression);
-    let garbage = Entry { index: 1, term: 1, payload: vec![] };
+    let garbage = Entry { index: 1, term: 1, payload: Vec::new().into() };
     assert!(matches!(restore(vec![garbage]), Err(RestoreError::Payload { index: 1, .. })));
     let duplicates = Setup { voters: vec![N1, N2, N1], ..setup(N1, 3) };
     let restored = Raft::restore(duplicates, DurableState::default(), rng(1), ms(0));

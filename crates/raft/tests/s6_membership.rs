@@ -172,7 +172,7 @@ fn s6_4_3_a_candidate_in_a_joint_configuration_needs_both_majorities() {
 #[test]
 fn s6_bad_configuration_entries_from_a_peer_are_refused() {
     let mut n2 = restored(N2, 3, HardState { term: 1, vote: None }, &[1]);
-    let bad = Entry { index: 2, term: 1, payload: vec![3, 0, 0, 0] };
+    let bad = Entry { index: 2, term: 1, payload: vec![3, 0, 0, 0].into() };
     n2.step(ms(1), N1, Message::Append { term: 1, prev: pos(1, 1), entries: vec![bad], commit: 1 });
     assert_eq!((n2.counters().messages_invalid, n2.last_log()), (1, pos(1, 1)));
 }

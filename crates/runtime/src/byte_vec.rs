@@ -1,5 +1,6 @@
 //! `#[serde(with = "haven_runtime::byte_vec")]` for `Vec<u8>` fields that
-//! hold payloads: values, keys, log entry payloads, snapshot chunks.
+//! hold payloads: values, keys, snapshot chunks; and `deserialize_shared`
+//! for the shared `Arc<[u8]>` of log entry payloads.
 //!
 //! In: a byte vector (serialize) or a deserializer. Out: the bytes as one
 //! serde `bytes` item, and back.
@@ -16,6 +17,7 @@
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserializer, Serializer};
 use std::fmt;
+use std::sync::Arc;
 
 /// Elements a sequence may reserve up front, whatever length it claims.
 const SEQ_RESERVE_LEN_MAX: usize = 4_096;
@@ -26,6 +28,36 @@ pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S:
 
 pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
     deserializer.deserialize_byte_buf(ByteVecVisitor)
+}
+
+/// As [`deserialize`], into one shared allocation (`Arc<[u8]>`), for log
+/// entry payloads, which the leader hands to its WAL, to each follower's
+/// append and to its state machine: those copies are then reference
+/// counts. Borrowed input is copied once, straight into the `Arc`.
+pub fn deserialize_shared<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<[u8]>, D::Error> {
+    deserializer.deserialize_byte_buf(SharedVisitor)
+}
+
+struct SharedVisitor;
+
+impl<'de> Visitor<'de> for SharedVisitor {
+    type Value = Arc<[u8]>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("bytes")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Arc<[u8]>, E> {
+        Ok(Arc::from(bytes))
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Arc<[u8]>, E> {
+        Ok(Arc::from(bytes))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Arc<[u8]>, A::Error> {
+        ByteVecVisitor.visit_seq(seq).map(Arc::from)
+    }
 }
 
 struct ByteVecVisitor;
@@ -83,10 +115,32 @@ mod tests {
         }
     }
 
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct AsShared {
+        a: u64,
+        #[serde(
+            serialize_with = "crate::byte_vec::serialize",
+            deserialize_with = "crate::byte_vec::deserialize_shared"
+        )]
+        v: std::sync::Arc<[u8]>,
+    }
+
+    #[test]
+    fn shared_payloads_keep_the_encoding_of_byte_vectors() {
+        for len in [0usize, 1, 128, 70_000] {
+            let v: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let shared = AsShared { a: 9, v: v.clone().into() };
+            let bytes = postcard::to_allocvec(&AsBytes { a: 9, v: v.clone() }).unwrap();
+            assert_eq!(postcard::to_allocvec(&shared).unwrap(), bytes, "len {len}");
+            assert_eq!(postcard::from_bytes::<AsShared>(&bytes).unwrap(), shared);
+        }
+    }
+
     #[test]
     fn a_length_beyond_the_input_is_refused_without_reserving_it() {
         // a = 1, then a varint length of 2^35 with three bytes behind it.
         let forged = [1u8, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 1, 2, 3];
         assert!(postcard::from_bytes::<AsBytes>(&forged).is_err());
+        assert!(postcard::from_bytes::<AsShared>(&forged).is_err());
     }
 }

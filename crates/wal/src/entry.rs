@@ -5,14 +5,19 @@
 //! mean "nothing", so a real entry has index ≥ 1.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub index: u64,
     pub term: u64,
-    /// Opaque to the WAL: raft encodes its own entry kinds in it.
-    #[serde(with = "haven_runtime::byte_vec")]
-    pub payload: Vec<u8>,
+    /// Opaque to the WAL: raft encodes its own entry kinds in it. Shared
+    /// with raft's copy of the entry, not copied.
+    #[serde(
+        serialize_with = "haven_runtime::byte_vec::serialize",
+        deserialize_with = "haven_runtime::byte_vec::deserialize_shared"
+    )]
+    pub payload: Arc<[u8]>,
 }
 
 impl std::fmt::Debug for Entry {

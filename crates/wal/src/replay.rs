@@ -186,7 +186,7 @@ impl Replay {
                 let (bytes, bytes_max) = (self.entry_bytes, self.recover_bytes_max);
                 return Err(Fault::Other(WalError::RecoverTooLarge { what: "recover_bytes_max", bytes, bytes_max }));
             }
-            self.entries.push(Entry { index, term, payload: payload.to_vec() });
+            self.entries.push(Entry { index, term, payload: payload.into() });
         }
         Ok(())
     }

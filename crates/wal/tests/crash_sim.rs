@@ -208,7 +208,7 @@ fn random_cmd(rng: &mut ChaCha8Rng, last: u64, snap: u64, term: &mut u64) -> Cmd
             }
             let count = rng.random_range(1..=4);
             let entries = (last + 1..=last + count)
-                .map(|index| Entry { index, term: *term, payload: vec![index as u8; rng.random_range(0..=40)] })
+                .map(|index| Entry { index, term: *term, payload: vec![index as u8; rng.random_range(0..=40)].into() })
                 .collect();
             Cmd::Append(entries)
         }

@@ -135,7 +135,7 @@ fn bad_requests_are_refused_with_typed_errors() {
         rig.deliver(cmd.clone());
         assert_eq!(rig.outputs.last(), Some(&Out::Rejected { cmd, error }));
     }
-    let big = haven_wal::Entry { index: 4, term: 2, payload: vec![0; 65] };
+    let big = haven_wal::Entry { index: 4, term: 2, payload: vec![0; 65].into() };
     rig.deliver(Cmd::Append(vec![big]));
     assert!(matches!(rig.outputs.last(), Some(Out::Rejected { error: WalError::TooLarge { .. }, .. })));
 }

@@ -170,7 +170,7 @@ pub fn small_config() -> WalConfig {
 }
 
 pub fn entry(index: u64, term: u64) -> Entry {
-    Entry { index, term, payload: format!("e{index}t{term}").into_bytes() }
+    Entry { index, term, payload: format!("e{index}t{term}").into_bytes().into() }
 }
 
 pub fn entries(from: u64, to: u64, term: u64) -> Vec<Entry> {
