@@ -133,7 +133,7 @@ async fn kv_range<B: Backend>(State(gw): State<Gateway<B>>, headers: HeaderMap, 
 }
 
 async fn kv_put<B: Backend>(State(gw): State<Gateway<B>>, headers: HeaderMap, body: Body) -> Response {
-    gw.store_call(&headers, body, |p: json::PutRequest| Ok((Request::Put((&p).into()), false))).await
+    gw.store_call(&headers, body, |p: json::PutRequest| Ok((Request::Put(p.into()), false))).await
 }
 
 async fn kv_delete_range<B: Backend>(State(gw): State<Gateway<B>>, headers: HeaderMap, body: Body) -> Response {

@@ -226,11 +226,12 @@ pub struct PutRequest {
     pub ignore_lease: bool,
 }
 
-impl From<&PutRequest> for store::PutRequest {
-    fn from(p: &PutRequest) -> store::PutRequest {
+/// By value: the decoded key and value move into the store's request.
+impl From<PutRequest> for store::PutRequest {
+    fn from(p: PutRequest) -> store::PutRequest {
         store::PutRequest {
-            key: p.key.clone(),
-            value: p.value.clone(),
+            key: p.key,
+            value: p.value,
             lease: p.lease,
             prev_kv: p.prev_kv,
             ignore_value: p.ignore_value,

@@ -133,7 +133,7 @@ impl TryFrom<&RequestOp> for store::RequestOp {
     fn try_from(op: &RequestOp) -> Result<store::RequestOp, JsonError> {
         match op {
             RequestOp { request_range: Some(r), .. } => Ok(store::RequestOp::Range(r.into())),
-            RequestOp { request_put: Some(p), .. } => Ok(store::RequestOp::Put(p.into())),
+            RequestOp { request_put: Some(p), .. } => Ok(store::RequestOp::Put(p.clone().into())),
             RequestOp { request_delete_range: Some(d), .. } => Ok(store::RequestOp::DeleteRange(d.into())),
             RequestOp { request_txn: Some(t), .. } => Ok(store::RequestOp::Txn(t.try_into()?)),
             _ => Err(JsonError::new(
