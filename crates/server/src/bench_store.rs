@@ -2,8 +2,8 @@
 //!
 //! In: how many puts, over how many keys, of how many value bytes. Out:
 //! one line per pass with nanoseconds per put, with the history kept to
-//! `history` revisions as a station's auto-compaction keeps it (and a
-//! second pass without compaction). It isolates what every replica does
+//! `history` revisions as a station's auto-compaction keeps it, then a
+//! second pass that keeps every revision (the only pass if `history` is 0). It isolates what every replica does
 //! on its event loop for each write of `bench kv`: no Raft, no disk, no
 //! HTTP. Keys are `bench kv`'s (8 ASCII digits), drawn by a fixed
 //! xorshift, so two runs apply the same puts.
@@ -27,7 +27,10 @@ pub fn run(args: &StoreBenchArgs) -> Result<()> {
         "bench store: {} puts over {} keys, {}-byte values, after a warm-up of one put per key",
         args.puts, args.keys, args.value_bytes
     );
-    for history in [Some(args.history), None] {
+    // 0 keeps every revision, as a station's `--history-revisions-max 0`.
+    let kept = Some(args.history).filter(|&h| h > 0);
+    let passes = if kept.is_some() { vec![kept, None] } else { vec![None] };
+    for history in passes {
         let ns = pass(args, history);
         let kept = history.map_or("all history".to_string(), |h| format!("history {h} revisions"));
         println!("{kept:>24}: {ns:.0} ns/put, {:.0} puts/s", 1e9 / ns);
@@ -72,5 +75,21 @@ impl Xorshift {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bench_keeps_the_history_a_station_keeps() {
+        let mut store = Store::new(StoreConfig::default());
+        for n in 0..1_000 {
+            put(&mut store, n % 50, b"value", Some(100));
+        }
+        let kept = store.revision() - store.compact_revision().expect("1,000 puts compact a 100-revision history");
+        // The station compacts back to 100 once the history is an eighth over.
+        assert!((100..=112).contains(&kept), "kept {kept} revisions");
     }
 }

@@ -109,7 +109,7 @@ pub enum BenchCommand {
         /// Bytes per value.
         #[arg(long, default_value_t = 256)]
         value_bytes: usize,
-        /// Revisions of history kept, as a station's `--history-revisions-max`.
+        /// Revisions of history kept, as a station's `--history-revisions-max` (0: all).
         #[arg(long, default_value_t = 10_000)]
         history: u64,
     },
