@@ -8,9 +8,10 @@
 //! replica's event loop two or three times (about a third of a station's
 //! apply time at 100,000 keys). Here each slot carries its key's first 8
 //! bytes as a number beside the pointer; the binary search compares those
-//! and the keys' lengths, and reads a key's bytes only for keys longer
-//! than 8 bytes that share their first 8. An insert or removal moves at most `CHUNK_LEN_MAX` slots of 40
-//! bytes, which costs less than the misses it saves.
+//! and the keys' lengths ([`below`]), and reads a key's bytes only for keys
+//! longer than 8 bytes that share their first 8. An insert or removal moves
+//! at most a chunk's worth of 40-byte slots, which costs less than the
+//! misses it saves.
 
 use std::ops::Bound;
 
@@ -30,15 +31,20 @@ struct Slot<V> {
     value: V,
 }
 
+/// Whether key `a`, whose `prefix8` is `prefix_a`, sorts before key `b`.
+pub(crate) fn below(prefix_a: u64, a: &[u8], prefix_b: u64, b: &[u8]) -> bool {
+    if prefix_a != prefix_b {
+        return prefix_a < prefix_b;
+    }
+    // Equal prefixes: two keys of at most 8 bytes are then one a prefix
+    // of the other, and their lengths (kept beside the pointer) order them.
+    if a.len() <= 8 && b.len() <= 8 { a.len() < b.len() } else { a < b }
+}
+
 impl<V> Slot<V> {
     /// Whether this slot's key is below `key`, whose prefix is `prefix`.
     fn below(&self, key: &[u8], prefix: u64) -> bool {
-        if self.prefix != prefix {
-            return self.prefix < prefix;
-        }
-        // Equal prefixes: two keys of at most 8 bytes are then one a prefix
-        // of the other, and their lengths (kept beside the pointer) order them.
-        if self.key.len() <= 8 && key.len() <= 8 { self.key.len() < key.len() } else { self.key.as_slice() < key }
+        below(self.prefix, &self.key, prefix, key)
     }
 
     /// Whether this slot holds `key`, whose prefix is `prefix`.

@@ -13,7 +13,7 @@
 //! keys from its bound up to the next chunk's bound; the first chunk's
 //! bound is the empty key, so every key has exactly one home.
 
-use crate::key_chunk::{KeyChunk, prefix8};
+use crate::key_chunk::{KeyChunk, below, prefix8};
 use std::fmt;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -23,20 +23,18 @@ use std::sync::Arc;
 /// few microseconds); freezing 100,000 keys costs a few hundred `Arc` clones.
 const CHUNK_LEN_MAX: usize = 256;
 
-pub(crate) type Chunk<V> = KeyChunk<V>;
-
 #[derive(Clone)]
 pub(crate) struct KeyMap<V> {
     /// Chunks with their lower bounds, ascending; never empty, and the first
     /// bound is `[]`. A `Vec` searched by bisection: a few hundred chunks,
     /// looked up on every read and write, rarely split or dropped.
-    chunks: Vec<(Bound8, Arc<Chunk<V>>)>,
+    chunks: Vec<(Bound8, Arc<KeyChunk<V>>)>,
     len: usize,
 }
 
-/// A chunk's lower bound with its first 8 bytes alongside: comparing those
-/// settles almost every step of the bisection without following the key's
-/// pointer, which was a cache miss a step.
+/// A chunk's lower bound with its first 8 bytes alongside, ordered as a
+/// chunk's slots are (`key_chunk::below`): the bisection follows a bound's
+/// pointer only where prefixes tie.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Bound8 {
     prefix: u64,
@@ -50,8 +48,7 @@ impl Bound8 {
 
     /// Whether this bound is at most `key`, whose prefix is `prefix`.
     fn at_most(&self, key: &[u8], prefix: u64) -> bool {
-        // Unequal prefixes order the keys; equal ones need the whole keys.
-        if self.prefix != prefix { self.prefix < prefix } else { self.key.as_slice() <= key }
+        !below(prefix, key, self.prefix, &self.key)
     }
 }
 
@@ -75,7 +72,7 @@ impl<V: Clone> KeyMap<V> {
     }
 
     /// The chunk at `index`, copied first if a freeze still shares it.
-    fn chunk_mut(&mut self, index: usize) -> &mut Chunk<V> {
+    fn chunk_mut(&mut self, index: usize) -> &mut KeyChunk<V> {
         Arc::make_mut(&mut self.chunks[index].1)
     }
 
@@ -172,7 +169,7 @@ impl<V: Clone> KeyMap<V> {
 
     /// Every chunk in key order, shared: what the map holds now, whatever
     /// is written after.
-    pub fn frozen_chunks(&self) -> Vec<Arc<Chunk<V>>> {
+    pub fn frozen_chunks(&self) -> Vec<Arc<KeyChunk<V>>> {
         self.chunks.iter().map(|(_, chunk)| chunk.clone()).collect()
     }
 

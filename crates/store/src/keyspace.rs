@@ -12,8 +12,9 @@
 
 use crate::error::{Compacted, StoreError};
 use crate::event::{Event, EventKind};
+use crate::key_chunk::KeyChunk;
 use crate::key_history::{self, BadHistory, KeyHistory, Live};
-use crate::key_map::{Chunk, KeyMap};
+use crate::key_map::KeyMap;
 use crate::key_range::KeyRange;
 use crate::key_value::KeyValue;
 use crate::lease_id::LeaseId;
@@ -301,7 +302,7 @@ impl Keyspace {
 
     /// Every key's history as it is now, in shared chunks a later write
     /// copies before changing (see `KeyMap`), and the key count.
-    pub fn frozen_keys(&self) -> (Vec<Arc<Chunk<Arc<KeyHistory>>>>, usize) {
+    pub fn frozen_keys(&self) -> (Vec<Arc<KeyChunk<Arc<KeyHistory>>>>, usize) {
         assert!(self.open.is_none(), "a snapshot is taken between applies");
         (self.keys.frozen_chunks(), self.keys.len())
     }

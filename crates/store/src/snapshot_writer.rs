@@ -18,8 +18,8 @@
 //! history, then the events, revision, compaction point and leases, then,
 //! only if any lease was granted in milliseconds, their TTLs.
 
+use crate::key_chunk::KeyChunk;
 use crate::key_history::KeyHistory;
-use crate::key_map::Chunk;
 use crate::snapshot::{SNAPSHOT_PAYLOAD_BYTES_MAX, SnapshotError};
 use crate::store::Store;
 use serde::{Serialize, Serializer};
@@ -30,7 +30,7 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct StoreSnapshotWriter {
     /// Chunks not yet written whole, in key order.
-    chunks: VecDeque<Arc<Chunk<Arc<KeyHistory>>>>,
+    chunks: VecDeque<Arc<KeyChunk<Arc<KeyHistory>>>>,
     /// The last key written from the front chunk, if any.
     written_to: Option<Vec<u8>>,
     keys_left: usize,
