@@ -410,9 +410,14 @@ impl Backend for StationHandle {
         Ok(self.listed(&answer))
     }
 
-    /// Marks the learner to vote; the leader promotes it once caught up.
+    /// Marks the learner to vote, then waits (up to the request timeout)
+    /// for the leader to promote it, which it does once the learner's log
+    /// has caught up; a learner still behind is listed as one, and will be
+    /// promoted later without another request.
     async fn member_promote(&self, id: u64) -> Result<Vec<Member>, BackendError> {
         let answer = self.member_change(MemberOp::Promote { id }).await?;
+        let deadline = tokio::time::Instant::now() + self.inner.request_timeout;
+        self.inner.roster.wait_voter(id, deadline).await;
         Ok(self.listed(&answer))
     }
 

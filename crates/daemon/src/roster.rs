@@ -26,6 +26,8 @@ pub struct Roster {
     name: String,
     state: Mutex<State>,
     peers: watch::Sender<PeerMap>,
+    /// Bumped whenever the learners in force change, for `wait_voter`.
+    configs: watch::Sender<u64>,
 }
 
 #[derive(Debug)]
@@ -63,7 +65,8 @@ impl Roster {
         let members: Vec<MemberRecord> = config.members.iter().map(record).collect();
         let state = State { cluster_id: haven_station::cluster_id(&members), members, learners: BTreeSet::new() };
         let peers = watch::Sender::new(peer_map(&state.members));
-        Roster { me: config.id, name: config.name.clone(), state: Mutex::new(state), peers }
+        let configs = watch::Sender::new(0);
+        Roster { me: config.id, name: config.name.clone(), state: Mutex::new(state), peers, configs }
     }
 
     /// The peer map now and as it changes, for the executor.
@@ -81,11 +84,15 @@ impl Roster {
 
     pub fn observe(&self, event: &ReplicaEvent) {
         let ReplicaEvent::Members { cluster_id, members, learners, .. } = event else { return };
-        {
+        let learners: BTreeSet<u64> = learners.iter().map(|n| n.0).collect();
+        let learners_changed = {
             let mut state = self.lock();
             state.cluster_id = *cluster_id;
             state.members = members.clone();
-            state.learners = learners.iter().map(|n| n.0).collect();
+            std::mem::replace(&mut state.learners, learners) != state.learners
+        };
+        if learners_changed {
+            self.configs.send_modify(|generation| *generation += 1);
         }
         let map = peer_map(members);
         self.peers.send_if_modified(|current| {
@@ -113,6 +120,25 @@ impl Roster {
 
     pub fn is_learner(&self, id: u64) -> bool {
         self.lock().learners.contains(&id)
+    }
+
+    /// Waits until `id` is no longer a learner in the configuration in
+    /// force, or until `deadline`; says whether it got there. A promotion is
+    /// recorded in the member table at once but takes effect only when the
+    /// leader finds the learner caught up, so a caller that wants etcd's
+    /// answer (the member listed as a voter) waits for it here.
+    pub async fn wait_voter(&self, id: u64, deadline: tokio::time::Instant) -> bool {
+        // Subscribed before the check, so a change between the two is seen.
+        let mut changes = self.configs.subscribe();
+        loop {
+            if !self.is_learner(id) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return false,
+            }
+        }
     }
 
     /// etcd's member list: every member by id, learners marked.

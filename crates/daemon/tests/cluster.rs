@@ -181,3 +181,24 @@ async fn a_member_added_at_runtime_catches_up_votes_and_replaces_a_removed_one()
     let (status, body) = cluster.post(2, "/v3/cluster/member/remove", json!({ "ID": "1" })).await;
     assert_eq!((status, body["message"].as_str()), (404, Some("etcdserver: member not found")), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promote_answers_once_the_learner_votes_as_etcds_does() {
+    let mut cluster = Cluster::start("promote", 3, 3_000);
+    cluster.wait_for_leader(&[1, 2, 3]).await;
+    let peer_url = cluster.prepare_joining();
+    let add = json!({ "peerURLs": [peer_url], "isLearner": true });
+    let (status, body) = cluster.post(1, "/v3/cluster/member/add", add).await;
+    assert_eq!((status, body["member"]["isLearner"].as_bool()), (200, Some(true)), "{body}");
+    assert_eq!(cluster.put(1, "before", "v1").await.0, 200);
+    cluster.launch(4);
+    eventually("n4 caught up as a learner", || async { cluster.get(4, "before", true).await == Ok(Some("v1".into())) })
+        .await;
+    assert_eq!(cluster.member_list(1).await, vec![(1, false), (2, false), (3, false), (4, true)], "--learner waits");
+
+    let (status, body) = cluster.post(2, "/v3/cluster/member/promote", json!({ "ID": "4" })).await;
+    assert_eq!(status, 200, "{body}");
+    let n4 = body["members"].as_array().unwrap().iter().find(|m| m["ID"] == "4").cloned().unwrap();
+    let learner = n4.get("isLearner").and_then(serde_json::Value::as_bool).unwrap_or(false);
+    assert!(!learner, "listed as a voter, not as a learner still: {body}");
+}

@@ -77,7 +77,8 @@ pub async fn execute(client: &Client, command: MemberCommand, printer: &mut Prin
         }
         MemberCommand::Rm { id } => (Some(format!("member {} removed", hex_id(id))), client.member_remove(id).await?),
         MemberCommand::Promote { id } => {
-            (Some(format!("member {} promoted to voter", hex_id(id))), client.member_promote(id).await?)
+            let response = client.member_promote(id).await?;
+            (Some(promoted_message(id, &response.members)), response)
         }
     };
     if printer.format == OutputFormat::Json {
@@ -102,6 +103,19 @@ pub(crate) fn member_table(members: &[Member]) -> Table {
         ]);
     }
     table
+}
+
+/// etcd promotes at once or refuses; Haven records the wish and the
+/// leader promotes once the learner has caught up, so say which happened.
+fn promoted_message(id: u64, members: &[Member]) -> String {
+    let id_text = hex_id(id);
+    match members.iter().find(|m| m.id == id) {
+        Some(m) if m.is_learner => format!(
+            "member {id_text} will be promoted to voter once its log has caught up with the leader's; \
+             `haven member ls` shows when"
+        ),
+        _ => format!("member {id_text} promoted to voter"),
+    }
 }
 
 fn added_message(name: &str, added: &Member, members: &[Member]) -> String {
@@ -162,5 +176,14 @@ mod tests {
     fn unstarted_members_are_marked() {
         let table = member_table(&[Member { id: 255, ..Member::default() }]).render();
         assert!(table.lines().nth(1).unwrap().starts_with("ff  (not started)"), "{table}");
+    }
+
+    #[test]
+    fn a_promotion_not_yet_in_force_says_so() {
+        let learner = Member { id: 0xab, is_learner: true, ..Member::default() };
+        let voter = Member { is_learner: false, ..learner.clone() };
+        assert_eq!(promoted_message(0xab, &[voter]), "member ab promoted to voter");
+        let text = promoted_message(0xab, &[learner]);
+        assert!(text.starts_with("member ab will be promoted to voter once its log has caught up"), "{text}");
     }
 }
