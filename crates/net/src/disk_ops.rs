@@ -49,9 +49,13 @@ pub(crate) fn execute(dir: &Path, files: &mut OpenFiles, request: &IoRequest) ->
     result.map_err(map_error)
 }
 
-/// Makes the completed creates, renames and removes in `dir` durable.
+/// Makes the completed creates, renames and removes in `dir` durable. As
+/// for a file, a failed fsync is `SyncFailed` (what it covered is unknown);
+/// failing to open the directory is an ordinary error.
 pub(crate) fn sync_dir(dir: &Path) -> IoResult {
-    File::open(dir).and_then(|d| d.sync_all()).map(|()| IoDone::DirSynced).map_err(map_error)
+    let handle = File::open(dir).map_err(map_error)?;
+    handle.sync_all().map_err(|e| IoError::SyncFailed(e.to_string()))?;
+    Ok(IoDone::DirSynced)
 }
 
 fn read(path: &Path, offset: u64, len_max: u32) -> io::Result<IoDone> {
@@ -101,5 +105,13 @@ mod tests {
         assert_eq!(map_error(io::Error::from(ErrorKind::NotFound)), IoError::NotFound);
         assert_eq!(map_error(io::Error::from_raw_os_error(28)), IoError::NoSpace, "ENOSPC on Linux");
         assert!(matches!(map_error(io::Error::from(ErrorKind::PermissionDenied)), IoError::Other(_)));
+    }
+
+    #[test]
+    fn a_directory_syncs_and_a_missing_one_is_not_found() {
+        let dir = crate::disk::tests::temp_dir("sync-dir");
+        assert_eq!(sync_dir(&dir), Ok(IoDone::DirSynced));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(sync_dir(&dir), Err(IoError::NotFound), "an open that fails is not a failed fsync");
     }
 }
