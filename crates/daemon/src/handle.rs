@@ -324,6 +324,7 @@ fn member_error(error: &MemberError) -> BackendError {
         MemberError::NotFound { .. } => BackendError::MemberNotFound,
         MemberError::PeerAddrExists { .. } => BackendError::PeerUrlExists,
         MemberError::NotLearner { .. } => BackendError::MemberNotLearner,
+        MemberError::NotCaughtUp { .. } => BackendError::LearnerNotReady,
         MemberError::NotSeeded => BackendError::NoLeader,
         MemberError::LastVoter { .. } | MemberError::TooMany { .. } | MemberError::TooLong { .. } => {
             BackendError::MemberRefused(error.to_string())
@@ -376,9 +377,10 @@ impl Backend for StationHandle {
         }
         let watch = inner.watch_seq.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(WATCH_QUEUE_LEN_MAX);
-        lock(&inner.routes).open_watch(watch, tx, create.prev_kv, inner.watches_len_max)?;
-        let WatchCreate { key, range_end, start_revision, .. } = create;
-        let msg = haven_station::WatchCreate { client: inner.watch_client, watch, key, range_end, start_revision };
+        lock(&inner.routes).open_watch(watch, tx, inner.watches_len_max)?;
+        let WatchCreate { key, range_end, start_revision, prev_kv, .. } = create;
+        let client = inner.watch_client;
+        let msg = haven_station::WatchCreate { client, watch, key, range_end, start_revision, prev_kv };
         let sent = tokio::time::timeout(inner.request_timeout, inner.to_replica.send(StationMsg::Watch(msg))).await;
         if !matches!(sent, Ok(Ok(()))) {
             lock(&inner.routes).close_watch(watch);

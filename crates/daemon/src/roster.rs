@@ -147,10 +147,19 @@ impl Roster {
         state.members.iter().map(|m| self.member(m, state.learners.contains(&m.id))).collect()
     }
 
+    /// etcd's view of `m`: a member added at runtime has no name until it
+    /// started and published where it serves clients.
     pub fn member(&self, m: &MemberRecord, is_learner: bool) -> Member {
+        let name = if m.id == self.me {
+            self.name.clone()
+        } else if m.client_url.is_empty() {
+            String::new()
+        } else {
+            format!("n{}", m.id)
+        };
         Member {
             id: m.id,
-            name: if m.id == self.me { self.name.clone() } else { format!("n{}", m.id) },
+            name,
             peer_urls: vec![format!("http://{}", m.peer_addr)],
             client_urls: if m.client_url.is_empty() { Vec::new() } else { vec![m.client_url.clone()] },
             is_learner,
@@ -200,6 +209,7 @@ mod tests {
         let listed = roster.members();
         assert_eq!(listed.iter().map(|m| (m.id, m.is_learner)).collect::<Vec<_>>(), vec![(1, false), (3, true)]);
         assert!(listed[1].client_urls.is_empty(), "3 has not published its client URL yet");
+        assert_eq!((listed[0].name.as_str(), listed[1].name.as_str()), ("n1", ""), "no name before it starts, as etcd");
         assert_eq!(roster.client_url(3), None);
         assert_eq!(roster.client_url(1).as_deref(), Some("http://127.0.0.1:2379"));
     }

@@ -5,7 +5,7 @@
 //! keyed by watch id, proxy batch answers keyed by the seq this member gave
 //! the batch (under `batch_client`, the client id that seq belongs to). Out: each answer to the request waiting for it (none
 //! waiting: dropped, the requester gave up); each watch batch to its
-//! stream, checked for gaps, with `prev_kv` stripped unless asked for.
+//! stream, checked for gaps (the replica adds `prev_kv` only when asked).
 //!
 //! A watch ends, with a reason its stream receives, when a batch number is
 //! skipped (a lost message), when the history is compacted, when the
@@ -64,7 +64,6 @@ struct WatchRoute {
     tx: mpsc::Sender<WatchUpdate>,
     /// The last batch number received.
     batch: u64,
-    prev_kv: bool,
 }
 
 #[derive(Debug, Default)]
@@ -116,13 +115,12 @@ impl Routes {
         &mut self,
         watch: u64,
         tx: mpsc::Sender<WatchUpdate>,
-        prev_kv: bool,
         len_max: usize,
     ) -> Result<(), BackendError> {
         if self.watches.len() >= len_max {
             return Err(BackendError::TooManyRequests);
         }
-        self.watches.insert(watch, WatchRoute { tx, batch: 0, prev_kv });
+        self.watches.insert(watch, WatchRoute { tx, batch: 0 });
         Ok(())
     }
 
@@ -162,11 +160,7 @@ impl Routes {
         if batch.events.is_empty() {
             return false;
         }
-        let mut events = batch.events;
-        if !route.prev_kv {
-            events.iter_mut().for_each(|event| event.prev_kv = None);
-        }
-        match route.tx.try_send(WatchUpdate::Events(events)) {
+        match route.tx.try_send(WatchUpdate::Events(batch.events)) {
             Ok(()) => false,
             // Not keeping up, or gone: close rather than skip.
             Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
@@ -264,11 +258,10 @@ mod tests {
     fn batches_in_order_flow_and_a_gap_closes_the_watch_with_a_reason() {
         let mut routes = Routes::default();
         let (tx, mut rx) = mpsc::channel(8);
-        routes.open_watch(5, tx, false, 10).unwrap();
+        routes.open_watch(5, tx, 10).unwrap();
         assert!(!routes.on_watch_events(batch(5, 1, &[2, 3])));
         let Ok(WatchUpdate::Events(events)) = rx.try_recv() else { panic!("events") };
         assert_eq!(events.iter().map(|e| e.kv.mod_revision).collect::<Vec<_>>(), vec![2, 3]);
-        assert!(events.iter().all(|e| e.prev_kv.is_none()), "prev_kv only when asked");
         assert!(routes.on_watch_events(batch(5, 3, &[5])), "a gap cancels at the replica");
         let Ok(WatchUpdate::Closed { reason }) = rx.try_recv() else { panic!("closed") };
         assert!(reason.contains("batch 3 after 1"), "{reason}");
@@ -280,11 +273,11 @@ mod tests {
     fn a_watcher_that_does_not_keep_up_is_closed_not_skipped() {
         let mut routes = Routes::default();
         let (tx, mut rx) = mpsc::channel(1);
-        routes.open_watch(1, tx, true, 10).unwrap();
+        routes.open_watch(1, tx, 10).unwrap();
         assert!(!routes.on_watch_events(batch(1, 1, &[2])));
         assert!(routes.on_watch_events(batch(1, 2, &[3])), "full: closed and cancelled");
         let Ok(WatchUpdate::Events(events)) = rx.try_recv() else { panic!("the first batch") };
-        assert!(events[0].prev_kv.is_some(), "kept when asked");
+        assert_eq!(events[0].kv.mod_revision, 2);
         assert!(rx.try_recv().is_err(), "nothing after the first batch: the stream ends");
     }
 
@@ -292,8 +285,8 @@ mod tests {
     fn compaction_reports_the_revision_and_the_limit_refuses() {
         let mut routes = Routes::default();
         let (tx, mut rx) = mpsc::channel(4);
-        routes.open_watch(1, tx.clone(), false, 1).unwrap();
-        assert_eq!(routes.open_watch(2, tx, false, 1), Err(BackendError::TooManyRequests));
+        routes.open_watch(1, tx.clone(), 1).unwrap();
+        assert_eq!(routes.open_watch(2, tx, 1), Err(BackendError::TooManyRequests));
         let compacted = WatchEvents { compacted: true, compact_revision: 7, ..batch(1, 1, &[]) };
         assert!(!routes.on_watch_events(compacted), "the replica closed it already");
         assert_eq!(rx.try_recv().unwrap(), WatchUpdate::Compacted { compact_revision: 7 });

@@ -192,10 +192,6 @@ pub fn replica_config(config: &StationConfig) -> ReplicaConfig {
     replica.snapshot_keys_per_turn = config.snapshot_keys_per_turn;
     // Agents poll their commands over HTTP; they are not Raft peers.
     replica.agent_commands_pushed = false;
-    // The agents' node leases are what failover waits for: allow 1 s (etcd
-    // raises TTLs below its minimum, 2 s with its defaults; a grant's answer
-    // says what was granted, and agents fence by that).
-    replica.store.lease_ttl_seconds_min = 1;
     // Agents ask for leases under a second (`POST /haven/v1/leases`). One
     // shorter than the longest election could run out while its holder
     // looks for the new leader, whatever the holder does.

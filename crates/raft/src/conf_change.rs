@@ -67,20 +67,41 @@ impl Raft {
         Ok(self.append_own(EntryKind::Config(&next.to_bytes())))
     }
 
+    /// Whether `node` could become a voter now, by the rule the proposal
+    /// applies: this node leads, `node` is a learner of the latest
+    /// configuration, and its log has caught up. Lets a caller refuse an
+    /// operator's promotion at once (as etcd does) instead of proposing it
+    /// and retrying until the learner catches up.
+    pub fn check_promotable(&self, node: NodeId) -> Result<(), ConfChangeError> {
+        if !matches!(self.role, RoleState::Leader(_)) {
+            return Err(ConfChangeError::NotLeader { leader_hint: self.leader });
+        }
+        let current = self.log.membership();
+        if !current.is_learner(node) {
+            return Err(ConfChangeError::NotALearner { node });
+        }
+        self.check_caught_up(node)
+    }
+
     fn check_new_voters_caught_up(&self, current: &Membership, target: &Membership) -> Result<(), ConfChangeError> {
-        let RoleState::Leader(leadership) = &self.role else { unreachable!("checked by the caller") };
-        let last_index = self.log.last_index();
         for &node in target.voters.iter().filter(|&&id| !current.voters.contains(&id)) {
             if !current.is_learner(node) {
                 return Err(ConfChangeError::NotALearner { node });
             }
-            let match_index = leadership.progress.get(&node).map_or(0, |p| p.match_index);
-            // A learner that never acknowledged an entry has not shown it
-            // runs at all, however short the log: promoting it could leave
-            // the group a voter that will never answer.
-            if match_index == 0 || match_index + self.config.promote_lag_entries_max < last_index {
-                return Err(ConfChangeError::NotCaughtUp { node, match_index, last_index });
-            }
+            self.check_caught_up(node)?;
+        }
+        Ok(())
+    }
+
+    fn check_caught_up(&self, node: NodeId) -> Result<(), ConfChangeError> {
+        let RoleState::Leader(leadership) = &self.role else { unreachable!("checked by the caller") };
+        let last_index = self.log.last_index();
+        let match_index = leadership.progress.get(&node).map_or(0, |p| p.match_index);
+        // A learner that never acknowledged an entry has not shown it runs
+        // at all, however short the log: promoting it could leave the group
+        // a voter that will never answer.
+        if match_index == 0 || match_index + self.config.promote_lag_entries_max < last_index {
+            return Err(ConfChangeError::NotCaughtUp { node, match_index, last_index });
         }
         Ok(())
     }

@@ -97,8 +97,11 @@ fn s6_4_2_1_only_caught_up_learners_are_promoted() {
     }
     settle(&mut n1, t);
     let lagging = ConfChangeError::NotCaughtUp { node: N4, match_index: 2, last_index: 5 };
+    assert_eq!(n1.check_promotable(N4), Err(lagging.clone()), "the same rule, asked without proposing");
     assert_eq!(n1.propose_membership(ids(&[1, 2, 3, 4]), vec![]), Err(lagging), "lag 3 > promote_lag_entries_max 2");
+    assert_eq!(n1.check_promotable(N5), Err(ConfChangeError::NotALearner { node: N5 }));
     n1.step(t, N4, accepted(1, 3));
+    assert_eq!(n1.check_promotable(N4), Ok(()));
     assert_eq!(n1.propose_membership(ids(&[1, 2, 3, 4]), vec![]), Ok(6), "lag 2 is close enough");
 }
 

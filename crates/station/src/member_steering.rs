@@ -14,12 +14,12 @@
 
 use crate::command::Command;
 use crate::member_plan;
-use crate::members::{MemberOp, MemberRecord};
+use crate::members::{MemberError, MemberOp, MemberRecord};
 use crate::msg::{MemberAnswer, MemberReply, MemberRequest, ReplyError, StationMsg};
 use crate::replica::{Replica, ReplicaEvent};
 use crate::running::Running;
 use crate::state_machine::MemberApplied;
-use haven_raft::{Membership, ProposeError, Role, StateMachine as _};
+use haven_raft::{ConfChangeError, Membership, ProposeError, Role, StateMachine as _};
 use haven_runtime::{CtxFor, NodeId};
 
 /// The leader's own session for the seed; operators' client ids are never 0.
@@ -56,6 +56,9 @@ impl Running {
         if (client, seq) == SEED_SESSION || matches!(op, MemberOp::Seed(_)) {
             return; // only a leader seeds, from its own configuration
         }
+        if let Some(id) = self.learner_behind(&op) {
+            return member_reply(ctx, from, (client, seq), Err(ReplyError::Member(MemberError::NotCaughtUp { id })));
+        }
         let command = Command::Member { client, seq, op }.encode();
         let refused = match self.raft.propose(&command) {
             Ok(_) => {
@@ -66,6 +69,22 @@ impl Running {
             Err(_) => ReplyError::Busy,
         };
         member_reply(ctx, from, (client, seq), Err(refused));
+    }
+
+    /// The learner `op` would promote, if this leader knows it has not
+    /// caught up: etcd refuses such a promotion at once, and so does Haven,
+    /// rather than record a wish the operator cannot see pending. Unknown
+    /// members and voters are left to the table, which refuses them as
+    /// etcd does; a follower proposes nothing and answers "not leader".
+    fn learner_behind(&self, op: &MemberOp) -> Option<u64> {
+        let &MemberOp::Promote { id } = op else { return None };
+        let learner_in_table = self.sm.members().get(id).is_some_and(|m| !m.voter);
+        let behind = match self.raft.check_promotable(NodeId(id)) {
+            Ok(()) | Err(ConfChangeError::NotLeader { .. }) => false,
+            // Also a learner the leader has not added to Raft's configuration yet.
+            Err(_) => true,
+        };
+        (learner_in_table && behind).then_some(id)
     }
 
     /// Answers the operator waiting here for this change, if any.

@@ -82,6 +82,10 @@ pub enum MemberError {
     NotSeeded,
     #[error("address or URL of {bytes} bytes, more than {ADDR_BYTES_MAX}")]
     TooLong { bytes: usize },
+    /// Refused by the leader before proposing, never by the table: whether
+    /// a learner has caught up is the leader's knowledge, not replicated state.
+    #[error("learner {id} has not caught up with the leader's log; start it, or promote it once it has")]
+    NotCaughtUp { id: u64 },
 }
 
 /// What an op did: the member it concerned (none for a seed), or why not.

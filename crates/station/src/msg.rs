@@ -287,6 +287,9 @@ pub struct WatchCreate {
     pub range_end: Vec<u8>,
     /// First revision to report; 0 means "from the next write on".
     pub start_revision: u64,
+    /// Each event also carries the key as it was just before (etcd's
+    /// `prev_kv`), which costs a lookup per event, so only when asked.
+    pub prev_kv: bool,
 }
 
 /// The next events of a watch, continuing exactly where the previous

@@ -54,6 +54,7 @@ impl Watches {
             key: create.key.clone(),
             range_end: create.range_end.clone(),
             start_revision: create.start_revision,
+            prev_kv: create.prev_kv,
             ..WatchRequest::default()
         };
         let id = self.hub.watch(store, &request).map_err(|_| ReplyError::Busy)?;
@@ -136,7 +137,7 @@ mod tests {
     }
 
     fn create(watch: u64, start_revision: u64) -> WatchCreate {
-        WatchCreate { client: 1, watch, key: b"k".to_vec(), range_end: b"l".to_vec(), start_revision }
+        WatchCreate { client: 1, watch, key: b"k".to_vec(), range_end: b"l".to_vec(), start_revision, prev_kv: false }
     }
 
     fn revisions(batch: &WatchEvents) -> Vec<u64> {
@@ -184,5 +185,22 @@ mod tests {
         assert!(sent[0].1.compacted && sent[0].1.events.is_empty());
         assert_eq!(sent[0].1.compact_revision, 3, "the client learns where history starts");
         assert!(watches.hub.is_empty() && watches.by_owner.is_empty() && watches.served.is_empty());
+    }
+
+    #[test]
+    fn prev_kv_is_sent_only_to_a_watch_that_asked_for_it() {
+        let mut store = Store::new(StoreConfig::default());
+        put(&mut store, "k0");
+        put(&mut store, "k0");
+        let mut watches = Watches::new(4);
+        watches.open(&store, CLIENT, &create(1, 3)).unwrap();
+        watches.open(&store, CLIENT, &WatchCreate { prev_kv: true, ..create(2, 3) }).unwrap();
+        let sent = watches.poll(&store);
+        let prev_of = |watch: u64| {
+            let batch = &sent.iter().find(|(_, b)| b.watch == watch).expect("a batch per watch").1;
+            batch.events.iter().map(|e| e.prev_kv.as_ref().map(|kv| kv.mod_revision)).collect::<Vec<_>>()
+        };
+        assert_eq!(prev_of(1), vec![None]);
+        assert_eq!(prev_of(2), vec![Some(2)], "the put at 3 replaced the put at 2");
     }
 }

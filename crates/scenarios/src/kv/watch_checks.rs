@@ -9,7 +9,10 @@
 //! The received sequence must be in revision order without a (revision,
 //! key) twice, and must equal the history restricted to the revisions from
 //! the first to the last one received: anything missing in between is a
-//! gap, anything extra or reordered a duplicate or an invention.
+//! gap, anything extra or reordered a duplicate or an invention. Each
+//! event's `prev_kv` must be the version the history has just before it
+//! (compared by revision; nothing compacts in these scenarios, so what a
+//! replica could see when it sent the event, the history still has).
 
 use super::node::{KvNode, KvOut, StationReplica};
 use super::watch_client::WatchEvent;
@@ -27,6 +30,8 @@ pub type Seen = (u64, Vec<u8>, EventKind);
 #[derive(Debug, Default)]
 pub struct WatchLog {
     pub received: Vec<Seen>,
+    /// The revision of each received event's `prev_kv`, in step with `received`.
+    pub prev_revisions: Vec<Option<u64>>,
     /// Revisions from which a replica reported the history compacted.
     pub compacted_from: Vec<u64>,
 }
@@ -34,7 +39,10 @@ pub struct WatchLog {
 impl WatchLog {
     pub fn record(&mut self, event: &WatchEvent) {
         match event {
-            WatchEvent::Received { revision, key, kind } => self.received.push((*revision, key.clone(), *kind)),
+            WatchEvent::Received { revision, key, kind, prev_revision } => {
+                self.received.push((*revision, key.clone(), *kind));
+                self.prev_revisions.push(*prev_revision);
+            }
             WatchEvent::Compacted { from_revision } => self.compacted_from.push(*from_revision),
         }
     }
@@ -113,8 +121,26 @@ pub fn check(log: &WatchLog, store: &Store, range: &KeyRange) -> Result<(), Stri
     let history = store
         .events_since(first.0, range, HISTORY_EVENTS_LEN_MAX)
         .map_err(|e| format!("the history from revision {} is gone: {e}", first.0))?;
-    let expected: Vec<Seen> = history.iter().filter(|e| e.kv.mod_revision <= last.0).map(|e: &Event| seen(e)).collect();
-    compare(&log.received, &expected)
+    let history: Vec<&Event> = history.iter().filter(|e| e.kv.mod_revision <= last.0).collect();
+    let expected: Vec<Seen> = history.iter().map(|e| seen(e)).collect();
+    compare(&log.received, &expected)?;
+    let prev_expected: Vec<Option<u64>> =
+        history.iter().map(|e| e.prev_kv.as_ref().map(|kv| kv.mod_revision)).collect();
+    compare_prev(&log.prev_revisions, &prev_expected, &log.received)
+}
+
+/// Once the events match, each one's `prev_kv` revision against the
+/// history's; `received` names the event that differs.
+pub fn compare_prev(received: &[Option<u64>], expected: &[Option<u64>], events: &[Seen]) -> Result<(), String> {
+    assert_eq!(received.len(), events.len(), "one prev_kv per received event");
+    let Some(at) = received.iter().zip(expected).position(|(r, e)| r != e) else { return Ok(()) };
+    let (revision, key, kind) = &events[at];
+    Err(format!(
+        "watch event {at} ({kind:?} of {} at revision {revision}): prev_kv at revision {:?}, the store's history has {:?}",
+        String::from_utf8_lossy(key),
+        received[at],
+        expected[at]
+    ))
 }
 
 /// Liveness: the watcher has received every event of `range` up to
@@ -206,5 +232,15 @@ mod tests {
         assert!(gap.starts_with("watch event 1:"), "{gap}");
         let extra = compare(&[put(3, "k0"), put(4, "k1"), put(5, "k0"), put(6, "k2")], &history).unwrap_err();
         assert!(extra.starts_with("watch event 3:"), "{extra}");
+    }
+
+    #[test]
+    fn a_wrong_or_missing_prev_kv_is_named() {
+        let events = [put(3, "k0"), put(5, "k0")];
+        let history = [None, Some(3)];
+        assert_eq!(compare_prev(&[None, Some(3)], &history, &events), Ok(()));
+        let missing = compare_prev(&[None, None], &history, &events).unwrap_err();
+        assert!(missing.starts_with("watch event 1 (Put of k0 at revision 5): prev_kv at revision None"), "{missing}");
+        assert!(compare_prev(&[None, Some(2)], &history, &events).is_err(), "the wrong version");
     }
 }

@@ -1,5 +1,6 @@
 //! A simulated watcher: watches a key range from revision 1 on one replica
-//! and moves to another when that one goes quiet or loses its place.
+//! (asking for each event's `prev_kv`) and moves to another when that one
+//! goes quiet or loses its place.
 //!
 //! In: `WatchEvents` from replicas, its timers. Out: watch and cancel
 //! requests, and a [`WatchEvent`] per event received, in the order it
@@ -43,11 +44,11 @@ pub enum WatchEvent {
         revision: u64,
         key: Vec<u8>,
         kind: EventKind,
+        /// The revision of the event's `prev_kv` (the watch asks for it).
+        prev_revision: Option<u64>,
     },
     /// A replica reported the history from `from_revision` compacted.
-    Compacted {
-        from_revision: u64,
-    },
+    Compacted { from_revision: u64 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +100,7 @@ impl WatchClient {
         let start_revision = self.at.revision.max(1);
         let to = self.config.servers[self.target % self.config.servers.len()];
         let (key, range_end) = (self.config.key.clone(), self.config.range_end.clone());
-        let create = WatchCreate { client, watch: self.watch, key, range_end, start_revision };
+        let create = WatchCreate { client, watch: self.watch, key, range_end, start_revision, prev_kv: true };
         ctx.send(to, StationMsg::Watch(create));
         self.arm(ctx);
     }
@@ -138,7 +139,8 @@ impl WatchClient {
             true => self.at.events_in_revision += 1,
             false => self.at = Position { revision, events_in_revision: 1 },
         }
-        ctx.output(WatchEvent::Received { revision, key: event.kv.key.clone(), kind: event.kind });
+        let prev_revision = event.prev_kv.as_ref().map(|kv| kv.mod_revision);
+        ctx.output(WatchEvent::Received { revision, key: event.kv.key.clone(), kind: event.kind, prev_revision });
     }
 }
 

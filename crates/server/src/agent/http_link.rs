@@ -1,6 +1,7 @@
-//! The agent's [`StationLink`] over the stations' HTTP APIs: the lease
-//! granted through etcd's (`/v3/lease/grant`), the rest through the agents'
-//! endpoints (`/haven/v1/agents/{node}/...`, keep-alives included, so a
+//! The agent's [`StationLink`] over the stations' HTTP APIs: the node's
+//! lease granted in milliseconds (`/haven/v1/leases`, as etcd's API counts
+//! in seconds), the rest through the agents' endpoints
+//! (`/haven/v1/agents/{node}/...`, keep-alives included, so a
 //! station counts an agent's requests in one place), every call failing
 //! over between the endpoints like the CLI's. Command fetches may wait at
 //! the station until the node's commands change (`?known=&wait_ms=`).
