@@ -20,5 +20,5 @@ async fn start_gateway() -> String {
 async fn gateway_answers_like_etcd() {
     let Some(binary) = compat::etcd_or_skip() else { return };
     let haven = start_gateway().await;
-    compat::compare_with_etcd(&binary, &haven).await;
+    compat::compare_with_etcd(&binary, 1, &haven).await;
 }

@@ -9,7 +9,7 @@
 //! parse errors (Go's and serde's words differ; the code and status must
 //! still match).
 //!
-//! In: a running Haven endpoint serving one member. Out: a test failure
+//! In: a running Haven endpoint and its cluster's size. Out: a test failure
 //! listing every answer that differs. Without an `etcd` binary the
 //! comparison explains how to get one and passes, unless
 //! HAVEN_REQUIRE_ETCD is set (CI sets it), in which case it fails.
@@ -42,44 +42,54 @@ fn free_port() -> u16 {
 }
 
 /// A throwaway single-member etcd on loopback, killed and wiped on drop.
+/// A throwaway etcd cluster of `members` on loopback, killed and wiped on
+/// drop; `url` is the first member's client URL.
 struct Etcd {
-    child: Child,
+    children: Vec<Child>,
     dir: PathBuf,
     url: String,
 }
 
 impl Etcd {
-    fn start(binary: &Path) -> Etcd {
+    fn start(binary: &Path, members: usize) -> Etcd {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let dir = std::env::temp_dir().join(format!("haven-etcd-compat-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create etcd's temporary data dir");
-        let (client, peer) = (free_port(), free_port());
-        let url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let log = std::fs::File::create(dir.join("etcd.log")).expect("create etcd's log file");
-        let child = Command::new(binary)
-            .args(["--name", "compat", "--data-dir"])
-            .arg(dir.join("data"))
-            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
-            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &format!("compat={peer_url}")])
-            .args(["--logger", "zap", "--log-level", "warn"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start etcd");
-        Etcd { child, dir, url }
+        let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
+        let cluster: Vec<String> =
+            ports.iter().enumerate().map(|(i, (_, p))| format!("e{i}=http://127.0.0.1:{p}")).collect();
+        let mut children = Vec::new();
+        for (i, (client, peer)) in ports.iter().enumerate() {
+            let url = format!("http://127.0.0.1:{client}");
+            let peer_url = format!("http://127.0.0.1:{peer}");
+            let log = std::fs::File::create(dir.join(format!("etcd{i}.log"))).expect("create etcd's log file");
+            let child = Command::new(binary)
+                .args(["--name", &format!("e{i}"), "--data-dir"])
+                .arg(dir.join(format!("data{i}")))
+                .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
+                .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+                .args(["--initial-cluster", &cluster.join(",")])
+                .args(["--logger", "zap", "--log-level", "warn"])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start etcd");
+            children.push(child);
+        }
+        Etcd { children, dir, url: format!("http://127.0.0.1:{}", ports[0].0) }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join("etcd0.log")).unwrap_or_default()
     }
 }
 
 impl Drop for Etcd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -495,6 +505,7 @@ async fn cluster_sequence(r: &mut Recorder) {
     r.post("member list", "/v3/cluster/member/list", json!({})).await;
     // Nobody listens on port 1: the learner never starts, in both.
     let peer = "http://127.0.0.1:1";
+    wait_out_etcd_startup(r).await;
     let added =
         r.post("member add learner", "/v3/cluster/member/add", json!({"peerURLs": [peer], "isLearner": true})).await;
     r.post("member add no urls", "/v3/cluster/member/add", json!({"peerURLs": []})).await;
@@ -506,6 +517,29 @@ async fn cluster_sequence(r: &mut Recorder) {
     r.post("status", "/v3/maintenance/status", json!({})).await;
     r.get("version", "/version").await;
     r.get("health", "/health").await;
+}
+
+/// etcd refuses membership changes ("unhealthy cluster", 503) until its
+/// members have been connected for five seconds; a cluster replayed sooner
+/// after its start waits that out here (Haven has no such delay).
+async fn wait_out_etcd_startup(r: &Recorder) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let url = format!("{}/v3/cluster/member/add", r.base);
+        let probe = json!({"peerURLs": ["http://127.0.0.1:2"], "isLearner": true}).to_string();
+        let Ok(resp) = r.client.post(url).body(probe).send().await else { return };
+        let (status, text) = (resp.status().as_u16(), resp.text().await.unwrap_or_default());
+        if status != 503 || !text.contains("unhealthy cluster") {
+            let id =
+                serde_json::from_str::<Value>(&text).ok().and_then(|v| v["member"]["ID"].as_str().map(str::to_owned));
+            if let Some(id) = id {
+                let remove = json!({ "ID": id }).to_string();
+                let _ = r.client.post(format!("{}/v3/cluster/member/remove", r.base)).body(remove).send().await;
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn replay(client: reqwest::Client, base: String) -> Vec<(String, Value)> {
@@ -533,12 +567,12 @@ pub fn etcd_or_skip() -> Option<PathBuf> {
     binary
 }
 
-/// Starts a single-member etcd from `binary`, replays every sequence
-/// against it and against `haven` (a URL serving one member) at once, and
-/// fails listing every answer that differs.
-pub async fn compare_with_etcd(binary: &Path, haven: &str) {
+/// Starts an etcd of `members` from `binary`, replays every sequence
+/// against its first member and against `haven` (a URL of a Haven cluster
+/// of as many members) at once, and fails listing every answer that differs.
+pub async fn compare_with_etcd(binary: &Path, members: usize, haven: &str) {
     let started = Instant::now();
-    let etcd = Etcd::start(binary);
+    let etcd = Etcd::start(binary, members);
     let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("HTTP client");
     assert!(wait_healthy(&client, &etcd.url).await, "etcd did not become healthy; its log:\n{}", etcd.log());
     assert!(wait_healthy(&client, haven).await, "Haven at {haven} did not become healthy");
