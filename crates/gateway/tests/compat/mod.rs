@@ -340,6 +340,19 @@ async fn kv_sequence(r: &mut Recorder) {
     r.post("put x2", "/v3/kv/put", json!({"key": b64("x2"), "value": b64("2")})).await;
     r.post("delete prefix x", "/v3/kv/deleterange", json!({"key": b64("x"), "range_end": b64("y"), "prev_kv": true}))
         .await;
+    // A serializable read answers from what its member applied, which on
+    // a follower may trail the last write; a linearizable read first makes
+    // the member catch up, so both servers answer at the same revision.
+    r.post("range linearizable", "/v3/kv/range", json!({"key": b64("x1")})).await;
+    r.post("range serializable", "/v3/kv/range", with(json!({"serializable": true, "keys_only": true}))).await;
+    r.post("range from key", "/v3/kv/range", json!({"key": b64("b"), "range_end": "AA==", "count_only": true})).await;
+    r.post("range limit more", "/v3/kv/range", json!({"key": "AA==", "range_end": "AA==", "limit": "1"})).await;
+    let ignore = json!({"key": b64("a"), "ignore_value": true, "prev_kv": true});
+    r.post("put ignore_value", "/v3/kv/put", ignore).await;
+    r.post("put ignore_lease", "/v3/kv/put", json!({"key": b64("a"), "value": b64("5"), "ignore_lease": true})).await;
+    r.post("put empty value", "/v3/kv/put", json!({"key": b64("e"), "value": ""})).await;
+    r.post("range empty value", "/v3/kv/range", json!({"key": b64("e")})).await;
+    r.post("delete e", "/v3/kv/deleterange", json!({"key": b64("e")})).await;
 }
 
 async fn error_sequence(r: &mut Recorder) {
@@ -400,11 +413,18 @@ async fn txn_sequence(r: &mut Recorder) {
         r.post(&format!("txn compare {name}"), "/v3/kv/txn", txn).await;
     }
     r.post("txn empty", "/v3/kv/txn", json!({})).await;
+    let nested_put = json!({
+        "compare": [{"key": b64("t"), "target": "CREATE", "result": "GREATER", "create_revision": "0"}],
+        "success": [{"request_txn": {"success": [{"request_put": {"key": b64("t2"), "value": b64("n")}}]}}],
+        "failure": [{"request_range": {"key": b64("t"), "range_end": b64("u"), "count_only": true}}],
+    });
+    r.post("txn nested put", "/v3/kv/txn", nested_put).await;
+    r.post("delete t2", "/v3/kv/deleterange", json!({"key": b64("t2"), "prev_kv": true})).await;
 }
 
 async fn compaction_sequence(r: &mut Recorder) {
     r.post("range before compaction", "/v3/kv/range", json!({"key": b64("foo"), "revision": "3"})).await;
-    r.post("compact", "/v3/kv/compaction", json!({"revision": "8"})).await;
+    r.post("compact", "/v3/kv/compaction", json!({"revision": "8", "physical": true})).await;
     r.post("compact again", "/v3/kv/compaction", json!({"revision": "8"})).await;
     r.post("compact future", "/v3/kv/compaction", json!({"revision": "100000"})).await;
     r.post("range compacted", "/v3/kv/range", json!({"key": b64("foo"), "revision": "3"})).await;
@@ -415,6 +435,9 @@ async fn lease_sequence(r: &mut Recorder) {
     r.post("lease grant", "/v3/lease/grant", json!({"TTL": "30", "ID": "1000"})).await;
     r.post("lease grant again", "/v3/lease/grant", json!({"TTL": 30, "ID": 1000})).await;
     r.post("lease grant too long", "/v3/lease/grant", json!({"TTL": "100000000000"})).await;
+    r.post("lease grant zero ttl", "/v3/lease/grant", json!({"TTL": "0", "ID": "1001"})).await;
+    r.post("lease grant negative id", "/v3/lease/grant", json!({"TTL": "10", "ID": "-5"})).await;
+    r.post("revoke zero ttl", "/v3/lease/revoke", json!({"ID": "1001"})).await;
     let auto = Loose { lease_id: true, ..EXACT };
     let granted = r.post_raw("lease grant auto id", "/v3/lease/grant", json!({"TTL": 20}).to_string(), auto).await;
     r.post("put with lease", "/v3/kv/put", json!({"key": b64("l1"), "value": b64("v"), "lease": "1000"})).await;
@@ -467,6 +490,8 @@ async fn watch_sequence(r: &mut Recorder) {
     r.stream_once("watch span", "/v3/watch", &[span], 2).await;
     let compacted = json!({"create_request": {"key": b64("foo"), "start_revision": "3"}});
     r.stream_once("watch compacted", "/v3/watch", &[compacted], 2).await;
+    let future = json!({"create_request": {"key": b64("foo"), "start_revision": "100000"}});
+    r.stream_once("watch future revision", "/v3/watch", &[future], 1).await;
     let two =
         [json!({"create_request": {"key": b64("q")}}), json!({"create_request": {"key": b64("q"), "watch_id": "7"}})];
     r.stream_once("watch two", "/v3/watch", &two, 2).await;
