@@ -31,6 +31,11 @@ pub struct Metrics {
     /// Client requests from arrival to answer, in seconds.
     pub request_seconds: Histogram,
     pub watchers: Gauge,
+    /// The store's revision, the quota bytes it uses (etcd's db size in
+    /// use) and its leases, as this member applied them.
+    pub revision: Gauge,
+    pub store_bytes: Gauge,
+    pub leases: Gauge,
     /// Runs of the fence command started, exited 0, and failed or timed out.
     pub fences_started: Counter,
     pub fences_succeeded: Counter,
@@ -65,6 +70,9 @@ impl Metrics {
             // 100 µs to ~6.5 s.
             request_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 17)),
             watchers: Gauge::default(),
+            revision: Gauge::default(),
+            store_bytes: Gauge::default(),
+            leases: Gauge::default(),
             fences_started: Counter::default(),
             fences_succeeded: Counter::default(),
             fences_failed: Counter::default(),
@@ -83,6 +91,10 @@ impl Metrics {
         registry.register("proposals_failed", "Write requests that failed", m.proposals_failed.clone());
         registry.register("request_duration_seconds", "Client request latency", m.request_seconds.clone());
         registry.register("watchers", "Watches open through this member", m.watchers.clone());
+        registry.register("store_revision", "The store's revision on this member", m.revision.clone());
+        let bytes_about = "Bytes the store uses against its quota: retained key versions and leases";
+        registry.register("store_bytes", bytes_about, m.store_bytes.clone());
+        registry.register("leases", "Leases granted and not yet revoked or expired", m.leases.clone());
         registry.register("fences_started", "Runs of the fence command started", m.fences_started.clone());
         registry.register("fences_succeeded", "Runs of the fence command that exited 0", m.fences_succeeded.clone());
         registry.register(

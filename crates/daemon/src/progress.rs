@@ -75,11 +75,15 @@ impl Progress {
                 set(&self.applied, *index);
                 metrics.applied.set(i64::try_from(*index).unwrap_or(i64::MAX));
             }
-            ReplicaEvent::Committed { index, revision, store_bytes } => {
+            ReplicaEvent::Committed { index, revision, store_bytes, leases } => {
                 set(&self.commit, *index);
                 set(&self.revision, *revision);
                 set(&self.store_bytes, *store_bytes);
-                metrics.commit.set(i64::try_from(*index).unwrap_or(i64::MAX));
+                let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+                metrics.commit.set(gauge(*index));
+                metrics.revision.set(gauge(*revision));
+                metrics.store_bytes.set(gauge(*store_bytes));
+                metrics.leases.set(gauge(*leases));
             }
             ReplicaEvent::Fatal { reason } => {
                 *self.fatal.lock().expect("never poisoned: no panics while held") = Some(reason.clone());

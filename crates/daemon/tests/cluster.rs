@@ -38,6 +38,18 @@ async fn a_put_through_a_follower_is_readable_from_every_member() {
     let fsyncs: u64 = fsyncs.and_then(|n| n.trim().parse().ok()).unwrap_or(0);
     assert!(fsyncs > 0, "the WAL's fsyncs are timed:\n{text}");
     assert!(text.contains("haven_disk_fsync_duration_seconds_bucket{le=\"+Inf\"}"), "{text}");
+
+    let (status, body) = cluster.post(follower, "/v3/lease/grant", json!({ "TTL": "60" })).await;
+    assert_eq!(status, 200, "{body}");
+    let metrics_url = format!("{}/metrics", cluster.client_url(follower));
+    eventually("the follower's metrics count the lease and the store", || async {
+        let text = cluster.http.get(&metrics_url).send().await.unwrap().text().await.unwrap();
+        let value = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok());
+        value("haven_leases ") == Some(1)
+            && value("haven_store_revision ") == Some(2)
+            && value("haven_store_bytes ").is_some_and(|b| b > 0)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

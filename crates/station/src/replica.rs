@@ -84,12 +84,13 @@ pub enum ReplicaEvent {
         digest: u32,
     },
     /// A batch of committed entries was applied; Raft's commit index is now
-    /// `index`, the store is at `revision` and holds about `store_bytes`
-    /// (for the daemon's status, response headers and metrics).
+    /// `index`, the store is at `revision`, holds about `store_bytes` and
+    /// `leases` leases (for the daemon's status, response headers and metrics).
     Committed {
         index: u64,
         revision: u64,
         store_bytes: u64,
+        leases: u64,
     },
     /// Entry `index` revoked `lease` and deleted its keys: by the leader's
     /// expiry when `expired`, else at a client's request.

@@ -116,8 +116,9 @@ impl Running {
             self.on_applied(ctx, entry, current_term, applied);
         }
         if !ready.committed.is_empty() {
-            let (revision, store_bytes) = (self.sm.store().revision(), self.sm.store().bytes_used());
-            ctx.output(ReplicaEvent::Committed { index: self.raft.commit_index(), revision, store_bytes });
+            let store = self.sm.store();
+            let (revision, store_bytes, leases) = (store.revision(), store.bytes_used(), store.leases_len() as u64);
+            ctx.output(ReplicaEvent::Committed { index: self.raft.commit_index(), revision, store_bytes, leases });
         }
         self.on_reads(ctx, ready.read_states, ready.reads_failed);
         if ready.snapshot_needed {

@@ -59,6 +59,11 @@ impl Store {
         self.kv.compact_revision()
     }
 
+    /// Leases granted and not yet revoked or expired.
+    pub fn leases_len(&self) -> usize {
+        self.leases.len()
+    }
+
     /// Quota bytes in use: every retained key version and every lease.
     pub fn bytes_used(&self) -> u64 {
         self.kv.bytes_used() + self.leases.len() as u64 * LEASE_OVERHEAD_BYTES
