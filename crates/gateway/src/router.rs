@@ -59,7 +59,14 @@ pub fn router<B: Backend>(backend: B, limits: GatewayLimits) -> Router {
         .route("/v3/cluster/member/remove", post(member_remove::<B>))
         .route("/v3/cluster/member/promote", post(member_promote::<B>))
         .route("/v3/maintenance/status", post(status::<B>))
+        .fallback(not_found)
         .with_state(gw)
+}
+
+/// Any other path: etcd's answer, word for word (its gateway is Go's
+/// `http.NotFound`), so a client that tells versions apart by it still can.
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Not Found\n").into_response()
 }
 
 pub(crate) fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {

@@ -565,6 +565,8 @@ async fn cluster_sequence(r: &mut Recorder) {
     r.post("member remove unknown", "/v3/cluster/member/remove", json!({"ID": "1234"})).await;
     r.post("status", "/v3/maintenance/status", json!({})).await;
     r.get("version", "/version").await;
+    r.get("get on a post route", "/v3/kv/range").await;
+    r.post("unknown route", "/v3/kv/nope", json!({})).await;
     r.get("health", "/health").await;
 }
 
