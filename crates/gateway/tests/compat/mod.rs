@@ -378,6 +378,13 @@ async fn error_sequence(r: &mut Recorder) {
     let fits = format!(r#"{{"key":"{}","value":"{}"}}"#, b64("big"), b64(&"v".repeat(1_400_000)));
     r.post_raw("put large", "/v3/kv/put", fits, EXACT).await;
     r.post("delete large", "/v3/kv/deleterange", json!({"key": b64("big")})).await;
+    r.post("range negative limit", "/v3/kv/range", json!({"key": b64("a"), "limit": "-1"})).await;
+    r.post("range negative revision", "/v3/kv/range", json!({"key": b64("a"), "revision": "-1"})).await;
+    r.post("compact zero", "/v3/kv/compaction", json!({"revision": "0"})).await;
+    r.post("lease grant negative ttl", "/v3/lease/grant", json!({"TTL": "-5", "ID": "1003"})).await;
+    r.post("revoke negative ttl", "/v3/lease/revoke", json!({"ID": "1003"})).await;
+    r.post("range key too long", "/v3/kv/range", json!({"key": b64(&"k".repeat(2000))})).await;
+    r.post("txn empty key", "/v3/kv/txn", json!({"success": [{"request_put": {"key": "", "value": b64("v")}}]})).await;
 }
 
 async fn txn_sequence(r: &mut Recorder) {
