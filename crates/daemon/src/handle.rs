@@ -147,6 +147,11 @@ impl StationHandle {
     /// unknown), never as "no leader" or "too many requests", which tell a
     /// client that nothing happened and that another member may be asked.
     async fn execute(&self, request: Forwarded, serializable: bool, deadline: Instant) -> Result<Answer, BackendError> {
+        // A removed member hears from no leader any more: without this, its
+        // clients would wait out the whole deadline for "request timed out".
+        if self.inner.roster.removed() {
+            return Err(BackendError::Removed);
+        }
         let mut last = BackendError::Timeout;
         let mut hint: Option<u64> = None;
         let mut maybe_proposed = false;

@@ -35,6 +35,11 @@ struct State {
     cluster_id: u64,
     members: Vec<MemberRecord>,
     learners: BTreeSet<u64>,
+    /// This member has been in a replicated member table (a joiner is not
+    /// until it applied its own add), and then left it: removed for good,
+    /// since ids are never reused.
+    listed: bool,
+    removed: bool,
 }
 
 fn record(spec: &MemberSpec) -> MemberRecord {
@@ -63,7 +68,8 @@ impl Roster {
     /// The roster before the log is read: the configured members.
     pub fn new(config: &StationConfig) -> Roster {
         let members: Vec<MemberRecord> = config.members.iter().map(record).collect();
-        let state = State { cluster_id: haven_station::cluster_id(&members), members, learners: BTreeSet::new() };
+        let cluster_id = haven_station::cluster_id(&members);
+        let state = State { cluster_id, members, learners: BTreeSet::new(), listed: false, removed: false };
         let peers = watch::Sender::new(peer_map(&state.members));
         let configs = watch::Sender::new(0);
         Roster { me: config.id, name: config.name.clone(), state: Mutex::new(state), peers, configs }
@@ -89,6 +95,15 @@ impl Roster {
             let mut state = self.lock();
             state.cluster_id = *cluster_id;
             state.members = members.clone();
+            let listed = members.iter().any(|m| m.id == self.me);
+            if state.listed && !listed && !state.removed {
+                state.removed = true;
+                tracing::warn!(
+                    "this member was removed from the cluster: it refuses every client request from now on; \
+                     stop it and delete its data directory (ids are never reused: to return, add it as a new member)"
+                );
+            }
+            state.listed |= listed;
             std::mem::replace(&mut state.learners, learners) != state.learners
         };
         if learners_changed {
@@ -116,6 +131,11 @@ impl Roster {
     /// This member's own entry, once the table has one.
     pub fn own_record(&self) -> Option<MemberRecord> {
         self.lock().members.iter().find(|m| m.id == self.me).cloned()
+    }
+
+    /// Whether the replicated member table no longer has this member.
+    pub fn removed(&self) -> bool {
+        self.lock().removed
     }
 
     pub fn is_learner(&self, id: u64) -> bool {
@@ -212,5 +232,27 @@ mod tests {
         assert_eq!((listed[0].name.as_str(), listed[1].name.as_str()), ("n1", ""), "no name before it starts, as etcd");
         assert_eq!(roster.client_url(3), None);
         assert_eq!(roster.client_url(1).as_deref(), Some("http://127.0.0.1:2379"));
+    }
+
+    #[test]
+    fn a_member_is_removed_once_a_table_that_listed_it_no_longer_does() {
+        let roster = roster();
+        let record =
+            |id: u64| MemberRecord { id, peer_addr: format!("127.0.0.1:{id}"), client_url: String::new(), voter: true };
+        let table = |ids: &[u64]| ReplicaEvent::Members {
+            cluster_id: 7,
+            members: ids.iter().map(|&id| record(id)).collect(),
+            voters: ids.iter().map(|&id| NodeId(id)).collect(),
+            learners: Vec::new(),
+        };
+        // A joiner first applies the tables from before its own add.
+        roster.observe(&table(&[2, 3]));
+        assert!(!roster.removed(), "never listed yet: joining, not removed");
+        roster.observe(&table(&[1, 2, 3]));
+        assert!(!roster.removed());
+        roster.observe(&table(&[2, 3]));
+        assert!(roster.removed(), "listed, then not");
+        roster.observe(&table(&[2, 3, 4]));
+        assert!(roster.removed(), "for good");
     }
 }

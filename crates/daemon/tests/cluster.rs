@@ -214,3 +214,31 @@ async fn a_promote_answers_once_the_learner_votes_as_etcds_does() {
     let learner = n4.get("isLearner").and_then(serde_json::Value::as_bool).unwrap_or(false);
     assert!(!learner, "listed as a voter, not as a learner still: {body}");
 }
+
+/// The leader that commits its own removal applies it, so it knows. (A
+/// removed follower may never learn the commit of its removal: the leader
+/// stops replicating to it once the new configuration is appended. Telling
+/// it is not built yet; it answers "no leader" until stopped.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_leader_that_keeps_running_refuses_requests_at_once() {
+    let cluster = Cluster::start("removed", 3, 3_000);
+    let removed = cluster.wait_for_leader(&[1, 2, 3]).await;
+    let (status, body) = cluster.post(removed, "/v3/cluster/member/remove", json!({ "ID": removed.to_string() })).await;
+    assert_eq!(status, 200, "{body}");
+    eventually("the removed member applied its removal", || async {
+        let (status, body) = cluster.put(removed, "k", "v").await;
+        status == 503 && body["message"].as_str().is_some_and(|m| m.contains("permanently removed"))
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let (status, body) = cluster.put(removed, "k", "v").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused at once, not at the deadline: {:?}",
+        started.elapsed()
+    );
+    let survivor = (1..=3).find(|&id| id != removed).unwrap();
+    eventually("the others elect a leader and go on", || async { cluster.put(survivor, "k", "v").await.0 == 200 })
+        .await;
+}

@@ -106,6 +106,10 @@ pub enum BackendError {
     UnhealthyCluster,
     #[error("etcdserver: server stopped")]
     Stopped,
+    /// This member was removed from the cluster: it serves nothing, and a
+    /// client should ask another member (the request was not carried out).
+    #[error("etcdserver: the member has been permanently removed from the cluster; ask another member")]
+    Removed,
 }
 
 /// The system behind the gateway. Every method may be called concurrently.

@@ -72,7 +72,7 @@ impl GatewayError {
             GatewayError::Backend(b) => match b {
                 BackendError::Store(_) => unreachable!("matched above"),
                 BackendError::Timeout | BackendError::NoLeader => GrpcCode::Unavailable,
-                BackendError::UnhealthyCluster | BackendError::Stopped => GrpcCode::Unavailable,
+                BackendError::UnhealthyCluster | BackendError::Stopped | BackendError::Removed => GrpcCode::Unavailable,
                 BackendError::TooManyRequests => GrpcCode::ResourceExhausted,
                 BackendError::MemberNotFound => GrpcCode::NotFound,
                 BackendError::PeerUrlExists | BackendError::LearnerNotReady => GrpcCode::FailedPrecondition,
