@@ -76,24 +76,21 @@ impl Raft {
         if !matches!(self.role, RoleState::Leader(_)) {
             return Err(ConfChangeError::NotLeader { leader_hint: self.leader });
         }
-        let current = self.log.membership();
-        if !current.is_learner(node) {
-            return Err(ConfChangeError::NotALearner { node });
-        }
-        self.check_caught_up(node)
+        self.check_learner_caught_up(self.log.membership(), node)
     }
 
     fn check_new_voters_caught_up(&self, current: &Membership, target: &Membership) -> Result<(), ConfChangeError> {
         for &node in target.voters.iter().filter(|&&id| !current.voters.contains(&id)) {
-            if !current.is_learner(node) {
-                return Err(ConfChangeError::NotALearner { node });
-            }
-            self.check_caught_up(node)?;
+            self.check_learner_caught_up(current, node)?;
         }
         Ok(())
     }
 
-    fn check_caught_up(&self, node: NodeId) -> Result<(), ConfChangeError> {
+    /// `node` is a learner of `current` whose log is close enough to ours.
+    fn check_learner_caught_up(&self, current: &Membership, node: NodeId) -> Result<(), ConfChangeError> {
+        if !current.is_learner(node) {
+            return Err(ConfChangeError::NotALearner { node });
+        }
         let RoleState::Leader(leadership) = &self.role else { unreachable!("checked by the caller") };
         let last_index = self.log.last_index();
         let match_index = leadership.progress.get(&node).map_or(0, |p| p.match_index);
