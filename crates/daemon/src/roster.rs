@@ -16,6 +16,7 @@ use haven_station::{MemberRecord, ReplicaEvent};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 
 pub type PeerMap = BTreeMap<NodeId, SocketAddr>;
@@ -28,6 +29,11 @@ pub struct Roster {
     peers: watch::Sender<PeerMap>,
     /// Bumped whenever the learners in force change, for `wait_voter`.
     configs: watch::Sender<u64>,
+    /// This member was listed by a replicated member table (a joiner is not
+    /// until it applied its own add), and then left it: removed for good,
+    /// since ids are never reused. Outside the lock: every client request
+    /// reads it.
+    removed: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -35,11 +41,8 @@ struct State {
     cluster_id: u64,
     members: Vec<MemberRecord>,
     learners: BTreeSet<u64>,
-    /// This member has been in a replicated member table (a joiner is not
-    /// until it applied its own add), and then left it: removed for good,
-    /// since ids are never reused.
+    /// A replicated member table has listed this member.
     listed: bool,
-    removed: bool,
 }
 
 fn record(spec: &MemberSpec) -> MemberRecord {
@@ -69,10 +72,11 @@ impl Roster {
     pub fn new(config: &StationConfig) -> Roster {
         let members: Vec<MemberRecord> = config.members.iter().map(record).collect();
         let cluster_id = haven_station::cluster_id(&members);
-        let state = State { cluster_id, members, learners: BTreeSet::new(), listed: false, removed: false };
+        let state = State { cluster_id, members, learners: BTreeSet::new(), listed: false };
         let peers = watch::Sender::new(peer_map(&state.members));
         let configs = watch::Sender::new(0);
-        Roster { me: config.id, name: config.name.clone(), state: Mutex::new(state), peers, configs }
+        let removed = AtomicBool::new(false);
+        Roster { me: config.id, name: config.name.clone(), state: Mutex::new(state), peers, configs, removed }
     }
 
     /// The peer map now and as it changes, for the executor.
@@ -91,21 +95,21 @@ impl Roster {
     pub fn observe(&self, event: &ReplicaEvent) {
         let ReplicaEvent::Members { cluster_id, members, learners, .. } = event else { return };
         let learners: BTreeSet<u64> = learners.iter().map(|n| n.0).collect();
-        let learners_changed = {
+        let listed = members.iter().any(|m| m.id == self.me);
+        let (learners_changed, unlisted) = {
             let mut state = self.lock();
             state.cluster_id = *cluster_id;
             state.members = members.clone();
-            let listed = members.iter().any(|m| m.id == self.me);
-            if state.listed && !listed && !state.removed {
-                state.removed = true;
-                tracing::warn!(
-                    "this member was removed from the cluster: it refuses every client request from now on; \
-                     stop it and delete its data directory (ids are never reused: to return, add it as a new member)"
-                );
-            }
+            let unlisted = state.listed && !listed;
             state.listed |= listed;
-            std::mem::replace(&mut state.learners, learners) != state.learners
+            (std::mem::replace(&mut state.learners, learners) != state.learners, unlisted)
         };
+        if unlisted && !self.removed.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "this member was removed from the cluster: it refuses every client request from now on; \
+                 stop it and delete its data directory (ids are never reused: to return, add it as a new member)"
+            );
+        }
         if learners_changed {
             self.configs.send_modify(|generation| *generation += 1);
         }
@@ -135,7 +139,7 @@ impl Roster {
 
     /// Whether the replicated member table no longer has this member.
     pub fn removed(&self) -> bool {
-        self.lock().removed
+        self.removed.load(Ordering::Relaxed)
     }
 
     pub fn is_learner(&self, id: u64) -> bool {
