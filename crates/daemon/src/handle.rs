@@ -18,7 +18,7 @@ use crate::config::StationConfig;
 use crate::forward::{Forwarded, Forwardee, Forwarder, Unanswered};
 use crate::metrics::Metrics;
 use crate::progress::Progress;
-use crate::roster::Roster;
+use crate::roster::{Roster, Standing};
 use crate::routes::{Answer, Routes, SharedRoutes, dispatch, lock};
 use crate::sessions::SessionPool;
 use haven_gateway::{Backend, BackendError, Identity, Member, Status, WatchCreate, WatchUpdate};
@@ -132,6 +132,11 @@ impl StationHandle {
         &self.inner.progress
     }
 
+    /// Where member `id` stands in this member's table.
+    pub(crate) fn standing(&self, id: u64) -> Standing {
+        self.inner.roster.standing(id)
+    }
+
     /// Serves a request another member forwarded: through this member's
     /// replica only, waiting at most `wait` (capped by the request timeout).
     pub(crate) async fn serve_forwarded(&self, request: Forwarded, wait: Duration) -> Forwardee {
@@ -147,15 +152,17 @@ impl StationHandle {
     /// unknown), never as "no leader" or "too many requests", which tell a
     /// client that nothing happened and that another member may be asked.
     async fn execute(&self, request: Forwarded, serializable: bool, deadline: Instant) -> Result<Answer, BackendError> {
-        // A removed member hears from no leader any more: without this, its
-        // clients would wait out the whole deadline for "request timed out".
-        if self.inner.roster.removed() {
-            return Err(BackendError::Removed);
-        }
         let mut last = BackendError::Timeout;
         let mut hint: Option<u64> = None;
         let mut maybe_proposed = false;
         loop {
+            // A removed member hears from no leader any more: without this,
+            // its clients would wait out the whole deadline. Once an attempt
+            // may have been proposed, though, the outcome is unknown, and
+            // "removed" would tell the client that nothing happened.
+            if self.inner.roster.removed() {
+                return Err(if maybe_proposed { BackendError::Timeout } else { BackendError::Removed });
+            }
             let now = Instant::now();
             if now >= deadline {
                 return Err(if maybe_proposed { BackendError::Timeout } else { last });
@@ -207,6 +214,11 @@ impl StationHandle {
                     unanswered != Unanswered::Timeout
                 }
             };
+            // No leader answered (busy is an answer): this member may have
+            // been removed without hearing of it.
+            if last != BackendError::TooManyRequests {
+                self.inner.roster.doubt();
+            }
             if pause {
                 tokio::time::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now()))).await;
             }

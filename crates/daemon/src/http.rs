@@ -1,13 +1,16 @@
 //! The daemon's own HTTP routes, beside the etcd API.
 //!
-//! In: `GET /metrics`, and requests other members forward
-//! (`POST /haven/v1/forward`, postcard). Out: Prometheus text, and the
-//! local replica's answer. (`/health` is the gateway's: 503 without a
+//! In: `GET /metrics`, requests other members forward
+//! (`POST /haven/v1/forward`, postcard), and other members asking whether
+//! they were removed (`GET /haven/v1/members/{id}/standing`). Out:
+//! Prometheus text, the local replica's answer, and the member's standing
+//! in this member's table. (`/health` is the gateway's: 503 without a
 //! leader.)
 
 use crate::forward::{FORWARD_PATH, Forwarded, WAIT_HEADER};
 use crate::handle::StationHandle;
 use crate::metrics::Metrics;
+use crate::removal_probe::STANDING_PATH;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -31,7 +34,8 @@ pub fn routes(handle: StationHandle, metrics: Arc<Metrics>, request_bytes_max: u
     Router::new()
         .route("/metrics", get(metrics_text))
         .route(FORWARD_PATH, post(forward).layer(forward_limit))
-        .with_state(Shared { handle, metrics })
+        .with_state(Shared { handle: handle.clone(), metrics })
+        .merge(Router::new().route(STANDING_PATH, get(crate::removal_probe::standing)).with_state(handle))
 }
 
 async fn metrics_text(State(shared): State<Shared>) -> Response {

@@ -16,7 +16,8 @@
 //! commands; `ha_api.rs` serves the operator API under `/v1/` (described
 //! by `openapi.json`), `ha_json.rs` converts between its JSON and the HA
 //! model; `dashboard.rs` serves the page that draws the cluster;
-//! `progress.rs` and `metrics.rs` observe the replica; `command_bell.rs`
+//! `progress.rs` and `metrics.rs` observe the replica; `roster.rs` keeps
+//! the members and `removal_probe.rs` finds out if this one was removed; `command_bell.rs`
 //! wakes the agents' command fetches waiting on this station.
 
 pub mod agent_api;
@@ -37,6 +38,7 @@ mod in_span;
 mod metrics;
 mod progress;
 pub mod proxy_api;
+mod removal_probe;
 mod roster;
 mod routes;
 mod run;

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub applied: Gauge,
     pub is_leader: Gauge,
     pub has_leader: Gauge,
+    /// 1 once this member knows it was removed from the cluster.
+    pub removed: Gauge,
     pub leader_changes: Counter,
     /// Writes this member took from its clients (forwarded ones included).
     pub proposals: Counter,
@@ -64,6 +66,7 @@ impl Metrics {
             applied: Gauge::default(),
             is_leader: Gauge::default(),
             has_leader: Gauge::default(),
+            removed: Gauge::default(),
             leader_changes: Counter::default(),
             proposals: Counter::default(),
             proposals_failed: Counter::default(),
@@ -86,6 +89,8 @@ impl Metrics {
         registry.register("applied_index", "The last log index this member applied", m.applied.clone());
         registry.register("is_leader", "1 when this member leads", m.is_leader.clone());
         registry.register("has_leader", "1 when this member knows a leader", m.has_leader.clone());
+        let removed = "1 once this member knows it was removed from the cluster: stop it and delete its data";
+        registry.register("removed", removed, m.removed.clone());
         registry.register("leader_changes", "Times this member saw a new leader", m.leader_changes.clone());
         registry.register("proposals", "Write requests taken from clients", m.proposals.clone());
         registry.register("proposals_failed", "Write requests that failed", m.proposals_failed.clone());

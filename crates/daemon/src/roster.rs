@@ -6,18 +6,26 @@
 //! who is a learner), each member's client URL for forwarding, the cluster
 //! id, and the peer map the executor dials — published on a watch channel
 //! whenever it changes, so an added member is dialled and a removed one
-//! forgotten without a restart.
+//! forgotten without a restart; and whether this member was removed, from
+//! its own table or from another member's word (`removal_probe.rs`).
+//!
+//! The peer map is the table's members plus any member the table dropped
+//! that the configuration in force still has. The table changes first and
+//! Raft's configuration follows (`member_plan.rs`); in between, a removed
+//! voter still counts in elections and commits, and forgetting its address
+//! early could leave a cluster that has lost other members without a quorum.
 
 use crate::cluster::MemberSpec;
 use crate::config::StationConfig;
 use haven_gateway::Member;
 use haven_runtime::NodeId;
 use haven_station::{MemberRecord, ReplicaEvent};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 pub type PeerMap = BTreeMap<NodeId, SocketAddr>;
 
@@ -30,19 +38,39 @@ pub struct Roster {
     /// Bumped whenever the learners in force change, for `wait_voter`.
     configs: watch::Sender<u64>,
     /// This member was listed by a replicated member table (a joiner is not
-    /// until it applied its own add), and then left it: removed for good,
-    /// since ids are never reused. Outside the lock: every client request
-    /// reads it.
+    /// until it applied its own add), and then left it, or another member's
+    /// table says so: removed for good, since ids are never reused. Outside
+    /// the lock: every client request reads it.
     removed: AtomicBool,
+    /// Rung when a client request found no leader to answer it: this member
+    /// may have been removed without hearing of it, so it should ask.
+    doubt: Notify,
 }
 
 #[derive(Debug)]
 struct State {
     cluster_id: u64,
     members: Vec<MemberRecord>,
+    /// Above every id the table gave out (0 until a table was seen).
+    next_id: u64,
     learners: BTreeSet<u64>,
+    /// Members the table no longer has but the configuration in force
+    /// still does, with their peer addresses: dialled until Raft drops them.
+    departing: Vec<MemberRecord>,
     /// A replicated member table has listed this member.
     listed: bool,
+}
+
+/// Where a member stands in this member's table, for a member that asks
+/// whether it was removed (`GET /haven/v1/members/{id}/standing`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    Member,
+    /// Once given this id and removed since: for good.
+    Removed,
+    /// Not given out yet as far as this table knows: it may be behind.
+    Unknown,
 }
 
 fn record(spec: &MemberSpec) -> MemberRecord {
@@ -56,7 +84,7 @@ fn record(spec: &MemberSpec) -> MemberRecord {
 
 /// The peer map of `members`; an address that does not parse (never
 /// accepted by `member add`) is left out with a warning.
-fn peer_map(members: &[MemberRecord]) -> PeerMap {
+fn peer_map<'a>(members: impl Iterator<Item = &'a MemberRecord>) -> PeerMap {
     let parse = |m: &MemberRecord| match m.peer_addr.parse() {
         Ok(addr) => Some((NodeId(m.id), addr)),
         Err(_) => {
@@ -64,7 +92,7 @@ fn peer_map(members: &[MemberRecord]) -> PeerMap {
             None
         }
     };
-    members.iter().filter_map(parse).collect()
+    members.filter_map(parse).collect()
 }
 
 impl Roster {
@@ -72,11 +100,12 @@ impl Roster {
     pub fn new(config: &StationConfig) -> Roster {
         let members: Vec<MemberRecord> = config.members.iter().map(record).collect();
         let cluster_id = haven_station::cluster_id(&members);
-        let state = State { cluster_id, members, learners: BTreeSet::new(), listed: false };
-        let peers = watch::Sender::new(peer_map(&state.members));
+        let learners = BTreeSet::new();
+        let state = State { cluster_id, members, next_id: 0, learners, departing: Vec::new(), listed: false };
+        let peers = watch::Sender::new(peer_map(state.members.iter()));
         let configs = watch::Sender::new(0);
-        let removed = AtomicBool::new(false);
-        Roster { me: config.id, name: config.name.clone(), state: Mutex::new(state), peers, configs, removed }
+        let (removed, doubt) = (AtomicBool::new(false), Notify::new());
+        Roster { me: config.id, name: config.name.clone(), state: Mutex::new(state), peers, configs, removed, doubt }
     }
 
     /// The peer map now and as it changes, for the executor.
@@ -93,27 +122,31 @@ impl Roster {
     }
 
     pub fn observe(&self, event: &ReplicaEvent) {
-        let ReplicaEvent::Members { cluster_id, members, learners, .. } = event else { return };
+        let ReplicaEvent::Members { cluster_id, members, next_id, voters, learners } = event else { return };
+        let in_force: BTreeSet<u64> = voters.iter().chain(learners).map(|n| n.0).collect();
         let learners: BTreeSet<u64> = learners.iter().map(|n| n.0).collect();
         let listed = members.iter().any(|m| m.id == self.me);
-        let (learners_changed, unlisted) = {
+        let (learners_changed, unlisted, map) = {
             let mut state = self.lock();
-            state.cluster_id = *cluster_id;
-            state.members = members.clone();
+            let old = std::mem::replace(&mut state.members, members.clone());
+            let departed = old.into_iter().chain(std::mem::take(&mut state.departing));
+            let mut departing: Vec<MemberRecord> =
+                departed.filter(|m| in_force.contains(&m.id) && !members.iter().any(|n| n.id == m.id)).collect();
+            departing.sort_by_key(|m| m.id);
+            departing.dedup_by_key(|m| m.id);
+            state.departing = departing;
+            (state.cluster_id, state.next_id) = (*cluster_id, *next_id);
             let unlisted = state.listed && !listed;
             state.listed |= listed;
-            (std::mem::replace(&mut state.learners, learners) != state.learners, unlisted)
+            let learners_changed = std::mem::replace(&mut state.learners, learners) != state.learners;
+            (learners_changed, unlisted, peer_map(members.iter().chain(&state.departing)))
         };
-        if unlisted && !self.removed.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                "this member was removed from the cluster: it refuses every client request from now on; \
-                 stop it and delete its data directory (ids are never reused: to return, add it as a new member)"
-            );
+        if unlisted {
+            self.mark_removed("this member's own member table");
         }
         if learners_changed {
             self.configs.send_modify(|generation| *generation += 1);
         }
-        let map = peer_map(members);
         self.peers.send_if_modified(|current| {
             let changed = *current != map;
             if changed {
@@ -122,6 +155,42 @@ impl Roster {
             }
             changed
         });
+    }
+
+    /// Records that this member was removed, as `source` says. It keeps
+    /// its place in Raft (the configuration in force may still count its
+    /// vote) but serves no client from now on.
+    pub fn mark_removed(&self, source: &str) {
+        if !self.removed.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                source,
+                "this member was removed from the cluster: it refuses every client request from now on; \
+                 stop it and delete its data directory (ids are never reused: to return, add it as a new member)"
+            );
+        }
+    }
+
+    /// Where member `id` stands in this member's table.
+    pub fn standing(&self, id: u64) -> Standing {
+        let state = self.lock();
+        if state.members.iter().any(|m| m.id == id) {
+            Standing::Member
+        } else if id < state.next_id {
+            Standing::Removed
+        } else {
+            Standing::Unknown
+        }
+    }
+
+    /// Says a client request found no leader: worth asking the others
+    /// whether this member was removed.
+    pub fn doubt(&self) {
+        self.doubt.notify_one();
+    }
+
+    /// Resolves once a client request doubted, since the last call.
+    pub async fn doubted(&self) {
+        self.doubt.notified().await;
     }
 
     pub fn cluster_id(&self) -> u64 {
@@ -224,6 +293,7 @@ mod tests {
         roster.observe(&ReplicaEvent::Members {
             cluster_id,
             members,
+            next_id: 4,
             voters: vec![NodeId(1)],
             learners: vec![NodeId(3)],
         });
@@ -241,22 +311,56 @@ mod tests {
     #[test]
     fn a_member_is_removed_once_a_table_that_listed_it_no_longer_does() {
         let roster = roster();
-        let record =
-            |id: u64| MemberRecord { id, peer_addr: format!("127.0.0.1:{id}"), client_url: String::new(), voter: true };
-        let table = |ids: &[u64]| ReplicaEvent::Members {
+        // A joiner first applies the tables from before its own add.
+        roster.observe(&table(&[2, 3], &[2, 3]));
+        assert!(!roster.removed(), "never listed yet: joining, not removed");
+        roster.observe(&table(&[1, 2, 3], &[1, 2, 3]));
+        assert!(!roster.removed());
+        roster.observe(&table(&[2, 3], &[2, 3]));
+        assert!(roster.removed(), "listed, then not");
+        roster.observe(&table(&[2, 3, 4], &[2, 3, 4]));
+        assert!(roster.removed(), "for good");
+    }
+
+    fn record(id: u64) -> MemberRecord {
+        MemberRecord { id, peer_addr: format!("127.0.0.1:{}", 2000 + id), client_url: String::new(), voter: true }
+    }
+
+    /// The table `ids`, the next id above them, and `in_force` voting.
+    fn table(ids: &[u64], in_force: &[u64]) -> ReplicaEvent {
+        ReplicaEvent::Members {
             cluster_id: 7,
             members: ids.iter().map(|&id| record(id)).collect(),
-            voters: ids.iter().map(|&id| NodeId(id)).collect(),
+            next_id: ids.iter().max().map_or(1, |max| max + 1),
+            voters: in_force.iter().map(|&id| NodeId(id)).collect(),
             learners: Vec::new(),
-        };
-        // A joiner first applies the tables from before its own add.
-        roster.observe(&table(&[2, 3]));
-        assert!(!roster.removed(), "never listed yet: joining, not removed");
-        roster.observe(&table(&[1, 2, 3]));
-        assert!(!roster.removed());
-        roster.observe(&table(&[2, 3]));
-        assert!(roster.removed(), "listed, then not");
-        roster.observe(&table(&[2, 3, 4]));
-        assert!(roster.removed(), "for good");
+        }
+    }
+
+    #[test]
+    fn a_member_dropped_from_the_table_is_dialled_until_the_configuration_drops_it() {
+        let roster = roster();
+        let dialled = |roster: &Roster| roster.peers().keys().map(|n| n.0).collect::<Vec<_>>();
+        roster.observe(&table(&[1, 2, 3, 4, 5], &[1, 2, 3, 4, 5]));
+        roster.observe(&table(&[1, 2, 3, 4], &[1, 2, 3, 4, 5]));
+        assert_eq!(dialled(&roster), vec![1, 2, 3, 4, 5], "5 still votes: its vote may be needed for a quorum");
+        roster.observe(&table(&[1, 2, 3], &[1, 2, 3, 4, 5]));
+        assert_eq!(dialled(&roster), vec![1, 2, 3, 4, 5], "a second departing member is kept beside the first");
+        roster.observe(&table(&[1, 2, 3], &[1, 2, 3, 4]));
+        assert_eq!(dialled(&roster), vec![1, 2, 3, 4]);
+        roster.observe(&table(&[1, 2, 3], &[1, 2, 3]));
+        assert_eq!(dialled(&roster), vec![1, 2, 3]);
+        assert_eq!(roster.peers()[&NodeId(2)], "127.0.0.1:2002".parse().unwrap());
+    }
+
+    #[test]
+    fn a_member_s_standing_is_removed_only_for_an_id_given_out_and_gone() {
+        let roster = roster();
+        assert_eq!(roster.standing(1), Standing::Member, "the configured members, before any table");
+        assert_eq!(roster.standing(5), Standing::Unknown);
+        roster.observe(&table(&[1, 2, 4], &[1, 2, 4]));
+        assert_eq!(roster.standing(4), Standing::Member);
+        assert_eq!(roster.standing(3), Standing::Removed, "below the next id and not in the table");
+        assert_eq!(roster.standing(5), Standing::Unknown, "not given out yet, as far as this table knows");
     }
 }

@@ -16,6 +16,7 @@ use crate::http::routes;
 use crate::in_span::InSpan;
 use crate::metrics::Metrics;
 use crate::progress::Progress;
+use crate::removal_probe::watch_for_removal;
 use crate::roster::Roster;
 use haven_gateway::GatewayLimits;
 use haven_net::{Limits, NodeConfig, local_channel};
@@ -65,6 +66,8 @@ async fn serve(config: StationConfig, bound: Bound, shutdown: impl Future<Output
     let handle = StationHandle::start(&config, client, roster.clone(), progress.clone(), metrics.clone(), ids_base);
     let publisher =
         tokio::spawn(publish(handle.clone(), roster.clone(), config.me().client_url.clone()).in_current_span());
+    let removal_probe =
+        tokio::spawn(watch_for_removal(roster.clone(), progress.clone(), metrics.clone(), config.id).in_current_span());
 
     let (fatal_tx, mut fatal_rx) = watch::channel(None::<String>);
     let on_output = {
@@ -125,6 +128,7 @@ async fn serve(config: StationConfig, bound: Bound, shutdown: impl Future<Output
         changed = fatal_rx.wait_for(Option::is_some) => changed.ok().and_then(|reason| reason.clone()),
     };
     publisher.abort();
+    removal_probe.abort();
     let _ = stop_http.send(());
     let _ = stop_node.send(());
     let http = http.await.map_err(|e| DaemonError::Panicked(e.to_string()))?;

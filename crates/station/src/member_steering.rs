@@ -141,7 +141,7 @@ impl Running {
         let members: Vec<MemberRecord> = table.members().cloned().collect();
         self.members.reported = Some((members.clone(), membership.clone()));
         let (voters, learners) = (membership.all_voters(), membership.learners.clone());
-        let cluster_id = table.cluster_id();
-        ctx.output(ReplicaEvent::Members { cluster_id, members, voters, learners });
+        let (cluster_id, next_id) = (table.cluster_id(), table.next_id());
+        ctx.output(ReplicaEvent::Members { cluster_id, members, next_id, voters, learners });
     }
 }

@@ -120,6 +120,12 @@ impl MemberTable {
         self.members.get(&id)
     }
 
+    /// Above every id ever given out: an id below it that the table does
+    /// not hold was removed for good (or never used by the seed).
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
     /// Applies `op` of session (client, seq); a repeat of the latest op
     /// answers as the first time and changes nothing.
     pub fn apply(&mut self, session: (u64, u64), op: &MemberOp) -> MemberOutcome {

@@ -105,6 +105,9 @@ pub enum ReplicaEvent {
     Members {
         cluster_id: u64,
         members: Vec<MemberRecord>,
+        /// Above every member id the table ever gave out; an id below it
+        /// that `members` lacks is gone for good (ids are never reused).
+        next_id: u64,
         voters: Vec<NodeId>,
         learners: Vec<NodeId>,
     },

@@ -25,14 +25,14 @@ pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>
 
 /// An integer field of any width: written as a decimal string, read from a
 /// string or a number.
-pub(crate) mod int {
+pub mod int {
     use super::*;
 
-    pub(crate) fn serialize<S: Serializer, T: fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer, T: fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(v)
     }
 
-    pub(crate) fn deserialize<'de, D, T>(d: D) -> Result<T, D::Error>
+    pub fn deserialize<'de, D, T>(d: D) -> Result<T, D::Error>
     where
         D: Deserializer<'de>,
         T: TryFrom<i128> + Default,

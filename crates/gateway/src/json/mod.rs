@@ -7,7 +7,7 @@
 //! names as etcd emits them (camelCase accepted, as jsonpb does), default
 //! values omitted, unknown fields ignored.
 
-pub(crate) mod fields;
+pub mod fields;
 
 mod cluster;
 mod kv;
