@@ -132,6 +132,14 @@ impl StationHandle {
         &self.inner.progress
     }
 
+    /// What is wrong with this member, in `status`'s `errors`: "no leader"
+    /// first, in etcd's words, as etcd lists it before its alarms.
+    fn status_errors(&self, leaderless: bool, fatal: Option<String>) -> Vec<String> {
+        let no_leader = leaderless.then(|| BackendError::NoLeader.to_string());
+        let removed = self.inner.roster.removed().then(|| BackendError::Removed.to_string());
+        no_leader.into_iter().chain(removed).chain(fatal).collect()
+    }
+
     /// Where member `id` stands in this member's table.
     pub(crate) fn standing(&self, id: u64) -> Standing {
         self.inner.roster.standing(id)
@@ -450,7 +458,7 @@ impl Backend for StationHandle {
             raft_term: p.term,
             raft_applied_index: p.applied,
             is_learner: self.inner.roster.is_learner(self.inner.me),
-            errors: p.fatal.into_iter().collect(),
+            errors: self.status_errors(p.leader.is_none(), p.fatal),
         })
     }
 }

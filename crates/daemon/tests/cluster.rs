@@ -66,6 +66,10 @@ async fn a_serializable_read_is_served_by_a_member_without_a_leader() {
         cluster.crash(id);
     }
     eventually("the lonely member lost its leader", || async { cluster.health(lonely).await == 503 }).await;
+    let (status, body) = cluster.post(lonely, "/v3/maintenance/status", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["errors"], json!(["etcdserver: no leader"]), "as etcd's status says it: {body}");
+    assert_eq!(body.get("leader"), None, "leader 0 is left out, as etcd does: {body}");
     assert_eq!(cluster.get(lonely, "k", true).await, Ok(Some("v1".into())), "served from the applied state");
     let refused = cluster.get(lonely, "k", false).await;
     assert!(refused.is_err(), "a linearizable read needs a leader: {refused:?}");

@@ -102,6 +102,24 @@ impl ClusterStatus {
         self.endpoints.iter().filter_map(|e| e.status.as_ref()).map(|s| s.raft_term).max().unwrap_or(0)
     }
 
+    /// A line for each member that did not answer, and for each error a
+    /// member reports about itself (no leader, removed, stopped), which
+    /// the table has no room for.
+    pub fn complaints(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for endpoint in &self.endpoints {
+            let Some(status) = &endpoint.status else {
+                let cause = endpoint.error.as_deref().unwrap_or("no answer");
+                lines.push(format!("{} is unreachable: {cause}", endpoint.endpoint));
+                continue;
+            };
+            for error in &status.errors {
+                lines.push(format!("{} says: {error}", endpoint.endpoint));
+            }
+        }
+        lines
+    }
+
     pub fn table(&self) -> Table {
         let commit = self.leader().map(|(_, s)| s.raft_index).unwrap_or_else(|| {
             self.endpoints.iter().filter_map(|e| e.status.as_ref()).map(|s| s.raft_index).max().unwrap_or(0)
@@ -146,9 +164,8 @@ pub async fn execute(client: &Client, printer: &mut Printer<'_>) -> Result<(), C
         return printer.json(&status);
     }
     printer.text(&status.table().render())?;
-    for endpoint in status.endpoints.iter().filter(|e| e.status.is_none()) {
-        let cause = endpoint.error.as_deref().unwrap_or("no answer");
-        printer.line(&format!("{} is unreachable: {cause}", endpoint.endpoint))?;
+    for line in status.complaints() {
+        printer.line(&line)?;
     }
     if status.leader().is_none() {
         printer.line("no member answering says it leads: is a majority of the members running?")?;
@@ -193,6 +210,15 @@ mod tests {
         assert_eq!(cells(rows[1]), ["s1", "1", "http://a:1", "follower", "3", "90", "88", "12"]);
         assert_eq!(cells(rows[2]), ["s2*", "2", "http://b:2", "leader", "3", "100", "100", "0"]);
         assert_eq!(cells(rows[3]), ["?", "http://c:3", "unreachable"]);
+        assert_eq!(status.complaints(), ["http://c:3 is unreachable: refused"]);
+    }
+
+    #[test]
+    fn a_member_s_own_errors_are_told_below_the_table() {
+        let mut lonely = answering("http://a:1", 1, 0, 50, 50);
+        lonely.status.as_mut().unwrap().errors = vec!["etcdserver: no leader".into()];
+        let status = ClusterStatus { members: Vec::new(), endpoints: vec![lonely] };
+        assert_eq!(status.complaints(), ["http://a:1 says: etcdserver: no leader"]);
     }
 
     #[test]
