@@ -24,9 +24,18 @@ use thiserror::Error;
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 /// Read buffer per connection.
 const READ_BUF_BYTES: usize = 64 * 1024;
+/// How often hellos from one node outside the peer map are logged as an
+/// error; the rest go to debug. A removed member that keeps running dials
+/// every couple of seconds until it is stopped, and each attempt would
+/// otherwise be an error line on every member.
+const UNKNOWN_NODE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// Nodes outside the peer map remembered for that; their ids come off the
+/// wire, so the memory is bounded.
+const UNKNOWN_NODES_REMEMBERED_MAX: usize = 64;
 
 /// What every inbound connection of a node shares.
 #[derive(Debug)]
@@ -40,6 +49,28 @@ pub(crate) struct InboundShared<M> {
     pub(crate) counters: Arc<Counters>,
     pub(crate) frame_bytes_max: u32,
     pub(crate) hello_timeout: Duration,
+    /// When each node outside the peer map was last logged as an error.
+    pub(crate) unknown_told: Mutex<BTreeMap<NodeId, Instant>>,
+}
+
+impl<M> InboundShared<M> {
+    /// Whether a hello from `node`, which is not in the peer map, should be
+    /// logged as an error now (at most once per `UNKNOWN_NODE_LOG_INTERVAL`).
+    fn tell_unknown(&self, node: NodeId) -> bool {
+        let now = Instant::now();
+        let mut told = self.unknown_told.lock().unwrap_or_else(PoisonError::into_inner);
+        if told.len() >= UNKNOWN_NODES_REMEMBERED_MAX && !told.contains_key(&node) {
+            told.retain(|_, at| now.duration_since(*at) < UNKNOWN_NODE_LOG_INTERVAL);
+            if told.len() >= UNKNOWN_NODES_REMEMBERED_MAX {
+                told.clear();
+            }
+        }
+        let recent = told.get(&node).is_some_and(|at| now.duration_since(*at) < UNKNOWN_NODE_LOG_INTERVAL);
+        if !recent {
+            told.insert(node, now);
+        }
+        !recent
+    }
 }
 
 /// Why an inbound connection was closed.
@@ -89,6 +120,20 @@ impl<M: Message> Inbound<M> {
             // The operator removed the peer: routine too.
             Err(InboundError::Removed) => {
                 tracing::info!(addr = %self.addr, "closing inbound connection of a peer removed from the peer map")
+            }
+            Err(InboundError::UnknownNode(node)) => {
+                bump(&self.shared.counters.inbound_errors);
+                if self.shared.tell_unknown(node) {
+                    tracing::error!(
+                        addr = %self.addr,
+                        peer = %node,
+                        "closing inbound connection: hello from a node not in the peer map (a removed member \
+                         still running, or one configured for another cluster?); its next attempts in the \
+                         coming minute are logged at debug"
+                    );
+                } else {
+                    tracing::debug!(addr = %self.addr, peer = %node, "closing inbound connection of a node not in the peer map");
+                }
             }
             Err(reason) => {
                 bump(&self.shared.counters.inbound_errors);
@@ -159,6 +204,41 @@ impl<M: Message> Inbound<M> {
             }
             Frame::Hello { node, .. } => Ok(Some(node)),
             Frame::Msg(_) => Err(InboundError::NotHello),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> InboundShared<u32> {
+        InboundShared {
+            newest: Mutex::new(BTreeMap::new()),
+            inbound: mpsc::channel(1).0,
+            counters: Arc::default(),
+            frame_bytes_max: 1024,
+            hello_timeout: Duration::from_secs(1),
+            unknown_told: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_outside_the_peer_map_is_told_as_an_error_once_a_minute() {
+        let shared = shared();
+        assert!(shared.tell_unknown(NodeId(9)));
+        assert!(!shared.tell_unknown(NodeId(9)), "its retry two seconds later goes to debug");
+        assert!(shared.tell_unknown(NodeId(8)), "another node is told on its own");
+        tokio::time::advance(UNKNOWN_NODE_LOG_INTERVAL).await;
+        assert!(shared.tell_unknown(NodeId(9)), "a minute later, again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_nodes_remembered_are_bounded_whatever_ids_arrive() {
+        let shared = shared();
+        for id in 0..10 * UNKNOWN_NODES_REMEMBERED_MAX as u64 {
+            assert!(shared.tell_unknown(NodeId(id)));
+            assert!(shared.unknown_told.lock().unwrap().len() <= UNKNOWN_NODES_REMEMBERED_MAX);
         }
     }
 }

@@ -80,7 +80,7 @@ impl<M: Message> Link<M> {
         loop {
             let started = tokio::time::Instant::now();
             let error = match self.connect().await {
-                Ok(stream) => match self.serve(stream).await {
+                Ok(stream) => match self.serve(stream, failures, lasting).await {
                     Ok(()) => return,
                     Err(e) => e,
                 },
@@ -113,7 +113,11 @@ impl<M: Message> Link<M> {
     }
 
     /// Sends until the connection breaks (`Err`) or the queue closes (`Ok`).
-    async fn serve(&mut self, stream: TcpStream) -> Result<(), LinkError> {
+    /// After `failures` failed attempts, the link is said to be up only once
+    /// the connection has lasted `lasting`: a peer that accepts and at once
+    /// refuses (it no longer has this node in its peer map) would otherwise
+    /// make every retry an info line.
+    async fn serve(&mut self, stream: TcpStream, failures: u64, lasting: Duration) -> Result<(), LinkError> {
         let (mut reader, mut writer) = stream.into_split();
         let mut hello = Vec::new();
         let hello_frame: Frame<M> = Frame::Hello { node: self.me, wire_version: WIRE_VERSION };
@@ -121,11 +125,22 @@ impl<M: Message> Link<M> {
         self.write(&mut writer, &hello).await?;
         add(&self.counters.bytes_out, hello.len() as u64);
         bump(&self.counters.connects);
-        tracing::info!(addr = %self.addr, "link up");
+        if failures == 0 {
+            tracing::info!(addr = %self.addr, "link up");
+        } else {
+            tracing::debug!(addr = %self.addr, failures, "connected; link up once it lasts");
+        }
         self.flush(&mut writer).await?;
         let mut probe = [0u8; 1];
+        let mut untold = failures > 0;
+        let lasted = tokio::time::sleep(lasting);
+        tokio::pin!(lasted);
         loop {
             tokio::select! {
+                () = &mut lasted, if untold => {
+                    untold = false;
+                    tracing::info!(addr = %self.addr, failures, "link up again after failed attempts");
+                }
                 msg = self.queue.recv() => {
                     let Some(msg) = msg else { return Ok(()) };
                     self.append(msg);

@@ -76,6 +76,7 @@ impl<M: Message> Network<M> {
             counters: config.counters.clone(),
             frame_bytes_max: limits.frame_bytes_max,
             hello_timeout: limits.hello_timeout(),
+            unknown_told: Mutex::new(BTreeMap::new()),
         });
         let mut tasks = JoinSet::new();
         let acceptor = Acceptor::new(listener, limits.inbound_connections_max, shared.clone());
