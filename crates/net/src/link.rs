@@ -139,7 +139,7 @@ impl<M: Message> Link<M> {
             tokio::select! {
                 () = &mut lasted, if untold => {
                     untold = false;
-                    tracing::info!(addr = %self.addr, failures, "link up again after failed attempts");
+                    tracing::info!(addr = %self.addr, failures, "link up after failed attempts");
                 }
                 msg = self.queue.recv() => {
                     let Some(msg) = msg else { return Ok(()) };
