@@ -31,6 +31,11 @@ pub fn all() -> &'static [ScenarioInfo] {
             run: kv::linearizable::run_batched,
         },
         ScenarioInfo { name: "membership", summary: kv::membership::SUMMARY, run: kv::membership::run },
+        ScenarioInfo {
+            name: "member-table",
+            summary: kv::membership::TABLE_SUMMARY,
+            run: kv::membership::run_through_table,
+        },
         ScenarioInfo { name: "lease", summary: kv::lease::SUMMARY, run: kv::lease::run },
         ScenarioInfo { name: "ha-failover", summary: ha::failover::SUMMARY, run: ha::failover::run },
         ScenarioInfo { name: "ha-scale", summary: ha::scale::SUMMARY, run: ha::scale::run },

@@ -262,6 +262,9 @@ impl<C: Component + 'static> Sim<C> {
             Effect::Output(out) => {
                 self.trace.tag("output");
                 self.trace.debug(&out);
+                if let Some(peers) = &mut self.peers {
+                    peers.output(i, self.ids[i], &out);
+                }
                 self.outputs.push((self.nodes[i].id, out));
             }
         }
@@ -279,6 +282,9 @@ impl<C: Component + 'static> Sim<C> {
         let Some(t) = self.index(to) else { return self.lost_at_send("unknown node") };
         if self.net.blocked(i, t) {
             return self.lost_at_send("blocked");
+        }
+        if self.peers.as_mut().is_some_and(|peers| !peers.pass(i, self.ids[i], t, to)) {
+            return self.lost_at_send("not a peer");
         }
         let link = self.net.config(i, t);
         if chance(&mut self.net_rng, link.loss_probability) {

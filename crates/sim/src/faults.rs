@@ -66,6 +66,10 @@ impl<C: Component + 'static> Sim<C> {
         n.incarnation += 1;
         n.ever_started = true;
         let rng = derive_rng(self.seed, "node", node.0, u64::from(n.incarnation));
+        if let Some(peers) = &mut self.peers {
+            peers.started(i, node);
+        }
+        let n = &mut self.nodes[i];
         let host = n.host.insert(Host::new(node, component, rng));
         let incarnation = n.incarnation;
         host.start(n.clock.local(self.now), &mut self.effects);

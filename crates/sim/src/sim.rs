@@ -18,6 +18,7 @@ use crate::event::{EventKind, EventQueue};
 use crate::hash::derive_rng;
 use crate::network::Network;
 use crate::node::{Node, NodeState};
+use crate::peers::{PeerMap, PeerMaps};
 use crate::report::{Outcome, RunReport, Violation};
 use crate::scenario::{ProcState, Scenario, ScenarioEnd};
 use crate::time::SimTime;
@@ -54,6 +55,8 @@ pub struct Sim<C: Component> {
     pub(crate) ids: Vec<NodeId>,
     pub(crate) factory: Box<dyn FnMut(NodeId) -> C>,
     pub(crate) net: Network<C::Msg>,
+    /// The nodes' peer maps, if the scenario set a policy.
+    pub(crate) peers: Option<PeerMaps<C::Out>>,
     pub(crate) net_rng: ChaCha8Rng,
     pub(crate) send_seq: u64,
     /// Reused for every host call.
@@ -110,6 +113,7 @@ impl<C: Component + 'static> Sim<C> {
             nodes,
             factory: Box::new(factory),
             net: Network::new(ids.len(), config.link.clone(), config.clog_held_len_max),
+            peers: None,
             net_rng: derive_rng(seed, "net", 0, 0),
             ids,
             send_seq: 0,
@@ -136,6 +140,22 @@ impl<C: Component + 'static> Sim<C> {
 
     /// Sends one readable line per event and fault to `sink`. Off by default;
     /// the hash is computed either way and does not depend on it.
+    /// Gives every node a peer map, as the production executor has: a
+    /// message passes only between two nodes that have each other in their
+    /// maps, or as guests (see `peers.rs`; a node whose map is `None`
+    /// talks to anyone). `initial` is a
+    /// node's map at every start and restart; `announced` reads a new map
+    /// from a node's output, if that output carries one. Set before the
+    /// nodes start.
+    pub fn set_peer_policy(
+        &mut self,
+        initial: impl Fn(NodeId) -> Option<PeerMap> + 'static,
+        announced: impl Fn(NodeId, &C::Out) -> Option<PeerMap> + 'static,
+    ) {
+        assert!(self.nodes.iter().all(|n| !n.ever_started), "the peer policy is set before any node starts");
+        self.peers = Some(PeerMaps::new(self.ids.len(), Box::new(initial), Box::new(announced)));
+    }
+
     pub fn set_trace(&mut self, sink: impl FnMut(&str) + 'static) {
         self.trace.set_sink(Some(Box::new(sink) as TraceSink));
     }

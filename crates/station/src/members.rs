@@ -17,8 +17,9 @@
 //! Exactly-once: an op carries the operator's (client, seq); a retry of the
 //! latest op gets the latest outcome again instead of adding a second member.
 
+use haven_runtime::NodeId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
 /// Members the table holds at most; an add beyond it is refused. Raft
@@ -212,6 +213,15 @@ impl MemberTable {
         let voters = self.members.values().filter(|m| m.voter).count();
         assert!(self.members.is_empty() || voters > 0, "the last voter cannot be removed");
     }
+}
+
+/// The members a station keeps links with: the table's, and any that
+/// Raft's configuration in force (`voters`, `learners`) still has. The table
+/// changes first and the configuration follows (`member_plan.rs`); until
+/// then a removed voter's vote may be needed for a quorum, so forgetting it
+/// early could leave a cluster that lost another member without a leader.
+pub fn peer_ids(members: &[MemberRecord], voters: &[NodeId], learners: &[NodeId]) -> BTreeSet<NodeId> {
+    members.iter().map(|m| NodeId(m.id)).chain(voters.iter().copied()).chain(learners.iter().copied()).collect()
 }
 
 /// The id a cluster seeded with `members` has: FNV-1a over their ids and

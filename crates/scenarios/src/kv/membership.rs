@@ -12,19 +12,24 @@
 //! C_old,new then C_new), remove an original voter. Meanwhile the faults of
 //! `kv-linearizable` hit all six replicas. After healing, the leader must
 //! reach the target configuration and every client must make progress.
+//!
+//! `member-table` runs the same through the member table instead, as an
+//! operator does with `haven member add|rm`, with each replica's peer map
+//! simulated as `haven station` keeps it.
 
 use super::client::{ClientConfig, KvClient};
 use super::faults;
 use super::linearizable::{
     FAULT_MIX, WATCH_KEY, WATCH_RANGE_END, clients_progressed, finish, install_history_checks, replica_config,
 };
-use super::node::{KvNode, StationReplica};
+use super::node::{KvNode, KvOut, StationReplica};
 use super::watch_client::{WatchClient, WatchClientConfig};
 use haven_raft::{Membership, Role};
 use haven_runtime::NodeId;
-use haven_sim::{Dist, LinkConfig, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
-use haven_station::{Replica, StationMsg};
+use haven_sim::{Dist, LinkConfig, PeerMap, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
+use haven_station::{MemberOp, MemberRecord, MemberRequest, MemberTable, Replica, ReplicaEvent, StationMsg, peer_ids};
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 pub const SUMMARY: &str = "The kv-linearizable workload (3 clients, 4 keys) while an operator replaces every original \
@@ -35,12 +40,22 @@ completes an operation, and a watcher (re-watching on any replica when its own g
 event applied before healing. At the end: the client history is linearizable and the watcher's events are the store's history, \
 in order, with no gap or duplicate.";
 
+pub const TABLE_SUMMARY: &str = "The membership scenario as `haven member add|rm` does it: the operator adds n4-n6 \
+to the replicated member table and removes n1-n3 from it, and the leader moves Raft's configuration after the table \
+(learner, promotion once caught up, removal). Each replica has a station's peer map: it talks to the members of its \
+table and of the configuration in force (a restarted replica, to those it was configured with), refuses the ids its \
+table says were removed, and takes any other node that reaches it as a guest after dropping its first message, as a \
+station dials back a node that dialled in. Same faults and checks as membership; liveness also needs every new \
+member's table to hold exactly {n4, n5, n6}.";
+
 const ORIGINAL: u64 = 3;
 const REPLICAS: u64 = 6;
 const CLIENTS: u64 = 3;
 /// One watcher, on the node after the clients, re-watching on any replica.
 const WATCHERS: u64 = 1;
 pub const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
+/// The session the table operator's commands carry.
+const OPERATOR_CLIENT: u64 = 0x6f70;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -55,6 +70,26 @@ fn target() -> Vec<NodeId> {
 }
 
 pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
+    run_as(seed, trace, Operator::Raft)
+}
+
+/// The `member-table` scenario: the same replacement through the member
+/// table, with each replica's peer map as a station keeps it.
+pub fn run_through_table(seed: u64, trace: Option<TraceSink>) -> RunReport {
+    run_as(seed, trace, Operator::Table)
+}
+
+/// How the operator changes the members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Operator {
+    /// Proposes Raft configurations itself.
+    Raft,
+    /// Adds and removes members in the replicated member table, as `haven
+    /// member add|rm` does; the leader moves Raft's configuration after it.
+    Table,
+}
+
+fn run_as(seed: u64, trace: Option<TraceSink>, operator: Operator) -> RunReport {
     let mut config = SimConfig::new(seed, (REPLICAS + CLIENTS + WATCHERS) as usize);
     config.link = LinkConfig { latency: Dist::lan(), loss_probability: 0.01, duplicate_probability: 0.01 };
     let original: Vec<NodeId> = (1..=ORIGINAL).map(NodeId).collect();
@@ -70,7 +105,13 @@ pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
     };
     let factory = move |id: NodeId| {
         if id.0 <= REPLICAS {
-            KvNode::Replica(Box::new(Replica::new(replica_config(original.clone()))))
+            let mut config = replica_config(original.clone());
+            // The originals are seeded with themselves, as `haven station
+            // --initial-cluster` seeds them; newcomers join an existing table.
+            if operator == Operator::Table && id.0 <= ORIGINAL {
+                config.members = (1..=ORIGINAL).map(record).collect();
+            }
+            KvNode::Replica(Box::new(Replica::new(config)))
         } else if id.0 <= REPLICAS + CLIENTS {
             KvNode::Client(Box::new(KvClient::new(client_config.clone())))
         } else {
@@ -81,14 +122,20 @@ pub fn run(seed: u64, trace: Option<TraceSink>) -> RunReport {
     if let Some(sink) = trace {
         sim.set_trace(sink);
     }
+    if operator == Operator::Table {
+        sim.set_peer_policy(initial_peers, announced_peers);
+    }
     let shared = install_history_checks(&mut sim);
     let s = shared.clone();
     sim.add_liveness("members replaced and clients progress", CONVERGE_WITHIN, ms(1), move |sim| {
         replaced(sim)?;
+        if operator == Operator::Table {
+            table_replaced(sim)?;
+        }
         clients_progressed(&s.borrow(), sim)?;
         s.borrow().watch.caught_up(sim)
     });
-    let report = sim.run(scenario());
+    let report = sim.run(scenario(operator));
     let report = finish(report, &shared.borrow());
     shared.borrow().watch.finish(report, &sim)
 }
@@ -153,12 +200,78 @@ fn reconfigure(sim: &mut Sim<KvNode>, _rng: &mut ChaCha8Rng, _i: u32) {
     }
 }
 
-fn scenario() -> Scenario<KvNode> {
+/// The operator through the member table: adds each newcomer (ids are
+/// given out in order, so the table's next id must be the newcomer's), and
+/// once all of them vote and Raft's configuration has caught up with the
+/// table, removes an original. Each op is a new command; one the table
+/// already holds is refused and changes nothing.
+fn change_table(sim: &mut Sim<KvNode>, _rng: &mut ChaCha8Rng, i: u32) {
+    let Some((node, raft)) = leader(sim) else { return };
+    if raft.commit_index() < raft.last_log().index {
+        return;
+    }
+    let Some(table) = sim.component(node).and_then(|c| c.replica()).and_then(|r| r.state_machine()) else { return };
+    if let Some(op) = next_table_op(table.members(), raft.membership()) {
+        let request = MemberRequest { client: OPERATOR_CLIENT, seq: u64::from(i) + 1, op };
+        sim.inject(node, node, StationMsg::Member(request));
+    }
+}
+
+fn next_table_op(table: &MemberTable, m: &Membership) -> Option<MemberOp> {
+    if let Some(newcomer) = target().into_iter().find(|t| table.get(t.0).is_none()) {
+        let next = table.next_id() == newcomer.0;
+        return next.then(|| MemberOp::Add { peer_addr: record(newcomer.0).peer_addr, voter: true });
+    }
+    let all_vote = target().iter().all(|t| m.voters.contains(t)) && m.voters_outgoing.is_empty();
+    let settled = m.voters.iter().chain(&m.learners).all(|n| table.get(n.0).is_some());
+    let original = table.members().map(|r| r.id).find(|&id| id <= ORIGINAL)?;
+    (all_vote && settled).then_some(MemberOp::Remove { id: original })
+}
+
+/// Every target replica's table holds exactly the target.
+fn table_replaced<R: StationReplica>(sim: &Sim<KvNode<R>>) -> Result<(), String> {
+    for n in target() {
+        let sm = sim.component(n).and_then(|c| c.replica()).and_then(|r| r.state_machine());
+        let ids: Vec<u64> = sm.map(|sm| sm.members().members().map(|r| r.id).collect()).unwrap_or_default();
+        if ids != [4, 5, 6] {
+            return Err(format!("{n}'s member table holds {ids:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn record(id: u64) -> MemberRecord {
+    MemberRecord { id, peer_addr: format!("10.0.0.{id}:2380"), client_url: String::new(), voter: true }
+}
+
+/// A replica's peer map at start, from its configuration: the originals
+/// know each other; a newcomer knows the originals and itself. Clients
+/// reach replicas through a channel in production: no map.
+fn initial_peers(node: NodeId) -> Option<PeerMap> {
+    let peers = (1..=ORIGINAL).map(NodeId).chain([node]).collect();
+    (node.0 <= REPLICAS).then_some(PeerMap { peers, refused: BTreeSet::new() })
+}
+
+/// The peer map a replica keeps from its member table and the
+/// configuration in force, as `haven station` does; it refuses the ids
+/// its table gave out and no longer holds.
+fn announced_peers(_node: NodeId, out: &KvOut) -> Option<PeerMap> {
+    let KvOut::Replica(ReplicaEvent::Members { members, next_id, voters, learners, .. }) = out else { return None };
+    let peers = peer_ids(members, voters, learners);
+    let refused = (1..*next_id).filter(|id| !members.iter().any(|m| m.id == *id)).map(NodeId).collect();
+    Some(PeerMap { peers, refused })
+}
+
+fn scenario(operator: Operator) -> Scenario<KvNode> {
     let mut s = Scenario::new();
     s.add(Process::new("clocks", 1, Dist::ZERO, actions::randomize_clocks(secs(5), 200)));
     let nodes = (REPLICAS + CLIENTS + WATCHERS) as u32;
     let boot = s.add(Process::new("boot", nodes, Dist::uniform(ms(0), ms(50)), actions::start_each()));
-    s.add(Process::new("reconfigure", 600, Dist::constant(ms(200)), reconfigure).after_end_of(boot, secs(1)));
+    let step = match operator {
+        Operator::Raft => reconfigure as fn(&mut Sim<KvNode>, &mut ChaCha8Rng, u32),
+        Operator::Table => change_table,
+    };
+    s.add(Process::new("reconfigure", 600, Dist::constant(ms(200)), step).after_end_of(boot, secs(1)));
     let faults = faults::add_replica_faults(&mut s, boot, REPLICAS, FAULT_MIX);
     s.end_after(&faults, secs(1));
     s
