@@ -432,8 +432,19 @@ impl Backend for StationHandle {
         Ok((self.inner.roster.member(added, true), self.listed(&answer)))
     }
 
+    /// Removes the member from the table, then waits (up to the request
+    /// timeout) until Raft's configuration no longer counts it, as etcd
+    /// answers once the change is applied: an operator who stops the member
+    /// on this answer must not cost the others their quorum.
     async fn member_remove(&self, id: u64) -> Result<Vec<Member>, BackendError> {
         let answer = self.member_change(MemberOp::Remove { id }).await?;
+        let deadline = tokio::time::Instant::now() + self.inner.request_timeout;
+        if !self.inner.roster.wait_gone(id, deadline).await {
+            tracing::warn!(
+                member = id,
+                "removed from the table, but Raft's configuration still counts it; wait before stopping it"
+            );
+        }
         Ok(self.listed(&answer))
     }
 

@@ -9,11 +9,9 @@
 //! forgotten without a restart; and whether this member was removed, from
 //! its own table or from another member's word (`removal_probe.rs`).
 //!
-//! The peer map is the table's members plus any member the table dropped
-//! that the configuration in force still has. The table changes first and
-//! Raft's configuration follows (`member_plan.rs`); in between, a removed
-//! voter still counts in elections and commits, and forgetting its address
-//! early could leave a cluster that has lost other members without a quorum.
+//! The peer map is `haven_station::peer_ids`: the table's members plus any
+//! member the table dropped that the configuration in force still has (why:
+//! see there), with the addresses it had in the table.
 
 use crate::cluster::MemberSpec;
 use crate::config::StationConfig;
@@ -35,7 +33,8 @@ pub struct Roster {
     name: String,
     state: Mutex<State>,
     peers: watch::Sender<PeerMap>,
-    /// Bumped whenever the learners in force change, for `wait_voter`.
+    /// Bumped whenever the configuration in force changes, for `wait_voter`
+    /// and `wait_gone`.
     configs: watch::Sender<u64>,
     /// This member was listed by a replicated member table (a joiner is not
     /// until it applied its own add), and then left it, or another member's
@@ -54,11 +53,39 @@ struct State {
     /// Above every id the table gave out (0 until a table was seen).
     next_id: u64,
     learners: BTreeSet<u64>,
+    /// Voters and learners of the configuration in force.
+    in_force: BTreeSet<u64>,
     /// Members the table no longer has but the configuration in force
     /// still does, with their peer addresses: dialled until Raft drops them.
     departing: Vec<MemberRecord>,
+    /// Nodes outside the table that dialled in, not known to be removed,
+    /// with the address their hello gave: dialled back until the table
+    /// says who they are. A member that was down while the cluster changed
+    /// may know none of the members that now want to reach it.
+    guests: BTreeMap<u64, SocketAddr>,
     /// A replicated member table has listed this member.
     listed: bool,
+}
+
+/// Unknown nodes dialled back at most (`admit_guest`).
+const GUESTS_LEN_MAX: usize = 16;
+
+impl State {
+    fn standing(&self, id: u64) -> Standing {
+        if self.members.iter().any(|m| m.id == id) {
+            Standing::Member
+        } else if id < self.next_id {
+            Standing::Removed
+        } else {
+            Standing::Unknown
+        }
+    }
+
+    /// The table's members, the departing ones and the guests.
+    fn peer_map(&self) -> PeerMap {
+        let guests = self.guests.iter().map(|(&id, &addr)| (NodeId(id), addr));
+        peer_map(self.members.iter().chain(&self.departing)).into_iter().chain(guests).collect()
+    }
 }
 
 /// Where a member stands in this member's table, for a member that asks
@@ -101,8 +128,10 @@ impl Roster {
         let members: Vec<MemberRecord> = config.members.iter().map(record).collect();
         let cluster_id = haven_station::cluster_id(&members);
         let learners = BTreeSet::new();
-        let state = State { cluster_id, members, next_id: 0, learners, departing: Vec::new(), listed: false };
-        let peers = watch::Sender::new(peer_map(state.members.iter()));
+        let (departing, guests) = (Vec::new(), BTreeMap::new());
+        let in_force = members.iter().map(|m| m.id).collect();
+        let state = State { cluster_id, members, next_id: 0, learners, in_force, departing, guests, listed: false };
+        let peers = watch::Sender::new(state.peer_map());
         let configs = watch::Sender::new(0);
         let (removed, doubt) = (AtomicBool::new(false), Notify::new());
         Roster { me: config.id, name: config.name.clone(), state: Mutex::new(state), peers, configs, removed, doubt }
@@ -123,30 +152,41 @@ impl Roster {
 
     pub fn observe(&self, event: &ReplicaEvent) {
         let ReplicaEvent::Members { cluster_id, members, next_id, voters, learners } = event else { return };
-        let in_force: BTreeSet<u64> = voters.iter().chain(learners).map(|n| n.0).collect();
+        let dialled = haven_station::peer_ids(members, voters, learners);
         let learners: BTreeSet<u64> = learners.iter().map(|n| n.0).collect();
         let listed = members.iter().any(|m| m.id == self.me);
-        let (learners_changed, unlisted, map) = {
+        let (config_changed, unlisted, map) = {
             let mut state = self.lock();
             let old = std::mem::replace(&mut state.members, members.clone());
             let departed = old.into_iter().chain(std::mem::take(&mut state.departing));
             let mut departing: Vec<MemberRecord> =
-                departed.filter(|m| in_force.contains(&m.id) && !members.iter().any(|n| n.id == m.id)).collect();
+                departed.filter(|m| dialled.contains(&NodeId(m.id)) && !members.iter().any(|n| n.id == m.id)).collect();
             departing.sort_by_key(|m| m.id);
             departing.dedup_by_key(|m| m.id);
             state.departing = departing;
             (state.cluster_id, state.next_id) = (*cluster_id, *next_id);
             let unlisted = state.listed && !listed;
             state.listed |= listed;
+            let in_force: BTreeSet<u64> = voters.iter().map(|n| n.0).chain(learners.iter().copied()).collect();
             let learners_changed = std::mem::replace(&mut state.learners, learners) != state.learners;
-            (learners_changed, unlisted, peer_map(members.iter().chain(&state.departing)))
+            let config_changed =
+                (std::mem::replace(&mut state.in_force, in_force) != state.in_force) | learners_changed;
+            // A guest the table now names is a member (or was removed): the
+            // table has the last word on it.
+            let next_id = state.next_id;
+            state.guests.retain(|id, _| !members.iter().any(|m| m.id == *id) && *id >= next_id);
+            (config_changed, unlisted, state.peer_map())
         };
         if unlisted {
             self.mark_removed("this member's own member table");
         }
-        if learners_changed {
+        if config_changed {
             self.configs.send_modify(|generation| *generation += 1);
         }
+        self.publish_peers(map);
+    }
+
+    fn publish_peers(&self, map: PeerMap) {
         self.peers.send_if_modified(|current| {
             let changed = *current != map;
             if changed {
@@ -155,6 +195,36 @@ impl Roster {
             }
             changed
         });
+    }
+
+    /// A node outside the peer map dialled in, saying it listens at
+    /// `addr`: unless this member's table says it was removed, it is
+    /// dialled back and its next hello accepted, until the table names it.
+    /// Answers whether it is in the peer map now.
+    pub fn admit_guest(&self, id: u64, addr: SocketAddr) -> bool {
+        let map = {
+            let mut state = self.lock();
+            let known = id == self.me || state.members.iter().chain(&state.departing).any(|m| m.id == id);
+            if known || state.standing(id) == Standing::Removed {
+                return false;
+            }
+            if state.guests.get(&id) == Some(&addr) {
+                return true;
+            }
+            if state.guests.len() >= GUESTS_LEN_MAX && !state.guests.contains_key(&id) {
+                tracing::warn!(node = id, %addr, guests = GUESTS_LEN_MAX, "too many unknown nodes dialling in; not dialling this one back");
+                return false;
+            }
+            tracing::info!(
+                node = id,
+                %addr,
+                "a node this member's table does not name dialled in; dialling it back until the table says who it is"
+            );
+            state.guests.insert(id, addr);
+            state.peer_map()
+        };
+        self.publish_peers(map);
+        true
     }
 
     /// Records that this member was removed, as `source` says. It keeps
@@ -172,14 +242,7 @@ impl Roster {
 
     /// Where member `id` stands in this member's table.
     pub fn standing(&self, id: u64) -> Standing {
-        let state = self.lock();
-        if state.members.iter().any(|m| m.id == id) {
-            Standing::Member
-        } else if id < state.next_id {
-            Standing::Removed
-        } else {
-            Standing::Unknown
-        }
+        self.lock().standing(id)
     }
 
     /// Says a client request found no leader: worth asking the others
@@ -221,10 +284,24 @@ impl Roster {
     /// leader finds the learner caught up, so a caller that wants etcd's
     /// answer (the member listed as a voter) waits for it here.
     pub async fn wait_voter(&self, id: u64, deadline: tokio::time::Instant) -> bool {
+        self.wait_config(deadline, |state| !state.learners.contains(&id)).await
+    }
+
+    /// Waits until the configuration in force no longer has `id`, or until
+    /// `deadline`, or until this member knows it was removed itself (it
+    /// may never see the configuration without it); says whether it got
+    /// there. The table drops a member at once, but Raft's configuration
+    /// counts its vote until the leader has moved it, so stopping the
+    /// member before then could cost a cluster short of members its quorum.
+    pub async fn wait_gone(&self, id: u64, deadline: tokio::time::Instant) -> bool {
+        self.wait_config(deadline, |state| !state.in_force.contains(&id) || (id == self.me && self.removed())).await
+    }
+
+    async fn wait_config(&self, deadline: tokio::time::Instant, done: impl Fn(&State) -> bool) -> bool {
         // Subscribed before the check, so a change between the two is seen.
         let mut changes = self.configs.subscribe();
         loop {
-            if !self.is_learner(id) {
+            if done(&self.lock()) {
                 return true;
             }
             match tokio::time::timeout_at(deadline, changes.changed()).await {

@@ -19,7 +19,7 @@ use crate::progress::Progress;
 use crate::removal_probe::watch_for_removal;
 use crate::roster::Roster;
 use haven_gateway::GatewayLimits;
-use haven_net::{Limits, NodeConfig, local_channel};
+use haven_net::{Limits, NodeConfig, UnknownPeers, local_channel};
 use haven_runtime::NodeId;
 use haven_station::{MemberRecord, Replica, ReplicaConfig, ReplicaEvent};
 use rand::TryRng;
@@ -142,10 +142,13 @@ async fn serve(config: StationConfig, bound: Bound, shutdown: impl Future<Output
     }
 }
 
-fn node_config(config: &StationConfig, roster: &Roster) -> NodeConfig {
+fn node_config(config: &StationConfig, roster: &Arc<Roster>) -> NodeConfig {
     let mut node = NodeConfig::new(NodeId(config.id), config.listen_peer, roster.peers(), config.data_dir.clone());
     node.limits = Limits::default();
     node.peer_updates = Some(roster.peer_updates());
+    node.advertise = Some(config.me().peer_addr);
+    let roster = roster.clone();
+    node.unknown_peers = Some(UnknownPeers(Arc::new(move |id, addr| roster.admit_guest(id.0, addr))));
     node
 }
 

@@ -304,3 +304,44 @@ async fn a_member_removed_while_down_finds_out_after_its_restart() {
     assert_eq!(status, 503, "{body}");
     assert!(started.elapsed() < Duration::from_secs(1), "refused at once: {:?}", started.elapsed());
 }
+
+/// n4 is down while n5 and n6 join and n1..n3 leave, so on its restart its
+/// configuration names only members that are gone, and no member it knows
+/// can reach it. The leader dials it anyway (its table names n4); n4 takes
+/// the stranger's hello as a guest's (its address is in the hello) and
+/// dials it back, catches up, and serves what was written meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_restarted_after_every_member_it_knew_was_replaced_catches_up() {
+    let mut cluster = Cluster::start("replaced", 3, 3_000);
+    cluster.wait_for_leader(&[1, 2, 3]).await;
+    let voters = |ids: &[u64]| ids.iter().map(|&id| (id, false)).collect::<Vec<_>>();
+    join(&mut cluster, &voters(&[1, 2, 3, 4])).await;
+    cluster.stop(4).await.expect("a clean stop");
+    join(&mut cluster, &voters(&[1, 2, 3, 4, 5])).await;
+    join(&mut cluster, &voters(&[1, 2, 3, 4, 5, 6])).await;
+    for gone in 1..=3 {
+        let (status, body) = cluster.post(5, "/v3/cluster/member/remove", json!({ "ID": gone.to_string() })).await;
+        assert_eq!(status, 200, "{body}");
+        cluster.crash(gone);
+        let left: Vec<u64> = (gone + 1..=6).collect();
+        eventually(&format!("n{gone} left"), || async { cluster.member_list(5).await == voters(&left) }).await;
+    }
+    eventually("n5 and n6 write without n4", || async { cluster.put(5, "meanwhile", "v").await.0 == 200 }).await;
+    cluster.launch(4);
+    eventually("n4 caught up through members it had never heard of", || async {
+        cluster.get(4, "meanwhile", true).await == Ok(Some("v".into()))
+    })
+    .await;
+}
+
+/// Adds the next member through n1 (or n5 once n1 may be gone), starts it,
+/// and waits until the member list is `expected`.
+async fn join(cluster: &mut Cluster, expected: &[(u64, bool)]) {
+    let peer_url = cluster.prepare_joining();
+    let (status, body) = cluster.post(1, "/v3/cluster/member/add", json!({ "peerURLs": [peer_url] })).await;
+    assert_eq!(status, 200, "{body}");
+    let id = expected.last().expect("the new member").0;
+    cluster.launch(id);
+    eventually(&format!("n{id} caught up and was promoted"), || async { cluster.member_list(1).await == expected })
+        .await;
+}

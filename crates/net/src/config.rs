@@ -142,13 +142,42 @@ pub struct NodeConfig {
     /// `run_with_local`) is logged and ignored. Dropping the sender keeps
     /// the current map.
     pub peer_updates: Option<watch::Receiver<BTreeMap<NodeId, SocketAddr>>>,
+    /// Where peers dial this node, told in every hello. `None`: told none.
+    pub advertise: Option<SocketAddr>,
+    /// Told of each hello refused because its node is not in the peer map,
+    /// with the address that node says it can be dialled at; answers
+    /// whether the caller puts it in the next map (then the refusal is not
+    /// logged as an error). A member that was down while the cluster
+    /// changed may know none of the members that now want to reach it.
+    pub unknown_peers: Option<UnknownPeers>,
+}
+
+/// See [`NodeConfig::unknown_peers`]. Called on a connection's task: it must
+/// not block.
+#[derive(Clone)]
+pub struct UnknownPeers(pub Arc<dyn Fn(NodeId, SocketAddr) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for UnknownPeers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnknownPeers(..)")
+    }
 }
 
 impl NodeConfig {
     /// A configuration with default limits and fresh counters.
     pub fn new(id: NodeId, listen: SocketAddr, peers: BTreeMap<NodeId, SocketAddr>, data_dir: PathBuf) -> Self {
         let (limits, counters) = (Limits::default(), Arc::default());
-        NodeConfig { id, listen, peers, data_dir, limits, counters, peer_updates: None }
+        NodeConfig {
+            id,
+            listen,
+            peers,
+            data_dir,
+            limits,
+            counters,
+            peer_updates: None,
+            advertise: None,
+            unknown_peers: None,
+        }
     }
 
     /// The peers this node talks to over TCP (itself excluded).

@@ -16,6 +16,7 @@ use haven_runtime::record::{self, Decoded, HEADER_BYTES, RecordError};
 use haven_runtime::wire::{self, WIRE_VERSION, WireError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -26,11 +27,13 @@ const BUF_RETAIN_BYTES_MAX: usize = 1024 * 1024;
 /// What travels in one frame.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame<M> {
-    /// First frame on every connection: who is dialling, and which message
-    /// encoding it speaks.
+    /// First frame on every connection: who is dialling, which message
+    /// encoding it speaks, and where it can be dialled back, if it says (a
+    /// member that does not know the dialler yet learns its address here).
     Hello {
         node: NodeId,
         wire_version: u8,
+        listen: Option<SocketAddr>,
     },
     Msg(M),
 }
@@ -143,7 +146,10 @@ mod tests {
 
     #[tokio::test]
     async fn frames_round_trip_and_end_cleanly() {
-        let frames = vec![Frame::Hello { node: NodeId(3), wire_version: WIRE_VERSION }, Frame::Msg((7, "x".into()))];
+        let frames = vec![
+            Frame::Hello { node: NodeId(3), wire_version: WIRE_VERSION, listen: None },
+            Frame::Msg((7, "x".into())),
+        ];
         let (read, err) = read_all(&encoded(&frames), 1 << 20).await;
         assert_eq!(read, frames);
         assert!(err.is_none(), "{err:?}");

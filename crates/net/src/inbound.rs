@@ -12,6 +12,7 @@
 //! would otherwise linger forever. When a peer leaves the peer map, its
 //! connection is closed too (its entry in [`InboundShared::newest`] is gone).
 
+use crate::config::UnknownPeers;
 use crate::counters::{Counters, add, bump};
 use crate::frame::{Frame, FrameError, FrameReader};
 use haven_runtime::wire::WIRE_VERSION;
@@ -51,6 +52,7 @@ pub(crate) struct InboundShared<M> {
     pub(crate) hello_timeout: Duration,
     /// When each node outside the peer map was last logged as an error.
     pub(crate) unknown_told: Mutex<BTreeMap<NodeId, Instant>>,
+    pub(crate) unknown_peers: Option<UnknownPeers>,
 }
 
 impl<M> InboundShared<M> {
@@ -83,7 +85,7 @@ enum InboundError {
     #[error("first frame is not a hello")]
     NotHello,
     #[error("hello from {0}, which is not in the peer map")]
-    UnknownNode(NodeId),
+    UnknownNode(NodeId, Option<SocketAddr>),
     #[error("hello announces wire version {0}, this node speaks {WIRE_VERSION}")]
     WireVersion(u8),
     #[error("second hello on one connection")]
@@ -121,9 +123,15 @@ impl<M: Message> Inbound<M> {
             Err(InboundError::Removed) => {
                 tracing::info!(addr = %self.addr, "closing inbound connection of a peer removed from the peer map")
             }
-            Err(InboundError::UnknownNode(node)) => {
+            Err(InboundError::UnknownNode(node, listen)) => {
                 bump(&self.shared.counters.inbound_errors);
-                if self.shared.tell_unknown(node) {
+                let admitted = match (&self.shared.unknown_peers, listen) {
+                    (Some(hook), Some(listen)) => (hook.0)(node, listen),
+                    _ => false,
+                };
+                if admitted {
+                    tracing::info!(addr = %self.addr, peer = %node, "hello from a node not in the peer map, which joins the map: its next hello is accepted");
+                } else if self.shared.tell_unknown(node) {
                     tracing::error!(
                         addr = %self.addr,
                         peer = %node,
@@ -143,8 +151,8 @@ impl<M: Message> Inbound<M> {
     }
 
     async fn serve(&mut self) -> Result<(), InboundError> {
-        let Some(from) = self.hello().await? else { return Ok(()) };
-        let mut superseded = self.claim(from)?;
+        let Some((from, listen)) = self.hello().await? else { return Ok(()) };
+        let mut superseded = self.claim(from, listen)?;
         tracing::info!(addr = %self.addr, peer = %from, "peer connected");
         loop {
             let next = tokio::select! {
@@ -172,9 +180,9 @@ impl<M: Message> Inbound<M> {
     /// Makes this connection `from`'s newest, if `from` is in the peer map
     /// and no newer connection of `from` said hello first; returns what to
     /// watch for being superseded or removed.
-    fn claim(&self, from: NodeId) -> Result<watch::Receiver<u64>, InboundError> {
+    fn claim(&self, from: NodeId, listen: Option<SocketAddr>) -> Result<watch::Receiver<u64>, InboundError> {
         let newest = self.shared.newest.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(newest) = newest.get(&from) else { return Err(InboundError::UnknownNode(from)) };
+        let Some(newest) = newest.get(&from) else { return Err(InboundError::UnknownNode(from, listen)) };
         let seq = self.seq;
         // A newer connection whose hello overtook ours wins; we close.
         let ours_is_newest = newest.send_if_modified(|current| {
@@ -190,8 +198,9 @@ impl<M: Message> Inbound<M> {
         Ok(newest.subscribe())
     }
 
-    /// The peer's id from a valid hello, or `None` if it closed first.
-    async fn hello(&mut self) -> Result<Option<NodeId>, InboundError> {
+    /// The peer's id and address from a valid hello, or `None` if it
+    /// closed first.
+    async fn hello(&mut self) -> Result<Option<(NodeId, Option<SocketAddr>)>, InboundError> {
         let timeout = self.shared.hello_timeout;
         let first = tokio::time::timeout(timeout, self.reader.next::<M>())
             .await
@@ -202,7 +211,7 @@ impl<M: Message> Inbound<M> {
             Frame::Hello { wire_version, .. } if wire_version != WIRE_VERSION => {
                 Err(InboundError::WireVersion(wire_version))
             }
-            Frame::Hello { node, .. } => Ok(Some(node)),
+            Frame::Hello { node, listen, .. } => Ok(Some((node, listen))),
             Frame::Msg(_) => Err(InboundError::NotHello),
         }
     }
@@ -220,6 +229,7 @@ mod tests {
             frame_bytes_max: 1024,
             hello_timeout: Duration::from_secs(1),
             unknown_told: Mutex::new(BTreeMap::new()),
+            unknown_peers: None,
         }
     }
 

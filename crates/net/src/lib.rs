@@ -43,7 +43,7 @@ mod ports;
 mod send_queue;
 mod timers;
 
-pub use config::{FRAME_BYTES_MAX_FLOOR, LEN_MAX_CEILING, Limits, NodeConfig};
+pub use config::{FRAME_BYTES_MAX_FLOOR, LEN_MAX_CEILING, Limits, NodeConfig, UnknownPeers};
 pub use counters::{Counters, CountersSnapshot, LATENCY_BUCKETS_LEN, LATENCY_BUCKETS_US, Latencies};
 pub use error::NetError;
 pub use local::{LocalClient, LocalEndpoint, local_channel};

@@ -47,6 +47,7 @@ enum LinkError {
 #[derive(Debug)]
 pub(crate) struct Link<M> {
     me: NodeId,
+    listen: Option<SocketAddr>,
     addr: SocketAddr,
     queue: mpsc::Receiver<M>,
     limits: Limits,
@@ -58,14 +59,17 @@ pub(crate) struct Link<M> {
 }
 
 impl<M: Message> Link<M> {
+    /// The link from `me` (dialled back at `listen`, if it says) to the
+    /// peer at `addr`.
     pub(crate) fn new(
-        me: NodeId,
+        (me, listen): (NodeId, Option<SocketAddr>),
         addr: SocketAddr,
         queue: mpsc::Receiver<M>,
         limits: Limits,
         counters: Arc<Counters>,
     ) -> Self {
-        Link { me, addr, queue, limits, counters, batch: Vec::new(), batch_frames: 0, scratch: Vec::new() }
+        let (batch, scratch) = (Vec::new(), Vec::new());
+        Link { me, listen, addr, queue, limits, counters, batch, batch_frames: 0, scratch }
     }
 
     /// Connects, sends, reconnects, until the event loop drops the queue
@@ -120,7 +124,7 @@ impl<M: Message> Link<M> {
     async fn serve(&mut self, stream: TcpStream, failures: u64, lasting: Duration) -> Result<(), LinkError> {
         let (mut reader, mut writer) = stream.into_split();
         let mut hello = Vec::new();
-        let hello_frame: Frame<M> = Frame::Hello { node: self.me, wire_version: WIRE_VERSION };
+        let hello_frame: Frame<M> = Frame::Hello { node: self.me, wire_version: WIRE_VERSION, listen: self.listen };
         frame::encode(&hello_frame, self.limits.frame_bytes_max, &mut self.scratch, &mut hello)?;
         self.write(&mut writer, &hello).await?;
         add(&self.counters.bytes_out, hello.len() as u64);
@@ -218,7 +222,7 @@ mod tests {
         let limits = Limits { reconnect_backoff_ms_min: 5, reconnect_backoff_ms_max: 20, ..Limits::default() };
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel(16);
-        let link = tokio::spawn(Link::new(NodeId(7), addr, rx, limits, counters.clone()).run());
+        let link = tokio::spawn(Link::new((NodeId(7), None), addr, rx, limits, counters.clone()).run());
         for i in 0..5u32 {
             tx.send(i).await.unwrap();
         }
@@ -226,7 +230,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let listener = TcpListener::bind(addr).await.unwrap();
         let mut reader = accept(&listener).await;
-        assert_eq!(next_frame(&mut reader).await, Frame::Hello { node: NodeId(7), wire_version: WIRE_VERSION });
+        assert_eq!(
+            next_frame(&mut reader).await,
+            Frame::Hello { node: NodeId(7), wire_version: WIRE_VERSION, listen: None }
+        );
         for i in 0..5 {
             assert_eq!(next_frame(&mut reader).await, Frame::Msg(i));
         }
@@ -236,7 +243,10 @@ mod tests {
         drop(reader);
         let mut reader = accept(&listener).await;
         tx.send(99).await.unwrap();
-        assert_eq!(next_frame(&mut reader).await, Frame::Hello { node: NodeId(7), wire_version: WIRE_VERSION });
+        assert_eq!(
+            next_frame(&mut reader).await,
+            Frame::Hello { node: NodeId(7), wire_version: WIRE_VERSION, listen: None }
+        );
         assert_eq!(next_frame(&mut reader).await, Frame::Msg(99));
         let snapshot = counters.snapshot();
         assert_eq!((snapshot.connects, snapshot.frames_out), (2, 6), "{snapshot:?}");

@@ -28,7 +28,7 @@ fn encoded(frames: &[Frame<Msg>]) -> Vec<u8> {
 }
 
 fn hello(node: u64) -> Frame<Msg> {
-    Frame::Hello { node: NodeId(node), wire_version: WIRE_VERSION }
+    Frame::Hello { node: NodeId(node), wire_version: WIRE_VERSION, listen: None }
 }
 
 /// Deterministic noise (xorshift64), so a failure replays.
@@ -90,7 +90,8 @@ async fn bad_connections_are_closed_and_the_node_carries_on() {
     wire::encode(&hello(2), &mut payload).unwrap();
     let mut foreign = Vec::new();
     record::encode(WIRE_VERSION + 1, &payload, &mut foreign);
-    assert_refused(target, peers, &foreign, "unknown record version 2").await;
+    let expected = format!("unknown record version {}", WIRE_VERSION + 1);
+    assert_refused(target, peers, &foreign, &expected).await;
 
     let mut bad_crc = encoded(&[hello(2)]);
     bad_crc[5] ^= 0x01;

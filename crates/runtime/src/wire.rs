@@ -11,7 +11,7 @@ use std::fmt::Debug;
 use thiserror::Error;
 
 /// Version of the message encoding, carried in every frame's version byte.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 /// What a message type must be to travel between nodes and through the
 /// simulator (which clones to duplicate and hashes the encoding for traces).

@@ -60,6 +60,8 @@ pub fn run(args: NodeArgs) -> Result<()> {
         limits: Limits::default(),
         counters: Default::default(),
         peer_updates: None,
+        advertise: Some(args.listen),
+        unknown_peers: None,
     };
     let component = ElectionNode::<haven_basics::PingDetector>::new(nodes, detector);
     let on_output = move |event| {

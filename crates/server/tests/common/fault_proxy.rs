@@ -269,7 +269,7 @@ mod tests {
     }
 
     fn hello(node: u64) -> Vec<u8> {
-        frame(&Frame::Hello { node: NodeId(node), wire_version: WIRE_VERSION })
+        frame(&Frame::Hello { node: NodeId(node), wire_version: WIRE_VERSION, listen: None })
     }
 
     fn msg(text: &str) -> Vec<u8> {
@@ -337,7 +337,10 @@ mod tests {
         dialler.write_all(&both[..3]).await.unwrap();
         dialler.write_all(&both[3..]).await.unwrap();
         let mut station = accepted(&mut stations).await;
-        assert_eq!(next(&mut station).await, Some(Frame::Hello { node: NodeId(7), wire_version: WIRE_VERSION }));
+        assert_eq!(
+            next(&mut station).await,
+            Some(Frame::Hello { node: NodeId(7), wire_version: WIRE_VERSION, listen: None })
+        );
         assert_eq!(next(&mut station).await, Some(Frame::Msg("a".into())));
         assert_eq!(next(&mut station).await, Some(Frame::Msg("b".into())));
         drop(dialler);
@@ -379,7 +382,10 @@ mod tests {
         assert!(closed(&mut again).await, "a new connection is closed after its hello");
         let other = dial(&proxy, 8).await;
         let mut station = accepted(&mut stations).await;
-        assert_eq!(next(&mut station).await, Some(Frame::Hello { node: NodeId(8), wire_version: WIRE_VERSION }));
+        assert_eq!(
+            next(&mut station).await,
+            Some(Frame::Hello { node: NodeId(8), wire_version: WIRE_VERSION, listen: None })
+        );
         assert!(stations.try_recv().is_err(), "the dropped source never reached the station again");
         drop(other);
     }
