@@ -11,7 +11,8 @@
 //!
 //! The peer map is `haven_station::peer_ids`: the table's members plus any
 //! member the table dropped that the configuration in force still has (why:
-//! see there), with the addresses it had in the table.
+//! see there), with the addresses it had in the table; plus guests, nodes
+//! that dialled in and are not known to be removed (`admit_guest`).
 
 use crate::cluster::MemberSpec;
 use crate::config::StationConfig;
@@ -439,5 +440,30 @@ mod tests {
         assert_eq!(roster.standing(4), Standing::Member);
         assert_eq!(roster.standing(3), Standing::Removed, "below the next id and not in the table");
         assert_eq!(roster.standing(5), Standing::Unknown, "not given out yet, as far as this table knows");
+    }
+
+    #[test]
+    fn a_node_that_dials_in_is_a_guest_unless_removed_until_the_table_names_it() {
+        let roster = roster();
+        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        roster.observe(&table(&[1, 2, 4], &[1, 2, 4]));
+        assert!(!roster.admit_guest(3, addr(3)), "3 was removed: refused");
+        assert!(!roster.admit_guest(2, addr(2)), "2 is a member already");
+        assert!(roster.admit_guest(7, addr(7)), "7 is newer than this table");
+        assert_eq!(roster.peers().get(&NodeId(7)), Some(&addr(7)), "and dialled back");
+        assert!(roster.admit_guest(7, addr(7)), "again: still a guest");
+        roster.observe(&table(&[1, 2, 4, 7], &[1, 2, 4, 7]));
+        assert_eq!(roster.peers().get(&NodeId(7)), Some(&"127.0.0.1:2007".parse().unwrap()), "the table's address now");
+        let mut removed = table(&[1, 2, 4], &[1, 2, 4]);
+        if let ReplicaEvent::Members { next_id, .. } = &mut removed {
+            *next_id = 8;
+        }
+        roster.observe(&removed);
+        assert_eq!(roster.peers().get(&NodeId(7)), None, "removed by the table: forgotten");
+        assert!(!roster.admit_guest(7, addr(7)), "and refused from now on");
+        for id in 100..100 + GUESTS_LEN_MAX as u64 {
+            assert!(roster.admit_guest(id, addr(1)));
+        }
+        assert!(!roster.admit_guest(999, addr(1)), "at most {GUESTS_LEN_MAX} guests");
     }
 }
