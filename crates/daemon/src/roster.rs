@@ -22,8 +22,8 @@ use haven_station::{MemberRecord, ReplicaEvent};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, watch};
 
 pub type PeerMap = BTreeMap<NodeId, SocketAddr>;
@@ -45,6 +45,9 @@ pub struct Roster {
     /// Rung when a client request found no leader to answer it: this member
     /// may have been removed without hearing of it, so it should ask.
     doubt: Notify,
+    /// The cluster id once a replicated table gave it (0 before: a joiner
+    /// cannot compute it from its configuration), for the executor's hellos.
+    cluster_known: Arc<AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -134,8 +137,15 @@ impl Roster {
         let state = State { cluster_id, members, next_id: 0, learners, in_force, departing, guests, listed: false };
         let peers = watch::Sender::new(state.peer_map());
         let configs = watch::Sender::new(0);
-        let (removed, doubt) = (AtomicBool::new(false), Notify::new());
-        Roster { me: config.id, name: config.name.clone(), state: Mutex::new(state), peers, configs, removed, doubt }
+        let (removed, doubt, cluster_known) = (AtomicBool::new(false), Notify::new(), Arc::default());
+        let (me, name, state) = (config.id, config.name.clone(), Mutex::new(state));
+        Roster { me, name, state, peers, configs, removed, doubt, cluster_known }
+    }
+
+    /// The cluster id as replicated tables give it, 0 until one did; shared
+    /// with the executor, which tells it in every hello.
+    pub fn cluster_known(&self) -> Arc<AtomicU64> {
+        self.cluster_known.clone()
     }
 
     /// The peer map now and as it changes, for the executor.
@@ -178,6 +188,7 @@ impl Roster {
             state.guests.retain(|id, _| !members.iter().any(|m| m.id == *id) && *id >= next_id);
             (config_changed, unlisted, state.peer_map())
         };
+        self.cluster_known.store(*cluster_id, Ordering::Relaxed);
         if unlisted {
             self.mark_removed("this member's own member table");
         }
@@ -396,6 +407,7 @@ mod tests {
         assert!(!roster.removed());
         roster.observe(&table(&[2, 3], &[2, 3]));
         assert!(roster.removed(), "listed, then not");
+        assert_eq!(roster.cluster_known().load(Ordering::Relaxed), 7, "known once a table gave it");
         roster.observe(&table(&[2, 3, 4], &[2, 3, 4]));
         assert!(roster.removed(), "for good");
     }

@@ -147,6 +147,7 @@ fn node_config(config: &StationConfig, roster: &Arc<Roster>) -> NodeConfig {
     node.limits = Limits::default();
     node.peer_updates = Some(roster.peer_updates());
     node.advertise = Some(config.me().peer_addr);
+    node.cluster = roster.cluster_known();
     let roster = roster.clone();
     node.unknown_peers = Some(UnknownPeers(Arc::new(move |id, addr| roster.admit_guest(id.0, addr))));
     node

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -144,6 +145,11 @@ pub struct NodeConfig {
     pub peer_updates: Option<watch::Receiver<BTreeMap<NodeId, SocketAddr>>>,
     /// Where peers dial this node, told in every hello. `None`: told none.
     pub advertise: Option<SocketAddr>,
+    /// The id of the cluster this node belongs to, 0 while the caller does
+    /// not know it; told in every hello. A hello naming another cluster,
+    /// when both are known, is refused: a station configured with the
+    /// wrong addresses must not reach into another cluster's Raft.
+    pub cluster: Arc<AtomicU64>,
     /// Told of each hello refused because its node is not in the peer map,
     /// with the address that node says it can be dialled at; answers
     /// whether the caller puts it in the next map (then the refusal is not
@@ -176,6 +182,7 @@ impl NodeConfig {
             counters,
             peer_updates: None,
             advertise: None,
+            cluster: Arc::default(),
             unknown_peers: None,
         }
     }

@@ -28,12 +28,14 @@ const BUF_RETAIN_BYTES_MAX: usize = 1024 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame<M> {
     /// First frame on every connection: who is dialling, which message
-    /// encoding it speaks, and where it can be dialled back, if it says (a
-    /// member that does not know the dialler yet learns its address here).
+    /// encoding it speaks, where it can be dialled back, if it says (a
+    /// member that does not know the dialler yet learns its address here),
+    /// and its cluster's id, 0 while it does not know it.
     Hello {
         node: NodeId,
         wire_version: u8,
         listen: Option<SocketAddr>,
+        cluster: u64,
     },
     Msg(M),
 }
@@ -147,7 +149,7 @@ mod tests {
     #[tokio::test]
     async fn frames_round_trip_and_end_cleanly() {
         let frames = vec![
-            Frame::Hello { node: NodeId(3), wire_version: WIRE_VERSION, listen: None },
+            Frame::Hello { node: NodeId(3), wire_version: WIRE_VERSION, listen: None, cluster: 0 },
             Frame::Msg((7, "x".into())),
         ];
         let (read, err) = read_all(&encoded(&frames), 1 << 20).await;

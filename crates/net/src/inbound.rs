@@ -19,6 +19,7 @@ use haven_runtime::wire::WIRE_VERSION;
 use haven_runtime::{Message, NodeId};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use thiserror::Error;
@@ -53,6 +54,8 @@ pub(crate) struct InboundShared<M> {
     /// When each node outside the peer map was last logged as an error.
     pub(crate) unknown_told: Mutex<BTreeMap<NodeId, Instant>>,
     pub(crate) unknown_peers: Option<UnknownPeers>,
+    /// This node's cluster id, 0 while not known.
+    pub(crate) cluster: Arc<AtomicU64>,
 }
 
 impl<M> InboundShared<M> {
@@ -86,6 +89,11 @@ enum InboundError {
     NotHello,
     #[error("hello from {0}, which is not in the peer map")]
     UnknownNode(NodeId, Option<SocketAddr>),
+    #[error(
+        "hello from {node} of cluster {theirs:x}, and this node is in cluster {ours:x}: \
+         is that station configured with this cluster's addresses by mistake?"
+    )]
+    OtherCluster { node: NodeId, theirs: u64, ours: u64 },
     #[error("hello announces wire version {0}, this node speaks {WIRE_VERSION}")]
     WireVersion(u8),
     #[error("second hello on one connection")]
@@ -141,6 +149,15 @@ impl<M: Message> Inbound<M> {
                     );
                 } else {
                     tracing::debug!(addr = %self.addr, peer = %node, "closing inbound connection of a node not in the peer map");
+                }
+            }
+            // A misconfigured station retries every couple of seconds.
+            Err(reason @ InboundError::OtherCluster { node, .. }) => {
+                bump(&self.shared.counters.inbound_errors);
+                if self.shared.tell_unknown(node) {
+                    tracing::error!(addr = %self.addr, reason = %reason, "closing inbound connection; its next attempts in the coming minute are logged at debug");
+                } else {
+                    tracing::debug!(addr = %self.addr, reason = %reason, "closing inbound connection");
                 }
             }
             Err(reason) => {
@@ -211,7 +228,13 @@ impl<M: Message> Inbound<M> {
             Frame::Hello { wire_version, .. } if wire_version != WIRE_VERSION => {
                 Err(InboundError::WireVersion(wire_version))
             }
-            Frame::Hello { node, listen, .. } => Ok(Some((node, listen))),
+            Frame::Hello { node, listen, cluster: theirs, .. } => {
+                let ours = self.shared.cluster.load(Ordering::Relaxed);
+                if theirs != 0 && ours != 0 && theirs != ours {
+                    return Err(InboundError::OtherCluster { node, theirs, ours });
+                }
+                Ok(Some((node, listen)))
+            }
             Frame::Msg(_) => Err(InboundError::NotHello),
         }
     }
@@ -230,6 +253,7 @@ mod tests {
             hello_timeout: Duration::from_secs(1),
             unknown_told: Mutex::new(BTreeMap::new()),
             unknown_peers: None,
+            cluster: Arc::default(),
         }
     }
 

@@ -20,6 +20,7 @@ use haven_runtime::wire::WIRE_VERSION;
 use haven_runtime::{Message, NodeId};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -44,10 +45,18 @@ enum LinkError {
     Frame(#[from] FrameError),
 }
 
+/// Who dials, as its hello says: its id, where it is dialled back, and its
+/// cluster (read at each hello: the caller learns it while running).
+#[derive(Clone, Debug)]
+pub(crate) struct Dialler {
+    pub(crate) node: NodeId,
+    pub(crate) listen: Option<SocketAddr>,
+    pub(crate) cluster: Arc<AtomicU64>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Link<M> {
-    me: NodeId,
-    listen: Option<SocketAddr>,
+    me: Dialler,
     addr: SocketAddr,
     queue: mpsc::Receiver<M>,
     limits: Limits,
@@ -59,17 +68,16 @@ pub(crate) struct Link<M> {
 }
 
 impl<M: Message> Link<M> {
-    /// The link from `me` (dialled back at `listen`, if it says) to the
-    /// peer at `addr`.
+    /// The link from `me` to the peer at `addr`.
     pub(crate) fn new(
-        (me, listen): (NodeId, Option<SocketAddr>),
+        me: Dialler,
         addr: SocketAddr,
         queue: mpsc::Receiver<M>,
         limits: Limits,
         counters: Arc<Counters>,
     ) -> Self {
         let (batch, scratch) = (Vec::new(), Vec::new());
-        Link { me, listen, addr, queue, limits, counters, batch, batch_frames: 0, scratch }
+        Link { me, addr, queue, limits, counters, batch, batch_frames: 0, scratch }
     }
 
     /// Connects, sends, reconnects, until the event loop drops the queue
@@ -124,7 +132,8 @@ impl<M: Message> Link<M> {
     async fn serve(&mut self, stream: TcpStream, failures: u64, lasting: Duration) -> Result<(), LinkError> {
         let (mut reader, mut writer) = stream.into_split();
         let mut hello = Vec::new();
-        let hello_frame: Frame<M> = Frame::Hello { node: self.me, wire_version: WIRE_VERSION, listen: self.listen };
+        let (node, listen, cluster) = (self.me.node, self.me.listen, self.me.cluster.load(Ordering::Relaxed));
+        let hello_frame: Frame<M> = Frame::Hello { node, wire_version: WIRE_VERSION, listen, cluster };
         frame::encode(&hello_frame, self.limits.frame_bytes_max, &mut self.scratch, &mut hello)?;
         self.write(&mut writer, &hello).await?;
         add(&self.counters.bytes_out, hello.len() as u64);
@@ -222,7 +231,16 @@ mod tests {
         let limits = Limits { reconnect_backoff_ms_min: 5, reconnect_backoff_ms_max: 20, ..Limits::default() };
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel(16);
-        let link = tokio::spawn(Link::new((NodeId(7), None), addr, rx, limits, counters.clone()).run());
+        let link = tokio::spawn(
+            Link::new(
+                Dialler { node: NodeId(7), listen: None, cluster: Arc::default() },
+                addr,
+                rx,
+                limits,
+                counters.clone(),
+            )
+            .run(),
+        );
         for i in 0..5u32 {
             tx.send(i).await.unwrap();
         }
@@ -232,7 +250,7 @@ mod tests {
         let mut reader = accept(&listener).await;
         assert_eq!(
             next_frame(&mut reader).await,
-            Frame::Hello { node: NodeId(7), wire_version: WIRE_VERSION, listen: None }
+            Frame::Hello { node: NodeId(7), wire_version: WIRE_VERSION, listen: None, cluster: 0 }
         );
         for i in 0..5 {
             assert_eq!(next_frame(&mut reader).await, Frame::Msg(i));
@@ -245,7 +263,7 @@ mod tests {
         tx.send(99).await.unwrap();
         assert_eq!(
             next_frame(&mut reader).await,
-            Frame::Hello { node: NodeId(7), wire_version: WIRE_VERSION, listen: None }
+            Frame::Hello { node: NodeId(7), wire_version: WIRE_VERSION, listen: None, cluster: 0 }
         );
         assert_eq!(next_frame(&mut reader).await, Frame::Msg(99));
         let snapshot = counters.snapshot();

@@ -18,7 +18,7 @@ use crate::config::{Limits, NodeConfig};
 use crate::counters::{Counters, bump};
 use crate::error::NetError;
 use crate::inbound::InboundShared;
-use crate::link::Link;
+use crate::link::{Dialler, Link};
 use crate::send_queue::SendQueue;
 use haven_runtime::{Message, NodeId};
 use std::collections::BTreeMap;
@@ -33,8 +33,8 @@ use tracing::Instrument;
 #[derive(Debug)]
 pub(crate) struct Network<M> {
     me: NodeId,
-    /// Told to peers in each hello.
-    advertise: Option<SocketAddr>,
+    /// What each hello tells.
+    dialler: Dialler,
     /// The in-process client's id, which no peer map may name.
     reserved: Option<NodeId>,
     limits: Limits,
@@ -80,13 +80,15 @@ impl<M: Message> Network<M> {
             hello_timeout: limits.hello_timeout(),
             unknown_told: Mutex::new(BTreeMap::new()),
             unknown_peers: config.unknown_peers.clone(),
+            cluster: config.cluster.clone(),
         });
         let mut tasks = JoinSet::new();
         let acceptor = Acceptor::new(listener, limits.inbound_connections_max, shared.clone());
         tasks.spawn(acceptor.run().in_current_span());
         let counters = config.counters.clone();
-        let (me, advertise, links) = (config.id, config.advertise, BTreeMap::new());
-        let mut network = Network { me, advertise, reserved, limits, counters, links, shared, tasks };
+        let (me, links) = (config.id, BTreeMap::new());
+        let dialler = Dialler { node: me, listen: config.advertise, cluster: config.cluster.clone() };
+        let mut network = Network { me, dialler, reserved, limits, counters, links, shared, tasks };
         for (peer, addr) in config.remote_peers() {
             network.add(peer, addr);
         }
@@ -155,7 +157,7 @@ impl<M: Message> Network<M> {
         let limits = &self.limits;
         let warning_interval = Duration::from_millis(limits.drop_warning_interval_ms_min);
         let (queue, rx) = SendQueue::new(peer, limits.send_queue_len_max, warning_interval, self.counters.clone());
-        let link = Link::new((self.me, self.advertise), addr, rx, limits.clone(), self.counters.clone());
+        let link = Link::new(self.dialler.clone(), addr, rx, limits.clone(), self.counters.clone());
         let task = self.tasks.spawn(link.run().instrument(tracing::error_span!("link", peer = %peer)));
         PeerLink { addr, queue, task }
     }

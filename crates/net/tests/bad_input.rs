@@ -28,7 +28,7 @@ fn encoded(frames: &[Frame<Msg>]) -> Vec<u8> {
 }
 
 fn hello(node: u64) -> Frame<Msg> {
-    Frame::Hello { node: NodeId(node), wire_version: WIRE_VERSION, listen: None }
+    Frame::Hello { node: NodeId(node), wire_version: WIRE_VERSION, listen: None, cluster: 0 }
 }
 
 /// Deterministic noise (xorshift64), so a failure replays.

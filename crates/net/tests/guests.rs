@@ -1,10 +1,11 @@
-//! A node that dials in from outside the peer map.
+//! A node that dials in from outside the peer map, or from another cluster.
 //!
 //! In: two ping/pong nodes; node 2 knows node 1, node 1 knows nobody but
 //! has an `unknown_peers` hook that puts whoever dials in into its next
 //! peer map. Out: checks that node 2's hello names the address node 2
 //! advertises, that the first connection is refused, and that once node 1's
-//! map has node 2 both directions carry messages.
+//! map has node 2 both directions carry messages; and that while the two
+//! name different clusters, node 1 refuses node 2 before asking the hook.
 
 mod common;
 
@@ -13,6 +14,7 @@ use haven_net::UnknownPeers;
 use haven_runtime::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -35,12 +37,21 @@ async fn a_node_outside_the_map_is_told_with_its_address_and_can_be_taken_in() {
         });
         true
     })));
+    host.cluster = Arc::new(AtomicU64::new(7));
     let host = TestNode::start(host, listener1, PingPong::new(vec![NodeId(1), NodeId(2)], tick));
 
     let both = BTreeMap::from([(NodeId(1), addr1), (NodeId(2), addr2)]);
     let mut guest = Cluster::config_for(NodeId(2), &both, dirs.1.path());
     guest.advertise = Some(addr2);
+    let guest_cluster = Arc::new(AtomicU64::new(9));
+    guest.cluster = guest_cluster.clone();
     let guest = TestNode::start(guest, listener2, PingPong::new(vec![NodeId(1), NodeId(2)], tick));
+
+    eventually("node 1 refuses node 2's hellos: another cluster", || host.counters.snapshot().inbound_errors >= 2)
+        .await;
+    assert!(told.lock().unwrap().is_empty(), "refused before the hook is asked");
+    assert_eq!(host.pongs_from(NodeId(2)), 0);
+    guest_cluster.store(7, Ordering::Relaxed);
 
     eventually("node 1 takes node 2 in and both ping each other", || {
         host.pongs_from(NodeId(2)) >= 3 && guest.pongs_from(NodeId(1)) >= 3

@@ -61,6 +61,7 @@ pub fn run(args: NodeArgs) -> Result<()> {
         counters: Default::default(),
         peer_updates: None,
         advertise: Some(args.listen),
+        cluster: Default::default(),
         unknown_peers: None,
     };
     let component = ElectionNode::<haven_basics::PingDetector>::new(nodes, detector);

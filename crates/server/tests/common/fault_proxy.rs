@@ -269,7 +269,7 @@ mod tests {
     }
 
     fn hello(node: u64) -> Vec<u8> {
-        frame(&Frame::Hello { node: NodeId(node), wire_version: WIRE_VERSION, listen: None })
+        frame(&Frame::Hello { node: NodeId(node), wire_version: WIRE_VERSION, listen: None, cluster: 0 })
     }
 
     fn msg(text: &str) -> Vec<u8> {
@@ -339,7 +339,7 @@ mod tests {
         let mut station = accepted(&mut stations).await;
         assert_eq!(
             next(&mut station).await,
-            Some(Frame::Hello { node: NodeId(7), wire_version: WIRE_VERSION, listen: None })
+            Some(Frame::Hello { node: NodeId(7), wire_version: WIRE_VERSION, listen: None, cluster: 0 })
         );
         assert_eq!(next(&mut station).await, Some(Frame::Msg("a".into())));
         assert_eq!(next(&mut station).await, Some(Frame::Msg("b".into())));
@@ -384,7 +384,7 @@ mod tests {
         let mut station = accepted(&mut stations).await;
         assert_eq!(
             next(&mut station).await,
-            Some(Frame::Hello { node: NodeId(8), wire_version: WIRE_VERSION, listen: None })
+            Some(Frame::Hello { node: NodeId(8), wire_version: WIRE_VERSION, listen: None, cluster: 0 })
         );
         assert!(stations.try_recv().is_err(), "the dropped source never reached the station again");
         drop(other);
