@@ -140,6 +140,13 @@ impl StationHandle {
         no_leader.into_iter().chain(removed).chain(fatal).collect()
     }
 
+    /// How long a member change waits for Raft's configuration to follow
+    /// the table: half the request timeout, so the answer comes before a
+    /// client with the same timeout gives up on it.
+    fn config_wait_deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.inner.request_timeout / 2
+    }
+
     /// Where member `id` stands in this member's table.
     pub(crate) fn standing(&self, id: u64) -> Standing {
         self.inner.roster.standing(id)
@@ -432,13 +439,13 @@ impl Backend for StationHandle {
         Ok((self.inner.roster.member(added, true), self.listed(&answer)))
     }
 
-    /// Removes the member from the table, then waits (up to the request
-    /// timeout) until Raft's configuration no longer counts it, as etcd
+    /// Removes the member from the table, then waits (up to half the
+    /// request timeout) until Raft's configuration no longer counts it, as etcd
     /// answers once the change is applied: an operator who stops the member
     /// on this answer must not cost the others their quorum.
     async fn member_remove(&self, id: u64) -> Result<Vec<Member>, BackendError> {
         let answer = self.member_change(MemberOp::Remove { id }).await?;
-        let deadline = tokio::time::Instant::now() + self.inner.request_timeout;
+        let deadline = self.config_wait_deadline();
         if !self.inner.roster.wait_gone(id, deadline).await {
             tracing::warn!(
                 member = id,
@@ -448,13 +455,13 @@ impl Backend for StationHandle {
         Ok(self.listed(&answer))
     }
 
-    /// Marks the learner to vote, then waits (up to the request timeout)
+    /// Marks the learner to vote, then waits (up to half the request timeout)
     /// for the leader to promote it, which it does once the learner's log
     /// has caught up; a learner still behind is listed as one, and will be
     /// promoted later without another request.
     async fn member_promote(&self, id: u64) -> Result<Vec<Member>, BackendError> {
         let answer = self.member_change(MemberOp::Promote { id }).await?;
-        let deadline = tokio::time::Instant::now() + self.inner.request_timeout;
+        let deadline = self.config_wait_deadline();
         self.inner.roster.wait_voter(id, deadline).await;
         Ok(self.listed(&answer))
     }
