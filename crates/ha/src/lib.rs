@@ -29,7 +29,7 @@ mod service;
 mod spec;
 mod validate;
 
-pub use agent::{AgentAction, AgentConfig, AgentCore, ProcessEvent, QuorumLossPolicy};
+pub use agent::{AgentAction, AgentConfig, AgentCore, DONE_LEN_MAX, ProcessEvent, QuorumLossPolicy};
 pub use assign::{PROXY_AGENTS_MAX, PROXY_LABEL, PROXY_URL_LABEL};
 pub use command::{Action, AgentCommand, CommandId, Issued};
 pub use config::CoordinatorConfig;

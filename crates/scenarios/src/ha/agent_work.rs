@@ -32,6 +32,10 @@ impl Agent {
         if self.instances.get(&command.instance).is_some_and(|r| r.command == command.id) {
             return self.acknowledge(ctx, &command);
         }
+        if self.done.contains(&command.id) {
+            // Done before and its instance gone since: done is all it gets.
+            return self.report(ctx, Event::CommandDone { command: command.id });
+        }
         let retired = self.retired.contains(&command.instance);
         let admitted = if retired {
             Err(format!("{} belonged to an ended session of this agent", command.instance))
