@@ -198,6 +198,7 @@ impl StationHandle {
             };
             let pause = match got {
                 Ok(answer) => match answer.error() {
+                    None if target != Target::Local => return Ok(self.applied_here(answer, deadline).await),
                     None => return Ok(answer),
                     Some(error @ (ReplyError::NotLeader { leader_hint } | ReplyError::LeaderLost { leader_hint })) => {
                         // A lost leader may apply it yet: from then on, running
@@ -238,6 +239,21 @@ impl StationHandle {
                 tokio::time::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now()))).await;
             }
         }
+    }
+
+    /// `answer` from the leader, once this member has applied the revision
+    /// it reports (or at `deadline`: the write is done either way). etcd's
+    /// member answers a write once it applied it itself, so a serializable
+    /// read or a header from the same member never shows an older state
+    /// than the client's own write.
+    async fn applied_here(&self, answer: Answer, deadline: Instant) -> Answer {
+        if let Answer::Reply(Ok(response)) = &answer {
+            let revision = haven_gateway::json::response_revision(response);
+            if revision > self.inner.progress.revision() {
+                self.inner.progress.wait_revision(revision, deadline.into()).await;
+            }
+        }
+        answer
     }
 
     /// The leader to forward to, if this member does not lead and knows one.

@@ -12,6 +12,7 @@ use haven_raft::Role;
 use haven_station::ReplicaEvent;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use tokio::sync::watch;
 
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -23,6 +24,9 @@ pub struct Progress {
     applied: AtomicU64,
     store_bytes: AtomicU64,
     revision: AtomicU64,
+    /// The same revision, for requests waiting until this member applied
+    /// a write the leader answered (`wait_revision`).
+    revisions: watch::Sender<u64>,
     fatal: Mutex<Option<String>>,
     bell: CommandBell,
 }
@@ -78,6 +82,11 @@ impl Progress {
             ReplicaEvent::Committed { index, revision, store_bytes, leases } => {
                 set(&self.commit, *index);
                 set(&self.revision, *revision);
+                self.revisions.send_if_modified(|applied| {
+                    let newer = *revision > *applied;
+                    *applied = (*applied).max(*revision);
+                    newer
+                });
                 set(&self.store_bytes, *store_bytes);
                 let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
                 metrics.commit.set(gauge(*index));
@@ -105,6 +114,14 @@ impl Progress {
 
     pub fn leader(&self) -> Option<u64> {
         Some(self.leader.load(Ordering::Relaxed)).filter(|&l| l != 0)
+    }
+
+    /// Waits until this member applied `revision`, or until `deadline`;
+    /// says whether it did.
+    pub async fn wait_revision(&self, revision: u64, deadline: tokio::time::Instant) -> bool {
+        let mut applied = self.revisions.subscribe();
+        let reached = tokio::time::timeout_at(deadline, applied.wait_for(|&applied| applied >= revision)).await;
+        matches!(reached, Ok(Ok(_)))
     }
 
     /// The store revision of the last applied batch.

@@ -345,3 +345,25 @@ async fn join(cluster: &mut Cluster, expected: &[(u64, bool)]) {
     eventually(&format!("n{id} caught up and was promoted"), || async { cluster.member_list(1).await == expected })
         .await;
 }
+
+/// etcd's member answers a write once it applied it itself, so the same
+/// member never shows an older state afterwards. A follower here relays the
+/// write and gets the leader's answer, then waits until it applied that
+/// revision (the leader tells it of the commit at once): a serializable
+/// read right after sees the write, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_answers_a_write_once_it_applied_it_itself() {
+    let cluster = Cluster::start("read-your-writes", 3, 3_000);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    for i in 0..30 {
+        let value = format!("v{i}");
+        let (status, body) = cluster.put(follower, "mine", &value).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            cluster.get(follower, "mine", true).await,
+            Ok(Some(value)),
+            "write {i}, read from the same follower"
+        );
+    }
+}

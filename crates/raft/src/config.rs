@@ -66,6 +66,13 @@ pub struct Config {
     /// safety (leader leases do not rest on these timers): this only ever
     /// delays one.
     pub stall_gap_min: Option<Duration>,
+    /// Tell a follower of a new commit index at once, with an empty append,
+    /// when no append is going to it anyway (etcd's leader does). Off (the
+    /// default), a follower learns a commit with the next append or
+    /// heartbeat, so without new writes it applies up to a heartbeat
+    /// interval after the leader; a station needs it on, to answer the
+    /// writes it relayed once it applied them itself.
+    pub commit_notices: bool,
 }
 
 impl Default for Config {
@@ -88,6 +95,7 @@ impl Default for Config {
             lease_reads: false,
             clock_drift_ppm_max: 10_000,
             stall_gap_min: None,
+            commit_notices: false,
         }
     }
 }

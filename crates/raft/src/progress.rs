@@ -45,6 +45,9 @@ pub(crate) struct Progress {
     pub(crate) recent_active: bool,
     /// The latest heartbeat round this follower answered (for ReadIndex).
     pub(crate) round_acked: u64,
+    /// The highest commit index sent to this follower, in an append or a
+    /// heartbeat.
+    pub(crate) commit_sent: u64,
 }
 
 impl Progress {
@@ -54,6 +57,7 @@ impl Progress {
             next_index,
             state: ProgressState::Probe { sent: false },
             recent_active: false,
+            commit_sent: 0,
             round_acked: 0,
         }
     }

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use haven_raft::{
     AppendOutcome, Config, ConflictHint, ENTRY_OVERHEAD_BYTES, Entry, HardState, Message, PersistId, ProposeError,
-    Raft, UsageError,
+    Raft, Setup, UsageError,
 };
 use haven_runtime::{Instant, NodeId};
 use std::time::Duration;
@@ -192,6 +192,39 @@ fn a_leader_asked_to_broadcast_its_commit_sends_it_at_once_not_at_the_next_beat(
     let mut n2 = fresh(N2, 3);
     n2.broadcast_commit();
     assert!(n2.take_ready().messages.is_empty(), "a follower has no commit to announce");
+}
+
+#[test]
+fn with_commit_notices_a_follower_that_answered_everything_hears_a_commit_at_once() {
+    let setup = Setup { id: N1, voters: voters(3), config: Config { commit_notices: true, ..config() } };
+    let mut n1 = Raft::new(setup, rng(1), ms(0)).expect("valid setup");
+    let (_, t) = elect(&mut n1);
+    n1.step(t, N2, accepted(1, 1));
+    n1.step(t, N3, accepted(1, 1));
+    let r = n1.take_ready();
+    let noop = append(1, (1, 1), vec![], 1);
+    assert_eq!(r.messages, vec![to(N2, noop.clone()), to(N3, noop)], "the no-op's commit, told at once");
+    propose_all(&mut n1, &["a"]);
+    settle(&mut n1, t);
+    n1.step(t, N2, accepted(1, 2));
+    let r = n1.take_ready();
+    assert_eq!(r.committed, vec![cmd(2, 1, "a")]);
+    let notice = append(1, (2, 1), vec![], 2);
+    assert_eq!(r.messages, vec![to(N2, notice.clone())], "n2 at once, not at the next beat; n3 has not answered");
+    assert!(n1.take_ready().messages.is_empty(), "told once");
+    n1.step(t, N3, accepted(1, 2));
+    assert_eq!(n1.take_ready().messages, vec![to(N3, notice)], "n3 once it answered: it holds entry 2");
+    propose_all(&mut n1, &["b"]);
+    let r = n1.take_ready();
+    assert!(
+        r.messages.iter().all(|e| matches!(&e.msg, Message::Append { entries, .. } if entries.len() == 1)),
+        "{r:?}"
+    );
+    let mut n2 = fresh(N2, 3);
+    n2.step(ms(1), N1, append(1, (0, 0), vec![cmd(1, 1, "x"), cmd(2, 1, "y")], 1));
+    n2.take_ready();
+    n2.step(ms(2), N1, append(1, (2, 1), vec![], 2));
+    assert_eq!((n2.commit_index(), n2.take_ready().committed), (2, vec![cmd(2, 1, "y")]), "the notice commits");
 }
 
 #[test]

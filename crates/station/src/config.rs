@@ -84,7 +84,9 @@ impl ReplicaConfig {
     pub fn new(voters: Vec<NodeId>) -> ReplicaConfig {
         ReplicaConfig {
             voters,
-            raft: RaftConfig::default(),
+            // Followers answer the writes they relay once they applied them,
+            // and serve watchers: they must hear of commits at once.
+            raft: RaftConfig { commit_notices: true, ..RaftConfig::default() },
             wal: WalConfig::default(),
             store: StoreConfig::default(),
             sessions_max: 10_000,

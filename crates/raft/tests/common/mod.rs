@@ -48,6 +48,7 @@ pub fn config() -> Config {
         lease_reads: false,
         clock_drift_ppm_max: 10_000,
         stall_gap_min: None,
+        commit_notices: false,
     }
 }
 
