@@ -334,7 +334,7 @@ async fn a_member_restarted_after_every_member_it_knew_was_replaced_catches_up()
     .await;
 }
 
-/// Adds the next member through n1 (or n5 once n1 may be gone), starts it,
+/// Adds the next member through n1 (still running when this is called), starts it,
 /// and waits until the member list is `expected`.
 async fn join(cluster: &mut Cluster, expected: &[(u64, bool)]) {
     let peer_url = cluster.prepare_joining();
