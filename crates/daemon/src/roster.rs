@@ -76,10 +76,10 @@ const GUESTS_LEN_MAX: usize = 16;
 
 impl State {
     fn standing(&self, id: u64) -> Standing {
-        if self.members.iter().any(|m| m.id == id) {
-            Standing::Member
-        } else if id < self.next_id {
+        if haven_station::was_removed(&self.members, self.next_id, id) {
             Standing::Removed
+        } else if self.members.iter().any(|m| m.id == id) {
+            Standing::Member
         } else {
             Standing::Unknown
         }
@@ -184,8 +184,9 @@ impl Roster {
                 (std::mem::replace(&mut state.in_force, in_force) != state.in_force) | learners_changed;
             // A guest the table now names is a member (or was removed): the
             // table has the last word on it.
-            let next_id = state.next_id;
-            state.guests.retain(|id, _| !members.iter().any(|m| m.id == *id) && *id >= next_id);
+            let named: Vec<u64> =
+                state.guests.keys().copied().filter(|&id| state.standing(id) != Standing::Unknown).collect();
+            state.guests.retain(|id, _| !named.contains(id));
             (config_changed, unlisted, state.peer_map())
         };
         self.cluster_known.store(*cluster_id, Ordering::Relaxed);
@@ -216,8 +217,8 @@ impl Roster {
     pub fn admit_guest(&self, id: u64, addr: SocketAddr) -> bool {
         let map = {
             let mut state = self.lock();
-            let known = id == self.me || state.members.iter().chain(&state.departing).any(|m| m.id == id);
-            if known || state.standing(id) == Standing::Removed {
+            // Members are in the map already, and departing ones are removed.
+            if id == self.me || state.standing(id) != Standing::Unknown {
                 return false;
             }
             if state.guests.get(&id) == Some(&addr) {

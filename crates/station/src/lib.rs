@@ -41,7 +41,7 @@ pub use command::Command;
 pub use config::ReplicaConfig;
 pub use ha_fence::{FenceConfig, FenceConfigError};
 pub use ha_state::{HaApplied, HaState};
-pub use members::{MemberError, MemberOp, MemberRecord, MemberTable, cluster_id, peer_ids};
+pub use members::{MemberError, MemberOp, MemberRecord, MemberTable, cluster_id, peer_ids, was_removed};
 pub use msg::{
     COMMANDS_LEN_MAX, ClientReply, ClientRequest, CommandsOf, HaReply, HaReport, HaRequest, HaView, KeepAliveReply,
     KeepAliveRequest, MemberAnswer, MemberReply, MemberRequest, Relayed, ReplyError, StationMsg, WatchCreate,

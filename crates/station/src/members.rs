@@ -224,6 +224,12 @@ pub fn peer_ids(members: &[MemberRecord], voters: &[NodeId], learners: &[NodeId]
     members.iter().map(|m| NodeId(m.id)).chain(voters.iter().copied()).chain(learners.iter().copied()).collect()
 }
 
+/// Whether `id` was given out by a table holding `members` below `next_id`
+/// and removed since: for good, since ids are never reused.
+pub fn was_removed(members: &[MemberRecord], next_id: u64, id: u64) -> bool {
+    id < next_id && !members.iter().any(|m| m.id == id)
+}
+
 /// The id a cluster seeded with `members` has: FNV-1a over their ids and
 /// peer addresses, so every member computes it alike from the initial list.
 pub fn cluster_id(members: &[MemberRecord]) -> u64 {

@@ -27,7 +27,9 @@ use super::watch_client::{WatchClient, WatchClientConfig};
 use haven_raft::{Membership, Role};
 use haven_runtime::NodeId;
 use haven_sim::{Dist, LinkConfig, PeerMap, Process, RunReport, Scenario, Sim, SimConfig, TraceSink, actions};
-use haven_station::{MemberOp, MemberRecord, MemberRequest, MemberTable, Replica, ReplicaEvent, StationMsg, peer_ids};
+use haven_station::{
+    MemberOp, MemberRecord, MemberRequest, MemberTable, Replica, ReplicaEvent, StationMsg, peer_ids, was_removed,
+};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -258,7 +260,7 @@ fn initial_peers(node: NodeId) -> Option<PeerMap> {
 fn announced_peers(_node: NodeId, out: &KvOut) -> Option<PeerMap> {
     let KvOut::Replica(ReplicaEvent::Members { members, next_id, voters, learners, .. }) = out else { return None };
     let peers = peer_ids(members, voters, learners);
-    let refused = (1..*next_id).filter(|id| !members.iter().any(|m| m.id == *id)).map(NodeId).collect();
+    let refused = (1..*next_id).filter(|&id| was_removed(members, *next_id, id)).map(NodeId).collect();
     Some(PeerMap { peers, refused })
 }
 
