@@ -87,7 +87,10 @@ enum InboundError {
     HelloTimeout(Duration),
     #[error("first frame is not a hello")]
     NotHello,
-    #[error("hello from {0}, which is not in the peer map")]
+    #[error(
+        "hello from {0}, which is not in the peer map: a removed member still running, \
+         or one configured for another cluster?"
+    )]
     UnknownNode(NodeId, Option<SocketAddr>),
     #[error(
         "hello from {node} of cluster {theirs:x}, and this node is in cluster {ours:x}: \
@@ -102,6 +105,18 @@ enum InboundError {
     Superseded,
     #[error("the peer left the peer map")]
     Removed,
+}
+
+impl InboundError {
+    /// The node behind a refusal that it will retry every couple of seconds
+    /// (a removed member still running, a station of another cluster), so
+    /// that only one attempt a minute is logged as an error.
+    fn retrying_node(&self) -> Option<NodeId> {
+        match self {
+            InboundError::UnknownNode(node, _) | InboundError::OtherCluster { node, .. } => Some(*node),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -131,40 +146,30 @@ impl<M: Message> Inbound<M> {
             Err(InboundError::Removed) => {
                 tracing::info!(addr = %self.addr, "closing inbound connection of a peer removed from the peer map")
             }
-            Err(InboundError::UnknownNode(node, listen)) => {
+            Err(InboundError::UnknownNode(node, Some(listen))) if self.admit(node, listen) => {
                 bump(&self.shared.counters.inbound_errors);
-                let admitted = match (&self.shared.unknown_peers, listen) {
-                    (Some(hook), Some(listen)) => (hook.0)(node, listen),
-                    _ => false,
-                };
-                if admitted {
-                    tracing::info!(addr = %self.addr, peer = %node, "hello from a node not in the peer map, which joins the map: its next hello is accepted");
-                } else if self.shared.tell_unknown(node) {
-                    tracing::error!(
-                        addr = %self.addr,
-                        peer = %node,
-                        "closing inbound connection: hello from a node not in the peer map (a removed member \
-                         still running, or one configured for another cluster?); its next attempts in the \
-                         coming minute are logged at debug"
-                    );
-                } else {
-                    tracing::debug!(addr = %self.addr, peer = %node, "closing inbound connection of a node not in the peer map");
-                }
-            }
-            // A misconfigured station retries every couple of seconds.
-            Err(reason @ InboundError::OtherCluster { node, .. }) => {
-                bump(&self.shared.counters.inbound_errors);
-                if self.shared.tell_unknown(node) {
-                    tracing::error!(addr = %self.addr, reason = %reason, "closing inbound connection; its next attempts in the coming minute are logged at debug");
-                } else {
-                    tracing::debug!(addr = %self.addr, reason = %reason, "closing inbound connection");
-                }
+                tracing::info!(addr = %self.addr, peer = %node, "hello from a node not in the peer map, which joins the map: its next hello is accepted");
             }
             Err(reason) => {
                 bump(&self.shared.counters.inbound_errors);
-                tracing::error!(addr = %self.addr, reason = %reason, "closing inbound connection");
+                match reason.retrying_node() {
+                    Some(node) if !self.shared.tell_unknown(node) => {
+                        tracing::debug!(addr = %self.addr, reason = %reason, "closing inbound connection")
+                    }
+                    Some(_) => tracing::error!(
+                        addr = %self.addr,
+                        reason = %reason,
+                        "closing inbound connection; its next attempts in the coming minute are logged at debug"
+                    ),
+                    None => tracing::error!(addr = %self.addr, reason = %reason, "closing inbound connection"),
+                }
             }
         }
+    }
+
+    /// Whether the hook for nodes outside the peer map lets `node` in.
+    fn admit(&self, node: NodeId, listen: SocketAddr) -> bool {
+        self.shared.unknown_peers.as_ref().is_some_and(|hook| (hook.0)(node, listen))
     }
 
     async fn serve(&mut self) -> Result<(), InboundError> {
