@@ -29,7 +29,7 @@ async fn fetch(cluster: &Cluster, id: u64, query: &str) -> Vec<AgentCommand> {
 async fn a_waiting_fetch_is_answered_when_a_decision_commands_its_node_and_not_before() {
     let cluster = Cluster::start("agent-commands", 3, 3_000);
     let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
-    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let follower = cluster.follower_of(leader);
     let (status, lease) = cluster.post(leader, "/v3/lease/grant", json!({ "TTL": "60" })).await;
     assert_eq!(status, 200, "{lease}");
     let lease: i64 = lease["ID"].as_str().expect("a lease id").parse().unwrap();

@@ -18,7 +18,7 @@ use std::time::Duration;
 async fn a_put_through_a_follower_is_readable_from_every_member() {
     let cluster = Cluster::start("follower-put", 3, 3_000);
     let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
-    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let follower = cluster.follower_of(leader);
     let (status, body) = cluster.put(follower, "greeting", "hello").await;
     assert_eq!(status, 200, "{body}");
     assert!(body["header"]["revision"].as_str().is_some(), "etcd's header: {body}");
@@ -57,7 +57,7 @@ async fn a_serializable_read_is_served_by_a_member_without_a_leader() {
     let mut cluster = Cluster::start("no-leader", 3, 1_000);
     let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
     assert_eq!(cluster.put(leader, "k", "v1").await.0, 200);
-    let lonely = (1..=3).find(|&id| id != leader).unwrap();
+    let lonely = cluster.follower_of(leader);
     eventually("the follower applied the put", || async {
         cluster.get(lonely, "k", true).await == Ok(Some("v1".into()))
     })
@@ -136,7 +136,7 @@ async fn a_watch_on_a_follower_sees_writes_made_through_another_member_in_order(
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let cluster = Cluster::start("watch", 3, 3_000);
     let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
-    let watcher = (1..=3).find(|&id| id != leader).unwrap();
+    let watcher = cluster.follower_of(leader);
     let writer = (1..=3).find(|&id| id != leader && id != watcher).unwrap();
     let create = serde_json::json!({ "create_request": { "key": b64("w"), "range_end": b64("x") } });
     let url = format!("{}/v3/watch", cluster.client_url(watcher));
@@ -257,7 +257,7 @@ async fn a_removed_leader_that_keeps_running_refuses_requests_at_once() {
 async fn a_removed_follower_that_keeps_running_finds_out_and_refuses_requests() {
     let cluster = Cluster::start("removed-follower", 3, 10_000);
     let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
-    let removed = (1..=3).find(|&id| id != leader).unwrap();
+    let removed = cluster.follower_of(leader);
     let (status, body) = cluster.post(leader, "/v3/cluster/member/remove", json!({ "ID": removed.to_string() })).await;
     assert_eq!(status, 200, "{body}");
     let standing = format!("{}/haven/v1/members/{removed}/standing", cluster.client_url(leader));
@@ -287,7 +287,7 @@ async fn a_removed_follower_that_keeps_running_finds_out_and_refuses_requests() 
 async fn a_member_removed_while_down_finds_out_after_its_restart() {
     let mut cluster = Cluster::start("removed-down", 3, 10_000);
     let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
-    let removed = (1..=3).find(|&id| id != leader).unwrap();
+    let removed = cluster.follower_of(leader);
     assert_eq!(cluster.put(leader, "k", "v").await.0, 200);
     cluster.stop(removed).await.expect("a clean stop");
     let (status, body) = cluster.post(leader, "/v3/cluster/member/remove", json!({ "ID": removed.to_string() })).await;
@@ -355,7 +355,7 @@ async fn join(cluster: &mut Cluster, expected: &[(u64, bool)]) {
 async fn a_follower_answers_a_write_once_it_applied_it_itself() {
     let cluster = Cluster::start("read-your-writes", 3, 3_000);
     let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
-    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let follower = cluster.follower_of(leader);
     for i in 0..30 {
         let value = format!("v{i}");
         let (status, body) = cluster.put(follower, "mine", &value).await;

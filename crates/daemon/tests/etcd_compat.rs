@@ -25,6 +25,6 @@ async fn a_follower_answers_like_etcd() {
     let Some(binary) = compat::etcd_or_skip() else { return };
     let cluster = Cluster::start("etcd-compat-follower", 3, 5_000);
     let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
-    let follower = (1..=3).find(|&id| id != leader).expect("two followers");
+    let follower = cluster.follower_of(leader);
     compat::compare_with_etcd(&binary, 3, &cluster.client_url(follower)).await;
 }

@@ -56,7 +56,7 @@ fn decided(events: &Value, service: &str, needle: &str) -> bool {
 async fn a_service_posted_to_one_station_is_served_by_the_others_with_the_coordinators_decision() {
     let cluster = Cluster::start("ha-api", 3, 3_000);
     let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
-    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let follower = cluster.follower_of(leader);
     let other = (1..=3).find(|&id| id != follower).unwrap();
 
     let (status, body) = post(&cluster, follower, "/v1/services", db()).await;

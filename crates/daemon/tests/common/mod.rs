@@ -209,6 +209,12 @@ impl Cluster {
         }
     }
 
+    /// The lowest-numbered member other than `leader`: a follower, once
+    /// `leader` is the leader its members agree on.
+    pub fn follower_of(&self, leader: u64) -> u64 {
+        (1..=self.members.len() as u64).find(|&id| id != leader).expect("a member besides the leader")
+    }
+
     pub async fn health(&self, id: u64) -> u16 {
         let url = format!("{}/health", self.client_url(id));
         self.http.get(url).timeout(WAIT_MAX).send().await.map_or(0, |r| r.status().as_u16())
