@@ -42,7 +42,7 @@ pub async fn bind(config: &StationConfig) -> Result<Bound, ConfigError> {
 }
 
 async fn bind_one(flag: &'static str, addr: SocketAddr) -> Result<TcpListener, ConfigError> {
-    TcpListener::bind(addr).await.map_err(|source| ConfigError::PortInUse { flag, addr, source })
+    haven_net::listen(addr).map_err(|source| ConfigError::PortInUse { flag, addr, source })
 }
 
 #[cfg(test)]

@@ -93,9 +93,7 @@ where
             .map_err(|source| NetError::DataDir { path: config.data_dir.clone(), source })?;
         let listener = match listener {
             Some(listener) => listener,
-            None => TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| NetError::Listen { addr: config.listen, source })?,
+            None => crate::listen(config.listen).map_err(|source| NetError::Listen { addr: config.listen, source })?,
         };
         let rng =
             haven_runtime::Rng::try_from_rng(&mut rand::rngs::SysRng).map_err(|e| NetError::Entropy(e.to_string()))?;

@@ -99,8 +99,7 @@ pub async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
     let id = NodeId(args.id);
     let commands_wait = crate::agent_cmd::commands_wait(args.commands_wait_ms)?;
     let link = HttpLink::connect(config, commands_wait, id).context("--endpoints")?;
-    let listener =
-        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("--listen {}", args.listen))?;
+    let listener = haven_net::listen(args.listen).with_context(|| format!("--listen {}", args.listen))?;
     let url = format!("http://{}", listener.local_addr().context("--listen")?);
 
     let shared = Arc::new(Mutex::new(Shared::default()));
