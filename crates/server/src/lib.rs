@@ -20,6 +20,7 @@ pub mod ha_demo;
 pub mod ha_processes;
 pub mod local_cluster;
 pub mod node_cmd;
+pub mod open_files;
 pub mod proxy;
 pub mod proxy_cmd;
 pub mod scale_cmd;

@@ -99,6 +99,7 @@ pub async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
     let id = NodeId(args.id);
     let commands_wait = crate::agent_cmd::commands_wait(args.commands_wait_ms)?;
     let link = HttpLink::connect(config, commands_wait, id).context("--endpoints")?;
+    tracing::error_span!("proxy", node = args.id).in_scope(crate::open_files::raise_open_files_limit);
     let listener = haven_net::listen(args.listen).with_context(|| format!("--listen {}", args.listen))?;
     let url = format!("http://{}", listener.local_addr().context("--listen")?);
 

@@ -13,6 +13,7 @@ pub fn run(args: StationArgs) -> Result<()> {
     for warning in warnings {
         tracing::warn!("{warning}");
     }
+    tracing::error_span!("station", node = config.id).in_scope(crate::open_files::raise_open_files_limit);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(haven_daemon::run(config))?;
     Ok(())
