@@ -23,6 +23,7 @@
 //!   ignores commands until it has joined again with a new lease.
 
 use crate::command::{Action, AgentCommand, CommandId};
+use crate::done_commands::DoneCommands;
 use crate::fence_clock::FenceClock;
 use crate::input::Event;
 use crate::instance::{InstanceId, Role};
@@ -31,8 +32,6 @@ use haven_runtime::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
-/// Commands remembered as done, for deduplication.
-pub const DONE_LEN_MAX: usize = 1_024;
 /// Reports waiting to be sent; the oldest are dropped beyond it (the
 /// coordinator's re-issues make the agent report again).
 pub const REPORTS_LEN_MAX: usize = 4_096;
@@ -116,7 +115,7 @@ pub struct AgentCore {
     /// The highest fencing token seen per service.
     tokens: BTreeMap<String, u64>,
     instances: BTreeMap<InstanceId, Local>,
-    done: VecDeque<CommandId>,
+    done: DoneCommands,
     reports: VecDeque<Event>,
     fenced: bool,
     /// The lease the agent joined with; `None` before the first join.
@@ -131,7 +130,7 @@ impl AgentCore {
             clock,
             tokens: BTreeMap::new(),
             instances: BTreeMap::new(),
-            done: VecDeque::new(),
+            done: DoneCommands::default(),
             reports: VecDeque::new(),
             fenced: false,
             session: None,
@@ -190,10 +189,7 @@ impl AgentCore {
     }
 
     fn finish(&mut self, command: CommandId) {
-        if self.done.len() >= DONE_LEN_MAX {
-            self.done.pop_front();
-        }
-        self.done.push_back(command);
+        self.done.remember(command);
         self.report(Event::CommandDone { command });
     }
 
@@ -231,7 +227,7 @@ impl AgentCore {
         if self.fenced || self.session != Some(command.session) {
             return Vec::new(); // not a member until it joins again, or meant for another session
         }
-        if self.done.contains(&command.id) {
+        if self.done.contains(command.id) {
             self.report(Event::CommandDone { command: command.id });
             return Vec::new();
         }

@@ -39,12 +39,12 @@
 
 use super::fence::CommandFence;
 use super::proxy::ProxyHost;
-use haven_ha::{CommandId, DONE_LEN_MAX, Event, InstanceId, ProxyConfig, Role};
+use haven_ha::{CommandId, DoneCommands, Event, InstanceId, ProxyConfig, Role};
 use haven_runtime::{Component, CtxFor, Instant, IoId, IoResult, NodeId, TimerId};
 use haven_station::StationMsg;
 use haven_store::{LeaseId, Request};
 use rand::RngExt;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -178,11 +178,10 @@ pub struct Agent {
     pub(crate) to_revoke: BTreeSet<LeaseId>,
     /// Instances commanded in this session.
     pub(crate) session_instances: BTreeSet<InstanceId>,
-    /// Commands this incarnation carried out, newest last (at most
-    /// `haven_ha::DONE_LEN_MAX`), as the real agent keeps them: a proxy sends
-    /// a command again until it hears it was done, and a start repeated
-    /// after its instance exited must not start it again.
-    pub(crate) done: VecDeque<CommandId>,
+    /// Commands this incarnation carried out, as the real agent keeps them:
+    /// a proxy sends a command again until it hears it was done, and a
+    /// start repeated after its instance exited must not start it again.
+    pub(crate) done: DoneCommands,
     /// Instances of this incarnation's ended sessions: fenced by the
     /// coordinator when their lease died, so a command about one is stale.
     pub(crate) retired: BTreeSet<InstanceId>,
@@ -235,7 +234,7 @@ impl Agent {
             exits: BTreeMap::new(),
             to_revoke: BTreeSet::new(),
             session_instances: BTreeSet::new(),
-            done: VecDeque::new(),
+            done: DoneCommands::default(),
             retired: BTreeSet::new(),
         }
     }
@@ -393,13 +392,8 @@ impl Agent {
 
     /// Sends `event` through the proxy, or to the station believed to lead.
     pub(crate) fn report(&mut self, ctx: &mut impl CtxFor<Self>, event: Event) {
-        if let Event::CommandDone { command } = event
-            && !self.done.contains(&command)
-        {
-            if self.done.len() >= DONE_LEN_MAX {
-                self.done.pop_front();
-            }
-            self.done.push_back(command);
+        if let Event::CommandDone { command } = event {
+            self.done.remember(command);
         }
         let report = StationMsg::HaReport(haven_station::HaReport::Event(event));
         match self.route(ctx.now()) {

@@ -32,7 +32,7 @@ impl Agent {
         if self.instances.get(&command.instance).is_some_and(|r| r.command == command.id) {
             return self.acknowledge(ctx, &command);
         }
-        if self.done.contains(&command.id) {
+        if self.done.contains(command.id) {
             // Done before and its instance gone since: done is all it gets.
             return self.report(ctx, Event::CommandDone { command: command.id });
         }
