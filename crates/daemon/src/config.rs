@@ -56,6 +56,13 @@ pub const SNAPSHOT_ENTRIES_DEFAULT: u64 = 100_000;
 pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 200;
 /// How often the leader sends heartbeats, in ms.
 pub const HEARTBEAT_MS_DEFAULT: u64 = 40;
+/// Client connections open at once by default: far above what a cluster
+/// manager's clients need (each agent holds one or two), far below the
+/// 524,288 open files systemd allows a service.
+pub const CLIENT_CONNECTIONS_MAX_DEFAULT: u64 = 10_000;
+/// The most a station may be told to hold: beyond this the open-file limit
+/// of any ordinary host runs out first.
+pub const CLIENT_CONNECTIONS_MAX_CEILING: u64 = 1_000_000;
 
 /// How `haven station --help` ends: examples to copy.
 pub const STATION_EXAMPLES: &str = "\
@@ -125,6 +132,11 @@ pub struct StationArgs {
     /// Largest client request body, in bytes [default: 1572864, as etcd].
     #[arg(long, env = "HAVEN_REQUEST_BYTES_MAX", value_name = "BYTES")]
     pub request_bytes_max: Option<u64>,
+    /// Client connections (HTTP clients, agents, watchers) open at once; past it new ones wait
+    /// in the kernel's queue until one closes. Lowered at start to what the open-file limit
+    /// leaves, with a warning [default: 10000].
+    #[arg(long, env = "HAVEN_CLIENT_CONNECTIONS_MAX", value_name = "CONNECTIONS")]
+    pub client_connections_max: Option<u64>,
     /// MVCC history kept, in revisions: the leader compacts older history
     /// once it grows an eighth past this (etcd's revision auto-compaction,
     /// in small steps so that no compaction stalls the stations); 0 keeps
@@ -184,6 +196,8 @@ pub struct StationConfig {
     pub heartbeat: Duration,
     pub request_timeout: Duration,
     pub request_bytes_max: u64,
+    /// Client connections open at once (`capped_listener.rs`).
+    pub client_connections_max: usize,
     /// `None`: no auto-compaction.
     pub history_revisions_max: Option<u64>,
     pub snapshot_entries: u64,
@@ -221,6 +235,7 @@ impl StationArgs {
             heartbeat_ms: self.heartbeat_ms.or(base.heartbeat_ms),
             request_timeout_ms: self.request_timeout_ms.or(base.request_timeout_ms),
             request_bytes_max: self.request_bytes_max.or(base.request_bytes_max),
+            client_connections_max: self.client_connections_max.or(base.client_connections_max),
             history_revisions_max: self.history_revisions_max.or(base.history_revisions_max),
             snapshot_entries: self.snapshot_entries.or(base.snapshot_entries),
             snapshot_keys_per_turn: self.snapshot_keys_per_turn.or(base.snapshot_keys_per_turn),
@@ -279,6 +294,11 @@ impl StationConfig {
             let (min, max) = (REQUEST_BYTES_MAX_FLOOR, REQUEST_BYTES_MAX_CEILING);
             return Err(ConfigError::RequestBytes { value: request_bytes_max, min, max });
         }
+        let client_connections_max = args.client_connections_max.unwrap_or(CLIENT_CONNECTIONS_MAX_DEFAULT);
+        if !(1..=CLIENT_CONNECTIONS_MAX_CEILING).contains(&client_connections_max) {
+            let max = CLIENT_CONNECTIONS_MAX_CEILING;
+            return Err(ConfigError::ClientConnections { value: client_connections_max, max });
+        }
         let fence = FenceSettings::resolve(args.fence_command.as_deref(), args.fence_after_ms, args.fence_timeout_ms)?;
         let config = StationConfig {
             id,
@@ -292,6 +312,7 @@ impl StationConfig {
             heartbeat: Duration::from_millis(heartbeat_ms),
             request_timeout: Duration::from_millis(request_timeout_ms),
             request_bytes_max,
+            client_connections_max: usize::try_from(client_connections_max).expect("at most the ceiling"),
             history_revisions_max: Some(args.history_revisions_max.unwrap_or(HISTORY_REVISIONS_MAX_DEFAULT))
                 .filter(|&kept| kept > 0),
             snapshot_entries: positive(
@@ -398,6 +419,19 @@ mod tests {
         assert_eq!(config.history_revisions_max, Some(10_000));
         assert_eq!(config.snapshot_keys_per_turn, 1_024);
         assert_eq!(config.me().id, 2);
+    }
+
+    #[test]
+    fn the_client_connection_cap_defaults_to_ten_thousand_and_refuses_zero() {
+        assert_eq!(StationConfig::resolve(valid()).unwrap().0.client_connections_max, 10_000);
+        let set = StationConfig::resolve(flags(&format!(
+            "--id 2 --data-dir /tmp/h2 --initial-cluster {CLUSTER3} --client-connections-max 64"
+        )));
+        assert_eq!(set.unwrap().0.client_connections_max, 64);
+        for value in [0, CLIENT_CONNECTIONS_MAX_CEILING + 1] {
+            let message = error(StationArgs { client_connections_max: Some(value), ..valid() });
+            assert!(message.contains("--client-connections-max"), "{message}");
+        }
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub enum ConfigError {
     #[error("--request-bytes-max {value} is outside {min}..={max}; etcd's default is 1572864 (1.5 MiB)")]
     RequestBytes { value: u64, min: u64, max: u64 },
     #[error(
+        "--client-connections-max {value} is outside 1..={max}; the default, 10000, suits most clusters (each agent holds one or two)"
+    )]
+    ClientConnections { value: u64, max: u64 },
+    #[error(
         "--data-dir {path} is not writable ({reason}); choose a directory this user can write, or fix its permissions"
     )]
     DataDir { path: PathBuf, reason: String },

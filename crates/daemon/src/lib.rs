@@ -10,7 +10,8 @@
 //! — until SIGTERM or SIGINT.
 //!
 //! Layout: `config.rs` and `cluster.rs` read the settings, `checks.rs`
-//! checks the data directory and ports; `run.rs` starts everything;
+//! checks the data directory and ports, `capped_listener.rs` bounds the
+//! client connections; `run.rs` starts everything;
 //! `handle.rs` is the backend, `routes.rs` routes the replica's answers,
 //! `forward.rs` carries requests to the leader, `sessions.rs` numbers
 //! commands; `ha_api.rs` serves the operator API under `/v1/` (described
@@ -21,6 +22,7 @@
 //! wakes the agents' command fetches waiting on this station.
 
 pub mod agent_api;
+pub mod capped_listener;
 mod checks;
 mod cluster;
 mod command_bell;
@@ -47,8 +49,8 @@ mod sessions;
 pub use checks::{Bound, bind, check_data_dir};
 pub use cluster::{MemberSpec, parse_initial_cluster};
 pub use config::{
-    ClusterState, REQUEST_BYTES_MAX_CEILING, REQUEST_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_FLOOR, STATION_EXAMPLES,
-    StationArgs, StationConfig,
+    CLIENT_CONNECTIONS_MAX_DEFAULT, ClusterState, REQUEST_BYTES_MAX_CEILING, REQUEST_BYTES_MAX_DEFAULT,
+    REQUEST_BYTES_MAX_FLOOR, STATION_EXAMPLES, StationArgs, StationConfig,
 };
 pub use config_error::{ConfigError, MEMBER_EXAMPLE};
 pub use error::DaemonError;

@@ -5,6 +5,7 @@
 //! paths (proposals, latencies, watchers) and, at scrape time, the
 //! executor's counters. Out: Prometheus text for `GET /metrics`.
 
+use crate::capped_listener::ConnectionCounts;
 use haven_net::{Counters, CountersSnapshot, LATENCY_BUCKETS_US, Latencies};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
@@ -42,6 +43,8 @@ pub struct Metrics {
     pub fences_started: Counter,
     pub fences_succeeded: Counter,
     pub fences_failed: Counter,
+    /// The client listener's open connections and waits at its cap.
+    pub client_connections: ConnectionCounts,
     net: NetMetrics,
     net_counters: Arc<Counters>,
     /// The executor's counters at the last scrape, to turn them into increments.
@@ -79,6 +82,7 @@ impl Metrics {
             fences_started: Counter::default(),
             fences_succeeded: Counter::default(),
             fences_failed: Counter::default(),
+            client_connections: ConnectionCounts::default(),
             net: NetMetrics::default(),
             net_counters,
             net_seen: Mutex::new(CountersSnapshot::default()),
@@ -107,6 +111,10 @@ impl Metrics {
             "Runs of the fence command that failed or timed out",
             m.fences_failed.clone(),
         );
+        let open = m.client_connections.open.clone();
+        registry.register("client_connections", "Client connections open on this member", open);
+        let waits = "Times a new client connection waited because --client-connections-max were open";
+        registry.register("client_connection_waits", waits, m.client_connections.waits.clone());
         let fsyncs = NetLatencies { counters: m.net_counters.clone(), pick: |c| c.disk_syncs };
         registry.register("disk_fsync_duration_seconds", "fsync latency of the data directory", fsyncs);
         let turns = NetLatencies { counters: m.net_counters.clone(), pick: |c| c.turns };

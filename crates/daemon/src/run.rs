@@ -7,6 +7,7 @@
 //! client address the etcd v3 JSON API, the operator API under `/v1/`,
 //! `/metrics`, `/health` and the forwarding endpoint; then everything closed and joined.
 
+use crate::capped_listener::CappedListener;
 use crate::checks::{Bound, bind, check_data_dir};
 use crate::config::StationConfig;
 use crate::error::DaemonError;
@@ -111,13 +112,16 @@ async fn serve(config: StationConfig, bound: Bound, shutdown: impl Future<Output
     let limits = GatewayLimits { request_bytes_max, ..GatewayLimits::default() };
     let body_bytes_max = usize::try_from(request_bytes_max).unwrap_or(usize::MAX);
     let app = haven_gateway::router(handle.clone(), limits)
-        .merge(routes(handle.clone(), metrics, body_bytes_max))
+        .merge(routes(handle.clone(), metrics.clone(), body_bytes_max))
         .merge(crate::ha_api::router(handle.clone(), body_bytes_max))
         .merge(crate::proxy_api::router(handle))
         .merge(crate::dashboard::router());
     let app = tower::make::Shared::new(InSpan::new(app, tracing::Span::current()));
+    let connections = metrics.client_connections.clone();
+    let remedy = "if the clients are real, raise --client-connections-max";
+    let listener = CappedListener::new(bound.client, config.client_connections_max, remedy, connections);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = axum::serve(bound.client, app).with_graceful_shutdown(async move {
+    let http = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = http_stopped.await;
     });
     let http = tokio::spawn(async move { http.await }.in_current_span());

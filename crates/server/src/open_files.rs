@@ -19,6 +19,33 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 /// short: the start-up log warns.
 pub const OPEN_FILES_WANTED_MIN: u64 = 4096;
 
+/// Descriptors a station or proxy keeps for itself beyond its client
+/// connections: WAL segments and snapshots, peer links, its own client
+/// connections to other stations, fence commands' pipes, the runtime's. A
+/// handful each; this leaves a wide margin.
+pub const OPEN_FILES_RESERVED: u64 = 256;
+
+/// The client connections `wanted` (as set by `source`, named in the
+/// warning), lowered to what an open-file `limit` leaves after the reserve, so that
+/// connections past it wait in the kernel's queue instead of failing to
+/// be accepted while the station runs out of descriptors for its log.
+pub fn connections_within(limit: Option<u64>, wanted: usize, source: &str) -> usize {
+    let Some(limit) = limit else { return wanted };
+    let room = limit - OPEN_FILES_RESERVED.min(limit / 2);
+    let room = usize::try_from(room).unwrap_or(usize::MAX).max(1);
+    if room >= wanted {
+        return wanted;
+    }
+    tracing::warn!(
+        limit,
+        wanted,
+        allowed = room,
+        "the open-file limit leaves room for {room} client connections, fewer than the {wanted} wanted \
+         ({source}); holding at most {room}; raise the hard limit (ulimit -Hn, or LimitNOFILE= in a systemd unit)"
+    );
+    room
+}
+
 /// Raises the soft open-file limit to the hard one; returns the limit in
 /// force afterwards (or `None` if it cannot be read). Never fails the
 /// command: a limit that cannot be raised is logged and left as it is.
@@ -53,6 +80,15 @@ pub fn raise_open_files_limit() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_are_lowered_to_what_the_open_files_leave() {
+        assert_eq!(connections_within(Some(524_288), 10_000, "--x"), 10_000);
+        assert_eq!(connections_within(Some(4096), 10_000, "--x"), 4096 - 256);
+        assert_eq!(connections_within(Some(300), 10_000, "--x"), 150, "half kept when the reserve would take most");
+        assert_eq!(connections_within(Some(1), 10_000, "--x"), 1);
+        assert_eq!(connections_within(None, 10_000, "--x"), 10_000, "an unknown limit changes nothing");
+    }
 
     #[test]
     fn the_soft_limit_is_raised_to_the_hard_one() {

@@ -12,6 +12,7 @@ use crate::proxy::member::{self, MemberSettings};
 use crate::proxy::serve;
 use anyhow::{Context as _, bail};
 use haven_client::{ClientConfig, parse_endpoints};
+use haven_daemon::capped_listener::{CappedListener, ConnectionCounts};
 use haven_ha::{PROXY_AGENTS_MAX, ProxyConfig};
 use haven_runtime::NodeId;
 use std::net::SocketAddr;
@@ -19,6 +20,11 @@ use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
+
+/// Agent connections a proxy holds open at once: each of its at most
+/// `PROXY_AGENTS_MAX` agents keeps one or two (a long poll for commands
+/// beside its reports), with room for reconnections still closing.
+const PROXY_CONNECTIONS_MAX: usize = 4 * PROXY_AGENTS_MAX;
 
 pub const PROXY_EXAMPLES: &str = "\
 Examples:
@@ -99,9 +105,14 @@ pub async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
     let id = NodeId(args.id);
     let commands_wait = crate::agent_cmd::commands_wait(args.commands_wait_ms)?;
     let link = HttpLink::connect(config, commands_wait, id).context("--endpoints")?;
-    tracing::error_span!("proxy", node = args.id).in_scope(crate::open_files::raise_open_files_limit);
+    let connections_max = tracing::error_span!("proxy", node = args.id).in_scope(|| {
+        let limit = crate::open_files::raise_open_files_limit();
+        crate::open_files::connections_within(limit, PROXY_CONNECTIONS_MAX, "4 per agent")
+    });
     let listener = haven_net::listen(args.listen).with_context(|| format!("--listen {}", args.listen))?;
     let url = format!("http://{}", listener.local_addr().context("--listen")?);
+    let remedy = "an agent holds one or two: look for agents that reconnect without closing";
+    let listener = CappedListener::new(listener, connections_max, remedy, ConnectionCounts::default());
 
     let shared = Arc::new(Mutex::new(Shared::default()));
     let (inbox, inbox_rx) = mpsc::channel(INBOX_LEN_MAX);

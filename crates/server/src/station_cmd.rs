@@ -5,15 +5,20 @@
 //! station until SIGTERM or Ctrl-C; a configuration error names the field
 //! and the fix.
 
+use crate::open_files;
 use anyhow::{Context as _, Result};
 use haven_daemon::{StationArgs, StationConfig};
 
 pub fn run(args: StationArgs) -> Result<()> {
-    let (config, warnings) = StationConfig::load(args)?;
+    let (mut config, warnings) = StationConfig::load(args)?;
     for warning in warnings {
         tracing::warn!("{warning}");
     }
-    tracing::error_span!("station", node = config.id).in_scope(crate::open_files::raise_open_files_limit);
+    tracing::error_span!("station", node = config.id).in_scope(|| {
+        let limit = open_files::raise_open_files_limit();
+        let wanted = config.client_connections_max;
+        config.client_connections_max = open_files::connections_within(limit, wanted, "--client-connections-max");
+    });
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(haven_daemon::run(config))?;
     Ok(())
