@@ -34,6 +34,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 
 mod agent;
+mod backup;
+pub use backup::BackupRefused;
 mod ha;
 
 /// The longest one attempt waits before it is retried.

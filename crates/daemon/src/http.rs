@@ -1,14 +1,16 @@
 //! The daemon's own HTTP routes, beside the etcd API.
 //!
 //! In: `GET /metrics`, requests other members forward
-//! (`POST /haven/v1/forward`, postcard), and other members asking whether
-//! they were removed (`GET /haven/v1/members/{id}/standing`). Out:
-//! Prometheus text, the local replica's answer, and the member's standing
-//! in this member's table. (`/health` is the gateway's: 503 without a
+//! (`POST /haven/v1/forward`, postcard), other members asking whether
+//! they were removed (`GET /haven/v1/members/{id}/standing`), and
+//! operators asking for a backup (`GET /haven/v1/snapshot`). Out:
+//! Prometheus text, the local replica's answer, the member's standing in
+//! this member's table, and the backup's bytes (or, from a member that
+//! does not lead, 421 with the leader's URL as `leader`). (`/health` is the gateway's: 503 without a
 //! leader.)
 
 use crate::forward::{FORWARD_PATH, Forwarded, WAIT_HEADER};
-use crate::handle::StationHandle;
+use crate::handle::{BackupRefused, StationHandle};
 use crate::metrics::Metrics;
 use crate::removal_probe::STANDING_PATH;
 use axum::Router;
@@ -26,6 +28,15 @@ struct Shared {
     metrics: Arc<Metrics>,
 }
 
+/// Where operators fetch a backup (`haven snapshot save`).
+pub const SNAPSHOT_PATH: &str = "/haven/v1/snapshot";
+/// Headers of a backup: the log position it covers.
+pub const SNAPSHOT_INDEX_HEADER: &str = "x-haven-snapshot-index";
+pub const SNAPSHOT_TERM_HEADER: &str = "x-haven-snapshot-term";
+/// How long a backup may take: the snapshot of a large store is written a
+/// few keys per turn between the station's ordinary work.
+const BACKUP_WAIT: Duration = Duration::from_secs(120);
+
 /// Room a forwarded request's envelope takes beyond the client's request.
 const FORWARD_OVERHEAD_BYTES: usize = 64 * 1024;
 
@@ -34,6 +45,7 @@ pub fn routes(handle: StationHandle, metrics: Arc<Metrics>, request_bytes_max: u
     Router::new()
         .route("/metrics", get(metrics_text))
         .route(FORWARD_PATH, post(forward).layer(forward_limit))
+        .route(SNAPSHOT_PATH, get(snapshot))
         .with_state(Shared { handle: handle.clone(), metrics })
         .merge(Router::new().route(STANDING_PATH, get(crate::removal_probe::standing)).with_state(handle))
 }
@@ -52,4 +64,27 @@ async fn forward(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
     let answer = shared.handle.serve_forwarded(request, wait).await;
     let encoded = postcard::to_stdvec(&answer).expect("replica answers always encode");
     ([(header::CONTENT_TYPE, "application/octet-stream")], encoded).into_response()
+}
+
+async fn snapshot(State(shared): State<Shared>) -> Response {
+    let error = |status: StatusCode, text: String, leader: Option<String>| {
+        let body = serde_json::json!({ "error": text, "leader": leader });
+        (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    };
+    match shared.handle.backup(BACKUP_WAIT).await {
+        Ok(image) => {
+            let headers = [
+                (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                (header::HeaderName::from_static(SNAPSHOT_INDEX_HEADER), image.index.to_string()),
+                (header::HeaderName::from_static(SNAPSHOT_TERM_HEADER), image.term.to_string()),
+            ];
+            (headers, axum::body::Body::from(image.data)).into_response()
+        }
+        Err(BackupRefused::NotLeader { leader_url }) => {
+            let text = "only the leader takes backups (its commit index covers every acknowledged write); ask it";
+            error(StatusCode::MISDIRECTED_REQUEST, text.to_owned(), leader_url)
+        }
+        Err(BackupRefused::Backend(e)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e}; retry"), None),
+        Err(BackupRefused::Unexpected(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e, None),
+    }
 }

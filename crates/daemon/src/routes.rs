@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use haven_gateway::{BackendError, WatchUpdate};
 use haven_ha::{AgentCommand, BatchAnswer};
 use haven_runtime::NodeId;
-use haven_station::{HaView, MemberAnswer, ReplyError, StationMsg, WatchEvents};
+use haven_station::{BackupImage, HaView, MemberAnswer, ReplyError, StationMsg, WatchEvents};
 use haven_store::Response;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -45,6 +45,8 @@ pub(crate) enum Answer {
     Batch(BatchAnswer),
     /// The proxy a node is assigned, with its URL (local replica only).
     ProxyPlace(Option<(NodeId, Option<String>)>),
+    /// A backup, or why not (local replica only).
+    Backup(Result<BackupImage, ReplyError>),
 }
 
 impl Answer {
@@ -54,6 +56,7 @@ impl Answer {
             Answer::KeepAlive(result) => result.as_ref().err(),
             Answer::Member(result) => result.as_ref().err(),
             Answer::Ha(result) => result.as_ref().err(),
+            Answer::Backup(result) => result.as_ref().err(),
             Answer::HaView(_) | Answer::Commands(_) | Answer::Batch(_) | Answer::ProxyPlace(_) => None,
         }
     }
@@ -224,6 +227,7 @@ fn route_one(routes: &SharedRoutes, msg: StationMsg) -> Vec<u64> {
         StationMsg::HaView(view) => routes.answer((view.client, view.seq), Answer::HaView(view)),
         StationMsg::Commands { client, seq, commands } => routes.answer((client, seq), Answer::Commands(commands)),
         StationMsg::ProxyPlace { client, seq, place } => routes.answer((client, seq), Answer::ProxyPlace(place)),
+        StationMsg::Backup { client, seq, result } => routes.answer((client, seq), Answer::Backup(result)),
         StationMsg::ProxyAnswer(answer) => {
             let key = (routes.batch_client, answer.seq);
             routes.answer(key, Answer::Batch(answer));

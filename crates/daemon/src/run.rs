@@ -175,6 +175,17 @@ async fn publish(handle: StationHandle, roster: Arc<Roster>, client_url: String)
     }
 }
 
+/// `--initial-cluster` as the member table holds it: every member a voter.
+pub(crate) fn member_records(config: &StationConfig) -> Vec<MemberRecord> {
+    let record = |m: &crate::cluster::MemberSpec| MemberRecord {
+        id: m.id,
+        peer_addr: m.peer_addr.to_string(),
+        client_url: m.client_url.clone(),
+        voter: true,
+    };
+    config.members.iter().map(record).collect()
+}
+
 /// The replica's settings: the daemon's timings and request size, the
 /// library defaults for the rest.
 pub fn replica_config(config: &StationConfig) -> ReplicaConfig {
@@ -182,13 +193,7 @@ pub fn replica_config(config: &StationConfig) -> ReplicaConfig {
     let voters = config.members.iter().filter(|m| !config.joining || m.id != config.id).map(|m| NodeId(m.id)).collect();
     let mut replica = ReplicaConfig::new(voters);
     if !config.joining {
-        let record = |m: &crate::cluster::MemberSpec| MemberRecord {
-            id: m.id,
-            peer_addr: m.peer_addr.to_string(),
-            client_url: m.client_url.clone(),
-            voter: true,
-        };
-        replica.members = config.members.iter().map(record).collect();
+        replica.members = member_records(config);
     }
     replica.raft.election_timeout_min = config.election_timeout;
     // 1-1.5x: see ELECTION_TIMEOUT_MS_DEFAULT for why not wider.

@@ -63,6 +63,8 @@ pub enum Command {
     Lease(haven_client::cli::lease::LeaseArgs),
     /// List, add, remove and promote members.
     Member(haven_client::cli::member::MemberArgs),
+    /// Back up the cluster to a file, inspect a backup, or seed a new cluster from one.
+    Snapshot(crate::snapshot_cmd::SnapshotArgs),
     /// Every member's role, term, commit and applied index, as a table.
     Status(haven_client::cli::status::StatusArgs),
     /// Add, remove, list, show, move, enable and disable services.

@@ -26,5 +26,6 @@ pub mod proxy_cmd;
 pub mod scale_cmd;
 pub mod service_start;
 pub mod sim_cmd;
+pub mod snapshot_cmd;
 pub mod station_cmd;
 pub mod up;

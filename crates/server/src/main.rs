@@ -4,7 +4,8 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 use haven_server::cli::{Cli, Command, DemoArgs, NodeCmd};
 use haven_server::{
-    agent_cmd, bench_cmd, client_cmd, demo, demo_service, ha_demo, node_cmd, proxy_cmd, sim_cmd, station_cmd, up,
+    agent_cmd, bench_cmd, client_cmd, demo, demo_service, ha_demo, node_cmd, proxy_cmd, sim_cmd, snapshot_cmd,
+    station_cmd, up,
 };
 use std::io::IsTerminal as _;
 
@@ -42,6 +43,7 @@ fn main() {
         Command::Kv(args) => client_cmd::block_on(haven_client::cli::kv::run(args)),
         Command::Lease(args) => client_cmd::block_on(haven_client::cli::lease::run(args)),
         Command::Member(args) => client_cmd::block_on(haven_client::cli::member::run(args)),
+        Command::Snapshot(args) => snapshot_cmd::run(args),
         Command::Status(args) => client_cmd::block_on(haven_client::cli::status::run(args)),
         Command::Service(args) => client_cmd::block_on(haven_client::cli::service::run(args)),
         Command::Events(args) => client_cmd::block_on(haven_client::cli::events::run(args)),

@@ -13,6 +13,7 @@
 //! thesis §6.3). Leases expire by the leader's clock, through the log; a new
 //! leader first extends every lease (see the `leases` module).
 
+mod backups;
 pub mod command;
 pub mod config;
 pub mod ha_fence;
@@ -29,6 +30,7 @@ pub mod persist;
 mod reads;
 mod relays;
 pub mod replica;
+pub mod restore;
 mod running;
 pub mod sessions;
 pub mod snapshot_file;
@@ -43,9 +45,9 @@ pub use ha_fence::{FenceConfig, FenceConfigError};
 pub use ha_state::{HaApplied, HaState};
 pub use members::{MemberError, MemberOp, MemberRecord, MemberTable, cluster_id, peer_ids, was_removed};
 pub use msg::{
-    COMMANDS_LEN_MAX, ClientReply, ClientRequest, CommandsOf, HaReply, HaReport, HaRequest, HaView, KeepAliveReply,
-    KeepAliveRequest, MemberAnswer, MemberReply, MemberRequest, Relayed, ReplyError, StationMsg, WatchCreate,
-    WatchEvents,
+    BackupImage, COMMANDS_LEN_MAX, ClientReply, ClientRequest, CommandsOf, HaReply, HaReport, HaRequest, HaView,
+    KeepAliveReply, KeepAliveRequest, MemberAnswer, MemberReply, MemberRequest, Relayed, ReplyError, StationMsg,
+    WatchCreate, WatchEvents,
 };
 pub use replica::{Replica, ReplicaEvent, ReplicaIo, ReplicaTimer};
 pub use sessions::Sessions;

@@ -156,6 +156,17 @@ impl MemberTable {
         }
     }
 
+    /// A table seeded with `list` for a cluster restored from a backup:
+    /// its id mixes `restore_mark` into the list's, so that a surviving
+    /// member of the lost cluster, at the same addresses, is refused as
+    /// "another cluster" instead of offering its diverged log.
+    pub(crate) fn restored(list: &[MemberRecord], restore_mark: &str) -> MemberTable {
+        let mut table = MemberTable::default();
+        table.seed(list);
+        table.cluster_id = fnv1a(table.cluster_id, restore_mark.bytes());
+        table
+    }
+
     fn seed(&mut self, list: &[MemberRecord]) -> Option<MemberRecord> {
         if !self.members.is_empty() {
             return None; // a second leader's seed of the same list, or a late one
@@ -233,13 +244,12 @@ pub fn was_removed(members: &[MemberRecord], next_id: u64, id: u64) -> bool {
 /// The id a cluster seeded with `members` has: FNV-1a over their ids and
 /// peer addresses, so every member computes it alike from the initial list.
 pub fn cluster_id(members: &[MemberRecord]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for m in members {
-        for byte in format!("{}={},", m.id, m.peer_addr).bytes() {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    hash
+    members.iter().fold(0xcbf2_9ce4_8422_2325, |hash, m| fnv1a(hash, format!("{}={},", m.id, m.peer_addr).bytes()))
+}
+
+/// FNV-1a: `hash` continued over `bytes`.
+fn fnv1a(hash: u64, bytes: impl Iterator<Item = u8>) -> u64 {
+    bytes.fold(hash, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 fn check_len(text: &str) -> Result<(), MemberError> {

@@ -8,6 +8,7 @@
 //! carry no session, and their `seq` only pairs a reply with its request.
 
 use crate::members::{MemberError, MemberOp, MemberRecord};
+use bytes::Bytes;
 use haven_ha::{AgentCommand, BatchAnswer, ProxyBatch, StateGraph};
 use haven_raft::Message;
 use haven_runtime::NodeId;
@@ -192,6 +193,18 @@ pub enum StationMsg {
         seq: u64,
         node: NodeId,
     },
+    /// An operator asks the leader for a backup (`backups.rs`); answered
+    /// with `Backup`. Only ever asked of the local replica: the answer is
+    /// the whole snapshot, far above a peer frame.
+    BackupQuery {
+        client: u64,
+        seq: u64,
+    },
+    Backup {
+        client: u64,
+        seq: u64,
+        result: Result<BackupImage, ReplyError>,
+    },
     /// The live proxy (labelled a proxy) the graph assigns the node, with
     /// the URL it joined with (`PROXY_URL_LABEL`); `None`: the stations.
     ProxyPlace {
@@ -199,6 +212,15 @@ pub enum StationMsg {
         seq: u64,
         place: Option<(NodeId, Option<String>)>,
     },
+}
+
+/// A backup: the bytes of a replica snapshot (`snapshot_file`) and the log
+/// position it covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupImage {
+    pub index: u64,
+    pub term: u64,
+    pub data: Bytes,
 }
 
 /// Commands one answer to a `CommandsQuery` carries at most: a boot of

@@ -21,6 +21,7 @@
 //! step (`watches.rs`). A WAL failure halts the replica: it reports `Fatal`
 //! and answers nothing until restarted, which recovers from disk.
 
+use crate::backups::Backups;
 use crate::config::ReplicaConfig;
 use crate::ha_steering::HaSteering;
 use crate::ha_steering::ha_reply;
@@ -313,6 +314,7 @@ impl Replica {
                 self.config.fence.clone(),
             ),
             relays: Relays::new(self.config.waiters_max),
+            backups: Backups::default(),
         };
         self.phase = Phase::Running(Box::new(running));
         self.drive(ctx)
@@ -356,6 +358,7 @@ impl Replica {
                 break;
             }
         }
+        r.serve_backups(ctx)?;
         r.steer_fence(ctx);
         r.report_members(ctx);
         r.retarget_relays(ctx);
@@ -577,6 +580,14 @@ impl Component for Replica {
                 }
             }
             StationMsg::HaRequest(request) => self.on_ha_request(ctx, from, request),
+            StationMsg::BackupQuery { client, seq } => {
+                if let Phase::Running(r) = &mut self.phase {
+                    r.on_backup_query(ctx, from, client, seq);
+                }
+                if let Err(reason) = self.drive(ctx) {
+                    self.fail(ctx, reason);
+                }
+            }
             StationMsg::HaQuery { client, seq } => {
                 if let Phase::Running(r) = &self.phase {
                     r.ha_view(ctx, from, client, seq);
@@ -620,6 +631,7 @@ impl Component for Replica {
             | StationMsg::HaView(_)
             | StationMsg::Commands { .. }
             | StationMsg::ProxyPlace { .. }
+            | StationMsg::Backup { .. }
             | StationMsg::ProxyAnswer(_)
             | StationMsg::ProxyCommands(_)
             | StationMsg::ProxyAssigned { .. } => {}

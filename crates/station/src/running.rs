@@ -6,6 +6,7 @@
 //! the one timer at Raft's next deadline. Reads answered without a log entry
 //! are in `reads.rs`, leases in `leases.rs`, snapshots in `snapshots.rs`.
 
+use crate::backups::Backups;
 use crate::command::Command;
 use crate::ha_steering::HaSteering;
 use crate::leases::Leases;
@@ -60,6 +61,8 @@ pub(crate) struct Running {
     pub(crate) ha: HaSteering,
     /// Requests passed to the leader for clients of this replica.
     pub(crate) relays: Relays,
+    /// Operators' backup queries waiting for a snapshot.
+    pub(crate) backups: Backups,
 }
 
 pub(crate) fn reply(

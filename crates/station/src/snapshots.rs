@@ -43,8 +43,9 @@ struct Installing {
 
 #[derive(Debug, Default)]
 pub(crate) struct Snapshots {
-    /// The newest snapshot taken or installed, kept to send to followers.
-    latest: Option<(SnapshotMeta, Bytes)>,
+    /// The newest snapshot taken or installed, kept to send to followers
+    /// (and to answer backups).
+    pub(crate) latest: Option<(SnapshotMeta, Bytes)>,
     /// (index, term) of the snapshot the WAL is saving.
     saving: Option<(u64, u64)>,
     installing: Option<Installing>,
@@ -63,6 +64,11 @@ impl Snapshots {
 
     pub(crate) fn latest_position(&self) -> Option<LogPosition> {
         self.latest.as_ref().map(|(meta, _)| meta.last)
+    }
+
+    /// Neither writing a snapshot nor installing a received one.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.writing.is_none() && self.installing.is_none()
     }
 }
 
@@ -85,7 +91,9 @@ impl Running {
         self.start_snapshot(ctx)
     }
 
-    fn start_snapshot(&mut self, ctx: &mut impl CtxFor<Replica>) -> Result<(), String> {
+    /// Starts writing a snapshot of the applied state (none if the log up
+    /// to it is not yet durable: a later call retries).
+    pub(crate) fn start_snapshot(&mut self, ctx: &mut impl CtxFor<Replica>) -> Result<(), String> {
         let meta = match self.raft.compaction_meta(self.sm.applied_index()) {
             Ok(meta) => meta,
             // A later apply retries, once the pending log writes are durable.

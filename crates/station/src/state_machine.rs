@@ -109,6 +109,11 @@ impl StateMachine {
         &mut self.ha
     }
 
+    /// For a restore from a backup, which seats the new cluster's members.
+    pub(crate) fn replace_members(&mut self, members: MemberTable) {
+        self.members = members;
+    }
+
     pub fn members(&self) -> &MemberTable {
         &self.members
     }

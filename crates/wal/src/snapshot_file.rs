@@ -13,7 +13,8 @@ use crate::format::RECORD_OVERHEAD_BYTES;
 use haven_runtime::record::{self, Decoded};
 use serde::{Deserialize, Serialize};
 
-pub(crate) const SNAPSHOT_FILE: &str = "snapshot";
+/// The snapshot file's name in the data directory.
+pub const SNAPSHOT_FILE: &str = "snapshot";
 pub(crate) const SNAPSHOT_TMP_FILE: &str = "snapshot.tmp";
 const SNAP_VERSION: u8 = 1;
 
@@ -46,6 +47,13 @@ pub(crate) fn piece(meta: SnapshotMeta, data: &[u8], chunk_bytes_max: usize, pie
     }
     let chunk = data.chunks(chunk_bytes_max).nth(piece - 1)?;
     Some(encode(&SnapRecord::Chunk(chunk)))
+}
+
+/// A whole snapshot file, as a save writes it piece by piece: for a tool
+/// that seeds a data directory offline (`haven snapshot restore`), which
+/// installs it by rename after a sync, as the save does.
+pub fn file_bytes(meta: SnapshotMeta, data: &[u8], config: &WalConfig) -> Vec<u8> {
+    (0..).map_while(|n| piece(meta, data, config.snapshot_chunk_bytes_max, n)).flatten().collect()
 }
 
 /// Largest valid snapshot file: the data plus a header and every chunk's framing.
@@ -107,8 +115,16 @@ fn decode_records(image: &[u8], config: &WalConfig, offset: &mut usize) -> Resul
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_whole_file_decodes_to_its_snapshot() {
+        let config = WalConfig { snapshot_chunk_bytes_max: 4, ..WalConfig::default() };
+        let meta = SnapshotMeta { index: 9, term: 2 };
+        let snapshot = decode(&file_bytes(meta, b"0123456789", &config), &config).expect("decodes");
+        assert_eq!((snapshot.meta, snapshot.data.as_slice()), (meta, &b"0123456789"[..]));
+    }
+
     fn file(meta: SnapshotMeta, data: &[u8], chunk: usize) -> Vec<u8> {
-        (0..).map_while(|i| piece(meta, data, chunk, i)).flatten().collect()
+        file_bytes(meta, data, &WalConfig { snapshot_chunk_bytes_max: chunk, ..WalConfig::default() })
     }
 
     fn config() -> WalConfig {

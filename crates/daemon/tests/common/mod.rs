@@ -51,6 +51,16 @@ fn free_addrs(count: usize) -> Vec<SocketAddr> {
 impl Cluster {
     /// `n` stations with request timeout `request_timeout_ms`, started.
     pub fn start(tag: &str, n: u64, request_timeout_ms: u64) -> Cluster {
+        let mut cluster = Cluster::prepare(tag, n, request_timeout_ms);
+        for id in 1..=n {
+            cluster.launch(id);
+        }
+        cluster
+    }
+
+    /// As [`Cluster::start`], without starting the stations: each starts
+    /// on [`Cluster::launch`].
+    pub fn prepare(tag: &str, n: u64, request_timeout_ms: u64) -> Cluster {
         let dir = std::env::temp_dir().join(format!("haven-daemon-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let free = free_addrs(2 * n as usize);
@@ -69,11 +79,7 @@ impl Cluster {
             let (config, _) = StationConfig::resolve(args).expect("a valid test configuration");
             members.push(Member { id, config, running: None });
         }
-        let mut cluster = Cluster { members, http: reqwest::Client::new(), dir };
-        for id in 1..=n {
-            cluster.launch(id);
-        }
-        cluster
+        Cluster { members, http: reqwest::Client::new(), dir }
     }
 
     /// Prepares member `id` (the next id) to join the running cluster
