@@ -14,7 +14,7 @@ use std::path::PathBuf;
     long_about = "Haven keeps services running across a cluster: it detects failures of machines, processes and \
 links, agrees through consensus on what to do, and restarts services elsewhere.\n\n\
 This build runs the station: a Raft-replicated key-value store that speaks etcd's v3 JSON API \
-(`haven station`, `haven up`, and the client commands `haven kv|lease|member|status`), Haven's operator \
+(`haven station`, `haven up`, the client commands `haven kv|lease|member|status`, and backups with `haven snapshot`), Haven's operator \
 API for services (`haven service|apply|events`, `haven node ls|drain|undrain`), plus the failure \
 detector and leader election (`haven node`, `haven demo`) and the deterministic simulator (`haven sim`).\n\n\
 Start here:\n  haven demo                                   watch a 3-node cluster fail over\n  \

@@ -47,6 +47,11 @@ fn answer(ctx: &mut impl CtxFor<Replica>, w: Waiting, result: Result<BackupImage
 
 impl Running {
     pub(crate) fn on_backup_query(&mut self, ctx: &mut impl CtxFor<Replica>, to: NodeId, client: u64, seq: u64) {
+        // Replicas never ask: the answer, the whole store, is for the local
+        // client, and would only be refused as too large for a peer frame.
+        if self.raft.membership().members().contains(&to) {
+            return;
+        }
         let w = Waiting { to, client, seq, index: self.raft.commit_index() };
         if self.raft.role() != Role::Leader {
             answer(ctx, w, Err(ReplyError::NotLeader { leader_hint: self.raft.leader() }));
