@@ -51,15 +51,20 @@ pub struct SnapshotArgs {
 pub enum SnapshotCommand {
     /// Fetch a backup from the cluster's leader into FILE (written whole, then renamed).
     Save {
+        /// Where to write the backup (an existing file is replaced only once the new one is whole).
         file: PathBuf,
         /// Client URLs of the cluster, comma-separated; a follower points to the leader.
         #[arg(long, env = "HAVEN_ENDPOINTS", value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
         endpoints: Vec<String>,
     },
     /// Check a backup whole and print what it holds.
-    Status { file: PathBuf },
+    Status {
+        /// The backup file.
+        file: PathBuf,
+    },
     /// Seed a new member's empty data directory from a backup.
     Restore {
+        /// The backup file (`haven snapshot save`).
         file: PathBuf,
         /// The new member's id in --initial-cluster.
         #[arg(long)]
