@@ -4,7 +4,8 @@
 //! In: each `Ready` from the Raft core, client requests routed by the
 //! replica. Out: WAL writes, sends, client replies, applied entries, and
 //! the one timer at Raft's next deadline. Reads answered without a log entry
-//! are in `reads.rs`, leases in `leases.rs`, snapshots in `snapshots.rs`.
+//! are in `reads.rs`, leases in `leases.rs`, snapshots in `snapshots.rs`,
+//! backups in `backups.rs`.
 
 use crate::backups::Backups;
 use crate::command::Command;
