@@ -2,8 +2,8 @@
 //! (`haven snapshot restore`).
 //!
 //! In: a backup's bytes, the new member's settings (its id, data directory
-//! and the new cluster's `--initial-cluster`) and how far to move the HA
-//! counters. Out: the data directory holding one snapshot file — the
+//! and the new cluster's `--initial-cluster`) and how far to move the
+//! store's revision and the HA counters. Out: the data directory holding one snapshot file — the
 //! backup's state with the new cluster's membership
 //! (`haven_station::restore`) — which `haven station` with the same
 //! settings opens as it would after a restart; or why not.
@@ -17,7 +17,7 @@ use crate::checks::check_data_dir;
 use crate::config::StationConfig;
 use crate::config_error::ConfigError;
 use crate::run::{member_records, replica_config};
-use haven_station::restore::{RestoreError, RestoreSummary, restore};
+use haven_station::restore::{Bumps, RestoreError, RestoreSummary, restore};
 use std::io::Write as _;
 use std::path::PathBuf;
 use thiserror::Error;
@@ -42,7 +42,7 @@ pub enum RestoreDirError {
 pub fn restore_data_dir(
     backup: &[u8],
     config: &StationConfig,
-    counter_bump: u64,
+    bumps: Bumps,
 ) -> Result<RestoreSummary, RestoreDirError> {
     let dir = &config.data_dir;
     let occupied = std::fs::read_dir(dir).map(|mut entries| entries.next().is_some()).unwrap_or(false);
@@ -50,7 +50,7 @@ pub fn restore_data_dir(
         return Err(RestoreDirError::NotEmpty { path: dir.clone() });
     }
     check_data_dir(dir)?;
-    let (meta, data, summary) = restore(backup, &member_records(config), counter_bump)?;
+    let (meta, data, summary) = restore(backup, &member_records(config), bumps)?;
     let wal_meta = haven_wal::SnapshotMeta { index: meta.last.index, term: meta.last.term };
     let file = haven_wal::snapshot_file_bytes(wal_meta, &data, &replica_config(config).wal);
     let (tmp, path) = (dir.join("snapshot.tmp"), dir.join(haven_wal::SNAPSHOT_FILE));

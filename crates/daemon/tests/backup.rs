@@ -8,10 +8,11 @@ mod common;
 use common::{Cluster, eventually};
 use haven_daemon::restore::{RestoreDirError, restore_data_dir};
 use haven_daemon::{SNAPSHOT_INDEX_HEADER, SNAPSHOT_PATH};
+use haven_station::restore::Bumps;
 use serde_json::{Value, json};
 
 const KEYS: usize = 40;
-const BUMP: u64 = 1_000_000_000;
+const BUMPS: Bumps = Bumps { revision: 1_000_000, counters: 1_000_000_000 };
 
 async fn fetch(cluster: &Cluster, id: u64) -> reqwest::Response {
     let url = format!("{}{SNAPSHOT_PATH}", cluster.client_url(id));
@@ -51,10 +52,11 @@ async fn a_backup_from_the_leader_restores_into_a_new_cluster_with_every_write_a
 
     let mut new = Cluster::prepare("backup-new", 3, 3_000);
     for id in 1..=3 {
-        let summary = restore_data_dir(&backup, &new.member(id).config, BUMP).expect("restored");
+        let summary = restore_data_dir(&backup, &new.member(id).config, BUMPS).expect("restored");
         assert_eq!((summary.index, summary.keys), (index, KEYS as u64));
-        assert_eq!(summary.token_last, BUMP, "no token handed out yet, and the counter moved past the bump");
-        let again = restore_data_dir(&backup, &new.member(id).config, BUMP);
+        assert_eq!(summary.token_last, BUMPS.counters, "no token handed out yet, and the counter moved past the bump");
+        assert!(summary.revision > BUMPS.revision, "the revision moved up");
+        let again = restore_data_dir(&backup, &new.member(id).config, BUMPS);
         assert!(matches!(again, Err(RestoreDirError::NotEmpty { .. })), "a seeded directory is never overwritten");
         new.launch(id);
     }
@@ -67,6 +69,9 @@ async fn a_backup_from_the_leader_restores_into_a_new_cluster_with_every_write_a
     let members = new.member_list(leader).await;
     assert_eq!(members.iter().map(|(id, _)| *id).collect::<Vec<_>>().len(), 3, "{members:?}");
     assert_ne!(cluster_id(&new, leader).await, old_id, "a restored cluster is another cluster");
+    let old_revision = json!({ "key": "azAw", "revision": "5" }); // k00 at a revision of the lost cluster
+    let (status, body) = new.post(leader, "/v3/kv/range", old_revision).await;
+    assert!(status != 200 && body.to_string().contains("compacted"), "an old revision reads as compacted: {body}");
     eventually("every member serves the restored keys", || async {
         for id in 1..=3 {
             if new.get(id, "k00", true).await != Ok(Some("v0".to_owned())) {

@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use haven_daemon::restore::restore_data_dir;
 use haven_daemon::{SNAPSHOT_PATH, StationArgs, StationConfig};
-use haven_station::restore::{RestoreSummary, inspect};
+use haven_station::restore::{Bumps, RestoreSummary, inspect};
 use haven_station::snapshot_file::SNAPSHOT_BYTES_MAX;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,8 @@ const SNAPSHOT_EXAMPLES: &str = "Examples:
 The restored cluster holds the backup's keys, leases, services and nodes,
 with a cluster id of its own. Writes made after the backup are lost. Every
 fencing token, instance id and command id it hands out is above any the
-lost cluster could have handed out after the backup (--counter-bump).";
+lost cluster could have handed out after the backup (--counter-bump), and
+so is every revision (--revision-bump; older ones read as compacted).";
 
 /// How long `save` waits for the leader's snapshot: a large store is
 /// written a few keys per turn between the station's ordinary work.
@@ -79,6 +80,12 @@ pub enum SnapshotCommand {
         /// handed out after the backup is handed out again; the same on every member.
         #[arg(long, default_value_t = 1_000_000_000)]
         counter_bump: u64,
+        /// Added to the store's revision (everything below is marked compacted), so that no
+        /// revision a client saw in the lost cluster names other changes here, and a watcher
+        /// resuming from one is told to read again (etcd's --bump-revision); the same on every
+        /// member.
+        #[arg(long, default_value_t = 1_000_000_000)]
+        revision_bump: u64,
     },
 }
 
@@ -89,7 +96,7 @@ pub fn run(args: SnapshotArgs) -> Result<()> {
             runtime.block_on(save(&file, &endpoints))
         }
         SnapshotCommand::Status { file } => status(&file),
-        SnapshotCommand::Restore { file, id, data_dir, initial_cluster, counter_bump } => {
+        SnapshotCommand::Restore { file, id, data_dir, initial_cluster, counter_bump, revision_bump } => {
             let args = StationArgs {
                 id: Some(id),
                 data_dir: Some(data_dir),
@@ -98,7 +105,8 @@ pub fn run(args: SnapshotArgs) -> Result<()> {
             };
             let (config, _) = StationConfig::resolve(args)?;
             let backup = read_backup(&file)?;
-            let summary = restore_data_dir(&backup, &config, counter_bump)?;
+            let bumps = Bumps { revision: revision_bump, counters: counter_bump };
+            let summary = restore_data_dir(&backup, &config, bumps)?;
             print_summary(&summary);
             println!(
                 "seeded {} for member {id} of {} members; start it with the same --id, --data-dir and --initial-cluster",

@@ -2,11 +2,12 @@
 //! (`haven snapshot restore`).
 //!
 //! In: a backup's bytes (a replica snapshot, `snapshot_file`), the new
-//! cluster's members, and how far to move the HA counters. Out: the
-//! snapshot every new member starts from — the same log position, store,
-//! sessions and HA state, with the membership replaced by the new members
-//! (all voters) and a cluster id of its own — or why the backup cannot be
-//! used.
+//! cluster's members, and how far to move the store's revision and the HA
+//! counters ([`Bumps`]). Out: the snapshot every new member starts from —
+//! the same log position, keys, leases, sessions and HA state, with the
+//! membership replaced by the new members (all voters), a cluster id of its
+//! own, the revision moved up and the history below it compacted — or why
+//! the backup cannot be used.
 //!
 //! Why the counters move: the lost cluster may have handed out fencing
 //! tokens, instance ids and command ids after the backup was taken. A
@@ -14,6 +15,9 @@
 //! resource accept a stale holder, or an agent skip a new command as one
 //! it already ran. Adding `counter_bump` to each puts every new one above
 //! those, as long as the lost cluster handed out fewer after the backup.
+//! The revision moves for the same reason (etcd's `--bump-revision`): a
+//! client of the lost cluster never sees a revision it knew there name
+//! other changes, and a watcher resuming from one is told "compacted".
 
 use crate::members::{MemberRecord, MemberTable};
 use crate::snapshot_file::{self, SnapshotFileError};
@@ -31,6 +35,17 @@ pub enum RestoreError {
     NoMembers,
     #[error("moving the HA counters by {bump} would overflow them; use a smaller bump")]
     Overflow { bump: u64 },
+    #[error("moving the store's revision by {bump} would overflow it; use a smaller bump")]
+    RevisionOverflow { bump: u64 },
+}
+
+/// How far a restore moves what the lost cluster may have handed out after
+/// the backup: the store's revision, and the HA counters (fencing tokens,
+/// instance and command ids).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bumps {
+    pub revision: u64,
+    pub counters: u64,
 }
 
 /// What a restored snapshot holds, for the operator.
@@ -50,8 +65,9 @@ pub struct RestoreSummary {
 pub fn restore(
     backup: &[u8],
     members: &[MemberRecord],
-    counter_bump: u64,
+    bumps: Bumps,
 ) -> Result<(SnapshotMeta, Bytes, RestoreSummary), RestoreError> {
+    let counter_bump = bumps.counters;
     if members.is_empty() {
         return Err(RestoreError::NoMembers);
     }
@@ -60,6 +76,8 @@ pub fn restore(
     let bump = |n: u64| n.checked_add(counter_bump).ok_or(RestoreError::Overflow { bump: counter_bump });
     (graph.token_last, graph.instance_id_last, graph.command_id_last) =
         (bump(graph.token_last)?, bump(graph.instance_id_last)?, bump(graph.command_id_last)?);
+    let revision_overflow = RestoreError::RevisionOverflow { bump: bumps.revision };
+    sm.store_mut().bump_revision(bumps.revision).map_err(|_| revision_overflow)?;
     let mut voters: Vec<NodeId> = members.iter().map(|m| NodeId(m.id)).collect();
     voters.sort_unstable();
     voters.dedup();

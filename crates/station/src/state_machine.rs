@@ -109,6 +109,11 @@ impl StateMachine {
         &mut self.ha
     }
 
+    /// For a restore from a backup, which moves the store's revision.
+    pub(crate) fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
     /// For a restore from a backup, which seats the new cluster's members.
     pub(crate) fn replace_members(&mut self, members: MemberTable) {
         self.members = members;

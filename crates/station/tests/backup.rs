@@ -7,7 +7,7 @@ mod common;
 
 use common::{ask, cluster, command, leader};
 use haven_runtime::NodeId;
-use haven_station::restore::{RestoreError, inspect, restore};
+use haven_station::restore::{Bumps, RestoreError, inspect, restore};
 use haven_station::{MemberRecord, ReplyError, StationMsg, snapshot_file};
 use haven_store::{PutRequest, RangeRequest, Request, StoreConfig};
 
@@ -61,7 +61,9 @@ fn a_restore_seats_the_new_members_as_voters_and_moves_the_counters() {
     let (_, before, old_members) = inspect(&image.data).unwrap();
     assert!(old_members.is_empty() || old_members.iter().all(|m| m.id <= 3));
 
-    let (meta, data, summary) = restore(&image.data, &[record(7), record(5)], 1_000).expect("restored");
+    let bumps = |counters| Bumps { revision: 500, counters };
+    let (meta, data, summary) = restore(&image.data, &[record(7), record(5)], bumps(1_000)).expect("restored");
+    assert_eq!(summary.revision, before.revision + 500, "the revision moved up");
     assert_eq!(meta.membership.voters, vec![NodeId(5), NodeId(7)], "sorted, and every new member votes");
     assert!(meta.membership.learners.is_empty() && meta.membership.voters_outgoing.is_empty());
     assert_eq!((summary.index, summary.keys), (before.index, 1));
@@ -73,10 +75,18 @@ fn a_restore_seats_the_new_members_as_voters_and_moves_the_counters() {
     assert_ne!(sm.members().cluster_id(), seeded, "a restored cluster's id is not the list's alone");
     assert_eq!(sm.ha().graph.command_id_last, before_commands(&image.data) + 1_000);
 
-    assert_eq!(restore(&image.data, &[], 1).unwrap_err(), RestoreError::NoMembers);
-    let at_the_top = restore(&image.data, &[record(1)], u64::MAX - before.token_last).unwrap().1;
-    assert_eq!(restore(&at_the_top, &[record(1)], 1).unwrap_err(), RestoreError::Overflow { bump: 1 });
-    assert!(matches!(restore(&image.data[..image.data.len() - 1], &[record(1)], 1), Err(RestoreError::Backup(_))));
+    assert_eq!(restore(&image.data, &[], bumps(1)).unwrap_err(), RestoreError::NoMembers);
+    let at_the_top = restore(&image.data, &[record(1)], bumps(u64::MAX - before.token_last)).unwrap().1;
+    assert_eq!(restore(&at_the_top, &[record(1)], bumps(1)).unwrap_err(), RestoreError::Overflow { bump: 1 });
+    let revision_too_far = Bumps { revision: u64::MAX, counters: 1 };
+    assert_eq!(
+        restore(&image.data, &[record(1)], revision_too_far).unwrap_err(),
+        RestoreError::RevisionOverflow { bump: u64::MAX }
+    );
+    assert!(matches!(
+        restore(&image.data[..image.data.len() - 1], &[record(1)], bumps(1)),
+        Err(RestoreError::Backup(_))
+    ));
 }
 
 fn before_commands(data: &[u8]) -> u64 {

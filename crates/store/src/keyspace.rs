@@ -203,6 +203,26 @@ impl Keyspace {
         self.events.push_back(EventRecord { rev, key: key.to_vec(), kind: EventKind::Delete });
     }
 
+    /// For a cluster restored from a backup (etcd's restore with
+    /// `--bump-revision` and `--mark-compacted`): history compacted down to
+    /// each key's live version, then the revision moved up by `bump` and
+    /// everything below it marked compacted. A watcher or reader of the
+    /// lost cluster that asks for a revision it saw there is then told
+    /// "compacted" and reads again, rather than being shown this
+    /// cluster's different changes under the same numbers.
+    pub fn bump_revision(&mut self, bump: u64) -> Result<(), StoreError> {
+        let revision =
+            self.revision.checked_add(bump).ok_or(StoreError::FutureRevision { current_revision: u64::MAX })?;
+        if self.compact_revision.is_none_or(|c| c < self.revision) {
+            self.compact(self.revision)?;
+        }
+        // Compaction at the revision left every key one live version at or
+        // below it, so no change since needs tracking for the next one.
+        self.events.clear();
+        (self.revision, self.compact_revision) = (revision, Some(revision));
+        Ok(())
+    }
+
     /// Drops history no read at `at` or later needs (etcd's Compact).
     pub fn compact(&mut self, at: u64) -> Result<(), StoreError> {
         assert!(self.open.is_none(), "compaction is its own command, never inside a write");
@@ -362,6 +382,26 @@ impl Keyspace {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_bumped_revision_keeps_the_live_values_and_marks_the_past_compacted() {
+        let mut ks = Keyspace::default();
+        for v in 0..3u8 {
+            ks.begin();
+            ks.put(b"k", vec![v], 0);
+            ks.end();
+        }
+        assert_eq!(ks.revision(), 4);
+        ks.bump_revision(1_000).unwrap();
+        assert_eq!((ks.revision(), ks.compact_revision()), (1_004, Some(1_004)));
+        assert_eq!(ks.read_revision(4), Err(StoreError::Compacted { compact_revision: 1_004 }));
+        assert_eq!(ks.read_revision(0), Ok(1_004));
+        ks.begin();
+        ks.put(b"j", vec![9], 0);
+        ks.end();
+        assert_eq!(ks.revision(), 1_005, "the next write follows the bumped revision");
+        assert!(ks.bump_revision(u64::MAX).is_err(), "an overflow is refused");
+    }
 
     /// One write transaction over a small keyspace, or a compaction at a
     /// fraction of the way from the last compaction point to the revision.

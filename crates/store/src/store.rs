@@ -59,6 +59,12 @@ impl Store {
         self.kv.compact_revision()
     }
 
+    /// Moves the revision up by `bump` for a restored cluster, marking
+    /// everything below compacted (`Keyspace::bump_revision`).
+    pub fn bump_revision(&mut self, bump: u64) -> Result<(), StoreError> {
+        self.kv.bump_revision(bump)
+    }
+
     /// Leases granted and not yet revoked or expired.
     pub fn leases_len(&self) -> usize {
         self.leases.len()
