@@ -53,7 +53,7 @@ pub fn restore_data_dir(
     let (meta, data, summary) = restore(backup, &member_records(config), bumps)?;
     let wal_meta = haven_wal::SnapshotMeta { index: meta.last.index, term: meta.last.term };
     let file = haven_wal::snapshot_file_bytes(wal_meta, &data, &replica_config(config).wal);
-    let (tmp, path) = (dir.join("snapshot.tmp"), dir.join(haven_wal::SNAPSHOT_FILE));
+    let (tmp, path) = (dir.join(haven_wal::SNAPSHOT_TMP_FILE), dir.join(haven_wal::SNAPSHOT_FILE));
     let io = |path: &PathBuf| {
         let path = path.clone();
         move |source| RestoreDirError::Io { path, source }

@@ -193,7 +193,10 @@ async fn fetch(client: &reqwest::Client, base: &str) -> Result<Fetched> {
 /// into place, so `file` never holds a partial backup.
 fn write_backup(file: &Path, bytes: &[u8], from: &str, started: Instant) -> Result<()> {
     let (_, summary, _) = inspect(bytes).with_context(|| format!("the backup {from} sent"))?;
-    let part = file.with_extension("part");
+    // FILE.part, beside FILE: `with_extension` would replace FILE's own.
+    let mut part = file.as_os_str().to_owned();
+    part.push(".part");
+    let part = PathBuf::from(part);
     let mut out = std::fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
     out.write_all(bytes).and_then(|()| out.sync_all()).with_context(|| format!("writing {}", part.display()))?;
     std::fs::rename(&part, file).with_context(|| format!("renaming {} to {}", part.display(), file.display()))?;

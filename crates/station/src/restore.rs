@@ -67,17 +67,16 @@ pub fn restore(
     members: &[MemberRecord],
     bumps: Bumps,
 ) -> Result<(SnapshotMeta, Bytes, RestoreSummary), RestoreError> {
-    let counter_bump = bumps.counters;
     if members.is_empty() {
         return Err(RestoreError::NoMembers);
     }
     let (mut meta, mut sm) = snapshot_file::decode(backup, StoreConfig::default())?;
     let graph = &mut sm.ha_mut().graph;
-    let bump = |n: u64| n.checked_add(counter_bump).ok_or(RestoreError::Overflow { bump: counter_bump });
+    let bump = |n: u64| n.checked_add(bumps.counters).ok_or(RestoreError::Overflow { bump: bumps.counters });
     (graph.token_last, graph.instance_id_last, graph.command_id_last) =
         (bump(graph.token_last)?, bump(graph.instance_id_last)?, bump(graph.command_id_last)?);
     let revision_overflow = RestoreError::RevisionOverflow { bump: bumps.revision };
-    sm.store_mut().bump_revision(bumps.revision).map_err(|_| revision_overflow)?;
+    sm.store_mut().bump_revision(bumps.revision).ok_or(revision_overflow)?;
     let mut voters: Vec<NodeId> = members.iter().map(|m| NodeId(m.id)).collect();
     voters.sort_unstable();
     voters.dedup();
@@ -94,7 +93,8 @@ pub fn restore(
 pub fn inspect(backup: &[u8]) -> Result<(SnapshotMeta, RestoreSummary, Vec<MemberRecord>), RestoreError> {
     let (meta, sm) = snapshot_file::decode(backup, StoreConfig::default())?;
     let members = sm.members().members().cloned().collect();
-    Ok((meta.clone(), summary(&meta, &sm), members))
+    let summary = summary(&meta, &sm);
+    Ok((meta, summary, members))
 }
 
 /// Live keys: a count-only range over the whole keyspace (`\0` to `\0`).

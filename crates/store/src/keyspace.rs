@@ -209,18 +209,18 @@ impl Keyspace {
     /// everything below it marked compacted. A watcher or reader of the
     /// lost cluster that asks for a revision it saw there is then told
     /// "compacted" and reads again, rather than being shown this
-    /// cluster's different changes under the same numbers.
-    pub fn bump_revision(&mut self, bump: u64) -> Result<(), StoreError> {
-        let revision =
-            self.revision.checked_add(bump).ok_or(StoreError::FutureRevision { current_revision: u64::MAX })?;
+    /// cluster's different changes under the same numbers. Returns the new
+    /// revision, or `None` (and changes nothing) if it would overflow.
+    pub fn bump_revision(&mut self, bump: u64) -> Option<u64> {
+        let revision = self.revision.checked_add(bump)?;
         if self.compact_revision.is_none_or(|c| c < self.revision) {
-            self.compact(self.revision)?;
+            self.compact(self.revision).expect("the revision is above the compaction point and not in the future");
         }
         // Compaction at the revision left every key one live version at or
         // below it, so no change since needs tracking for the next one.
         self.events.clear();
         (self.revision, self.compact_revision) = (revision, Some(revision));
-        Ok(())
+        Some(revision)
     }
 
     /// Drops history no read at `at` or later needs (etcd's Compact).
@@ -392,7 +392,7 @@ mod tests {
             ks.end();
         }
         assert_eq!(ks.revision(), 4);
-        ks.bump_revision(1_000).unwrap();
+        assert_eq!(ks.bump_revision(1_000), Some(1_004));
         assert_eq!((ks.revision(), ks.compact_revision()), (1_004, Some(1_004)));
         assert_eq!(ks.read_revision(4), Err(StoreError::Compacted { compact_revision: 1_004 }));
         assert_eq!(ks.read_revision(0), Ok(1_004));
@@ -400,7 +400,8 @@ mod tests {
         ks.put(b"j", vec![9], 0);
         ks.end();
         assert_eq!(ks.revision(), 1_005, "the next write follows the bumped revision");
-        assert!(ks.bump_revision(u64::MAX).is_err(), "an overflow is refused");
+        assert_eq!(ks.bump_revision(u64::MAX), None, "an overflow is refused");
+        assert_eq!(ks.revision(), 1_005, "and changes nothing");
     }
 
     /// One write transaction over a small keyspace, or a compaction at a

@@ -60,8 +60,9 @@ impl Store {
     }
 
     /// Moves the revision up by `bump` for a restored cluster, marking
-    /// everything below compacted (`Keyspace::bump_revision`).
-    pub fn bump_revision(&mut self, bump: u64) -> Result<(), StoreError> {
+    /// everything below compacted (`Keyspace::bump_revision`); the new
+    /// revision, or `None` (nothing changed) if it would overflow.
+    pub fn bump_revision(&mut self, bump: u64) -> Option<u64> {
         self.kv.bump_revision(bump)
     }
 

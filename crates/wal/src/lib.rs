@@ -44,6 +44,6 @@ pub use entry::{Entry, Snapshot, SnapshotMeta};
 pub use error::{DiskOp, WalError};
 pub use event::{Recovered, Ticket, TornTail, WalEvent};
 pub use segment_name::SegmentName;
-pub use snapshot_file::{SNAPSHOT_FILE, file_bytes as snapshot_file_bytes};
+pub use snapshot_file::{SNAPSHOT_FILE, SNAPSHOT_TMP_FILE, file_bytes as snapshot_file_bytes};
 pub use tags::{NoMsg, WalIo, WalTimer};
 pub use wal::Wal;

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 /// The snapshot file's name in the data directory.
 pub const SNAPSHOT_FILE: &str = "snapshot";
-pub(crate) const SNAPSHOT_TMP_FILE: &str = "snapshot.tmp";
+/// Where a snapshot is written before it is renamed to [`SNAPSHOT_FILE`];
+/// opening the WAL removes a leftover one.
+pub const SNAPSHOT_TMP_FILE: &str = "snapshot.tmp";
 const SNAP_VERSION: u8 = 1;
 
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]

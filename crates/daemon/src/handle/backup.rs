@@ -35,7 +35,6 @@ impl StationHandle {
                 Err(BackupRefused::NotLeader { leader_url })
             }
             Answer::Backup(Err(ReplyError::Busy)) => Err(BackupRefused::Backend(BackendError::TooManyRequests)),
-            Answer::Backup(Err(other)) => Err(BackupRefused::Unexpected(format!("{other:?}"))),
             other => Err(BackupRefused::Unexpected(format!("{other:?}"))),
         }
     }
