@@ -34,16 +34,17 @@ impl Applier<'_> {
     }
 
     pub fn put(&mut self, p: &PutRequest) -> PutResponse {
-        let prev = self.kv.latest(&p.key);
-        let prev_kv = prev.filter(|_| p.prev_kv).map(|(rev, live)| key_history::to_key_value(&p.key, rev, live));
-        let old_lease = prev.map_or(NO_LEASE, |(_, live)| live.lease);
-        let value = match (p.ignore_value, prev) {
-            (true, Some((_, live))) => live.value.clone(),
-            (true, None) => unreachable!("ignore_value on a missing key is refused before the txn writes"),
-            (false, _) => p.value.clone(),
-        };
-        let lease = if p.ignore_lease { old_lease } else { p.lease };
-        self.kv.put(&p.key, value, lease);
+        let (prev_kv, old_lease, lease) = self.kv.put_with(&p.key, |prev| {
+            let prev_kv = prev.filter(|_| p.prev_kv).map(|(rev, live)| key_history::to_key_value(&p.key, rev, live));
+            let old_lease = prev.map_or(NO_LEASE, |(_, live)| live.lease);
+            let value = match (p.ignore_value, prev) {
+                (true, Some((_, live))) => live.value.clone(),
+                (true, None) => unreachable!("ignore_value on a missing key is refused before the txn writes"),
+                (false, _) => p.value.clone(),
+            };
+            let lease = if p.ignore_lease { old_lease } else { p.lease };
+            (value, lease, (prev_kv, old_lease, lease))
+        });
         self.leases.detach(old_lease, &p.key);
         self.leases.attach(lease, &p.key);
         PutResponse { header: self.header(), prev_kv }

@@ -88,8 +88,19 @@ impl<V> KeyChunk<V> {
         self.search(key).ok().map(|at| &self.slots[at].value)
     }
 
-    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
-        self.search(key).ok().map(|at| &mut self.slots[at].value)
+    /// The slot holding `key`, for [`KeyChunk::value_at`] and
+    /// [`KeyChunk::value_at_mut`]: a caller that reads a value, then maybe
+    /// changes it, searches once.
+    pub fn position(&self, key: &[u8]) -> Option<usize> {
+        self.search(key).ok()
+    }
+
+    pub fn value_at(&self, at: usize) -> &V {
+        &self.slots[at].value
+    }
+
+    pub fn value_at_mut(&mut self, at: usize) -> &mut V {
+        &mut self.slots[at].value
     }
 
     pub fn contains_key(&self, key: &[u8]) -> bool {
