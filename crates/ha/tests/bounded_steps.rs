@@ -4,7 +4,7 @@
 //! step re-sent 7,176 start commands, did not fit, and the leader could
 //! not commit any step again.
 
-mod common;
+use crate::common;
 
 use common::*;
 use haven_ha::{Event, InstanceId};

@@ -2,7 +2,7 @@
 //! time and asserts exactly what a step emits (changes, commands and
 //! decisions with their causes).
 
-mod common;
+use crate::common;
 
 use common::*;
 use haven_ha::{Action, CommandId, Event, InstanceId, Role, ServiceKind, ServiceSpec};

@@ -9,7 +9,7 @@
 //! - no command goes to a node whose lease expired, and no new instance is
 //!   placed on a drained node.
 
-mod common;
+use crate::common;
 
 use common::*;
 use haven_ha::{

@@ -1,7 +1,7 @@
 //! Transcript tests of operator actions, ordering constraints, fencing
 //! tokens over many moves, the bounded decision log and snapshots.
 
-mod common;
+use crate::common;
 
 use common::*;
 use haven_ha::{CommandId, Event, InstanceId, OperatorAction, ServiceKind, ServiceSpec, StateGraph};

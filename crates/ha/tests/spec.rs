@@ -1,7 +1,7 @@
 //! Spec validation: each kind of mistake is refused with an error naming the
 //! field, and a refused spec never enters the graph.
 
-mod common;
+use crate::common;
 
 use common::*;
 use haven_ha::{HealthCheck, ServiceKind, ServiceSpec, SpecError, validate};

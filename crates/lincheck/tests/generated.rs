@@ -3,7 +3,7 @@
 //! linearizable, whatever the overlap and timeouts; changing one read's
 //! result in a sequential history always makes it a violation.
 
-mod support;
+use crate::support;
 
 use haven_lincheck::{Input, KeyValue, Limits, Operation, Output, Verdict, check};
 use proptest::prelude::*;

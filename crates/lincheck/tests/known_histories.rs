@@ -2,7 +2,7 @@
 //! names the property (or anomaly) it checks. Revisions start at 1 as in etcd,
 //! so the first change gets revision 2.
 
-mod support;
+use crate::support;
 
 use haven_lincheck::{Limits, Partition, TxnOutcome, Verdict, check};
 use support::*;

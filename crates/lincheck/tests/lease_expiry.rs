@@ -3,7 +3,7 @@
 //! window (called at 0, returned at the end of the run). The revision alone
 //! must place them. Revisions start at 1, so the first change gets 2.
 
-mod support;
+use crate::support;
 
 use haven_lincheck::{HistoryError, Input, Limits, Output, check};
 use support::*;

@@ -4,7 +4,7 @@
 //! reads and leadership transfers — every invariant checked
 //! after every step (see `common/cluster.rs`), then liveness once healed.
 
-mod common;
+use crate::common;
 
 use common::cluster::Cluster;
 use std::time::Duration;

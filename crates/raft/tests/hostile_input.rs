@@ -3,7 +3,7 @@
 //! index, sender, garbage payloads) interleaved with ticks, proposals and
 //! persists, against followers, candidates and leaders.
 
-mod common;
+use crate::common;
 
 use common::*;
 use haven_raft::{AppendOutcome, ConflictHint, Entry, HardState, LogPosition, Message, Raft, Role, SnapshotMeta};

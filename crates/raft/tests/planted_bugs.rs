@@ -11,7 +11,7 @@
 //!   window — so the harness traps fresh leaders (see `set_trap`). The
 //!   §5.4.2 transcript test also shows the variant commits by counting.
 
-mod common;
+use crate::common;
 
 use common::cluster::Cluster;
 use common::*;

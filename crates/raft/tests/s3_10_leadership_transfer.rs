@@ -3,7 +3,7 @@
 //! without pre-vote and voters grant it despite the old leader's lease; the
 //! leader gives up after an election timeout. Exact messages and errors.
 
-mod common;
+use crate::common;
 
 use common::*;
 use haven_raft::{HardState, Message, ProposeError, Role, TransferError};

@@ -2,7 +2,7 @@
 //! nodes ignore disruptive votes (§4.2.3) and check-quorum: exact messages,
 //! persist requests and role changes for each input.
 
-mod common;
+use crate::common;
 
 use common::*;
 use haven_raft::{AppendOutcome, HardState, Message, PersistId, PersistRequest, Raft, Role, SoftState};

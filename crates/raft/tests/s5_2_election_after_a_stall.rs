@@ -7,7 +7,7 @@
 //! delays an election by one timeout at most. Without it (the default, and
 //! the simulator's) nothing is forgiven.
 
-mod common;
+use crate::common;
 
 use common::*;
 use haven_raft::{Config, Message, Raft, Role, Setup};

@@ -3,7 +3,7 @@
 //! consistency check with fast backtracking, conflict truncation, and the
 //! commit index reaching followers and the state machine.
 
-mod common;
+use crate::common;
 
 use common::*;
 use haven_raft::{

@@ -3,7 +3,7 @@
 //! that makes both hold across crashes (votes and acks leave only after the
 //! state they promise is on disk; the leader counts itself only then).
 
-mod common;
+use crate::common;
 
 use common::*;
 use haven_raft::{

@@ -4,7 +4,7 @@
 //! before the leader's first commit in its term and during a transfer; and
 //! the voters' side of the promise holds across term changes and restarts.
 
-mod common;
+use crate::common;
 
 use common::*;
 use haven_raft::{Config, HardState, LeaseError, Message, Raft};

@@ -3,7 +3,7 @@
 //! leads with a heartbeat round a majority answers, and only then reports
 //! the read; reads fail when leadership ends. Exact messages and `Ready`s.
 
-mod common;
+use crate::common;
 
 use common::*;
 use haven_raft::{AppendOutcome, ConflictHint, Message, Raft, ReadError, ReadState, Role, Setup};

@@ -5,7 +5,7 @@
 //! a configuration is in force once appended; one change at a time; a
 //! removed leader steps down once C_new commits (§4.2.2).
 
-mod common;
+use crate::common;
 
 use common::*;
 use haven_raft::{ConfChangeError, Entry, EntryKind, HardState, Membership, Message, Raft, Role, Setup};

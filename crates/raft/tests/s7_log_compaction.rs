@@ -5,7 +5,7 @@
 //! hands the complete snapshot to its caller and acknowledges it only once
 //! installed. Exact messages and `Ready`s.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::*;

@@ -8,7 +8,7 @@
 //! correct system passes those seeds (see `ha_failover_sweep_slice.rs` and
 //! the CI sweep).
 
-mod common;
+use crate::common;
 
 use common::expiry::ExpiresWithoutExtension;
 use haven_ha::{AgentCommand, Event};

@@ -2,7 +2,7 @@
 //! broken variant lives only in the tests, as a wrapper around the real
 //! replica (planted bug (b) in `common`, as `lease` must catch it too).
 
-mod common;
+use crate::common;
 
 use common::{LeaderLocalReads, Planted};
 use haven_scenarios::kv::linearizable;

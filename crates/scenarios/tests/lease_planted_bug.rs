@@ -7,7 +7,7 @@
 //! its own state without ReadIndex. The broken variants live only in the
 //! tests, as wrappers around the real replica.
 
-mod common;
+use crate::common;
 
 use common::expiry::ExpiresWithoutExtension;
 use common::{LeaderLocalReads, Plant, Planted};

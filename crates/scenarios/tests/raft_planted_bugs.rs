@@ -1,7 +1,7 @@
 //! A planted Raft bug (the `planted-bugs` feature) caught by the
 //! `kv-linearizable` sweep itself. Heavy — about eight minutes on the
 //! release build — so it is not part of `cargo test`; run it with
-//! `cargo test --release -p haven-scenarios --test raft_planted_bugs -- --ignored --nocapture`.
+//! `cargo test --release -p haven-scenarios --test scenarios raft_planted_bugs:: -- --ignored --nocapture`.
 //! Last run: caught at seed 3096 (two leaders in term 3), in 445 s.
 //!
 //! The Figure 8 bug (committing an earlier term's entry by counting) is not

@@ -1,6 +1,6 @@
 //! Checkers, limits, the report line, and scenario composition.
 
-mod common;
+use crate::common;
 
 use common::{Msg, Node, Out, ms, n, record};
 use haven_sim::{ConfigError, Dist, Outcome, Process, RunReport, Scenario, Sim, SimConfig, SimTime, actions};

@@ -1,6 +1,6 @@
 //! Same seed, same run; different seed, different run; tracing changes nothing.
 
-mod common;
+use crate::common;
 
 use common::{Node, Out, ms, record, trace};
 use haven_sim::{Dist, Process, RunReport, Scenario, Sim, SimConfig, SimTime, actions, sweep};

@@ -1,6 +1,6 @@
 //! The simulated disk: durability rules, crashes, tears, faults, limits.
 
-mod common;
+use crate::common;
 
 use common::{Log, Msg, Out, ms, n, record};
 use haven_runtime::disk::READ_BYTES_MAX;

@@ -1,6 +1,6 @@
 //! The network model: loss, duplication, partitions, one-way blocks, clogs.
 
-mod common;
+use crate::common;
 
 use common::{Log, Msg, Out, ms, n, record};
 use haven_runtime::NodeId;

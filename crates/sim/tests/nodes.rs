@@ -1,6 +1,6 @@
 //! Node control: pause, crash, restart, clocks.
 
-mod common;
+use crate::common;
 
 use common::{Msg, Out, ms, n, record, state_file};
 use haven_runtime::{IoDone, IoError, IoRequest};

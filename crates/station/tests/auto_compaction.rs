@@ -3,7 +3,7 @@
 //! every replica's store is compacted, through the log, to the bound; a
 //! read at a compacted revision is refused like etcd's, a recent one served.
 
-mod common;
+use crate::common;
 
 use common::{cluster, cluster_with, command, leader, ms, replica};
 use haven_runtime::NodeId;

@@ -3,7 +3,7 @@
 //! write acknowledged before it was asked, and a restore of it seats a new
 //! membership and moves the HA counters.
 
-mod common;
+use crate::common;
 
 use common::{ask, cluster, command, leader};
 use haven_runtime::NodeId;

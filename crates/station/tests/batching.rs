@@ -3,7 +3,7 @@
 //! share one pass of Raft's output, and every one of them is answered as
 //! if it had come alone.
 
-mod common;
+use crate::common;
 
 use common::{PROBE, TestNode, cluster_in, leader, ms};
 use haven_sim::{Sim, SimConfig};

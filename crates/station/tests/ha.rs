@@ -8,7 +8,7 @@
 //! revoked through the log; a leader crash loses no queued event and the
 //! new leader carries on.
 
-mod common;
+use crate::common;
 
 use common::{TestNode, cluster_with_probes, cluster_with_probes_and, inbox, ms};
 use haven_ha::{Action, AgentCommand, Event, OperatorAction, ServiceKind, ServiceSpec};

@@ -7,7 +7,7 @@
 //! before the lease could have expired; a failure is retried up to the
 //! bound; a confirmation for another session changes nothing.
 
-mod common;
+use crate::common;
 
 use common::{TestNode, inbox, ms};
 use haven_ha::{

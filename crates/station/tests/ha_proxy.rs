@@ -8,7 +8,7 @@
 //! the proxy in one message and not the agents; any replica names an
 //! agent's proxy (`ProxyPlaceQuery`).
 
-mod common;
+use crate::common;
 
 use common::{TestNode, cluster_with_probes, inbox, ms};
 use haven_ha::{

@@ -2,7 +2,7 @@
 //! injected as if from a probe node (n4), which keeps every reply it gets.
 //! Each test names the lease property it checks.
 
-mod common;
+use crate::common;
 
 use common::{TestNode, cluster, command, keep_alive, leader, ms, replica};
 use haven_runtime::NodeId;

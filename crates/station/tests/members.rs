@@ -6,7 +6,7 @@
 //! request; and a leader crash in the middle of a change does not stop it:
 //! the new leader finishes it from the replicated table.
 
-mod common;
+use crate::common;
 
 use common::{TestNode, ms};
 use haven_raft::{Membership, Role};

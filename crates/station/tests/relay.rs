@@ -2,7 +2,7 @@
 //! simulated 3-replica cluster: the probe (n4) plays the daemon's local
 //! client and sends `StationMsg::Relay` to one replica.
 
-mod common;
+use crate::common;
 
 use common::{PROBE, TestNode, ask, cluster, command, inbox, leader, ms};
 use haven_runtime::NodeId;

@@ -3,7 +3,7 @@
 //! even one cut off from every leader, while a linearizable read there is
 //! refused.
 
-mod common;
+use crate::common;
 
 use common::{PROBE, ask, cluster, command, leader, ms};
 use haven_runtime::NodeId;

@@ -7,7 +7,7 @@
 //! their logs past it, both restart, and n3 comes back: it must be sent the
 //! very snapshot the new leader read back, not one written for it.
 
-mod common;
+use crate::common;
 
 use common::{cluster_with, command, leader, ms, replica};
 use haven_runtime::NodeId;

@@ -1,6 +1,6 @@
 //! Compaction against etcd v3's documented behaviour.
 
-mod common;
+use crate::common;
 use common::*;
 use haven_store::*;
 

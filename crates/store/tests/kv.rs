@@ -1,6 +1,6 @@
 //! Puts, ranges and deletes against etcd v3's documented behaviour.
 
-mod common;
+use crate::common;
 use common::*;
 use haven_store::*;
 

@@ -1,6 +1,6 @@
 //! Leases in the replicated store: grant, attach, detach, revoke, time-to-live.
 
-mod common;
+use crate::common;
 use common::*;
 use haven_store::*;
 

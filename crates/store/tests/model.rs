@@ -9,7 +9,7 @@
 //! same answers from both, and after every step every retained revision
 //! and every watch start must agree.
 
-mod common;
+use crate::common;
 use common::*;
 use haven_store::*;
 use proptest::prelude::*;

@@ -1,6 +1,6 @@
 //! Snapshot and restore: the same store back, or a typed error, never a panic.
 
-mod common;
+use crate::common;
 use common::*;
 use haven_runtime::record::RecordError;
 use haven_store::*;

@@ -1,7 +1,7 @@
 //! Transactions against etcd v3's documented behaviour: compares, branches,
 //! nesting, the op budget, the duplicate-key rule, atomicity.
 
-mod common;
+use crate::common;
 use common::*;
 use haven_store::*;
 

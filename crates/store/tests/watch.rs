@@ -1,7 +1,7 @@
 //! Watch history: every event from a revision on, in order, no gaps or
 //! duplicates, until compaction.
 
-mod common;
+use crate::common;
 use common::*;
 use haven_store::*;
 

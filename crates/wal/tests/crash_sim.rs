@@ -5,7 +5,7 @@
 //! disk loses unsynced writes, tears the last one and rolls back directory
 //! changes on a crash.
 
-mod common;
+use crate::common;
 
 use common::{Cmd, Harness, Out, small_config};
 use haven_runtime::NodeId;

@@ -1,7 +1,7 @@
 //! The WAL under the simulator's disk faults: a full disk, bytes corrupted
 //! on the disk, and reads that flip bits.
 
-mod common;
+use crate::common;
 
 use common::{Cmd, Harness, Out, entries, small_config};
 use haven_runtime::{IoDone, NodeId};

@@ -1,7 +1,7 @@
 //! Transcript tests: the exact disk requests the WAL makes, driven through
 //! `haven_runtime::Host` over an in-memory directory.
 
-mod common;
+use crate::common;
 
 use common::{Cmd, HostRig, MemDisk, Out, entries, entry, small_config};
 use haven_runtime::{IoDone, IoError, IoRequest};
