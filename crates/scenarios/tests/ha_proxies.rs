@@ -23,9 +23,7 @@ fn replay(seed: u64) -> String {
 
 /// For the tests that drive the scenario's cluster by hand.
 fn rerun(seed: u64, test: &str) -> String {
-    format!(
-        "seed {seed}; rerun with `cargo test --release -p haven-scenarios --test scenarios ha_proxies::{test} -- --exact`"
-    )
+    format!("seed {seed}; rerun with `cargo test --release -p haven-scenarios --test scenarios ha_proxies::{test}`")
 }
 
 /// The graph of the replica leading in the highest term.
