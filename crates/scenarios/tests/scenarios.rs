@@ -19,3 +19,4 @@ mod lease_sweep_slice;
 mod planted_bugs;
 mod raft_planted_bugs;
 mod sweep_slice;
+mod test_layout;
