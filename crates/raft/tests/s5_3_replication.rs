@@ -241,6 +241,33 @@ fn a_follower_learns_commit_from_appends_and_heartbeats_and_hands_entries_out_on
 }
 
 #[test]
+fn a_follower_learns_a_commit_its_leader_reports_outside_raft_only_while_its_log_ends_in_that_term() {
+    let mut n2 = fresh(N2, 3);
+    n2.step(ms(1), N1, append(1, (0, 0), vec![cmd(1, 1, "x"), cmd(2, 1, "y"), cmd(3, 1, "z")], 1));
+    let r = n2.take_ready();
+    assert!(r.persist.is_some(), "entries 1..=3 are not durable here yet");
+    let deadline = n2.next_deadline();
+    assert!(!n2.learn_commit(N3, 1, 3), "n3 does not lead term 1");
+    assert!(!n2.learn_commit(N1, 2, 3), "a term we are not in");
+    assert!(!n2.learn_commit(N1, 1, 1), "not above our commit");
+    assert!(n2.learn_commit(N1, 1, 9));
+    let r = n2.take_ready();
+    assert_eq!((n2.commit_index(), r.committed), (3, vec![cmd(2, 1, "y"), cmd(3, 1, "z")]), "bounded by our log");
+    assert_eq!(n2.next_deadline(), deadline, "a hint is not a heartbeat: the election timer runs on");
+    // n3 leads term 2 but has sent no entry yet: our entries of term 1 may
+    // not be in its log, so its commit says nothing about them.
+    let mut n2 = fresh(N2, 3);
+    n2.step(ms(1), N1, append(1, (0, 0), vec![cmd(1, 1, "x"), cmd(2, 1, "y")], 1));
+    n2.step(ms(2), N3, Message::Heartbeat { term: 2, commit: 1, round: 1 });
+    assert_eq!(n2.leader(), Some(N3));
+    assert!(!n2.learn_commit(N3, 2, 2), "our log ends in term 1");
+    n2.step(ms(3), N3, append(2, (1, 1), vec![cmd(2, 2, "w")], 1));
+    assert!(n2.learn_commit(N3, 2, 2));
+    assert_eq!(n2.commit_index(), 2);
+    assert_eq!(n2.entry(2), Some(&cmd(2, 2, "w")), "what commits is n3's entry, which replaced ours");
+}
+
+#[test]
 fn proposals_are_refused_off_the_leader_and_beyond_the_limits() {
     let mut n2 = fresh(N2, 3);
     n2.step(ms(1), N3, Message::Heartbeat { term: 1, commit: 0, round: 1 });

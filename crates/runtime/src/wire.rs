@@ -11,7 +11,8 @@ use std::fmt::Debug;
 use thiserror::Error;
 
 /// Version of the message encoding, carried in every frame's version byte.
-pub const WIRE_VERSION: u8 = 2;
+/// 3: a leader's answer to a relayed command carries its commit index.
+pub const WIRE_VERSION: u8 = 3;
 
 /// What a message type must be to travel between nodes and through the
 /// simulator (which clones to duplicate and hashes the encoding for traces).

@@ -54,6 +54,17 @@ pub struct ClientReply {
     pub client: u64,
     pub seq: u64,
     pub result: Result<Response, ReplyError>,
+    /// Set by a leader answering an applied command: a follower that
+    /// relayed it commits up to here at once (`Raft::learn_commit`) instead
+    /// of after its own fsync and the next append.
+    pub commit: Option<CommitHint>,
+}
+
+/// A leader's commit index in its term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitHint {
+    pub term: u64,
+    pub index: u64,
 }
 
 /// etcd's LeaseKeepAlive: renew `lease` for its full TTL from now. Only the

@@ -566,8 +566,11 @@ impl Component for Replica {
             StationMsg::KeepAlive(request) => self.on_keep_alive(ctx, from, request),
             StationMsg::Relay(relayed) => self.on_relay(ctx, from, relayed),
             msg @ (StationMsg::Reply(_) | StationMsg::KeepAliveReply(_)) => {
-                if let Phase::Running(r) = &mut self.phase {
-                    r.relay_reply(ctx, from, msg);
+                let Phase::Running(r) = &mut self.phase else { return };
+                if r.relay_reply(ctx, from, msg)
+                    && let Err(reason) = self.drive(ctx)
+                {
+                    self.fail(ctx, reason);
                 }
             }
             StationMsg::SerializableRead(request) => self.on_serializable_read(ctx, from, request),

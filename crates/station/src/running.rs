@@ -12,7 +12,7 @@ use crate::command::Command;
 use crate::ha_steering::HaSteering;
 use crate::leases::Leases;
 use crate::member_steering::MemberSteering;
-use crate::msg::{ClientReply, ReplyError, StationMsg};
+use crate::msg::{ClientReply, CommitHint, ReplyError, StationMsg};
 use crate::persist::PersistTracker;
 use crate::reads::PendingRead;
 use crate::relays::Relays;
@@ -73,7 +73,7 @@ pub(crate) fn reply(
     result: Result<Response, ReplyError>,
 ) {
     let (client, seq) = session;
-    ctx.send(to, StationMsg::Reply(ClientReply { client, seq, result }));
+    ctx.send(to, StationMsg::Reply(ClientReply { client, seq, result, commit: None }));
 }
 
 impl Running {
@@ -218,7 +218,9 @@ impl Running {
             Some(Err(error)) => Err(ReplyError::Store(error)),
             None => Err(ReplyError::SessionExpired),
         };
-        reply(ctx, to, (client, seq), result);
+        let leads = self.role == Role::Leader;
+        let commit = leads.then(|| CommitHint { term: self.raft.term(), index: self.raft.commit_index() });
+        ctx.send(to, StationMsg::Reply(ClientReply { client, seq, result, commit }));
     }
 
     /// A deposed leader answers its waiting clients so they retry elsewhere;

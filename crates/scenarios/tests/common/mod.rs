@@ -93,7 +93,10 @@ impl Plant for LeaderLocalReads {
         }
         let store = replica.state_machine().expect("a leader is running").store();
         let result = store.range(range).map(Response::Range).map_err(ReplyError::Store);
-        ctx.send(from, StationMsg::Reply(ClientReply { client: request.client, seq: request.seq, result }));
+        ctx.send(
+            from,
+            StationMsg::Reply(ClientReply { client: request.client, seq: request.seq, result, commit: None }),
+        );
         true
     }
 }
