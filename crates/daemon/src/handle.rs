@@ -247,7 +247,10 @@ impl StationHandle {
     /// it reports (or at `deadline`: the write is done either way). etcd's
     /// member answers a write once it applied it itself, so a serializable
     /// read or a header from the same member never shows an older state
-    /// than the client's own write.
+    /// than the client's own write. A relayed write waits here briefly: the
+    /// leader's answer carries its commit index, and the replica applies up
+    /// to it in the turn it passes the answer on (`Raft::learn_commit`),
+    /// not after its own fsync and the leader's next append.
     async fn applied_here(&self, answer: Answer, deadline: Instant) -> Answer {
         if let Answer::Reply(Ok(response)) = &answer {
             let revision = haven_gateway::json::response_revision(response);

@@ -34,7 +34,9 @@
 //! ([`Raft::transfer_leader`], §3.10); log compaction and chunked
 //! InstallSnapshot ([`Raft::compact`], [`Raft::provide_snapshot`],
 //! [`Raft::on_snapshot_installed`], §7); learners and joint consensus
-//! ([`Raft::propose_membership`], ch. 4).
+//! ([`Raft::propose_membership`], ch. 4); and a follower committing up to
+//! an index its leader reported outside Raft's messages
+//! ([`Raft::learn_commit`], bounded by log matching, §5.3).
 //!
 //! **The state machine** is pluggable ([`StateMachine`]): commands are
 //! opaque bytes to consensus; [`Raft::apply_to`] and
