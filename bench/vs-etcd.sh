@@ -7,8 +7,10 @@
 #   * a 3-member etcd on loopback: `bench kv` (puts; phases of 1,16,64,256
 #     clients) and `bench failover` (leader SIGSTOPped → next acknowledged write);
 #   * then a 3-station Haven cluster from `haven up`, the same two benchmarks;
-# and prints one table with the Haven/etcd ratios. The clusters run one after
-# the other, never together. Everything started here is stopped on exit.
+# and prints one table with the Haven/etcd ratios, and whether the first
+# endpoint (the only one the 1-client phase uses) led or relayed to the
+# leader. The clusters run one after the other, never together. Everything
+# started here is stopped on exit.
 #
 # Knobs (environment): DURATION (s per phase, default 10), PHASES (1,16,64,256),
 # TRIALS (11), PORT_BASE (32379: etcd uses PORT_BASE+{0,100,200} for clients and
@@ -104,7 +106,11 @@ wait_writable() {
 # run_benchmarks NAME ENDPOINTS PIDS: bench kv and bench failover into $WORK/NAME-*.jsonl.
 run_benchmarks() {
   local name=$1 endpoints=$2 pids=$3
-  log "$name: bench kv (put, phases $PHASES, ${DURATION}s each) on $endpoints"
+  # The 1-client phase uses only the first endpoint; whether it leads (or
+  # relays every write to the leader) moves that phase's figures.
+  "${CLIENT[@]}" status --endpoints "$endpoints" 2>/dev/null \
+    | awk '/\*/ { for (i = 1; i <= NF; i++) if ($i ~ /^http/) print $i }' | head -1 > "$WORK/$name-leader.txt" || true
+  log "$name: bench kv (put, phases $PHASES, ${DURATION}s each) on $endpoints; leader $(cat "$WORK/$name-leader.txt")"
   "${CLIENT[@]}" bench kv --endpoints "$endpoints" --op put --phases "$PHASES" --duration "$DURATION" \
     --value-bytes 256 --output json | tee "$WORK/$name-kv.jsonl"
   log "$name: bench failover ($TRIALS trials), pids $pids"
@@ -219,6 +225,13 @@ row "leader freeze -> write, median ms" "$(json_num "$WORK/haven-failover.jsonl"
   "$(json_num "$WORK/etcd-failover.jsonl" median_ms median_ms)" "haven <= 300 ms" 1
 row "leader freeze -> write, max ms" "$(json_num "$WORK/haven-failover.jsonl" max_ms max_ms)" \
   "$(json_num "$WORK/etcd-failover.jsonl" max_ms max_ms)" "" 1
+first_role() { # first_role NAME ENDPOINTS: the first endpoint's role when the load began
+  local leader
+  leader=$(cat "$WORK/$1-leader.txt" 2>/dev/null)
+  case "$leader" in "") echo "unknown" ;; "${2%%,*}") echo "leader" ;; *) echo "follower" ;; esac
+}
+echo "the 1-client phase's endpoint (the first) when the load began: haven" \
+  "$(first_role haven "${HAVEN_ENDPOINTS:-}"), etcd $(first_role etcd "${ETCD_ENDPOINTS:-}")"
 [ "$HAVEN_OK" = 1 ] || echo "Haven half: not run (see the messages above)."
 [ "$ETCD_OK" = 1 ] || echo "etcd half: failed (see the messages above)."
 [ "$HAVEN_OK" = 1 ] && [ "$ETCD_OK" = 1 ]
