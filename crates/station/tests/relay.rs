@@ -92,10 +92,10 @@ fn a_follower_has_applied_the_write_it_relayed_when_it_passes_the_answer_on() {
     let mut sim = cluster(14);
     let follower = follower_of(&sim);
     for seq in 1..=20 {
-        let before = inbox(&sim, 4).len();
+        let (before, deadline) = (inbox(&sim, 4).len(), sim.now() + ms(300));
         sim.inject(follower, PROBE, relay(seq, put(b"k", b"v")));
         while inbox(&sim, 4).len() == before {
-            assert!(sim.step(), "the simulation ran dry before the answer");
+            assert!(sim.now() < deadline && sim.step(), "{follower} did not answer write {seq} within 300 ms");
         }
         let StationMsg::Reply(reply) = &inbox(&sim, 4)[before] else { panic!("a reply") };
         let Ok(Response::Put(put)) = &reply.result else { panic!("the put was refused: {reply:?}") };
