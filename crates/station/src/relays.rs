@@ -18,7 +18,7 @@
 //! busy), and an entry older than [`RELAY_WAIT_MAX`] is dropped unanswered
 //! (its client stopped waiting long before).
 
-use crate::msg::{ClientReply, KeepAliveReply, Relayed, ReplyError, StationMsg};
+use crate::msg::{KeepAliveReply, Relayed, ReplyError, StationMsg};
 use crate::replica::Replica;
 use crate::running::{Running, reply};
 use haven_runtime::{CtxFor, Instant, NodeId};
@@ -172,17 +172,12 @@ impl Running {
     /// ours: the caller then drives the replica, which applies the write
     /// the client waits to see here.
     pub(crate) fn relay_reply(&mut self, ctx: &mut impl CtxFor<Replica>, from: NodeId, msg: StationMsg) -> bool {
-        let key = match &msg {
-            StationMsg::Reply(r) => (r.client, r.seq),
-            StationMsg::KeepAliveReply(k) => (k.client, k.seq),
+        let (key, hint) = match &msg {
+            StationMsg::Reply(r) => ((r.client, r.seq), r.commit),
+            StationMsg::KeepAliveReply(k) => ((k.client, k.seq), None),
             _ => return false,
         };
-        let learned = match &msg {
-            StationMsg::Reply(ClientReply { commit: Some(hint), .. }) => {
-                self.raft.learn_commit(from, hint.term, hint.index)
-            }
-            _ => false,
-        };
+        let learned = hint.is_some_and(|hint| self.raft.learn_commit(from, hint.term, hint.index));
         if let Some(client_node) = self.relays.finish(from, key) {
             ctx.send(client_node, msg);
         }
