@@ -64,6 +64,11 @@ pub const CLIENT_CONNECTIONS_MAX_DEFAULT: u64 = 10_000;
 /// of any ordinary host runs out first.
 pub const CLIENT_CONNECTIONS_MAX_CEILING: u64 = 1_000_000;
 
+/// The most worker threads a station may be given: far more than any
+/// host's cores, so a typo (an extra zero) is caught before it spawns
+/// threads by the thousand.
+pub const WORKER_THREADS_CEILING: u64 = 1024;
+
 /// How `haven station --help` ends: examples to copy.
 pub const STATION_EXAMPLES: &str = "\
 Examples:
@@ -167,6 +172,11 @@ pub struct StationArgs {
     /// [default: 10000].
     #[arg(long, env = "HAVEN_FENCE_TIMEOUT_MS", value_name = "MS")]
     pub fence_timeout_ms: Option<u64>,
+    /// Threads that serve clients and peers and run the event loop (the disk has its own).
+    /// Several stations on one machine each take one per core unless told otherwise, and
+    /// then wait on one another; `haven up` gives each its share [default: one per core].
+    #[arg(long, env = "HAVEN_WORKER_THREADS", value_name = "THREADS")]
+    pub worker_threads: Option<u64>,
 }
 
 /// Whether a member bootstraps a new cluster or joins a running one.
@@ -209,6 +219,8 @@ pub struct StationConfig {
     pub watches_len_max: usize,
     /// The external fence command and its timings (`fence.rs`); `None`: none.
     pub fence: Option<FenceSettings>,
+    /// The async runtime's worker threads; `None`: one per core.
+    pub worker_threads: Option<usize>,
 }
 
 impl StationArgs {
@@ -242,6 +254,7 @@ impl StationArgs {
             fence_command: self.fence_command.or(base.fence_command),
             fence_after_ms: self.fence_after_ms.or(base.fence_after_ms),
             fence_timeout_ms: self.fence_timeout_ms.or(base.fence_timeout_ms),
+            worker_threads: self.worker_threads.or(base.worker_threads),
         }
     }
 }
@@ -300,6 +313,9 @@ impl StationConfig {
             return Err(ConfigError::ClientConnections { value: client_connections_max, max });
         }
         let fence = FenceSettings::resolve(args.fence_command.as_deref(), args.fence_after_ms, args.fence_timeout_ms)?;
+        if let Some(value) = args.worker_threads.filter(|n| !(1..=WORKER_THREADS_CEILING).contains(n)) {
+            return Err(ConfigError::WorkerThreads { value, max: WORKER_THREADS_CEILING });
+        }
         let config = StationConfig {
             id,
             name: args.name.unwrap_or_else(|| format!("n{id}")),
@@ -327,6 +343,7 @@ impl StationConfig {
             requests_pending_len_max: 4096,
             watches_len_max: 1000,
             fence,
+            worker_threads: args.worker_threads.map(|n| usize::try_from(n).expect("at most the ceiling")),
         };
         Ok((config, warnings))
     }
@@ -431,6 +448,17 @@ mod tests {
         for value in [0, CLIENT_CONNECTIONS_MAX_CEILING + 1] {
             let message = error(StationArgs { client_connections_max: Some(value), ..valid() });
             assert!(message.contains("--client-connections-max"), "{message}");
+        }
+    }
+
+    #[test]
+    fn worker_threads_default_to_the_runtimes_choice_and_refuse_zero_and_absurd_counts() {
+        assert_eq!(StationConfig::resolve(valid()).unwrap().0.worker_threads, None);
+        let set = flags(&format!("--id 2 --data-dir /tmp/h2 --initial-cluster {CLUSTER3} --worker-threads 3"));
+        assert_eq!(StationConfig::resolve(set).unwrap().0.worker_threads, Some(3));
+        for value in [0, WORKER_THREADS_CEILING + 1] {
+            let message = error(StationArgs { worker_threads: Some(value), ..valid() });
+            assert!(message.starts_with("--worker-threads") && message.contains("one per core"), "{message}");
         }
     }
 

@@ -54,6 +54,10 @@ pub enum ConfigError {
     )]
     ClientConnections { value: u64, max: u64 },
     #[error(
+        "--worker-threads {value} is outside 1..={max}; leave it unset for one per core, or give each of several stations on one machine its share of the cores"
+    )]
+    WorkerThreads { value: u64, max: u64 },
+    #[error(
         "--data-dir {path} is not writable ({reason}); choose a directory this user can write, or fix its permissions"
     )]
     DataDir { path: PathBuf, reason: String },

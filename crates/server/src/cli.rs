@@ -49,7 +49,7 @@ pub enum Command {
     Node(NodeCmd),
     /// Run one station (a Raft member serving etcd's v3 JSON API) until SIGTERM or Ctrl-C.
     #[command(after_help = haven_daemon::STATION_EXAMPLES)]
-    Station(haven_daemon::StationArgs),
+    Station(Box<haven_daemon::StationArgs>),
     /// Run a 3-station cluster on loopback in the foreground; Ctrl-C stops it.
     Up(UpArgs),
     /// Run the agent of this machine: join the cluster, run the services the coordinator places here.

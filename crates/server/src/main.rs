@@ -30,7 +30,7 @@ fn main() {
         }
         Command::Sim(command) => sim_cmd::run(command),
         Command::Bench(command) => bench_cmd::run(command),
-        Command::Station(args) => station_cmd::run(args),
+        Command::Station(args) => station_cmd::run(*args),
         Command::Agent(args) => tokio::runtime::Runtime::new()
             .context("starting the async runtime")
             .and_then(|runtime| runtime.block_on(agent_cmd::run_agent(args))),

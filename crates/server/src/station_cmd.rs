@@ -19,7 +19,11 @@ pub fn run(args: StationArgs) -> Result<()> {
         let wanted = config.client_connections_max;
         config.client_connections_max = open_files::connections_within(limit, wanted, "--client-connections-max");
     });
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = config.worker_threads {
+        builder.worker_threads(threads);
+    }
+    let runtime = builder.enable_all().build().context("starting the async runtime")?;
     runtime.block_on(haven_daemon::run(config))?;
     Ok(())
 }

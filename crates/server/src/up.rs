@@ -7,6 +7,12 @@
 //! SIGTERM. A station that exits on its own (killed to try a failover, say)
 //! is reported with its log, and the others keep running; `haven up` ends
 //! when none is left.
+//!
+//! The stations share this machine's cores: each is given its share as
+//! `--worker-threads` (at least one), unless `HAVEN_WORKER_THREADS` says
+//! otherwise. With one per core each, three stations and their clients
+//! oversubscribe the cores threefold and spend the difference waking one
+//! another's threads.
 
 use crate::cli::UpArgs;
 use anyhow::{Context as _, Result, bail};
@@ -41,9 +47,10 @@ pub fn run(binary: &Path, args: UpArgs) -> Result<()> {
     let initial_cluster: Vec<String> =
         addrs.iter().map(|(id, client, peer)| format!("{id}={peer}=http://{client}")).collect();
     let initial_cluster = initial_cluster.join(",");
+    let threads = worker_threads_each(addrs.len());
     let mut stations = Vec::new();
     for &(id, client, _) in &addrs {
-        match spawn(binary, &dir, id, &initial_cluster) {
+        match spawn(binary, &dir, id, &initial_cluster, threads) {
             Ok((child, log)) => stations.push(Station { id, client, log, child, exited: false }),
             Err(e) => {
                 stop(&mut stations);
@@ -75,13 +82,39 @@ fn addresses(args: &UpArgs) -> Result<Vec<(u64, SocketAddr, SocketAddr)>> {
     Ok(addrs)
 }
 
-fn spawn(binary: &Path, dir: &Path, id: u64, initial_cluster: &str) -> Result<(Child, PathBuf)> {
+/// Each station's share of the cores, or `None` to leave the choice to
+/// `HAVEN_WORKER_THREADS`, which the stations inherit.
+fn worker_threads_each(stations: usize) -> Option<usize> {
+    if std::env::var_os("HAVEN_WORKER_THREADS").is_some() {
+        return None;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Some(share_of_cores(cores, stations))
+}
+
+fn share_of_cores(cores: usize, stations: usize) -> usize {
+    assert!(stations > 0, "haven up runs at least one station");
+    (cores / stations).max(1)
+}
+
+fn spawn(
+    binary: &Path,
+    dir: &Path,
+    id: u64,
+    initial_cluster: &str,
+    worker_threads: Option<usize>,
+) -> Result<(Child, PathBuf)> {
     let log = dir.join(format!("n{id}.log"));
     let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let err = out.try_clone().context("duplicating the log file handle")?;
-    let child = Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .args(["station", "--id", &id.to_string(), "--initial-cluster", initial_cluster, "--data-dir"])
-        .arg(dir.join(format!("n{id}")))
+        .arg(dir.join(format!("n{id}")));
+    if let Some(threads) = worker_threads {
+        command.args(["--worker-threads", &threads.to_string()]);
+    }
+    let child = command
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -182,5 +215,18 @@ fn stop(stations: &mut [Station]) {
             let _ = s.child.kill();
         }
         let _ = s.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share_of_cores;
+
+    #[test]
+    fn each_station_gets_its_share_of_the_cores_and_never_none() {
+        assert_eq!(share_of_cores(2, 3), 1, "fewer cores than stations: one thread each");
+        assert_eq!(share_of_cores(8, 3), 2);
+        assert_eq!(share_of_cores(64, 5), 12);
+        assert_eq!(share_of_cores(1, 1), 1);
     }
 }
