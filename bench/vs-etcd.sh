@@ -7,10 +7,10 @@
 #   * a 3-member etcd on loopback: `bench kv` (puts; phases of 1,16,64,256
 #     clients) and `bench failover` (leader SIGSTOPped → next acknowledged write);
 #   * then a 3-station Haven cluster from `haven up`, the same two benchmarks;
-# and prints one table with the Haven/etcd ratios, and whether the first
-# endpoint (the only one the 1-client phase uses) led or relayed to the
-# leader. The clusters run one after the other, never together. Everything
-# started here is stopped on exit.
+# and prints one table with the Haven/etcd ratios. The 1-client phase runs
+# once against the leader and once against a follower, each alone. The
+# clusters run one after the other, never together. Everything started here
+# is stopped on exit.
 #
 # Knobs (environment): DURATION (s per phase, default 10), PHASES (1,16,64,256),
 # TRIALS (11), PORT_BASE (32379: etcd uses PORT_BASE+{0,100,200} for clients and
@@ -104,15 +104,34 @@ wait_writable() {
 }
 
 # run_benchmarks NAME ENDPOINTS PIDS: bench kv and bench failover into $WORK/NAME-*.jsonl.
+# A 1-client phase runs twice, once against the leader and once against a
+# follower (which relays every write to the leader), into NAME-kv-leader.jsonl
+# and NAME-kv-follower.jsonl: with a single endpoint its figures depend on
+# that endpoint's role, which would otherwise change from run to run. The
+# other phases spread their clients over every endpoint (NAME-kv.jsonl).
 run_benchmarks() {
-  local name=$1 endpoints=$2 pids=$3
-  # The 1-client phase uses only the first endpoint; whether it leads (or
-  # relays every write to the leader) moves that phase's figures.
-  "${CLIENT[@]}" status --endpoints "$endpoints" 2>/dev/null \
-    | awk '/\*/ { for (i = 1; i <= NF; i++) if ($i ~ /^http/) print $i }' | head -1 > "$WORK/$name-leader.txt" || true
-  log "$name: bench kv (put, phases $PHASES, ${DURATION}s each) on $endpoints; leader $(cat "$WORK/$name-leader.txt")"
-  "${CLIENT[@]}" bench kv --endpoints "$endpoints" --op put --phases "$PHASES" --duration "$DURATION" \
-    --value-bytes 256 --output json | tee "$WORK/$name-kv.jsonl"
+  local name=$1 endpoints=$2 pids=$3 leader follower url others
+  leader=$("${CLIENT[@]}" status --endpoints "$endpoints" 2>/dev/null \
+    | awk '/\*/ { for (i = 1; i <= NF; i++) if ($i ~ /^http/) print $i }' | head -1) || true
+  for url in ${endpoints//,/ }; do [ "$url" = "$leader" ] || { follower=$url; break; }; done
+  others=$(echo ",$PHASES," | sed 's/,1,/,/g; s/^,//; s/,$//')
+  if [[ ",$PHASES," == *,1,* ]]; then
+    if [ -n "$leader" ]; then
+      log "$name: bench kv (put, 1 client, ${DURATION}s) on the leader $leader"
+      "${CLIENT[@]}" bench kv --endpoints "$leader" --op put --phases 1 --duration "$DURATION" \
+        --value-bytes 256 --output json | tee "$WORK/$name-kv-leader.jsonl"
+      log "$name: bench kv (put, 1 client, ${DURATION}s) on the follower $follower"
+      "${CLIENT[@]}" bench kv --endpoints "$follower" --op put --phases 1 --duration "$DURATION" \
+        --value-bytes 256 --output json | tee "$WORK/$name-kv-follower.jsonl"
+    else
+      log "$name: no leader in \`status\`; the 1-client phases are skipped"
+    fi
+  fi
+  if [ -n "$others" ]; then
+    log "$name: bench kv (put, phases $others, ${DURATION}s each) on $endpoints"
+    "${CLIENT[@]}" bench kv --endpoints "$endpoints" --op put --phases "$others" --duration "$DURATION" \
+      --value-bytes 256 --output json | tee "$WORK/$name-kv.jsonl"
+  fi
   log "$name: bench failover ($TRIALS trials), pids $pids"
   "${CLIENT[@]}" bench failover --endpoints "$endpoints" --pids "$pids" --trials "$TRIALS" --output json \
     | tee "$WORK/$name-failover.jsonl"
@@ -206,32 +225,39 @@ echo "Haven vs etcd — $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc
 echo "fsync floor, 4 KiB write + fdatasync, p50 (lower of a pass before and after the clusters):" \
   "${FSYNC_P50:-?} ms overwriting a preallocated file, ${FSYNC_APPEND_P50:-?} ms appending"
 printf '%-34s %12s %12s %12s  %s\n' METRIC HAVEN ETCD HAVEN/ETCD TARGET
-for clients in ${PHASES//,/ }; do
-  sel="\"clients\":$clients,"
-  h_ops=$(json_num "$WORK/haven-kv.jsonl" "$sel" ops_per_s); e_ops=$(json_num "$WORK/etcd-kv.jsonl" "$sel" ops_per_s)
+# phase_rows LABEL FILE_SUFFIX CLIENTS: the rows of one phase.
+phase_rows() {
+  local label=$1 suffix=$2 clients=$3 sel="\"clients\":$3," target q
+  local h_file="$WORK/haven-$suffix.jsonl" e_file="$WORK/etcd-$suffix.jsonl"
   target=""; [ "$clients" = 256 ] && target="ratio >= 3"
-  row "writes/s, $clients clients" "$h_ops" "$e_ops" "$target" 0
+  row "writes/s, $label" "$(json_num "$h_file" "$sel" ops_per_s)" "$(json_num "$e_file" "$sel" ops_per_s)" "$target" 0
   for q in p50 p99 p999; do
     target=""
     [ "$clients" = 256 ] && [ $q = p99 ] && target="ratio <= 0.33"
     [ "$clients" = 1 ] && [ $q = p50 ] && target="haven <= 2.2 x fsync = $(awk "BEGIN{printf \"%.2f\", 2.2 * ${FSYNC_P50:-0}}") ms"
-    row "  $q ms" "$(json_num "$WORK/haven-kv.jsonl" "$sel" ${q}_ms)" "$(json_num "$WORK/etcd-kv.jsonl" "$sel" ${q}_ms)" "$target"
+    row "  $q ms" "$(json_num "$h_file" "$sel" ${q}_ms)" "$(json_num "$e_file" "$sel" ${q}_ms)" "$target"
   done
+}
+for clients in ${PHASES//,/ }; do
+  if [ "$clients" = 1 ]; then
+    phase_rows "1 client -> leader" kv-leader 1
+    phase_rows "1 client -> follower" kv-follower 1
+  else
+    phase_rows "$clients clients" kv "$clients"
+  fi
 done
-row "errors during load" "$(sum_field "$WORK/haven-kv.jsonl" errors)" "$(sum_field "$WORK/etcd-kv.jsonl" errors)" "" 0
-row "elections during load (term rise)" "$(sum_field "$WORK/haven-kv.jsonl" elections)" \
-  "$(sum_field "$WORK/etcd-kv.jsonl" elections)" "haven: 0" 0
+# sum_kv NAME FIELD: FIELD summed over every kv phase of NAME.
+sum_kv() {
+  local f
+  for f in "$WORK/$1-kv-leader.jsonl" "$WORK/$1-kv-follower.jsonl" "$WORK/$1-kv.jsonl"; do sum_field "$f" "$2"; done \
+    | awk '{s += $1} END {if (NR) print s}'
+}
+row "errors during load" "$(sum_kv haven errors)" "$(sum_kv etcd errors)" "" 0
+row "elections during load (term rise)" "$(sum_kv haven elections)" "$(sum_kv etcd elections)" "haven: 0" 0
 row "leader freeze -> write, median ms" "$(json_num "$WORK/haven-failover.jsonl" median_ms median_ms)" \
   "$(json_num "$WORK/etcd-failover.jsonl" median_ms median_ms)" "haven <= 300 ms" 1
 row "leader freeze -> write, max ms" "$(json_num "$WORK/haven-failover.jsonl" max_ms max_ms)" \
   "$(json_num "$WORK/etcd-failover.jsonl" max_ms max_ms)" "" 1
-first_role() { # first_role NAME ENDPOINTS: the first endpoint's role when the load began
-  local leader
-  leader=$(cat "$WORK/$1-leader.txt" 2>/dev/null)
-  case "$leader" in "") echo "unknown" ;; "${2%%,*}") echo "leader" ;; *) echo "follower" ;; esac
-}
-echo "the 1-client phase's endpoint (the first) when the load began: haven" \
-  "$(first_role haven "${HAVEN_ENDPOINTS:-}"), etcd $(first_role etcd "${ETCD_ENDPOINTS:-}")"
 [ "$HAVEN_OK" = 1 ] || echo "Haven half: not run (see the messages above)."
 [ "$ETCD_OK" = 1 ] || echo "etcd half: failed (see the messages above)."
 [ "$HAVEN_OK" = 1 ] && [ "$ETCD_OK" = 1 ]
