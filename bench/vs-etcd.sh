@@ -110,19 +110,19 @@ wait_writable() {
 # that endpoint's role, which would otherwise change from run to run. The
 # other phases spread their clients over every endpoint (NAME-kv.jsonl).
 run_benchmarks() {
-  local name=$1 endpoints=$2 pids=$3 leader follower url others
+  local name=$1 endpoints=$2 pids=$3 leader follower url others role
   leader=$("${CLIENT[@]}" status --endpoints "$endpoints" 2>/dev/null \
     | awk '/\*/ { for (i = 1; i <= NF; i++) if ($i ~ /^http/) print $i }' | head -1) || true
   for url in ${endpoints//,/ }; do [ "$url" = "$leader" ] || { follower=$url; break; }; done
   others=$(echo ",$PHASES," | sed 's/,1,/,/g; s/^,//; s/,$//')
   if [[ ",$PHASES," == *,1,* ]]; then
     if [ -n "$leader" ]; then
-      log "$name: bench kv (put, 1 client, ${DURATION}s) on the leader $leader"
-      "${CLIENT[@]}" bench kv --endpoints "$leader" --op put --phases 1 --duration "$DURATION" \
-        --value-bytes 256 --output json | tee "$WORK/$name-kv-leader.jsonl"
-      log "$name: bench kv (put, 1 client, ${DURATION}s) on the follower $follower"
-      "${CLIENT[@]}" bench kv --endpoints "$follower" --op put --phases 1 --duration "$DURATION" \
-        --value-bytes 256 --output json | tee "$WORK/$name-kv-follower.jsonl"
+      for role in leader follower; do
+        url=${!role}
+        log "$name: bench kv (put, 1 client, ${DURATION}s) on the $role $url"
+        "${CLIENT[@]}" bench kv --endpoints "$url" --op put --phases 1 --duration "$DURATION" \
+          --value-bytes 256 --output json | tee "$WORK/$name-kv-$role.jsonl"
+      done
     else
       log "$name: no leader in \`status\`; the 1-client phases are skipped"
     fi
