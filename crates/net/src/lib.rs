@@ -26,6 +26,7 @@
 
 mod acceptor;
 mod backoff;
+mod coalesce;
 mod config;
 mod counters;
 mod disk;

@@ -13,6 +13,7 @@
 //! peer may see it twice, which best-effort delivery allows.
 
 use crate::backoff::Backoff;
+use crate::coalesce::Coalesce;
 use crate::config::Limits;
 use crate::counters::{Counters, add, bump};
 use crate::frame::{self, Frame, FrameError};
@@ -65,6 +66,8 @@ pub(crate) struct Link<M> {
     batch: Vec<u8>,
     batch_frames: u64,
     scratch: Vec<u8>,
+    /// Whether a message found the sender busy.
+    arrivals: Coalesce,
 }
 
 impl<M: Message> Link<M> {
@@ -77,7 +80,7 @@ impl<M: Message> Link<M> {
         counters: Arc<Counters>,
     ) -> Self {
         let (batch, scratch) = (Vec::new(), Vec::new());
-        Link { me, addr, queue, limits, counters, batch, batch_frames: 0, scratch }
+        Link { me, addr, queue, limits, counters, batch, batch_frames: 0, scratch, arrivals: Coalesce::default() }
     }
 
     /// Connects, sends, reconnects, until the event loop drops the queue
@@ -157,11 +160,18 @@ impl<M: Message> Link<M> {
                 msg = self.queue.recv() => {
                     let Some(msg) = msg else { return Ok(()) };
                     self.append(msg);
+                    // Under load, let the tasks ready now add their messages
+                    // first (see `coalesce`): a follower relaying clients'
+                    // writes sent each in its own system call otherwise.
+                    if self.arrivals.busy(tokio::time::Instant::now()) {
+                        tokio::task::yield_now().await;
+                    }
                     while self.batch.len() < self.limits.write_batch_bytes_max {
                         let Ok(msg) = self.queue.try_recv() else { break };
                         self.append(msg);
                     }
                     self.flush(&mut writer).await?;
+                    self.arrivals.idle(tokio::time::Instant::now());
                 }
                 read = reader.read(&mut probe) => {
                     return Err(if read? == 0 { LinkError::ClosedByPeer } else { LinkError::UnexpectedData });
