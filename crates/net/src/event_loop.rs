@@ -53,8 +53,9 @@ pub(crate) struct EventLoop<C: Component, F> {
     /// When the last slow-turn warning was logged.
     slow_turn_warned: Option<tokio::time::Instant>,
     local: Option<LocalOut<C::Msg>>,
-    /// Whether a message from the in-process client found the loop busy.
-    local_arrivals: Coalesce,
+    /// When the loop last finished a turn: whether a client's request
+    /// found it busy.
+    since_turn: Coalesce,
 }
 
 /// The loop's inputs other than shutdown.
@@ -92,7 +93,7 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
             unknown_peers_warned,
             slow_turn_warned: None,
             local,
-            local_arrivals: Coalesce::default(),
+            since_turn: Coalesce::default(),
         }
     }
 
@@ -129,14 +130,14 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
             };
             // A client's request arrives alone (see `coalesce`): under load,
             // let the other clients' tasks queue theirs so one turn takes all.
-            if matches!(input, Input::Local(_)) && self.local_arrivals.busy(tokio::time::Instant::now()) {
+            if matches!(input, Input::Local(_)) && self.since_turn.busy(tokio::time::Instant::now()) {
                 tokio::task::yield_now().await;
             }
             // Timed from the input's arrival: the wait before it is idle time.
             let started = tokio::time::Instant::now();
             let turn = self.turn(input, &mut inputs, &mut effects);
             let took = started.elapsed();
-            self.local_arrivals.idle(started + took);
+            self.since_turn.idle(started + took);
             self.check_turn(turn, took);
         }
         tracing::info!(timers = self.timers.len(), io_pending = self.host.io_pending(), "node stopping");

@@ -66,8 +66,8 @@ pub(crate) struct Link<M> {
     batch: Vec<u8>,
     batch_frames: u64,
     scratch: Vec<u8>,
-    /// Whether a message found the sender busy.
-    arrivals: Coalesce,
+    /// When the last write ended: whether a message found the link busy.
+    since_write: Coalesce,
 }
 
 impl<M: Message> Link<M> {
@@ -80,7 +80,7 @@ impl<M: Message> Link<M> {
         counters: Arc<Counters>,
     ) -> Self {
         let (batch, scratch) = (Vec::new(), Vec::new());
-        Link { me, addr, queue, limits, counters, batch, batch_frames: 0, scratch, arrivals: Coalesce::default() }
+        Link { me, addr, queue, limits, counters, batch, batch_frames: 0, scratch, since_write: Coalesce::default() }
     }
 
     /// Connects, sends, reconnects, until the event loop drops the queue
@@ -163,7 +163,7 @@ impl<M: Message> Link<M> {
                     // Under load, let the tasks ready now add their messages
                     // first (see `coalesce`): a follower relaying clients'
                     // writes sent each in its own system call otherwise.
-                    if self.arrivals.busy(tokio::time::Instant::now()) {
+                    if self.since_write.busy(tokio::time::Instant::now()) {
                         tokio::task::yield_now().await;
                     }
                     while self.batch.len() < self.limits.write_batch_bytes_max {
@@ -171,7 +171,7 @@ impl<M: Message> Link<M> {
                         self.append(msg);
                     }
                     self.flush(&mut writer).await?;
-                    self.arrivals.idle(tokio::time::Instant::now());
+                    self.since_write.idle(tokio::time::Instant::now());
                 }
                 read = reader.read(&mut probe) => {
                     return Err(if read? == 0 { LinkError::ClosedByPeer } else { LinkError::UnexpectedData });
