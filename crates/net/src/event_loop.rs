@@ -223,6 +223,9 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
     }
 
     fn apply(&mut self, effects: &mut Effects<C>) {
+        if let Some(local) = &self.local {
+            answers_first(effects, local.id);
+        }
         for effect in effects.drain(..) {
             match effect {
                 Effect::Send { to, msg } => self.send(to, msg),
@@ -264,6 +267,18 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
             }
         }
     }
+}
+
+/// Puts the sends to the in-process client (the answers its callers wait
+/// for) before every other effect, each group in the component's order.
+///
+/// Why: a send wakes the task that carries it, and a current-thread runtime
+/// runs woken tasks in the order they were woken. An answer behind the
+/// appends of the same turn waited for their socket writes, each of which
+/// on loopback also runs the peer's receive path. Order only changes
+/// between destinations, which were never ordered against each other.
+fn answers_first<M, O>(effects: &mut [Effect<M, O>], local: NodeId) {
+    effects.sort_by_key(|effect| !matches!(effect, Effect::Send { to, .. } if *to == local));
 }
 
 /// What woke the event loop.
@@ -319,5 +334,17 @@ mod tests {
         assert_eq!(waiting.len(), 6, "the rest waits for the next turn");
         let mut empty = std::collections::VecDeque::<usize>::new();
         assert_eq!(drain(7, |_| empty.pop_front()), [7], "when idle, a turn is one message");
+    }
+
+    #[test]
+    fn answers_to_the_local_client_go_first_and_every_group_keeps_its_order() {
+        let (local, peer) = (NodeId(1_000), NodeId(2));
+        let send = |to, msg: u32| Effect::<u32, u32>::Send { to, msg };
+        let mut effects =
+            vec![send(peer, 1), Effect::Output(2), send(local, 3), send(NodeId(3), 4), send(local, 5), send(peer, 6)];
+        answers_first(&mut effects, local);
+        let expected =
+            [send(local, 3), send(local, 5), send(peer, 1), Effect::Output(2), send(NodeId(3), 4), send(peer, 6)];
+        assert_eq!(effects, expected);
     }
 }
