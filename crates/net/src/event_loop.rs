@@ -223,8 +223,10 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
     }
 
     fn apply(&mut self, effects: &mut Effects<C>) {
-        if let Some(local) = &self.local {
-            answers_first(effects, local.id);
+        if let Some(local) = self.local.as_ref().map(|local| local.id) {
+            for answer in take_answers(effects, local) {
+                self.send(local, answer);
+            }
         }
         for effect in effects.drain(..) {
             match effect {
@@ -269,16 +271,22 @@ impl<C: Component, F: FnMut(C::Out)> EventLoop<C, F> {
     }
 }
 
-/// Puts the sends to the in-process client (the answers its callers wait
-/// for) before every other effect, each group in the component's order.
+/// Takes the sends to the in-process client (the answers its callers wait
+/// for) out of `effects`, in the component's order, leaving the other
+/// effects in theirs: the loop carries the answers out first.
 ///
 /// Why: a send wakes the task that carries it, and a current-thread runtime
 /// runs woken tasks in the order they were woken. An answer behind the
 /// appends of the same turn waited for their socket writes, each of which
 /// on loopback also runs the peer's receive path. Order only changes
 /// between destinations, which were never ordered against each other.
-fn answers_first<M, O>(effects: &mut [Effect<M, O>], local: NodeId) {
-    effects.sort_by_key(|effect| !matches!(effect, Effect::Send { to, .. } if *to == local));
+/// One pass, no allocation: this runs on every turn.
+fn take_answers<M, O>(effects: &mut Vec<Effect<M, O>>, local: NodeId) -> impl Iterator<Item = M> + '_ {
+    let answer = move |effect: &mut Effect<M, O>| matches!(effect, Effect::Send { to, .. } if *to == local);
+    effects.extract_if(.., answer).map(|effect| match effect {
+        Effect::Send { msg, .. } => msg,
+        _ => unreachable!("only sends to the local client are taken"),
+    })
 }
 
 /// What woke the event loop.
@@ -342,9 +350,8 @@ mod tests {
         let send = |to, msg: u32| Effect::<u32, u32>::Send { to, msg };
         let mut effects =
             vec![send(peer, 1), Effect::Output(2), send(local, 3), send(NodeId(3), 4), send(local, 5), send(peer, 6)];
-        answers_first(&mut effects, local);
-        let expected =
-            [send(local, 3), send(local, 5), send(peer, 1), Effect::Output(2), send(NodeId(3), 4), send(peer, 6)];
-        assert_eq!(effects, expected);
+        let answers: Vec<u32> = take_answers(&mut effects, local).collect();
+        assert_eq!(answers, [3, 5]);
+        assert_eq!(effects, [send(peer, 1), Effect::Output(2), send(NodeId(3), 4), send(peer, 6)]);
     }
 }
