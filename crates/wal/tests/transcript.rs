@@ -181,6 +181,29 @@ fn a_failed_write_is_reported_and_retried_at_the_same_offset() {
 }
 
 #[test]
+fn a_retried_batch_of_several_requests_rewrites_the_same_records_and_zeros() {
+    // The writer keeps a batch as the requests' records and assembles the
+    // write from them; a retry must assemble exactly the bytes that failed.
+    // Zeros every 64 bytes: the second batch runs past the first one's.
+    let mut rig = HostRig::new(WalConfig { zero_fill_bytes: 64, ..small_config() }, MemDisk::default());
+    rig.open();
+    rig.deliver(Cmd::Append(entries(1, 1, 1)));
+    rig.deliver(Cmd::Append(entries(2, 3, 1)));
+    rig.deliver(Cmd::Append(entries(4, 4, 1)));
+    let first = rig.complete();
+    assert!(is_log_write(&first), "the first append goes alone: {first:?}");
+    assert_eq!(rig.complete(), IoRequest::SyncDir, "it started the segment");
+    let failed = rig.complete_with(Err(IoError::NoSpace));
+    let IoRequest::WriteSync { data, offset, .. } = &failed else { panic!("a log write: {failed:?}") };
+    assert!(*offset > 0 && data.ends_with(&[0]), "two requests in one batch, then zeros: {failed:?}");
+    assert_eq!((*offset as usize + data.len()) % 64, 0, "the zeros end on a multiple of zero_fill_bytes");
+    rig.fire_timers();
+    assert_eq!(rig.pending.front().map(|p| &p.1), Some(&failed), "the same records and zeros at the same place");
+    rig.settle();
+    assert!(matches!(rig.wal_events().last(), Some(WalEvent::Durable { through: Ticket(3), index_last: 4, .. })));
+}
+
+#[test]
 fn a_write_and_sync_failing_other_than_in_its_sync_is_retried_as_a_write() {
     // Only `SyncFailed` says the sync ran; any other error came from the
     // write, before anything was synced, so rewriting the bytes is safe.
