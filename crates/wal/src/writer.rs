@@ -296,9 +296,9 @@ impl LogWriter {
 
     /// The batch's write and sync, assembled into one buffer of its final
     /// size. Assembled, not cloned from a kept copy: a batch that zero-fills
-    /// writes 256 KiB, and a second buffer that size per batch showed up in
-    /// the stations' profiles as page faults. A retry assembles the same
-    /// bytes again.
+    /// writes up to 256 KiB, and cloning gave each such batch a second
+    /// buffer of that size, which showed up in the stations' profiles as
+    /// page faults. A retry assembles the same bytes again.
     fn write_request(&self) -> IoRequest {
         let batch = self.batch.as_ref().expect("a batch is in flight");
         let mut data = Vec::with_capacity(batch.write_len);
